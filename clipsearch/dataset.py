@@ -1,0 +1,234 @@
+"""Reading video collections: the UCF101 layout (and SynthUCF) or any folder of videos.
+
+UCF101 facts this module relies on, all true of the real dataset:
+
+- ``<root>/UCF-101/<ClassName>/v_<Prefix>_gGG_cCC.avi``; the label is the folder,
+  never the file prefix (``HandstandPushups/v_HandStandPushups_g01_c01.avi``);
+- ``<root>/ucfTrainTestlist/classInd.txt`` ("1 ApplyEyeMakeup"), 1-based;
+- ``trainlist0k.txt`` ("Class/v_..._g08_c01.avi 1") and ``testlist0k.txt``
+  ("Class/v_..._g01_c01.avi"), k = 1..3, CRLF line endings.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clipsearch.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"})
+SPLITS = (1, 2, 3)
+VIDEOS_DIR = "UCF-101"
+LISTS_DIR = "ucfTrainTestlist"
+
+_UCF_NAME = re.compile(r"^v_(?P<prefix>.+)_g(?P<group>\d+)_c(?P<clip>\d+)$")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z]|\d|\b)|[A-Z]?[a-z]+|[A-Z]+|\d+")
+
+# Class names whose CamelCase split reads badly. Keys are UCF101 folder names.
+PHRASE_OVERRIDES: dict[str, str] = {
+    "ApplyEyeMakeup": "applying eye makeup",
+    "ApplyLipstick": "applying lipstick",
+    "BlowDryHair": "blow drying hair",
+    "BlowingCandles": "blowing out candles",
+    "CuttingInKitchen": "cutting in the kitchen",
+    "HandstandPushups": "handstand push-ups",
+    "HandstandWalking": "handstand walking",
+    "JumpingJack": "jumping jacks",
+    "MoppingFloor": "mopping the floor",
+    "PlayingDaf": "playing the daf",
+    "PlayingDhol": "playing the dhol",
+    "PushUps": "push-ups",
+    "Skijet": "riding a jet ski",
+    "SkyDiving": "skydiving",
+    "SoccerJuggling": "juggling a soccer ball",
+    "TaiChi": "tai chi",
+    "TrampolineJumping": "jumping on a trampoline",
+    "WalkingWithDog": "walking a dog",
+    "WallPushups": "wall push-ups",
+    "YoYo": "playing with a yo-yo",
+}
+
+
+def split_camel_case(name: str) -> str:
+    """``"BallRollingLeft"`` -> ``"ball rolling left"``."""
+    words = _CAMEL.findall(name)
+    return " ".join(w.lower() for w in words) if words else name.lower()
+
+
+def class_phrase(name: str, overrides: dict[str, str] | None = None) -> str:
+    """The natural-language phrase for a class folder name."""
+    table = PHRASE_OVERRIDES if overrides is None else overrides
+    return table.get(name) or split_camel_case(name)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One video file of a collection."""
+
+    path: str  # POSIX path relative to the collection's video root
+    source: Path  # absolute path on disk
+    label: str | None  # class (folder) name, None for loose files
+    group: int | None = None
+    clip: int | None = None
+    # split number -> "train" | "test" (UCF layout only)
+    splits: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A set of clips plus the class list (ordered as in classInd when there is one)."""
+
+    root: Path
+    video_root: Path
+    clips: list[Clip]
+    classes: list[str]
+    is_ucf: bool
+
+    def split(self, number: int, side: str) -> list[Clip]:
+        """Clips on one side ("train" or "test") of an official split."""
+        if number not in SPLITS:
+            raise DatasetError(f"split must be one of {SPLITS}, got {number}")
+        if not self.is_ucf:
+            raise DatasetError(f"{self.root} has no {LISTS_DIR}/ split files")
+        return [c for c in self.clips if c.splits.get(number) == side]
+
+
+def is_ucf_root(root: Path) -> bool:
+    return (root / VIDEOS_DIR).is_dir() and (root / LISTS_DIR).is_dir()
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8", errors="strict")
+    except FileNotFoundError:
+        raise DatasetError(f"missing split file {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read {path}: {exc}") from None
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def read_class_ind(path: Path) -> list[str]:
+    """Class names in label order from ``classInd.txt`` (label k is element k-1)."""
+    entries: dict[int, str] = {}
+    for n, line in enumerate(_read_lines(path), 1):
+        parts = line.split()
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise DatasetError(f"{path}:{n}: expected '<index> <ClassName>', got {line!r}")
+        entries[int(parts[0])] = parts[1]
+    if sorted(entries) != list(range(1, len(entries) + 1)):
+        raise DatasetError(f"{path}: class indices are not 1..{len(entries)}")
+    return [entries[i] for i in range(1, len(entries) + 1)]
+
+
+def read_split_list(path: Path) -> list[tuple[str, int | None]]:
+    """Entries of a train/test list: (relative path, 1-based label or None)."""
+    out: list[tuple[str, int | None]] = []
+    for n, line in enumerate(_read_lines(path), 1):
+        parts = line.replace("\\", "/").split()
+        if len(parts) == 1:
+            out.append((parts[0], None))
+        elif len(parts) == 2 and parts[1].isdigit():
+            out.append((parts[0], int(parts[1])))
+        else:
+            raise DatasetError(f"{path}:{n}: expected '<Class/file.avi> [label]', got {line!r}")
+    return out
+
+
+def parse_ucf_name(filename: str) -> tuple[str, int, int] | None:
+    """``v_ApplyEyeMakeup_g08_c01.avi`` -> ("ApplyEyeMakeup", 8, 1); None if not UCF-named."""
+    m = _UCF_NAME.match(Path(filename).stem)
+    if not m:
+        return None
+    return m["prefix"], int(m["group"]), int(m["clip"])
+
+
+def _video_files(folder: Path) -> Iterable[Path]:
+    for p in sorted(folder.rglob("*")):
+        if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file():
+            yield p
+
+
+def _load_ucf(root: Path) -> Collection:
+    video_root = root / VIDEOS_DIR
+    lists = root / LISTS_DIR
+    class_ind = lists / "classInd.txt"
+    classes = read_class_ind(class_ind) if class_ind.exists() else []
+
+    # split number -> {lower-cased relative path: side}; matched case-insensitively
+    # because list entries and file names disagree in case in the wild.
+    membership: dict[str, dict[int, str]] = {}
+    for k in SPLITS:
+        for side in ("train", "test"):
+            list_file = lists / f"{side}list0{k}.txt"
+            if not list_file.exists():
+                continue
+            for rel, number in read_split_list(list_file):
+                if number is not None and classes and not 1 <= number <= len(classes):
+                    raise DatasetError(f"{list_file}: number {number} outside classInd")
+                membership.setdefault(rel.lower(), {})[k] = side
+
+    clips: list[Clip] = []
+    for f in _video_files(video_root):
+        rel = f.relative_to(video_root).as_posix()
+        label = rel.split("/")[0] if "/" in rel else None
+        parsed = parse_ucf_name(f.name)
+        clips.append(
+            Clip(
+                path=rel,
+                source=f.resolve(),
+                label=label,
+                group=parsed[1] if parsed else None,
+                clip=parsed[2] if parsed else None,
+                splits=dict(sorted(membership.pop(rel.lower(), {}).items())),
+            )
+        )
+    if membership:
+        log.warning(
+            "%d split-list entries name files that are not on disk (first: %s)",
+            len(membership),
+            next(iter(membership)),
+        )
+    if not classes:
+        classes = sorted({c.label for c in clips if c.label})
+    return Collection(root, video_root, clips, classes, is_ucf=True)
+
+
+def _load_folder(root: Path) -> Collection:
+    clips = []
+    for f in _video_files(root):
+        rel = f.relative_to(root).as_posix()
+        label = rel.split("/")[-2] if "/" in rel else None
+        parsed = parse_ucf_name(f.name)
+        clips.append(
+            Clip(
+                path=rel,
+                source=f.resolve(),
+                label=label,
+                group=parsed[1] if parsed else None,
+                clip=parsed[2] if parsed else None,
+            )
+        )
+    classes = sorted({c.label for c in clips if c.label})
+    return Collection(root, root, clips, classes, is_ucf=False)
+
+
+def load_collection(root: str | Path) -> Collection:
+    """Every video under ``root``: a UCF101-layout root (labels and splits) or any folder."""
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise DatasetError(f"{path} does not exist")
+    if path.is_file():
+        if path.suffix.lower() not in VIDEO_EXTENSIONS:
+            raise DatasetError(
+                f"{path} is not a video file ({', '.join(sorted(VIDEO_EXTENSIONS))})"
+            )
+        source = path.resolve()
+        return Collection(source.parent, source.parent, [Clip(path.name, source, None)], [], False)
+    collection = _load_ucf(path.resolve()) if is_ucf_root(path) else _load_folder(path.resolve())
+    log.info("%s: %d clips, %d classes", path, len(collection.clips), len(collection.classes))
+    return collection

@@ -1,0 +1,102 @@
+"""The decode -> embed stages shared by ingest and evaluation.
+
+Clips are decoded in worker processes (``clipsearch.frames``) while this
+process runs the vision tower on batches of several clips' frames at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from clipsearch.errors import VideoDecodeError
+from clipsearch.frames import Decoded, decode_many
+from clipsearch.model import ClipEncoder, VideoEmbedding
+from clipsearch.video import SampledFrames
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent in (or waiting on) each stage; filled in as clips flow."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, started: float) -> float:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - started
+        return now
+
+    def rounded(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in self.seconds.items()}
+
+
+@dataclass(frozen=True)
+class EmbeddedClip:
+    index: int
+    source: Path
+    frames: SampledFrames
+    embedding: VideoEmbedding
+
+
+@dataclass(frozen=True)
+class FailedClip:
+    index: int
+    source: Path
+    error: VideoDecodeError
+
+
+def embed_clips(
+    encoder: ClipEncoder,
+    sources: Sequence[Path],
+    *,
+    batch_clips: int = 16,
+    workers: int | None = None,
+    times: StageTimes | None = None,
+    on_decoded: Callable[[Decoded], None] | None = None,
+) -> Iterator[list[EmbeddedClip | FailedClip]]:
+    """Yield batches of embedded (or failed) clips, in input order."""
+    times = times if times is not None else StageTimes()
+    num_frames = encoder.video.num_frames
+    pending: list[Decoded] = []
+
+    def flush() -> list[EmbeddedClip | FailedClip]:
+        started = time.perf_counter()
+        good = [d for d in pending if d.frames is not None]
+        out: dict[int, EmbeddedClip | FailedClip] = {
+            d.index: FailedClip(d.index, d.source, d.error) for d in pending if d.error is not None
+        }
+        if good:
+            frames = [d.frames.frames for d in good if d.frames is not None]
+            sizes = {f.shape[1:] for f in frames}
+            if len(sizes) == 1:
+                vectors = encoder.encode_frames(np.concatenate(frames))
+            else:  # different frame sizes cannot share one tensor
+                vectors = np.concatenate([encoder.encode_frames(f) for f in frames])
+            offset = 0
+            for d in good:
+                assert d.frames is not None
+                n = len(d.frames.frames)
+                per_frame = vectors[offset : offset + n]
+                offset += n
+                emb = VideoEmbedding(per_frame, encoder.pool(per_frame))
+                out[d.index] = EmbeddedClip(d.index, d.source, d.frames, emb)
+        times.add("embed", started)
+        pending.clear()
+        return [out[i] for i in sorted(out)]
+
+    started = time.perf_counter()
+    for decoded in decode_many(sources, num_frames, workers=workers):
+        started = times.add("decode_wait", started)
+        if on_decoded is not None:
+            on_decoded(decoded)
+            started = times.add("decoded_hook", started)
+        pending.append(decoded)
+        if len(pending) >= batch_clips:
+            yield flush()
+            started = time.perf_counter()
+    if pending:
+        yield flush()

@@ -1,0 +1,71 @@
+"""Decode many clips in worker processes, in order, while the caller computes.
+
+Used by ingest, training and evaluation alike: the caller iterates results
+(in input order) as workers finish them, so decoding overlaps model compute.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from clipsearch.errors import VideoDecodeError
+from clipsearch.video import SampledFrames, sample_frames
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One clip's outcome: its frames, or the decode error naming the file."""
+
+    index: int
+    source: Path
+    frames: SampledFrames | None
+    error: VideoDecodeError | None
+
+
+def _decode(source: Path, num_frames: int) -> SampledFrames | VideoDecodeError:
+    try:
+        return sample_frames(source, num_frames)
+    except VideoDecodeError as exc:
+        return exc
+    except Exception as exc:  # a decoder bug must not take the whole run down
+        return VideoDecodeError(source, f"{type(exc).__name__}: {exc}")
+
+
+def default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _executor(workers: int) -> Executor:
+    if workers <= 1:
+        return ThreadPoolExecutor(max_workers=1)
+    # fork: workers start instantly; they only run PyAV + numpy, never torch.
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method))
+
+
+def decode_many(
+    sources: Sequence[Path], num_frames: int, *, workers: int | None = None, ahead: int = 16
+) -> Iterator[Decoded]:
+    """Yield every clip's sampled frames in input order, decoding up to ``ahead`` in advance."""
+    n_workers = default_workers() if workers is None else workers
+    with _executor(n_workers) as pool:
+        pending: dict[int, Future[SampledFrames | VideoDecodeError]] = {}
+        submitted = 0
+        for index in range(len(sources)):
+            while submitted < len(sources) and submitted < index + max(ahead, n_workers * 2):
+                pending[submitted] = pool.submit(_decode, sources[submitted], num_frames)
+                submitted += 1
+            result = pending.pop(index).result()
+            if isinstance(result, VideoDecodeError):
+                log.warning("%s", result)
+                yield Decoded(index, sources[index], None, result)
+            else:
+                yield Decoded(index, sources[index], result, None)

@@ -1,0 +1,339 @@
+"""One loading path for every CLIP checkpoint, and the encoders built on it.
+
+``load_model("openai/clip-vit-base-patch32")`` and ``load_model("var/models/demo")``
+go through the same code: ``transformers`` ``CLIPModel`` (or only its text
+tower), the tokenizer and the image-preprocessing settings saved beside it.
+A checkpoint may carry a ``clipsearch.json`` with video settings (frames per
+clip, pooling); hub checkpoints get the defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from clipsearch.errors import ModelLoadError
+from clipsearch.temporal import HEAD_FILE, TemporalPooling
+
+log = logging.getLogger(__name__)
+
+VIDEO_CONFIG_NAME = "clipsearch.json"
+POOLINGS = ("mean", "temporal")
+Towers = Literal["both", "text", "vision"]
+
+# OpenAI CLIP's preprocessing constants, used when a checkpoint saves none.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """How a checkpoint turns a clip into vectors; saved as ``clipsearch.json``."""
+
+    num_frames: int = 8
+    pooling: str = "mean"  # "mean" or "temporal" (a head saved beside the weights)
+    max_text_tokens: int = 77
+    model_id: str | None = None
+    temporal: dict[str, int] | None = None  # the temporal head's shape
+
+    @classmethod
+    def load(cls, directory: Path) -> VideoConfig:
+        path = directory / VIDEO_CONFIG_NAME
+        if not path.exists():
+            return cls()
+        data = json.loads(path.read_text())
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    def save(self, directory: Path) -> None:
+        (directory / VIDEO_CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+@dataclass(frozen=True)
+class ImagePreprocess:
+    """CLIP image preprocessing: resize, centre crop, normalise.
+
+    The resize is OpenAI CLIP's "shortest edge to N" (then a centre crop), or, when
+    ``squash`` is set, straight to the crop size so nothing at the frame's edges is
+    cut off (``{"height", "width"}`` sizes in ``preprocessor_config.json``).
+    """
+
+    shortest_edge: int = 224
+    crop: tuple[int, int] = (224, 224)
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+    squash: bool = False
+
+    @classmethod
+    def from_dict(cls, cfg: dict[str, Any]) -> ImagePreprocess:
+        size = cfg.get("size") or {}
+        if isinstance(size, int):
+            size = {"shortest_edge": size}
+        crop = cfg.get("crop_size") or {}
+        if isinstance(crop, int):
+            crop = {"height": crop, "width": crop}
+        squash = "shortest_edge" not in size and "height" in size and "width" in size
+        edge = int(size.get("shortest_edge") or size.get("height") or 224)
+        if squash:
+            crop = {"height": size["height"], "width": size["width"]}
+        return cls(
+            shortest_edge=edge,
+            crop=(int(crop.get("height", edge)), int(crop.get("width", edge))),
+            mean=tuple(cfg.get("image_mean") or CLIP_MEAN),
+            std=tuple(cfg.get("image_std") or CLIP_STD),
+            squash=squash,
+        )
+
+    def to_processor_dict(self) -> dict[str, Any]:
+        """The ``preprocessor_config.json`` content a CLIP image processor reads."""
+        return {
+            "image_processor_type": "CLIPImageProcessor",
+            "do_resize": True,
+            "size": (
+                {"height": self.crop[0], "width": self.crop[1]}
+                if self.squash
+                else {"shortest_edge": self.shortest_edge}
+            ),
+            "resample": 3,
+            "do_center_crop": True,
+            "crop_size": {"height": self.crop[0], "width": self.crop[1]},
+            "do_rescale": True,
+            "rescale_factor": 1 / 255,
+            "do_normalize": True,
+            "image_mean": list(self.mean),
+            "image_std": list(self.std),
+            "do_convert_rgb": True,
+        }
+
+    def resize_crop(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 frames (N, H, W, 3) -> float tensor (N, 3, crop_h, crop_w) in [0, 1]."""
+        x = torch.as_tensor(frames)
+        if x.ndim == 3:
+            x = x.unsqueeze(0)
+        if x.ndim != 4 or x.shape[-1] != 3:
+            raise ValueError(f"expected frames of shape (N, H, W, 3), got {tuple(x.shape)}")
+        x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        h, w = x.shape[-2:]
+        scale = self.shortest_edge / min(h, w)
+        new_h, new_w = max(self.crop[0], round(h * scale)), max(self.crop[1], round(w * scale))
+        if self.squash:
+            new_h, new_w = self.crop
+        if (new_h, new_w) != (h, w):
+            x = F.interpolate(
+                x, size=(new_h, new_w), mode="bicubic", align_corners=False, antialias=True
+            )
+        top, left = (new_h - self.crop[0]) // 2, (new_w - self.crop[1]) // 2
+        return x[:, :, top : top + self.crop[0], left : left + self.crop[1]].clamp_(0.0, 1.0)
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[0, 1] pixels (N, 3, h, w) -> model input (channel mean/std normalised)."""
+        mean = torch.tensor(self.mean, dtype=pixels.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=pixels.dtype).view(1, 3, 1, 1)
+        return (pixels - mean) / std
+
+    def __call__(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 frames (N, H, W, 3) -> normalised model input (N, 3, crop_h, crop_w)."""
+        return self.normalize(self.resize_crop(frames))
+
+
+@dataclass(frozen=True)
+class VideoEmbedding:
+    """Per-frame vectors (N, D) and the pooled clip vector (D,), all L2-normalised."""
+
+    frames: np.ndarray
+    pooled: np.ndarray
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.maximum(norm, 1e-12)).astype(np.float32)
+
+
+def pool_frames(frame_vectors: np.ndarray) -> np.ndarray:
+    """Mean pooling: the clip vector from normalised per-frame vectors (T, D)."""
+    return l2_normalize(frame_vectors.mean(axis=0, keepdims=True))[0]
+
+
+def _features(output: Any) -> torch.Tensor:
+    # transformers 5 returns an output object (features in pooler_output); 4.x a tensor.
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+class ClipEncoder:
+    """A loaded CLIP checkpoint: text and/or vision tower, tokenizer, preprocessing."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        preprocess: ImagePreprocess,
+        video: VideoConfig,
+        model_id: str,
+        towers: Towers = "both",
+        temporal: TemporalPooling | None = None,
+    ):
+        if video.pooling not in POOLINGS:
+            raise ModelLoadError(f"unknown pooling {video.pooling!r} (known: {POOLINGS})")
+        if video.pooling == "temporal" and temporal is None and towers != "text":
+            raise ModelLoadError(f"{model_id}: temporal pooling but no {HEAD_FILE}")
+        self.model: Any = model.eval()
+        self.temporal = temporal.eval() if temporal is not None else None
+        self.tokenizer = tokenizer
+        self.preprocess = preprocess
+        self.video = video
+        self.model_id = model_id
+        self.towers = towers
+
+    @property
+    def dim(self) -> int:
+        cfg = self.model.config
+        return int(getattr(cfg, "projection_dim", None) or cfg.text_config.projection_dim)
+
+    def _require(self, tower: str) -> None:
+        if self.towers not in ("both", tower):
+            raise ModelLoadError(f"{self.model_id} was loaded without its {tower} tower")
+
+    @torch.inference_mode()
+    def encode_text(
+        self, texts: Sequence[str], *, normalize: bool = True, batch_size: int = 256
+    ) -> np.ndarray:
+        """Text vectors (N, D) float32; rows unit-length when ``normalize``."""
+        self._require("text")
+        out = []
+        for i in range(0, len(texts), batch_size):
+            batch = self.tokenizer(
+                list(texts[i : i + batch_size]),
+                padding=True,  # pad to the longest in the batch, never to 77
+                truncation=True,
+                max_length=self.video.max_text_tokens,
+                return_tensors="pt",
+            )
+            ids, mask = batch["input_ids"], batch["attention_mask"]
+            if hasattr(self.model, "get_text_features"):
+                feats = _features(self.model.get_text_features(input_ids=ids, attention_mask=mask))
+            else:
+                feats = self.model(input_ids=ids, attention_mask=mask).text_embeds
+            out.append(feats.float().numpy())
+        vecs = np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+        return l2_normalize(vecs) if normalize else vecs.astype(np.float32)
+
+    @torch.inference_mode()
+    def encode_frames(
+        self, frames: np.ndarray, *, normalize: bool = True, batch_size: int = 64
+    ) -> np.ndarray:
+        """Image vectors (N, D) for uint8 RGB frames (N, H, W, 3)."""
+        self._require("vision")
+        out = []
+        for i in range(0, len(frames), batch_size):
+            pixels = self.preprocess(frames[i : i + batch_size])
+            if hasattr(self.model, "get_image_features"):
+                feats = _features(self.model.get_image_features(pixel_values=pixels))
+            else:
+                feats = self.model(pixel_values=pixels).image_embeds
+            out.append(feats.float().numpy())
+        vecs = np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+        return l2_normalize(vecs) if normalize else vecs.astype(np.float32)
+
+    def embed_video(self, frames: np.ndarray) -> VideoEmbedding:
+        """Per-frame vectors plus the pooled clip vector."""
+        per_frame = self.encode_frames(frames, normalize=True)
+        return VideoEmbedding(per_frame, self.pool(per_frame))
+
+    @torch.inference_mode()
+    def pool(self, frame_vectors: np.ndarray) -> np.ndarray:
+        """The clip vector (D,) from its unit frame vectors (T, D), in frame order."""
+        if self.temporal is None:
+            return pool_frames(frame_vectors)
+        return self.temporal(torch.from_numpy(frame_vectors)[None].float())[0].numpy()
+
+
+def _read_preprocess(name_or_path: str, local: Path | None) -> ImagePreprocess:
+    if local is not None:
+        cfg_path = local / "preprocessor_config.json"
+        if not cfg_path.exists():
+            return ImagePreprocess()
+        return ImagePreprocess.from_dict(json.loads(cfg_path.read_text()))
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return ImagePreprocess.from_dict(
+            json.loads(Path(hf_hub_download(name_or_path, "preprocessor_config.json")).read_text())
+        )
+    except Exception:  # a hub model without a preprocessor file gets CLIP's defaults
+        return ImagePreprocess()
+
+
+def load_model(
+    name_or_path: str | os.PathLike[str],
+    device: str = "cpu",
+    *,
+    towers: Towers = "both",
+    threads: int | None = None,
+) -> ClipEncoder:
+    """Load a CLIP checkpoint by hub id or local directory.
+
+    ``towers="text"`` loads only the text tower (what the query path needs).
+    """
+    from transformers import (
+        AutoTokenizer,
+        CLIPModel,
+        CLIPTextModelWithProjection,
+        CLIPVisionModelWithProjection,
+    )
+
+    if threads:
+        torch.set_num_threads(threads)
+    name = os.fspath(name_or_path)
+    local = Path(name).expanduser()
+    is_local = local.is_dir()
+    if not is_local and (local.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1):
+        raise ModelLoadError(f"model {name!r} is not a directory holding a CLIP checkpoint")
+    model_cls: Any = {
+        "both": CLIPModel,
+        "text": CLIPTextModelWithProjection,
+        "vision": CLIPVisionModelWithProjection,
+    }[towers]
+    try:
+        model = model_cls.from_pretrained(name).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(name) if towers != "vision" else None
+        preprocess = _read_preprocess(name, local if is_local else None)
+    except Exception as exc:  # transformers/hub raise many types; all mean "cannot load"
+        where = "directory" if is_local else "Hugging Face Hub id"
+        hint = "" if is_local else " (offline? set HF_HUB_OFFLINE=1 and use a local copy)"
+        raise ModelLoadError(f"cannot load CLIP {where} {name!r}: {exc}{hint}") from exc
+    video = VideoConfig.load(local) if is_local else VideoConfig()
+    temporal = None
+    if video.pooling == "temporal" and towers != "text":
+        try:
+            dim = int(model.config.projection_dim)
+            temporal = TemporalPooling.load(local, dim, video.temporal or {})
+        except (OSError, RuntimeError, TypeError) as exc:
+            raise ModelLoadError(f"cannot load the temporal head of {name!r}: {exc}") from exc
+    model_id = (video.model_id or local.resolve().name) if is_local else name
+    log.info("loaded %s (%s towers) on %s", model_id, towers, device)
+    return ClipEncoder(model, tokenizer, preprocess, video, model_id, towers, temporal)
+
+
+def save_model(encoder: ClipEncoder, directory: str | os.PathLike[str]) -> Path:
+    """Write a checkpoint that :func:`load_model` (and plain ``transformers``) can read."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    encoder.model.save_pretrained(out)
+    if encoder.tokenizer is not None:
+        encoder.tokenizer.save_pretrained(out)
+    (out / "preprocessor_config.json").write_text(
+        json.dumps(encoder.preprocess.to_processor_dict(), indent=2) + "\n"
+    )
+    if encoder.temporal is not None:
+        encoder.temporal.save(out)
+    encoder.video.save(out)
+    return out

@@ -1,0 +1,541 @@
+"""Embedded vector store on Qdrant Edge (``qdrant-edge-py``): one directory = one shard.
+
+The shard lives in-process: no server to run, data in ``<path>/`` (WAL + segments +
+``edge_config.json``). Qdrant Edge is single-process: the shard holds an exclusive
+``flock`` on its WAL, and this adapter adds its own lock file
+(``<path>/.clipsearch.lock``) so that a second opener - another process, or a second
+store object in this process - gets a clear :class:`StoreError` instead of a raw
+``WouldBlock``. Inside one process the shard is safe for concurrent queries from several
+threads, also while another thread upserts; writes, flush and close are serialised by a
+lock.
+
+The argument checks shared by both Qdrant adapters (vector shapes, filters, paging, ids)
+live here too, so the adapters validate identically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import qdrant_edge as qe
+
+from clipsearch.errors import ClipSearchError, InvalidInput, StoreError
+from clipsearch.store.base import POOLED, SEGMENTS, ClipPoint, Hit, PayloadFilter
+
+if sys.platform != "win32":
+    import fcntl
+
+logger = logging.getLogger(__name__)
+
+LOCK_FILE = ".clipsearch.lock"
+CONFIG_FILE = "edge_config.json"  # written by EdgeShard.create
+# Payload fields worth a keyword index (filters of the search UI and the evaluation).
+INDEXED_FIELDS = ("class", "split_1", "split_2", "split_3", "model")
+# Points per update/retrieve call.
+BATCH = 256
+
+FilterScalar = str | int | bool
+FilterValue = FilterScalar | list[str] | list[int]
+
+
+# --------------------------------------------------------------------------- shared checks
+
+
+def check_dim(dim: int) -> int:
+    """Validate a collection vector size."""
+    if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim <= 0:
+        raise InvalidInput(f"vector size must be a positive integer, got {dim!r}")
+    return int(dim)
+
+
+def check_page(k: int, offset: int) -> None:
+    """Validate ``k`` and ``offset`` of a search."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise InvalidInput(f"k must be a positive integer, got {k!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int | np.integer) or offset < 0:
+        raise InvalidInput(f"offset must be a non-negative integer, got {offset!r}")
+
+
+def canonical_id(point_id: str) -> str:
+    """The canonical UUID string of a point id; ``InvalidInput`` if it is not a UUID."""
+    try:
+        return str(uuid.UUID(str(point_id)))
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidInput(f"point id must be a UUID string, got {point_id!r}") from None
+
+
+def _finite(arr: np.ndarray, what: str) -> np.ndarray:
+    if not np.all(np.isfinite(arr)):
+        raise InvalidInput(f"{what} contains NaN or infinite values")
+    return arr
+
+
+def _dim_mismatch(got: int, dim: int, what: str) -> StoreError:
+    return StoreError(
+        f"{what} has size {got} but the collection stores vectors of size {dim} "
+        "(was the store built with another model?)"
+    )
+
+
+def query_vector(vector: np.ndarray, using: str, dim: int) -> list[float] | list[list[float]]:
+    """Check a query against the collection and turn it into plain lists.
+
+    ``POOLED`` takes a (D,) vector; ``SEGMENTS`` a (Q, D) multivector or a (D,) vector,
+    sent as Q=1.
+    """
+    if using not in (POOLED, SEGMENTS):
+        raise InvalidInput(f"unknown vector name {using!r} (expected {POOLED!r} or {SEGMENTS!r})")
+    try:
+        arr = np.asarray(vector, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"query vector is not numeric: {exc}") from None
+    if using == SEGMENTS and arr.ndim == 1:
+        arr = arr[None, :]
+    want = 1 if using == POOLED else 2
+    if arr.ndim != want or arr.size == 0:
+        shape = "(D,)" if using == POOLED else "(Q, D) or (D,)"
+        raise InvalidInput(f"query for {using!r} must have shape {shape}, got {arr.shape}")
+    if arr.shape[-1] != dim:
+        raise _dim_mismatch(arr.shape[-1], dim, "query vector")
+    _finite(arr, "query vector")
+    result: list[float] | list[list[float]] = arr.tolist()
+    return result
+
+
+def point_vectors(point: ClipPoint, dim: int) -> tuple[str, list[float], list[list[float]]]:
+    """Check a point against the collection: canonical id, pooled (D,), segments (S>=1, D)."""
+    pid = canonical_id(point.id)
+    pooled = np.asarray(point.pooled, dtype=np.float32)
+    segments = np.asarray(point.segments, dtype=np.float32)
+    if pooled.ndim != 1:
+        raise InvalidInput(f"point {pid}: pooled must have shape (D,), got {pooled.shape}")
+    if segments.ndim == 1 and segments.size:
+        segments = segments[None, :]
+    if segments.ndim != 2 or segments.shape[0] == 0:
+        raise InvalidInput(
+            f"point {pid}: segments must have shape (S, D) with S >= 1, got {segments.shape}"
+        )
+    if pooled.shape[0] != dim:
+        raise _dim_mismatch(pooled.shape[0], dim, f"point {pid}: pooled vector")
+    if segments.shape[1] != dim:
+        raise _dim_mismatch(segments.shape[1], dim, f"point {pid}: segment vectors")
+    _finite(pooled, f"point {pid}: pooled vector")
+    _finite(segments, f"point {pid}: segment vectors")
+    return pid, pooled.tolist(), segments.tolist()
+
+
+def filter_conditions(filter: PayloadFilter | None) -> list[tuple[str, FilterValue]]:
+    """Validate a payload filter into ``(key, value)`` pairs; list values mean 'any of'."""
+    if not filter:
+        return []
+    out: list[tuple[str, FilterValue]] = []
+    for key, value in filter.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidInput(f"filter keys must be non-empty strings, got {key!r}")
+        if isinstance(value, bool | str):
+            out.append((key, value))
+            continue
+        if isinstance(value, int | np.integer):
+            out.append((key, int(value)))
+            continue
+        if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str | bytes):
+            items = list(value)
+            if all(isinstance(v, str) for v in items):
+                out.append((key, [str(v) for v in items]))
+                continue
+            if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in items):
+                out.append((key, [int(v) for v in items]))
+                continue
+            raise InvalidInput(
+                f"filter {key!r}: a list must hold only strings or only integers, got {value!r}"
+            )
+        raise InvalidInput(
+            f"filter {key!r}: value must be a string, integer, boolean or a list, got {value!r}"
+        )
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def plain_payload(point_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as JSON-native values (numpy scalars/arrays and tuples converted)."""
+    plain: dict[str, Any] = _plain(dict(payload))
+    try:
+        json.dumps(plain, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"point {point_id}: payload is not JSON-serialisable: {exc}") from None
+    return plain
+
+
+def empty_vectors(dim: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Placeholder vectors of a point retrieved without vectors."""
+    return np.zeros((0,), dtype=np.float32), np.zeros((0, dim or 0), dtype=np.float32)
+
+
+def as_point(
+    point_id: str, payload: dict[str, Any] | None, vectors: Any, dim: int | None
+) -> ClipPoint:
+    """Build a ClipPoint from a stored record (``vectors`` is a name -> list mapping or None)."""
+    if isinstance(vectors, dict) and POOLED in vectors and SEGMENTS in vectors:
+        pooled = np.asarray(vectors[POOLED], dtype=np.float32)
+        segments = np.asarray(vectors[SEGMENTS], dtype=np.float32).reshape(-1, pooled.shape[0])
+    else:
+        pooled, segments = empty_vectors(dim)
+    return ClipPoint(id=point_id, pooled=pooled, segments=segments, payload=dict(payload or {}))
+
+
+def batched(seq: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of at most ``size`` items."""
+    for start in range(0, len(seq), size):
+        yield seq[start : start + size]
+
+
+# --------------------------------------------------------------------------- the adapter
+
+
+def _in_use(path: Path) -> StoreError:
+    return StoreError(
+        f"store {path} is in use by another process (Qdrant Edge is single-process: "
+        "stop the server or use a Qdrant server URL)"
+    )
+
+
+def _edge_match(value: FilterValue) -> qe.MatchValue | qe.MatchAny:
+    if isinstance(value, list):
+        return qe.MatchAny(value)
+    if isinstance(value, bool):
+        # qdrant-edge 0.9 turns a Python bool into an integer (bool subclasses int), which
+        # then never matches a boolean payload; numpy.bool_ is extracted as a real bool.
+        return qe.MatchValue(np.bool_(value))  # type: ignore[arg-type]
+    return qe.MatchValue(value)
+
+
+def _edge_filter(filter: PayloadFilter | None) -> qe.Filter | None:
+    conditions = filter_conditions(filter)
+    if not conditions:
+        return None
+    must: list[qe.FieldCondition] = [
+        qe.FieldCondition(key, match=_edge_match(value)) for key, value in conditions
+    ]
+    return qe.Filter(must=list(must))
+
+
+def _edge_config(dim: int) -> qe.EdgeConfig:
+    return qe.EdgeConfig(
+        vectors={
+            POOLED: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+            SEGMENTS: qe.EdgeVectorParams(
+                size=dim,
+                distance=qe.Distance.Cosine,
+                multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+                # Only used to rerank candidates by MaxSim: never build a graph for it.
+                hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10000),
+            ),
+        }
+    )
+
+
+class QdrantEdgeStore:
+    """:class:`~clipsearch.store.base.VectorStore` on an embedded Qdrant Edge shard.
+
+    ``path`` is the shard directory; if it exists it is locked and opened right away,
+    otherwise :meth:`ensure_collection` creates it, with keyword indexes on
+    ``payload_indexes`` (each costs ~0.1 s at creation, nothing afterwards).
+    """
+
+    kind = "qdrant-edge"
+
+    def __init__(self, path: str | Path, *, payload_indexes: Sequence[str] = INDEXED_FIELDS):
+        self.path = Path(path)
+        self.payload_indexes = tuple(payload_indexes)
+        self._lock = threading.RLock()  # serialises open/create/update/flush/close
+        self._lock_file: IO[str] | None = None
+        self._shard: qe.EdgeShard | None = None
+        self._dim: int | None = None
+        self._closed = False
+        if self.path.exists():
+            if not self.path.is_dir():
+                raise StoreError(f"store path {self.path} exists and is not a directory")
+            with self._lock:
+                self._acquire_process_lock()
+                try:
+                    if self._has_shard():
+                        self._open()
+                except BaseException:
+                    self._release_process_lock()
+                    raise
+
+    def __repr__(self) -> str:
+        return f"QdrantEdgeStore({str(self.path)!r})"
+
+    def __enter__(self) -> QdrantEdgeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- opening
+
+    def _has_shard(self) -> bool:
+        return (self.path / CONFIG_FILE).exists() or (self.path / "segments").exists()
+
+    def _acquire_process_lock(self) -> None:
+        if self._lock_file is not None or sys.platform == "win32":
+            return  # on Windows only Qdrant Edge's own WAL lock protects the shard
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise _in_use(self.path) from None
+        except OSError as exc:
+            handle.close()
+            raise StoreError(f"cannot lock store {self.path}: {exc}") from None
+        self._lock_file = handle
+
+    def _release_process_lock(self) -> None:
+        if self._lock_file is not None:
+            try:
+                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+            finally:
+                self._lock_file.close()
+                self._lock_file = None
+
+    def _open(self) -> None:
+        try:
+            dim = self._read_dim()
+            shard = qe.EdgeShard.load(str(self.path))
+        except Exception as exc:
+            raise self._error("open", exc) from None
+        self._shard, self._dim = shard, dim
+        logger.info("opened Qdrant Edge store %s (dim %s)", self.path, self._dim)
+
+    def _read_dim(self) -> int:
+        """Vector size from the shard's persisted config (the Python API has no getter)."""
+        try:
+            config = json.loads((self.path / CONFIG_FILE).read_text(encoding="utf-8"))
+            vectors = config["vectors"]
+            segments = vectors[SEGMENTS]
+            dim = int(vectors[POOLED]["size"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(
+                f"{self.path} is not a clipsearch store (no {POOLED!r}/{SEGMENTS!r} vectors "
+                f"in {CONFIG_FILE}: {exc})"
+            ) from None
+        if int(segments.get("size", -1)) != dim or not segments.get("multivector_config"):
+            raise StoreError(f"{self.path}: {SEGMENTS!r} is not a multivector of size {dim}")
+        return dim
+
+    def _error(self, action: str, exc: BaseException) -> ClipSearchError:
+        if isinstance(exc, ClipSearchError):
+            return exc
+        message = str(exc)
+        if "WouldBlock" in message:
+            return _in_use(self.path)
+        return StoreError(f"Qdrant Edge store {self.path}: cannot {action}: {message}")
+
+    def _require_shard(self) -> tuple[qe.EdgeShard, int]:
+        shard, dim = self._shard, self._dim
+        if self._closed:
+            raise StoreError(f"store {self.path} is closed")
+        if shard is None or dim is None:
+            raise StoreError(f"store {self.path} has no collection yet (ingest some videos first)")
+        return shard, dim
+
+    # -- VectorStore
+
+    def ensure_collection(self, dim: int) -> None:
+        """Create the shard for vectors of size ``dim`` if missing; StoreError on another size."""
+        dim = check_dim(dim)
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"store {self.path} is closed")
+            self._acquire_process_lock()
+            if self._shard is None and self._has_shard():
+                self._open()
+            if self._shard is not None:
+                if self._dim != dim:
+                    raise StoreError(
+                        f"store {self.path} holds vectors of size {self._dim}, not {dim} "
+                        "(use another store path or re-ingest with the same model)"
+                    )
+                return
+            try:
+                shard = qe.EdgeShard.create(str(self.path), _edge_config(dim))
+            except Exception as exc:
+                raise self._error("create the collection", exc) from None
+            try:
+                for name in self.payload_indexes:
+                    shard.update(
+                        qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword)
+                    )
+                shard.flush()
+            except Exception as exc:
+                shard.close()
+                raise self._error("index payload fields", exc) from None
+            self._shard, self._dim = shard, dim
+            logger.info("created Qdrant Edge store %s (dim %d)", self.path, dim)
+
+    def dim(self) -> int | None:
+        """Vector size of the shard, or None if there is none yet."""
+        return self._dim
+
+    def upsert(self, points: Sequence[ClipPoint]) -> None:
+        """Insert or replace points (same id -> vectors and payload replaced)."""
+        if not points:
+            return
+        _, dim = self._require_shard()
+        edge_points = []
+        for p in points:
+            pid, pooled, segments = point_vectors(p, dim)
+            payload = plain_payload(pid, p.payload)
+            try:
+                edge_points.append(qe.Point(pid, {POOLED: pooled, SEGMENTS: segments}, payload))
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise InvalidInput(f"point {pid}: payload cannot be stored: {exc}") from None
+        with self._lock:
+            shard, _ = self._require_shard()
+            try:
+                for batch in batched(edge_points):
+                    shard.update(qe.UpdateOperation.upsert_points(list(batch)))
+            except Exception as exc:
+                raise self._error("upsert", exc) from None
+        logger.debug("upserted %d points into %s", len(edge_points), self.path)
+
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        using: str = POOLED,
+        filter: PayloadFilter | None = None,
+        offset: int = 0,
+    ) -> list[Hit]:
+        """Top-k points by cosine (``POOLED``) or MaxSim (``SEGMENTS``) similarity."""
+        check_page(k, offset)
+        shard, dim = self._require_shard()
+        request = qe.QueryRequest(
+            limit=int(k),
+            offset=int(offset),
+            query=qe.Query.Nearest(query_vector(vector, using, dim), using=using),
+            filter=_edge_filter(filter),
+            with_payload=True,
+        )
+        try:
+            scored = shard.query(request)
+        except Exception as exc:
+            raise self._error("search", exc) from None
+        return [
+            Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in scored
+        ]
+
+    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> dict[str, ClipPoint]:
+        """Points by id (missing ids are left out); vectors only if asked for."""
+        wanted = [canonical_id(i) for i in ids]
+        if not wanted:
+            return {}
+        shard, dim = self._shard_or_none()
+        if shard is None:
+            return {}
+        out: dict[str, ClipPoint] = {}
+        try:
+            for batch in batched(wanted):
+                records = shard.retrieve(
+                    list(batch), True, [POOLED, SEGMENTS] if with_vectors else False
+                )
+                for r in records:
+                    pid = str(r.id)
+                    out[pid] = as_point(pid, r.payload, r.vector if with_vectors else None, dim)
+        except Exception as exc:
+            raise self._error("retrieve", exc) from None
+        return out
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """The subset of ``ids`` (as given) that are stored."""
+        by_canonical = {canonical_id(i): i for i in ids}
+        if not by_canonical:
+            return set()
+        shard, _ = self._shard_or_none()
+        if shard is None:
+            return set()
+        found: set[str] = set()
+        try:
+            for batch in batched(list(by_canonical)):
+                found.update(str(r.id) for r in shard.retrieve(list(batch), False, False))
+        except Exception as exc:
+            raise self._error("look up ids", exc) from None
+        return {by_canonical[c] for c in found if c in by_canonical}
+
+    def count(self) -> int:
+        """Exact number of points (0 when there is no shard yet)."""
+        shard, _ = self._shard_or_none()
+        if shard is None:
+            return 0
+        try:
+            return int(shard.count(qe.CountRequest(exact=True)))
+        except Exception as exc:
+            raise self._error("count", exc) from None
+
+    def optimize(self) -> bool:
+        """Run Qdrant's segment optimizers (merges segments, builds the ``pooled`` HNSW graph).
+
+        Qdrant Edge never optimizes on its own; without this, search is an exact scan, which
+        stays fast up to tens of thousands of clips. Returns True if anything changed.
+        """
+        with self._lock:
+            shard, _ = self._require_shard()
+            try:
+                return bool(shard.optimize())
+            except Exception as exc:
+                raise self._error("optimize", exc) from None
+
+    def flush(self) -> None:
+        """Flush the shard's WAL and segments to disk."""
+        with self._lock:
+            if self._shard is None or self._closed:
+                return
+            try:
+                self._shard.flush()
+            except Exception as exc:
+                raise self._error("flush", exc) from None
+
+    def close(self) -> None:
+        """Flush, close the shard and release the lock file; calling it again does nothing."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            shard, self._shard = self._shard, None
+            try:
+                if shard is not None:
+                    shard.flush()
+                    shard.close()
+            except Exception as exc:
+                raise self._error("close", exc) from None
+            finally:
+                self._release_process_lock()
+            logger.debug("closed Qdrant Edge store %s", self.path)
+
+    def _shard_or_none(self) -> tuple[qe.EdgeShard | None, int | None]:
+        if self._closed:
+            raise StoreError(f"store {self.path} is closed")
+        return self._shard, self._dim

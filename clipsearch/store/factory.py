@@ -1,0 +1,47 @@
+"""Open the configured vector store: a Qdrant server URL, in-memory, or a Qdrant Edge path."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from clipsearch.errors import InvalidInput
+from clipsearch.store.base import VectorStore
+
+logger = logging.getLogger(__name__)
+
+MEMORY_URL = ":memory:"
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Where the vectors live.
+
+    ``url`` (a Qdrant server, or ``":memory:"``) takes precedence over ``path`` (a Qdrant
+    Edge directory). ``collection`` and ``api_key`` only apply to a URL.
+    """
+
+    path: str | None = "var/store"
+    url: str | None = None
+    collection: str = "clips"
+    api_key: str | None = None
+
+
+def open_store(settings: StoreSettings) -> VectorStore:
+    """Open the store described by ``settings`` (the collection may not exist yet)."""
+    if settings.url:
+        from clipsearch.store.client import QdrantClientStore
+
+        if settings.url == MEMORY_URL:
+            logger.info("using an in-memory Qdrant store (collection %r)", settings.collection)
+            return QdrantClientStore.in_memory(settings.collection)
+        logger.info("using Qdrant server %s (collection %r)", settings.url, settings.collection)
+        return QdrantClientStore.from_url(
+            settings.url, settings.collection, api_key=settings.api_key
+        )
+    if settings.path:
+        from clipsearch.store.edge import QdrantEdgeStore
+
+        logger.info("using Qdrant Edge store %s", settings.path)
+        return QdrantEdgeStore(settings.path)
+    raise InvalidInput("no vector store configured: give a store path or a Qdrant URL")

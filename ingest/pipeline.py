@@ -1,0 +1,184 @@
+"""Ingest: decode -> embed -> upsert, resumable and idempotent.
+
+Point ids are UUIDv5 of each clip's relative path, so a rerun upserts the same
+points. Clips already stored with the same model and the same source file
+(size and modification time) are skipped unless ``force`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from clipsearch.dataset import Clip, Collection, class_phrase
+from clipsearch.embed import EmbeddedClip, FailedClip, StageTimes, embed_clips
+from clipsearch.errors import VideoDecodeError
+from clipsearch.media import poster_path, write_poster
+from clipsearch.model import ClipEncoder
+from clipsearch.store.base import ClipPoint, VectorStore, clip_id
+
+log = logging.getLogger(__name__)
+
+LOOKUP_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    batch_clips: int = 16  # clips embedded and upserted together
+    workers: int | None = None  # decode processes (default: CPU count, at most 8)
+    force: bool = False  # re-embed clips that are already up to date
+    media_dir: Path | None = None  # posters go to <media_dir>/posters/<id>.jpg
+    limit: int | None = None  # only the first N clips (in path order)
+
+
+@dataclass
+class IngestReport:
+    found: int = 0
+    ingested: int = 0
+    up_to_date: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    wall_s: float = 0.0
+    frames: int = 0
+    store_count: int = 0
+    model: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """False only when there was work to do and none of it succeeded."""
+        return self.ingested > 0 or self.found == self.up_to_date
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["clips_per_s"] = round(self.ingested / self.wall_s, 2) if self.wall_s else 0.0
+        d["frames_per_s"] = round(self.frames / self.wall_s, 1) if self.wall_s else 0.0
+        return d
+
+    def summary(self) -> str:
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.stage_seconds.items())
+        lines = [
+            f"found {self.found} clips: ingested {self.ingested}, up to date {self.up_to_date}, "
+            f"failed {len(self.failed)}; store now holds {self.store_count} clips",
+            f"{self.wall_s:.1f}s wall ({self.to_dict()['clips_per_s']} clips/s); {stages}",
+        ]
+        lines += [f"  skipped {f['path']}: {f['reason']}" for f in self.failed]
+        return "\n".join(lines)
+
+
+def source_stamp(path: Path) -> dict[str, int]:
+    st = path.stat()
+    return {"source_size": st.st_size, "source_mtime_ns": st.st_mtime_ns}
+
+
+def clip_payload(clip: Clip, done: EmbeddedClip, model_id: str) -> dict[str, Any]:
+    """What is stored with each clip; every field is plain JSON."""
+    frames = done.frames
+    payload: dict[str, Any] = {
+        "path": clip.path,
+        "source": str(clip.source),
+        "class": clip.label,
+        "label": class_phrase(clip.label) if clip.label else None,
+        "group": clip.group,
+        "clip": clip.clip,
+        "duration_s": round(float(frames.duration_s), 3),
+        "fps": round(float(frames.fps), 3),
+        "width": frames.width,
+        "height": frames.height,
+        "frame_times": [round(float(t), 3) for t in frames.timestamps],
+        "model": model_id,
+        "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **source_stamp(clip.source),
+    }
+    for number, side in clip.splits.items():
+        payload[f"split_{number}"] = side
+    return payload
+
+
+def _up_to_date(store: VectorStore, clips: Sequence[Clip], model_id: str) -> set[str]:
+    """Ids of clips already stored from the same file with the same model."""
+    done: set[str] = set()
+    for i in range(0, len(clips), LOOKUP_CHUNK):
+        chunk = clips[i : i + LOOKUP_CHUNK]
+        stored = store.retrieve([clip_id(c.path) for c in chunk])
+        for c in chunk:
+            point = stored.get(clip_id(c.path))
+            if point is None or point.payload.get("model") != model_id:
+                continue
+            try:
+                stamp = source_stamp(c.source)
+            except OSError:
+                continue
+            if all(point.payload.get(k) == v for k, v in stamp.items()):
+                done.add(point.id)
+    return done
+
+
+def ingest(
+    collection: Collection,
+    encoder: ClipEncoder,
+    store: VectorStore,
+    options: IngestOptions | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Embed every clip of ``collection`` into ``store``; never raises for a bad video."""
+    opts = options or IngestOptions()
+    started = time.perf_counter()
+    clips = sorted(collection.clips, key=lambda c: c.path)[: opts.limit]
+    report = IngestReport(found=len(clips), model=encoder.model_id)
+    store.ensure_collection(encoder.dim)
+
+    skip = set() if opts.force else _up_to_date(store, clips, encoder.model_id)
+    todo = [c for c in clips if clip_id(c.path) not in skip]
+    report.up_to_date = len(clips) - len(todo)
+    if progress and report.up_to_date:
+        progress(report.up_to_date)
+    times = StageTimes()
+    for batch in embed_clips(
+        encoder,
+        [c.source for c in todo],
+        batch_clips=opts.batch_clips,
+        workers=opts.workers,
+        times=times,
+    ):
+        points = []
+        t0 = time.perf_counter()
+        for item in batch:
+            clip = todo[item.index]
+            if isinstance(item, FailedClip):
+                report.failed.append({"path": clip.path, "reason": item.error.reason})
+                continue
+            pid = clip_id(clip.path)
+            if opts.media_dir is not None:
+                _write_poster(item, opts.media_dir, pid)
+            emb = item.embedding
+            points.append(
+                ClipPoint(pid, emb.pooled, emb.frames, clip_payload(clip, item, encoder.model_id))
+            )
+            report.frames += len(emb.frames)
+        t0 = times.add("posters", t0)
+        if points:
+            store.upsert(points)
+            report.ingested += len(points)
+        times.add("upsert", t0)
+        if progress:
+            progress(len(batch))
+    t0 = time.perf_counter()
+    store.flush()
+    times.add("upsert", t0)
+    report.store_count = store.count()
+    report.stage_seconds = times.rounded()
+    report.wall_s = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _write_poster(item: EmbeddedClip, media_dir: Path, pid: str) -> None:
+    frames = item.frames.frames
+    try:
+        write_poster(frames[len(frames) // 2], poster_path(media_dir / "posters", pid))
+    except (OSError, VideoDecodeError) as exc:  # a poster is rebuilt on demand later
+        log.warning("poster for %s not written: %s", item.source, exc)

@@ -1,0 +1,95 @@
+"""Ingest: decode -> embed -> upsert; idempotent, resumable, skips broken files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clipsearch.dataset import load_collection
+from clipsearch.model import load_model
+from clipsearch.store.base import clip_id
+from clipsearch.store.edge import QdrantEdgeStore
+from ingest.pipeline import IngestOptions, ingest
+
+
+@pytest.fixture(scope="module")
+def vision(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
+    return load_model(tiny_model_dir, towers="vision")
+
+
+def test_ingest_twice_keeps_one_point_per_clip(tiny_synth: Path, vision, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    coll = load_collection(tiny_synth)
+    media = tmp_path / "media"
+    with QdrantEdgeStore(tmp_path / "store") as store:
+        first = ingest(coll, vision, store, IngestOptions(media_dir=media, workers=2))
+        assert first.ingested == len(coll.clips) == store.count() == 32
+        assert first.failed == [] and first.ok
+        assert set(first.stage_seconds) >= {"decode_wait", "embed", "upsert"}
+        second = ingest(coll, vision, store, IngestOptions(media_dir=media, workers=2))
+        assert (second.ingested, second.up_to_date, store.count()) == (0, 32, 32)
+        forced = ingest(coll, vision, store, IngestOptions(force=True, workers=2))
+        assert forced.ingested == 32 and store.count() == 32
+
+        clip = coll.clips[0]
+        point = store.retrieve([clip_id(clip.path)], with_vectors=True)[clip_id(clip.path)]
+    p = point.payload
+    assert p["path"] == clip.path and p["class"] == clip.label == "BallBouncing"
+    assert p["label"] == "ball bouncing" and p["group"] == 1
+    assert p["split_1"] == "test" and p["split_2"] == "train"
+    assert p["model"] == vision.model_id and len(p["frame_times"]) == 8
+    assert p["frame_times"] == sorted(p["frame_times"]) and p["duration_s"] > 1.5
+    assert point.segments.shape == (8, vision.dim)
+    np.testing.assert_allclose(np.linalg.norm(point.pooled), 1.0, atol=1e-5)
+    assert (media / "posters" / f"{clip_id(clip.path)}.jpg").stat().st_size > 0
+
+
+def test_resume_only_embeds_what_is_missing(tiny_synth: Path, vision, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    coll = load_collection(tiny_synth)
+    with QdrantEdgeStore(tmp_path / "store") as store:
+        partial = ingest(coll, vision, store, IngestOptions(limit=10, workers=2))
+        assert partial.ingested == 10
+        rest = ingest(coll, vision, store, IngestOptions(workers=2))
+        assert (rest.ingested, rest.up_to_date, store.count()) == (22, 10, 32)
+
+
+def test_changed_file_is_re_embedded(tiny_synth: Path, vision, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "videos"
+    shutil.copytree(tiny_synth / "UCF-101" / "BallBouncing", folder)
+    coll = load_collection(folder)
+    with QdrantEdgeStore(tmp_path / "store") as store:
+        ingest(coll, vision, store, IngestOptions(workers=1))
+        victim = sorted(folder.glob("*.avi"))[0]
+        victim.write_bytes(
+            (tiny_synth / "UCF-101" / "BoxSpinning" / "v_BoxSpinning_g01_c01.avi").read_bytes()
+        )
+        again = ingest(load_collection(folder), vision, store, IngestOptions(workers=1))
+    assert again.ingested == 1 and again.up_to_date == len(coll.clips) - 1
+
+
+def test_broken_files_are_skipped_and_listed(tiny_synth: Path, vision, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    good = sorted((tiny_synth / "UCF-101" / "BoxSpinning").glob("*.avi"))[:2]
+    for f in good:
+        shutil.copy(f, folder / f.name)
+    (folder / "empty.avi").write_bytes(b"")
+    (folder / "noise.mp4").write_bytes(np.random.default_rng(0).bytes(5000))
+    with QdrantEdgeStore(tmp_path / "store") as store:
+        report = ingest(load_collection(folder), vision, store, IngestOptions(workers=2))
+        assert store.count() == 2
+    assert report.ingested == 2 and report.ok
+    assert sorted(f["path"] for f in report.failed) == ["empty.avi", "noise.mp4"]
+    assert all(f["reason"] for f in report.failed)
+    assert "skipped empty.avi" in report.summary()
+
+
+def test_nothing_ingestable_is_not_ok(vision, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "a.avi").write_text("not a video")
+    with QdrantEdgeStore(tmp_path / "store") as store:
+        report = ingest(load_collection(folder), vision, store, IngestOptions(workers=1))
+    assert report.ingested == 0 and not report.ok and len(report.failed) == 1

@@ -1,0 +1,150 @@
+"""The LightningModule that trains a CLIP (a ``transformers`` ``CLIPModel``) on video clips.
+
+The network itself is the plain ``CLIPModel``; this module only adds the video
+pooling, the loss and the optimiser, so the trained weights save and load as
+an ordinary CLIP checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from clipsearch.model import ImagePreprocess
+from clipsearch.temporal import TemporalPooling
+
+
+def multi_positive_nce(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE where row i may have several positive columns.
+
+    ``logits`` (B, B) video x text, ``positives`` (B, B) bool. Same-class clips
+    described by the same class phrase are positives, not negatives.
+    """
+    pos = positives.float()
+    v2t = -(pos / pos.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
+    pos_t = pos.t()
+    t2v = -(pos_t / pos_t.sum(1, keepdim=True) * logits.t().log_softmax(1)).sum(1).mean()
+    return (v2t + t2v) / 2
+
+
+class ClipVideoModule(L.LightningModule):
+    def __init__(
+        self,
+        model: Any,
+        preprocess: ImagePreprocess,
+        *,
+        lr: float,
+        weight_decay: float,
+        warmup_steps: int,
+        affine_aug: float = 0.0,
+        class_prompts: dict[str, torch.Tensor] | None = None,
+        class_loss_weight: float = 1.0,
+        temporal: TemporalPooling | None = None,
+    ):
+        super().__init__()
+        self.temporal = temporal
+        self.affine_aug = affine_aug
+        # tokenised "template x class" prompts, (n_templates * n_classes, L), class-major
+        self.class_prompts = class_prompts
+        self.class_loss_weight = class_loss_weight
+        self.model = model
+        self.preprocess = preprocess
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup_steps = warmup_steps
+
+    def jitter(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Same random zoom and shift for every frame of a clip: (B, T, 3, h, w) floats."""
+        b, t = pixels.shape[:2]
+        a = self.affine_aug
+        scale = 1 - a * torch.rand(b)
+        shift = (torch.rand(b, 2) * 2 - 1) * a
+        theta = torch.zeros(b, 2, 3)
+        theta[:, 0, 0] = theta[:, 1, 1] = scale
+        theta[:, :, 2] = shift
+        theta = theta.repeat_interleave(t, dim=0)
+        flat = pixels.flatten(0, 1)
+        grid = F.affine_grid(theta, list(flat.shape), align_corners=False)
+        out = F.grid_sample(flat, grid, padding_mode="border", align_corners=False)
+        return out.view_as(pixels)
+
+    def encode_clips(self, frames: torch.Tensor, slots: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 (B, T, 3, h, w) -> unit clip vectors (B, D), pooled from unit frame vectors."""
+        b, t = frames.shape[:2]
+        pixels = frames.float().div_(255.0)
+        if self.training and self.affine_aug > 0:
+            pixels = self.jitter(pixels)
+        pixels = self.preprocess.normalize(pixels.flatten(0, 1))
+        out = self.model.get_image_features(pixel_values=pixels)
+        feats = out if isinstance(out, torch.Tensor) else out.pooler_output
+        per_frame = F.normalize(feats, dim=-1).view(b, t, -1)
+        if self.temporal is not None:
+            return self.temporal(per_frame, slots)
+        return F.normalize(per_frame.mean(1), dim=-1)
+
+    def encode_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
+        feats = out if isinstance(out, torch.Tensor) else out.pooler_output
+        return F.normalize(feats, dim=-1)
+
+    def class_vectors(self) -> torch.Tensor:
+        """One unit vector per class: the mean of its prompt embeddings over templates."""
+        assert self.class_prompts is not None
+        ids = self.class_prompts["input_ids"].to(self.device)
+        vecs = self.encode_texts(ids, self.class_prompts["attention_mask"].to(self.device))
+        n_classes = int(self.class_prompts["n_classes"])
+        return F.normalize(vecs.view(n_classes, -1, vecs.shape[-1]).mean(1), dim=-1)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        video = self.encode_clips(batch["frames"], batch.get("slots"))
+        text = self.encode_texts(batch["input_ids"], batch["attention_mask"])
+        scale = self.model.logit_scale.clamp(max=math.log(100.0)).exp()
+        logits = scale * video @ text.t()
+        loss = multi_positive_nce(logits, batch["positives"].to(logits.device))
+        self.log("nce_loss", loss, batch_size=len(video))
+        labels = batch["labels"]
+        if self.class_prompts is not None and bool((labels >= 0).any()):
+            classes = self.class_vectors()
+            known = labels >= 0
+            class_loss = F.cross_entropy(scale * video[known] @ classes.t(), labels[known])
+            self.log("class_loss", class_loss, batch_size=len(video))
+            loss = loss + self.class_loss_weight * class_loss
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(video))
+        self.log("logit_scale", scale, batch_size=len(video))
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        decay: list[torch.nn.Parameter] = []
+        no_decay: list[torch.nn.Parameter] = []
+        for name, param in self.named_parameters():
+            if not param.requires_grad:
+                continue
+            is_gain = param.ndim < 2 or "embedding" in name or "logit_scale" in name
+            (no_decay if is_gain else decay).append(param)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.lr,
+            betas=(0.9, 0.98),
+            eps=1e-6,
+        )
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = min(self.warmup_steps, total // 4)
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / max(1, warmup)
+            progress = (step - warmup) / max(1, total - warmup)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

@@ -1,0 +1,32 @@
+"""clipsearch web app: a Flask application factory (``flask --app webapp run``)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from clipsearch.search import SearchService
+from webapp import api, errors, headers, media, pages, services
+from webapp.settings import Settings
+
+# Larger request bodies are refused with 413 before any parsing.
+MAX_CONTENT_LENGTH = 64 * 1024
+
+
+def create_app(settings: Settings | None = None, *, search: SearchService | None = None) -> Flask:
+    """Build the app: services once (or ``search`` injected), blueprints, error handling.
+
+    Without ``settings``, they are read from the environment (``Settings.from_env``),
+    unless ``search`` is injected, which then only needs the default settings.
+    """
+    if settings is None:
+        settings = Settings.from_env() if search is None else Settings(model=search.model_id)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    services.init_app(app, settings, search)
+    errors.init_app(app)
+    headers.init_app(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(media.bp)
+    return app

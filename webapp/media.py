@@ -1,0 +1,63 @@
+"""Posters and browser-playable previews of indexed clips, built lazily and cached.
+
+Only clips in the index are served: the URL carries a point id, the file comes
+from that point's payload, never from the URL. Files are sent with
+``conditional=True`` so browsers get byte ranges (206) for seeking.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from flask import Blueprint, send_file
+from flask.typing import ResponseReturnValue
+
+from clipsearch import media
+from clipsearch.errors import NotFound, VideoDecodeError
+from webapp.clips import find_clip
+from webapp.services import get_media_dir
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("media", __name__, url_prefix="/media")
+
+POSTERS = "posters"
+PREVIEWS = "previews"
+# Files are revalidated with their ETag after this; a re-ingested clip keeps its id.
+MAX_AGE_S = 3600
+
+Builder = Callable[[Path, Path, str], Path]
+
+
+def _cached_file(clip_id: str, folder: str, suffix: str, build: Builder) -> Path:
+    """The cache file of an indexed clip, built from its source video when missing or stale."""
+    hit = find_clip(clip_id)
+    cache_dir = get_media_dir() / folder
+    cached = cache_dir / f"{hit.id}{suffix}"
+    source = hit.payload.get("source")
+    if not isinstance(source, str) or not Path(source).is_file():
+        if cached.is_file():  # the source moved away; what was built from it is still right
+            return cached
+        log.warning("clip %s: source video %r is missing", hit.id, source)
+        raise NotFound(f"the video of clip {hit.id} is not available", code="media_not_found")
+    try:
+        return build(Path(source), cache_dir, hit.id)
+    except VideoDecodeError as exc:  # its message names the file: log it, do not show it
+        log.warning("clip %s: %s", hit.id, exc)
+        raise VideoDecodeError(hit.id, "the video cannot be decoded") from exc
+
+
+@bp.get("/poster/<clip_id>.jpg")
+def poster(clip_id: str) -> ResponseReturnValue:
+    """JPEG poster (written at ingest, or now from a frame of the video)."""
+    path = _cached_file(clip_id, POSTERS, ".jpg", media.ensure_poster)
+    return send_file(path, mimetype="image/jpeg", conditional=True, max_age=MAX_AGE_S)
+
+
+@bp.get("/video/<clip_id>.mp4")
+def video(clip_id: str) -> ResponseReturnValue:
+    """H.264 MP4 preview (transcoded on first request), with HTTP Range support."""
+    path = _cached_file(clip_id, PREVIEWS, ".mp4", media.ensure_preview)
+    return send_file(path, mimetype="video/mp4", conditional=True, max_age=MAX_AGE_S)

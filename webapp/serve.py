@@ -1,0 +1,130 @@
+"""Serve the web app with Gunicorn, started from Python (``clipsearch serve``).
+
+Each worker builds its own app with :func:`webapp.create_app` (no preload), so
+the model is loaded and an embedded Qdrant Edge shard is opened only inside the
+worker that uses it, never in the master.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from clipsearch.errors import InvalidInput
+from clipsearch.store.factory import StoreSettings
+from webapp import create_app
+from webapp.services import close_app
+from webapp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EDGE_THREADS = 4
+SERVER_THREADS = 2
+MAX_SERVER_WORKERS = 4
+TIMEOUT_S = 60
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+
+
+def is_embedded(store: StoreSettings) -> bool:
+    """True for a Qdrant Edge directory (single-process), False for a URL."""
+    return not store.url
+
+
+def plan_workers(
+    store: StoreSettings, workers: int | None = None, threads: int | None = None
+) -> tuple[int, int]:
+    """``(workers, threads)`` for ``store``, filling in defaults.
+
+    Embedded Edge store: 1 worker (more is refused), 4 threads. Server URL:
+    ``min(4, CPUs)`` workers, 2 threads each.
+    """
+    embedded = is_embedded(store)
+    if workers is None:
+        workers = 1 if embedded else min(MAX_SERVER_WORKERS, os.cpu_count() or 1)
+    if threads is None:
+        threads = EDGE_THREADS if embedded else SERVER_THREADS
+    if workers < 1 or threads < 1:
+        raise InvalidInput(f"workers and threads must be >= 1, got {workers} and {threads}")
+    if embedded and workers > 1:
+        raise InvalidInput(
+            f"the embedded Qdrant Edge store ({store.path}) is single-process: it can be "
+            f"served by 1 worker only, not {workers}; raise threads instead, or index into "
+            "a Qdrant server and pass its URL to run several workers"
+        )
+    return workers, threads
+
+
+def close_worker_app(server: Any, worker: Any) -> None:
+    """Gunicorn ``worker_exit`` hook: close the worker's store (releases an Edge shard)."""
+    app = getattr(worker, "wsgi", None)
+    if isinstance(app, Flask):
+        close_app(app)
+
+
+class ClipSearchServer(BaseApplication):
+    """Gunicorn application that builds ``create_app(settings)`` in each worker."""
+
+    def __init__(self, settings: Settings, options: dict[str, Any]):
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if key in self.cfg.settings:  # settings newer than the installed Gunicorn are skipped
+                self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return create_app(self.settings)
+
+
+def gunicorn_options(
+    host: str, port: int, workers: int, threads: int, log_level: str
+) -> dict[str, Any]:
+    """Gunicorn settings for :func:`run` (the same as ``gunicorn_conf.py`` uses)."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "timeout": TIMEOUT_S,
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "preload_app": False,
+        "accesslog": "-",
+        "errorlog": "-",
+        "access_log_format": ACCESS_LOG_FORMAT,
+        "loglevel": log_level,
+        "worker_exit": close_worker_app,
+        # Gunicorn >= 25.1 otherwise opens a control socket per user, shared by all servers.
+        "control_socket_disable": True,
+    }
+
+
+def run(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int | None = None,
+    threads: int | None = None,
+    log_level: str = "info",
+) -> None:
+    """Serve until interrupted (blocks). See :func:`plan_workers` for the defaults."""
+    workers, threads = plan_workers(settings.store, workers, threads)
+    if settings.torch_threads is None and workers > 1:
+        # Workers share the CPUs: keep torch from starting one thread per core in each.
+        settings = replace(settings, torch_threads=max(1, (os.cpu_count() or 1) // workers))
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="[%(asctime)s] [%(process)d] %(levelname)s %(name)s: %(message)s",
+    )
+    log.info(
+        "serving on http://%s:%d with %d worker(s) x %d thread(s)", host, port, workers, threads
+    )
+    ClipSearchServer(settings, gunicorn_options(host, port, workers, threads, log_level)).run()

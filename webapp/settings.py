@@ -1,0 +1,102 @@
+"""Web app settings, read from ``CLIPSEARCH_*`` environment variables at the edge.
+
+The core (``clipsearch``) never reads the environment; only this module does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from clipsearch.errors import ClipSearchError
+from clipsearch.store.factory import StoreSettings
+
+# Variables read by :meth:`Settings.from_env`.
+ENV_MODEL = "CLIPSEARCH_MODEL"
+ENV_STORE = "CLIPSEARCH_STORE"
+ENV_QDRANT_URL = "CLIPSEARCH_QDRANT_URL"
+ENV_QDRANT_URL_FALLBACK = "QDRANT_URL"
+ENV_COLLECTION = "CLIPSEARCH_COLLECTION"
+ENV_API_KEY = "QDRANT_API_KEY"
+ENV_MEDIA_DIR = "CLIPSEARCH_MEDIA_DIR"
+ENV_DEFAULT_K = "CLIPSEARCH_DEFAULT_K"
+ENV_MAX_K = "CLIPSEARCH_MAX_K"
+ENV_MAX_QUERY_CHARS = "CLIPSEARCH_MAX_QUERY_CHARS"
+ENV_TORCH_THREADS = "CLIPSEARCH_TORCH_THREADS"
+
+
+class ConfigError(ClipSearchError):
+    """A setting is missing or malformed."""
+
+    status = 500
+    code = "config_error"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the web app needs to build its services."""
+
+    model: str
+    store: StoreSettings = field(default_factory=StoreSettings)
+    media_dir: str = "var/media"
+    default_k: int = 12
+    max_k: int = 100
+    max_query_chars: int = 500
+    torch_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_k < 1:
+            raise ConfigError(f"max_k must be >= 1, got {self.max_k}")
+        if not 1 <= self.default_k <= self.max_k:
+            raise ConfigError(f"default_k must be in 1..{self.max_k}, got {self.default_k}")
+        if self.max_query_chars < 1:
+            raise ConfigError(f"max_query_chars must be >= 1, got {self.max_query_chars}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        """Settings from ``CLIPSEARCH_*`` variables (``CLIPSEARCH_MODEL`` is required)."""
+        model = environ.get(ENV_MODEL, "").strip()
+        if not model:
+            raise ConfigError(f"{ENV_MODEL} is not set (a CLIP checkpoint directory or hub id)")
+        defaults = cls(model=model)
+        return cls(
+            model=model,
+            store=store_settings_from_env(environ),
+            media_dir=_text(environ, ENV_MEDIA_DIR) or defaults.media_dir,
+            default_k=_int(environ, ENV_DEFAULT_K, defaults.default_k),
+            max_k=_int(environ, ENV_MAX_K, defaults.max_k),
+            max_query_chars=_int(environ, ENV_MAX_QUERY_CHARS, defaults.max_query_chars),
+            torch_threads=_optional_int(environ, ENV_TORCH_THREADS),
+        )
+
+
+def store_settings_from_env(environ: Mapping[str, str] = os.environ) -> StoreSettings:
+    """The vector store part of the settings: an embedded path or a Qdrant server URL."""
+    defaults = StoreSettings()
+    return StoreSettings(
+        path=_text(environ, ENV_STORE) or defaults.path,
+        url=_text(environ, ENV_QDRANT_URL) or _text(environ, ENV_QDRANT_URL_FALLBACK),
+        collection=_text(environ, ENV_COLLECTION) or defaults.collection,
+        api_key=_text(environ, ENV_API_KEY),
+    )
+
+
+def _text(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = _optional_int(environ, name)
+    return default if value is None else value
+
+
+def _optional_int(environ: Mapping[str, str], name: str) -> int | None:
+    value = _text(environ, name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
