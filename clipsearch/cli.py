@@ -129,6 +129,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from training.config import TrainConfig
     from training.train import TrainRun, train
 
+    _quiet_lightning(args.verbose)  # Lightning sets its own log level when imported
+
     cfg = TrainConfig.load(
         args.config,
         init=args.init,
@@ -349,8 +351,12 @@ def _configure_logging(verbose: bool) -> None:
     )
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def _quiet_lightning(verbose: bool) -> None:
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -361,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except ClipSearchError as exc:
         print(f"clipsearch: error: {exc.message}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, InvalidInput) else EXIT_ERROR
+        # the caller's input was at fault (HTTP 4xx) -> 2, anything else -> 1
+        return EXIT_USAGE if 400 <= exc.status < 500 else EXIT_ERROR
     except KeyboardInterrupt:
         print("clipsearch: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

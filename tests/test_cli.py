@@ -23,7 +23,7 @@ def trained(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--out",
             str(out),
             "--epochs",
-            "1",
+            "3",
             "--max-steps",
             "3",
             "--batch-size",

@@ -44,9 +44,13 @@ class ClipVideoModule(L.LightningModule):
         class_prompts: dict[str, torch.Tensor] | None = None,
         class_loss_weight: float = 1.0,
         temporal: TemporalPooling | None = None,
+        head_lr: float | None = None,
+        head_start: float = 0.0,
     ):
         super().__init__()
         self.temporal = temporal
+        self.head_lr = lr if head_lr is None else head_lr
+        self.head_start = head_start
         self.affine_aug = affine_aug
         # tokenised "template x class" prompts, (n_templates * n_classes, L), class-major
         self.class_prompts = class_prompts
@@ -118,24 +122,31 @@ class ClipVideoModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self) -> Any:
-        decay: list[torch.nn.Parameter] = []
-        no_decay: list[torch.nn.Parameter] = []
+        # (belongs to the temporal head, decays) -> parameters
+        groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
         for name, param in self.named_parameters():
             if not param.requires_grad:
                 continue
             is_gain = param.ndim < 2 or "embedding" in name or "logit_scale" in name
-            (no_decay if is_gain else decay).append(param)
+            groups.setdefault((name.startswith("temporal."), not is_gain), []).append(param)
+        keys = list(groups)
         optimizer = torch.optim.AdamW(
             [
-                {"params": decay, "weight_decay": self.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
+                {
+                    "params": groups[key],
+                    "lr": self.head_lr if key[0] else self.lr,
+                    "weight_decay": self.weight_decay if key[1] else 0.0,
+                }
+                for key in keys
             ],
-            lr=self.lr,
             betas=(0.9, 0.98),
             eps=1e-6,
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = min(self.warmup_steps, total // 4)
+        # The head waits until clip vectors differ: early on they are nearly identical,
+        # and any shift the head learns would swamp their differences (collapse).
+        head_start = int(total * self.head_start)
 
         def schedule(step: int) -> float:
             if step < warmup:
@@ -143,7 +154,12 @@ class ClipVideoModule(L.LightningModule):
             progress = (step - warmup) / max(1, total - warmup)
             return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        def head_schedule(step: int) -> float:
+            return 0.0 if step < head_start else schedule(step)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, [head_schedule if is_head else schedule for is_head, _ in keys]
+        )
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

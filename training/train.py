@@ -168,6 +168,8 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
         ),
         class_loss_weight=cfg.class_loss_weight,
         temporal=encoder.temporal,
+        head_lr=cfg.head_lr,
+        head_start=cfg.head_start,
     )
     run.out.mkdir(parents=True, exist_ok=True)
     trainer = L.Trainer(
@@ -180,9 +182,10 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
         enable_checkpointing=False,
         enable_progress_bar=run.progress_bar,
         enable_model_summary=False,
-        log_every_n_steps=5,
+        log_every_n_steps=max(1, min(5, len(loader))),
     )
     t0 = time.perf_counter()
+    module.train()
     trainer.fit(module, loader)
     fit_s = time.perf_counter() - t0
     encoder.model.eval()
