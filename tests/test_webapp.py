@@ -7,6 +7,7 @@ distinct phrases, so searching a phrase returns its own point first.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
@@ -567,3 +568,19 @@ def test_create_app_from_environment(
     app = create_app()
     health = app.test_client().get("/api/health").get_json()
     assert health == {"status": "ok", "model": "tiny-random", "store": "qdrant-local", "clips": 0}
+
+
+def test_relative_media_dir_is_relative_to_the_working_directory(
+    tmp_path: Path, encoder: ClipEncoder, store: QdrantClientStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `clipsearch serve` passes "var/media": it must mean ./var/media, not webapp/var/media
+    monkeypatch.chdir(tmp_path)
+    settings = dataclasses.replace(make_settings(tmp_path), media_dir="var/media")
+    client = build_app(settings, encoder, store).test_client()
+    cid = clip_id(CLIPS["box spinning"][1])
+    poster = tmp_path / "var" / "media" / "posters" / f"{cid}.jpg"
+    poster.parent.mkdir(parents=True)
+    Image.new("RGB", (32, 24), (10, 200, 10)).save(poster, format="JPEG")
+    response = client.get(f"/media/poster/{cid}.jpg")
+    assert response.status_code == 200 and response.data == poster.read_bytes()
+    assert client.get(f"/media/video/{cid}.mp4").status_code == 200

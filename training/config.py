@@ -32,6 +32,7 @@ class TrainConfig:
     vocab_size: int = 1000  # tokenizer size when training from scratch
     caption_prob: float = 0.3  # chance a sample's text is its free-form caption
     whiten_patches: bool = True  # from scratch: start the patch embedding as a whitening
+    aux_loss_weight: float = 1.0  # training-only linear class head on clip vectors
     class_loss_weight: float = 1.0  # weight of the clip-vs-all-class-prompts loss
     color_aug_prob: float = 0.8  # recolour frames paired with a class phrase (not captions)
     affine_aug: float = 0.1  # random zoom/shift of each clip, as a fraction of the frame

@@ -13,9 +13,12 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from clipsearch.model import ImagePreprocess
 from clipsearch.temporal import TemporalPooling
+
+AUX_SCALE = 16.0  # logit scale of the auxiliary cosine classifier
 
 
 def multi_positive_nce(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
@@ -46,11 +49,21 @@ class ClipVideoModule(L.LightningModule):
         temporal: TemporalPooling | None = None,
         head_lr: float | None = None,
         head_start: float = 0.0,
+        n_classes: int = 0,
+        aux_loss_weight: float = 0.0,
     ):
         super().__init__()
         self.temporal = temporal
         self.head_lr = lr if head_lr is None else head_lr
         self.head_start = head_start
+        # training-only cosine classifier on clip vectors (not saved with the model): a class
+        # signal for the vision tower from step one, before the text tower means anything
+        self.aux_loss_weight = aux_loss_weight
+        self.class_head = (
+            nn.Parameter(torch.randn(n_classes, model.config.projection_dim) * 0.02)
+            if n_classes and aux_loss_weight > 0
+            else None
+        )
         self.affine_aug = affine_aug
         # tokenised "template x class" prompts, (n_templates * n_classes, L), class-major
         self.class_prompts = class_prompts
@@ -117,6 +130,12 @@ class ClipVideoModule(L.LightningModule):
             class_loss = F.cross_entropy(scale * video[known] @ classes.t(), labels[known])
             self.log("class_loss", class_loss, batch_size=len(video))
             loss = loss + self.class_loss_weight * class_loss
+        if self.class_head is not None and bool((labels >= 0).any()):
+            known = labels >= 0
+            weights = F.normalize(self.class_head, dim=-1)
+            aux = F.cross_entropy(AUX_SCALE * video[known] @ weights.t(), labels[known])
+            self.log("aux_loss", aux, batch_size=len(video))
+            loss = loss + self.aux_loss_weight * aux
         self.log("train_loss", loss, prog_bar=True, batch_size=len(video))
         self.log("logit_scale", scale, batch_size=len(video))
         return loss

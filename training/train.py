@@ -170,6 +170,8 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
         temporal=encoder.temporal,
         head_lr=cfg.head_lr,
         head_start=cfg.head_start,
+        n_classes=len(collection.classes),
+        aux_loss_weight=cfg.aux_loss_weight,
     )
     run.out.mkdir(parents=True, exist_ok=True)
     trainer = L.Trainer(

@@ -46,7 +46,8 @@ def init_app(app: Flask, settings: Settings, search: SearchService | None = None
     app.extensions[EXTENSION] = Services(
         settings=settings,
         search=search if search is not None else build_search(settings),
-        media_dir=Path(settings.media_dir),
+        # absolute: Flask resolves relative send_file paths against the package, not the cwd
+        media_dir=Path(settings.media_dir).resolve(),
     )
 
 
