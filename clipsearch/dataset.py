@@ -153,6 +153,18 @@ def _video_files(folder: Path) -> Iterable[Path]:
             yield p
 
 
+def _clip(file: Path, rel: str, label: str | None, splits: dict[int, str]) -> Clip:
+    parsed = parse_ucf_name(file.name)
+    return Clip(
+        path=rel,
+        source=file.resolve(),
+        label=label,
+        group=parsed[1] if parsed else None,
+        clip=parsed[2] if parsed else None,
+        splits=splits,
+    )
+
+
 def _load_ucf(root: Path) -> Collection:
     video_root = root / VIDEOS_DIR
     lists = root / LISTS_DIR
@@ -169,24 +181,14 @@ def _load_ucf(root: Path) -> Collection:
                 continue
             for rel, number in read_split_list(list_file):
                 if number is not None and classes and not 1 <= number <= len(classes):
-                    raise DatasetError(f"{list_file}: number {number} outside classInd")
+                    raise DatasetError(f"{list_file}: label {number} outside classInd")
                 membership.setdefault(rel.lower(), {})[k] = side
 
     clips: list[Clip] = []
     for f in _video_files(video_root):
         rel = f.relative_to(video_root).as_posix()
-        label = rel.split("/")[0] if "/" in rel else None
-        parsed = parse_ucf_name(f.name)
-        clips.append(
-            Clip(
-                path=rel,
-                source=f.resolve(),
-                label=label,
-                group=parsed[1] if parsed else None,
-                clip=parsed[2] if parsed else None,
-                splits=dict(sorted(membership.pop(rel.lower(), {}).items())),
-            )
-        )
+        splits = dict(sorted(membership.pop(rel.lower(), {}).items()))
+        clips.append(_clip(f, rel, rel.split("/")[0] if "/" in rel else None, splits))
     if membership:
         log.warning(
             "%d split-list entries name files that are not on disk (first: %s)",
@@ -202,17 +204,7 @@ def _load_folder(root: Path) -> Collection:
     clips = []
     for f in _video_files(root):
         rel = f.relative_to(root).as_posix()
-        label = rel.split("/")[-2] if "/" in rel else None
-        parsed = parse_ucf_name(f.name)
-        clips.append(
-            Clip(
-                path=rel,
-                source=f.resolve(),
-                label=label,
-                group=parsed[1] if parsed else None,
-                clip=parsed[2] if parsed else None,
-            )
-        )
+        clips.append(_clip(f, rel, rel.split("/")[-2] if "/" in rel else None, {}))
     classes = sorted({c.label for c in clips if c.label})
     return Collection(root, root, clips, classes, is_ucf=False)
 
