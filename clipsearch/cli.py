@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -357,6 +358,8 @@ def _configure_logging(verbose: bool) -> None:
 def _quiet_lightning(verbose: bool) -> None:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    if not verbose:  # deprecations inside Lightning itself, not actionable by users
+        warnings.filterwarnings("ignore", message=r".*treespec.*", module=r"lightning\.")
 
 
 def main(argv: list[str] | None = None) -> int:
