@@ -10,6 +10,9 @@ DATA   ?= var/data/synthucf
 MODEL  ?= var/models/demo
 STORE  ?= var/store
 PORT   ?= 8000
+# Extra pip arguments for torch. Where pip's default index would pick the CUDA build
+# (plain Linux x86-64), use: make demo TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_PIP_ARGS ?=
 
 .PHONY: install demo data model index serve test lint typecheck pytest clean
 
@@ -19,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the CPU wheel first, so nothing pulls the CUDA build of torch
-	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q $(TORCH_PIP_ARGS) torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 

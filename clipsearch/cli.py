@@ -33,6 +33,23 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _write_json(path: str, data: object) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(data, indent=2) + "\n")
+
+
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name, "").strip()
     return value or default
@@ -182,7 +199,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         store.close()
     print(report.summary())
     if args.report:
-        Path(args.report).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        _write_json(args.report, report.to_dict())
     if not report.ok:
         print("clipsearch: error: no clip could be ingested", file=sys.stderr)
         return EXIT_ERROR
@@ -260,13 +277,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         report = evaluate_clips(encoder, collection.classes, clips, progress=update)
     report.metrics.update({"model": encoder.model_id, "data": str(args.data), "split": args.split})
     print(report.table())
-    if args.json:
-        text = json.dumps(report.metrics, indent=2) + "\n"
-        if args.json == "-":
-            sys.stdout.write(text)
-        else:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(text)
+    if args.json == "-":
+        sys.stdout.write(json.dumps(report.metrics, indent=2) + "\n")
+    elif args.json:
+        _write_json(args.json, report.metrics)
     return 0
 
 
@@ -285,11 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", parents=[common], help="generate the SynthUCF dataset")
     p.add_argument("--out", required=True, help="dataset root to write")
-    p.add_argument("--classes", type=int, default=12, help="number of classes (1-12)")
-    p.add_argument("--groups", type=int, default=25, help="groups per class (1-25)")
-    p.add_argument("--clips", type=int, default=4, help="clips per group")
+    p.add_argument("--classes", type=positive_int, default=12, help="number of classes (1-12)")
+    p.add_argument("--groups", type=positive_int, default=25, help="groups per class (1-25)")
+    p.add_argument("--clips", type=positive_int, default=4, help="clips per group")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None, help="processes (default: CPUs)")
+    p.add_argument("--workers", type=positive_int, default=None, help="processes (default: CPUs)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("train", parents=[common], help="train or fine-tune a CLIP model")
@@ -297,9 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory to save the model to")
     p.add_argument("--config", default="synthucf", help="recipe name or JSON file")
     p.add_argument("--init", default=None, help="pretrained CLIP (hub id or dir) to fine-tune")
-    p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-    p.add_argument("--max-steps", type=int, default=None, help="stop after N steps")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--epochs", type=positive_int, default=None, help="override the recipe's epochs")
+    p.add_argument("--max-steps", type=positive_int, default=None, help="stop after N steps")
+    p.add_argument("--batch-size", type=positive_int, default=None)
     p.add_argument("--split", type=int, default=None, choices=(1, 2, 3))
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="decoded-frame cache directory")
@@ -310,10 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arg(p)
     _add_store_args(p)
     p.add_argument("--media-dir", default=_env("CLIPSEARCH_MEDIA_DIR", DEFAULT_MEDIA))
-    p.add_argument("--batch", type=int, default=16, help="clips per embed/upsert batch")
-    p.add_argument("--workers", type=int, default=None, help="decode processes")
+    p.add_argument("--batch", type=positive_int, default=16, help="clips per embed/upsert batch")
+    p.add_argument("--workers", type=positive_int, default=None, help="decode processes")
     p.add_argument("--force", action="store_true", help="re-embed clips already up to date")
-    p.add_argument("--limit", type=int, default=None, help="only the first N clips")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N clips")
     p.add_argument("--report", metavar="JSON", help="write the ingest report as JSON")
     p.set_defaults(func=cmd_ingest)
 
@@ -321,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", help='text query, e.g. "a ball bouncing"')
     _add_model_arg(p)
     _add_store_args(p)
-    p.add_argument("-k", type=int, default=10, help="number of results")
+    p.add_argument("-k", type=positive_int, default=10, help="number of results")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_search)
 
@@ -331,9 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--media-dir", default=_env("CLIPSEARCH_MEDIA_DIR", DEFAULT_MEDIA))
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=None, help="default: 1 (Edge), 4 (server)")
-    p.add_argument("--threads", type=int, default=None, help="threads per worker")
-    p.add_argument("--torch-threads", type=int, default=None)
+    p.add_argument(
+        "--workers", type=positive_int, default=None, help="default: 1 (Edge), 4 (server)"
+    )
+    p.add_argument("--threads", type=positive_int, default=None, help="threads per worker")
+    p.add_argument("--torch-threads", type=positive_int, default=None)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("eval", parents=[common], help="retrieval metrics on a dataset split")
@@ -372,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clipsearch: error: {exc.message}", file=sys.stderr)
         # the caller's input was at fault (HTTP 4xx) -> 2, anything else -> 1
         return EXIT_USAGE if 400 <= exc.status < 500 else EXIT_ERROR
+    except OSError as exc:  # a file we were asked to read or write
+        print(f"clipsearch: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("clipsearch: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from clipsearch.dataset import class_phrase
+from clipsearch.errors import DatasetError
 
 QUERY_TEMPLATE = "a video of {}"
 
@@ -65,7 +66,7 @@ def retrieval_metrics(
         aps.append(ap)
         per_class[name] = round(ap, 6)
         p1.append(float(relevant[:1].mean()))
-        p5.append(float(relevant[:5].mean()))
+        p5.append(float(relevant[:5].sum() / 5))
         r10.append(float(relevant[:10].sum() / n_rel))
     return {
         "mAP": float(np.mean(aps)) if aps else 0.0,
@@ -120,7 +121,7 @@ def evaluate_clips(
         if progress:
             progress(len(batch))
     if not vectors:
-        return RetrievalReport({"mAP": 0.0, "n_queries": 0, "n_clips": 0, "failed": failed})
+        raise DatasetError(f"none of the {len(clips)} clips could be decoded")
     report = evaluate_vectors(encoder, classes, np.stack(vectors), labels, template)
     report.metrics["failed"] = failed
     return report

@@ -50,8 +50,11 @@ class VideoConfig:
         path = directory / VIDEO_CONFIG_NAME
         if not path.exists():
             return cls()
-        data = json.loads(path.read_text())
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        try:
+            data = json.loads(path.read_text())
+            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        except (OSError, ValueError, TypeError) as exc:
+            raise ModelLoadError(f"{path} is unreadable: {one_line(exc)}") from None
 
     def save(self, directory: Path) -> None:
         (directory / VIDEO_CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -150,6 +153,11 @@ class VideoEmbedding:
 
     frames: np.ndarray
     pooled: np.ndarray
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (library messages often span several)."""
+    return " ".join(str(exc).split())
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -284,6 +292,7 @@ def load_model(
     ``towers="text"`` loads only the text tower (what the query path needs).
     """
     from transformers import (
+        AutoConfig,
         AutoTokenizer,
         CLIPModel,
         CLIPTextModelWithProjection,
@@ -302,14 +311,24 @@ def load_model(
         "text": CLIPTextModelWithProjection,
         "vision": CLIPVisionModelWithProjection,
     }[towers]
+    where = "directory" if is_local else "Hugging Face Hub id"
+    try:
+        model_type = AutoConfig.from_pretrained(name).model_type
+    except Exception as exc:  # transformers/hub raise many types; all mean "cannot load"
+        hint = (
+            ""
+            if is_local
+            else " (not a local directory either; offline? use a local copy of the checkpoint)"
+        )
+        raise ModelLoadError(f"cannot load CLIP {where} {name!r}: {one_line(exc)}{hint}") from None
+    if model_type != "clip":
+        raise ModelLoadError(f"{name!r} is a {model_type!r} checkpoint, not a CLIP model")
     try:
         model = model_cls.from_pretrained(name).to(device)
         tokenizer = AutoTokenizer.from_pretrained(name) if towers != "vision" else None
         preprocess = _read_preprocess(name, local if is_local else None)
-    except Exception as exc:  # transformers/hub raise many types; all mean "cannot load"
-        where = "directory" if is_local else "Hugging Face Hub id"
-        hint = "" if is_local else " (offline? set HF_HUB_OFFLINE=1 and use a local copy)"
-        raise ModelLoadError(f"cannot load CLIP {where} {name!r}: {exc}{hint}") from exc
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load CLIP {where} {name!r}: {one_line(exc)}") from None
     video = VideoConfig.load(local) if is_local else VideoConfig()
     temporal = None
     if video.pooling == "temporal" and towers != "text":
@@ -317,7 +336,9 @@ def load_model(
             dim = int(model.config.projection_dim)
             temporal = TemporalPooling.load(local, dim, video.temporal or {})
         except (OSError, RuntimeError, TypeError) as exc:
-            raise ModelLoadError(f"cannot load the temporal head of {name!r}: {exc}") from exc
+            raise ModelLoadError(
+                f"cannot load the temporal head of {name!r}: {one_line(exc)}"
+            ) from None
     model_id = (video.model_id or local.resolve().name) if is_local else name
     log.info("loaded %s (%s towers) on %s", model_id, towers, device)
     return ClipEncoder(model, tokenizer, preprocess, video, model_id, towers, temporal)

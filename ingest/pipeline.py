@@ -41,6 +41,9 @@ class IngestReport:
     found: int = 0
     ingested: int = 0
     up_to_date: int = 0
+    # stored points that came from another file with the same relative path (ids are
+    # UUIDv5 of the path relative to the dataset root, so such a clip replaces them)
+    replaced_other_source: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
@@ -66,6 +69,11 @@ class IngestReport:
             f"failed {len(self.failed)}; store now holds {self.store_count} clips",
             f"{self.wall_s:.1f}s wall ({self.to_dict()['clips_per_s']} clips/s); {stages}",
         ]
+        if self.replaced_other_source:
+            lines.append(
+                f"warning: {self.replaced_other_source} clips replaced points that came from "
+                "another file with the same relative path (another dataset root?)"
+            )
         lines += [f"  skipped {f['path']}: {f['reason']}" for f in self.failed]
         return "\n".join(lines)
 
@@ -99,15 +107,22 @@ def clip_payload(clip: Clip, done: EmbeddedClip, model_id: str) -> dict[str, Any
     return payload
 
 
-def _up_to_date(store: VectorStore, clips: Sequence[Clip], model_id: str) -> set[str]:
-    """Ids of clips already stored from the same file with the same model."""
+def _up_to_date(store: VectorStore, clips: Sequence[Clip], model_id: str) -> tuple[set[str], int]:
+    """Ids of clips already stored from the same file with the same model, and how many
+    stored points came from a different file."""
     done: set[str] = set()
+    other_source = 0
     for i in range(0, len(clips), LOOKUP_CHUNK):
         chunk = clips[i : i + LOOKUP_CHUNK]
         stored = store.retrieve([clip_id(c.path) for c in chunk])
         for c in chunk:
             point = stored.get(clip_id(c.path))
-            if point is None or point.payload.get("model") != model_id:
+            if point is None:
+                continue
+            if point.payload.get("source") != str(c.source):
+                other_source += 1
+                continue
+            if point.payload.get("model") != model_id:
                 continue
             try:
                 stamp = source_stamp(c.source)
@@ -115,7 +130,7 @@ def _up_to_date(store: VectorStore, clips: Sequence[Clip], model_id: str) -> set
                 continue
             if all(point.payload.get(k) == v for k, v in stamp.items()):
                 done.add(point.id)
-    return done
+    return done, other_source
 
 
 def ingest(
@@ -132,7 +147,9 @@ def ingest(
     report = IngestReport(found=len(clips), model=encoder.model_id)
     store.ensure_collection(encoder.dim)
 
-    skip = set() if opts.force else _up_to_date(store, clips, encoder.model_id)
+    skip, report.replaced_other_source = _up_to_date(store, clips, encoder.model_id)
+    if opts.force:
+        skip = set()
     todo = [c for c in clips if clip_id(c.path) not in skip]
     report.up_to_date = len(clips) - len(todo)
     if progress and report.up_to_date:

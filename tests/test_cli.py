@@ -181,3 +181,53 @@ def test_synth_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert "wrote 2 clips of 2 classes" in capsys.readouterr().out
     assert main(["synth", "--out", str(tmp_path / "d"), "--classes", "13"]) == 2
+
+
+@pytest.mark.parametrize(
+    "extra", [["--limit", "0"], ["--batch", "-1"], ["--workers", "zero"], ["--limit", "-2"]]
+)
+def test_nonsense_counts_are_usage_errors(
+    extra: list[str], tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["ingest", str(tmp_path), "--model", str(tiny_model_dir), *extra])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "must be at least 1" in err or "expected an integer" in err
+
+
+def test_eval_with_no_decodable_test_clip_is_one_line(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "ucf"
+    (root / "UCF-101" / "Junk").mkdir(parents=True)
+    (root / "UCF-101" / "Junk" / "v_Junk_g01_c01.avi").write_text("not a video")
+    (root / "ucfTrainTestlist").mkdir()
+    (root / "ucfTrainTestlist" / "classInd.txt").write_text("1 Junk\n")
+    (root / "ucfTrainTestlist" / "testlist01.txt").write_text("Junk/v_Junk_g01_c01.avi\n")
+    code = main(["eval", "--data", str(root), "--model", str(tiny_model_dir), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == "clipsearch: error: none of the 1 clips could be decoded"
+
+
+def test_report_goes_to_a_new_directory(
+    tiny_synth: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    folder = tiny_synth / "UCF-101" / "BoxSpinning"
+    report = tmp_path / "new" / "dir" / "report.json"
+    code = main(
+        [
+            "ingest",
+            str(folder),
+            "--model",
+            str(tiny_model_dir),
+            "--store",
+            str(tmp_path / "s"),
+            "--media-dir",
+            str(tmp_path / "m"),
+            "--report",
+            str(report),
+            "-q",
+        ]
+    )
+    assert code == 0 and json.loads(report.read_text())["ingested"] == 8

@@ -21,7 +21,8 @@ def test_retrieval_metrics_perfect_and_reversed() -> None:
     queries = np.array([[1, 1, 0, 0], [0, 0, 1, 1]], dtype=np.float32) / np.sqrt(2)
     m = retrieval_metrics(queries, ["a", "b"], clips, labels)
     assert m["mAP"] == 1.0 and m["P@1"] == 1.0 and m["R@10"] == 1.0
-    assert m["P@5"] == pytest.approx(0.5)  # 2 relevant among the 4 clips ranked
+    # P@k divides by k even when fewer clips exist: 2 relevant in the top 5 -> 0.4
+    assert m["P@5"] == pytest.approx(2 / 5)
     assert m["per_class_AP"] == {"a": 1.0, "b": 1.0}
     assert (m["n_queries"], m["n_clips"]) == (2, 4)
 

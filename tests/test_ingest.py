@@ -93,3 +93,19 @@ def test_nothing_ingestable_is_not_ok(vision, tmp_path: Path) -> None:  # type: 
     with QdrantEdgeStore(tmp_path / "store") as store:
         report = ingest(load_collection(folder), vision, store, IngestOptions(workers=1))
     assert report.ingested == 0 and not report.ok and len(report.failed) == 1
+
+
+def test_same_relative_path_from_another_root_is_reported(
+    tiny_synth: Path,
+    vision,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    src = sorted((tiny_synth / "UCF-101" / "BoxSpinning").glob("*.avi"))[0]
+    for root in ("a", "b"):
+        (tmp_path / root).mkdir()
+        shutil.copy(src, tmp_path / root / "x.avi")
+    with QdrantEdgeStore(tmp_path / "store") as store:
+        ingest(load_collection(tmp_path / "a"), vision, store, IngestOptions(workers=1))
+        report = ingest(load_collection(tmp_path / "b"), vision, store, IngestOptions(workers=1))
+        assert store.count() == 1  # one id per relative path, by design
+    assert report.replaced_other_source == 1 and "another dataset root" in report.summary()

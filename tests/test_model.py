@@ -125,3 +125,29 @@ def test_temporal_pooling_without_its_head_is_an_error(
     (broken / "clipsearch.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelLoadError, match="temporal head"):
         load_model(broken)
+
+
+def test_non_clip_checkpoint_is_refused(tmp_path: Path) -> None:
+    from transformers import BertConfig, BertModel
+
+    BertModel(
+        BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    ).save_pretrained(tmp_path / "bert")
+    with pytest.raises(ModelLoadError, match="'bert' checkpoint, not a CLIP model"):
+        load_model(tmp_path / "bert", towers="vision")
+
+
+def test_corrupt_video_config_is_a_load_error(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "clipsearch.json").write_text("{bad")
+    with pytest.raises(ModelLoadError, match=r"clipsearch\.json is unreadable"):
+        load_model(broken)
+
+
+def test_load_errors_are_one_line() -> None:
+    with pytest.raises(ModelLoadError) as info:
+        load_model("nonexistent/model")
+    assert "\n" not in str(info.value) and "not a local directory either" in str(info.value)

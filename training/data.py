@@ -69,12 +69,16 @@ def load_frames(
     if cache_dir is not None:
         npy, meta = cache_dir / f"frames-{key}.npy", cache_dir / f"frames-{key}.json"
         if npy.exists() and meta.exists():
-            info = json.loads(meta.read_text())
-            by_path = {c.path: c for c in clips}
-            log.info("frame cache hit: %s", npy)
-            return FrameCache(
-                [by_path[p] for p in info["ok"]], np.load(npy, mmap_mode="r"), info["failed"]
-            )
+            try:
+                info = json.loads(meta.read_text())
+                by_path = {c.path: c for c in clips}
+                cached = FrameCache(
+                    [by_path[p] for p in info["ok"]], np.load(npy, mmap_mode="r"), info["failed"]
+                )
+                log.info("frame cache hit: %s", npy)
+                return cached
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("ignoring unreadable frame cache %s: %s", npy, exc)
     kept: list[Clip] = []
     failed: list[str] = []
     rows: list[np.ndarray] = []
@@ -95,7 +99,9 @@ def load_frames(
         tmp = npy.with_suffix(".tmp.npy")
         np.save(tmp, frames)
         tmp.replace(npy)
-        meta.write_text(json.dumps({"ok": [c.path for c in kept], "failed": failed}))
+        tmp_meta = meta.with_suffix(".tmp.json")
+        tmp_meta.write_text(json.dumps({"ok": [c.path for c in kept], "failed": failed}))
+        tmp_meta.replace(meta)
     return FrameCache(kept, frames, failed)
 
 
@@ -105,11 +111,15 @@ def read_captions(root: Path) -> dict[str, str]:
     if not path.exists():
         return {}
     out = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
             row = json.loads(line)
             if row.get("caption"):
                 out[row["path"]] = row["caption"]
+        except (ValueError, AttributeError, KeyError):
+            raise DatasetError(f"{path}:{n}: not a JSON object with path and caption") from None
     return out
 
 

@@ -106,7 +106,7 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
     collection = load_collection(run.data)
     if not collection.is_ucf:
         raise DatasetError(f"{run.data} is not a UCF101-layout root (UCF-101/ + ucfTrainTestlist/)")
-    train_clips = collection.split(cfg.split, "train")
+    train_clips = [c for c in collection.split(cfg.split, "train") if c.label]
     test_clips = collection.split(cfg.split, "test")
     if not train_clips:
         raise DatasetError(f"split {cfg.split} of {run.data} has no training clips")
