@@ -11,6 +11,14 @@ import pytest
 from clipsearch.cli import main
 
 
+def ingest_argv(folder: Path, model: Path, tmp_path: Path, *extra: str) -> list[str]:
+    """`clipsearch ingest` into a store and media folder under tmp_path, quietly."""
+    return [
+        "ingest", str(folder), "--model", str(model), "--store", str(tmp_path / "s"),
+        "--media-dir", str(tmp_path / "m"), "-q", *extra,
+    ]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("trained") / "model"
@@ -144,19 +152,7 @@ def test_ingest_of_only_broken_files_exits_non_zero(
 ) -> None:
     (tmp_path / "v").mkdir()
     (tmp_path / "v" / "x.avi").write_bytes(b"junk")
-    code = main(
-        [
-            "ingest",
-            str(tmp_path / "v"),
-            "--model",
-            str(tiny_model_dir),
-            "--store",
-            str(tmp_path / "s"),
-            "--media-dir",
-            str(tmp_path / "m"),
-            "-q",
-        ]
-    )
+    code = main(ingest_argv(tmp_path / "v", tiny_model_dir, tmp_path))
     assert code == 1
     assert "no clip could be ingested" in capsys.readouterr().err
 
@@ -215,19 +211,5 @@ def test_report_goes_to_a_new_directory(
 ) -> None:
     folder = tiny_synth / "UCF-101" / "BoxSpinning"
     report = tmp_path / "new" / "dir" / "report.json"
-    code = main(
-        [
-            "ingest",
-            str(folder),
-            "--model",
-            str(tiny_model_dir),
-            "--store",
-            str(tmp_path / "s"),
-            "--media-dir",
-            str(tmp_path / "m"),
-            "--report",
-            str(report),
-            "-q",
-        ]
-    )
+    code = main(ingest_argv(folder, tiny_model_dir, tmp_path, "--report", str(report)))
     assert code == 0 and json.loads(report.read_text())["ingested"] == 8
