@@ -215,8 +215,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     try:
         service = SearchService(load_model(args.model, towers="text"), store)
         response = service.search(args.query, args.k)
+        warning = service.model_mismatch()
     finally:
         store.close()
+    if warning:
+        print(f"clipsearch: warning: {warning}", file=sys.stderr)
     if args.json:
         results = [
             {

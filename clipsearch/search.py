@@ -100,5 +100,34 @@ class SearchService:
         point = found.get(clip_id)
         return Hit(point.id, 1.0, point.payload) if point else None
 
+    def store_model(self) -> str | None:
+        """The model id recorded with a stored clip (None for an empty store)."""
+        dim = self.store.dim()
+        if not dim or not self.store.count():
+            return None
+        probe = np.zeros(dim, dtype=np.float32)
+        probe[0] = 1.0
+        hits = self.store.search(probe, 1)
+        return hits[0].payload.get("model") if hits else None
+
+    def model_mismatch(self) -> str | None:
+        """A warning when the store was filled by another model than the one querying it."""
+        stored = self.store_model()
+        if stored is None or stored == self.model_id:
+            return None
+        return (
+            f"the store holds clips embedded with model {stored!r}, but queries use "
+            f"{self.model_id!r}: scores are meaningless; re-ingest or pass the matching --model"
+        )
+
     def health(self) -> dict[str, Any]:
-        return {"model": self.model_id, "store": self.store.kind, "clips": self.store.count()}
+        info: dict[str, Any] = {
+            "model": self.model_id,
+            "store": self.store.kind,
+            "clips": self.store.count(),
+            "store_model": self.store_model(),
+        }
+        warning = self.model_mismatch()
+        if warning:
+            info["warning"] = warning
+        return info

@@ -82,7 +82,8 @@ def test_end_to_end_ingest_search_eval(
     assert all(r["path"].endswith(".avi") for r in out["results"])
 
     assert main(["search", "a ball bouncing", *args, "-k", "3"]) == 0
-    assert len(capsys.readouterr().out.strip().splitlines()) == 4
+    captured = capsys.readouterr()
+    assert len(captured.out.strip().splitlines()) == 4 and captured.err == ""
 
     report = tmp_path / "eval.json"
     assert (
@@ -213,3 +214,31 @@ def test_report_goes_to_a_new_directory(
     report = tmp_path / "new" / "dir" / "report.json"
     code = main(ingest_argv(folder, tiny_model_dir, tmp_path, "--report", str(report)))
     assert code == 0 and json.loads(report.read_text())["ingested"] == 8
+
+
+def test_search_warns_when_the_store_was_filled_by_another_model(
+    trained: Path,
+    tiny_synth: Path,
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = tiny_synth / "UCF-101" / "BoxSpinning"
+    assert main(ingest_argv(folder, trained, tmp_path)) == 0
+    capsys.readouterr()
+    # same vector size, different model: results would be meaningless
+    code = main(
+        [
+            "search",
+            "a box spinning",
+            "--model",
+            str(tiny_model_dir),
+            "--store",
+            str(tmp_path / "s"),
+            "-k",
+            "2",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 0 and err.startswith("clipsearch: warning: the store holds clips embedded")
+    assert "tiny-random" in err

@@ -321,6 +321,7 @@ def test_health(client: FlaskClient) -> None:
         "model": "tiny-random",
         "store": "qdrant-local",
         "clips": len(CLIPS) + 1,
+        "store_model": "tiny-random",
     }
 
 
@@ -567,7 +568,13 @@ def test_create_app_from_environment(
     monkeypatch.setenv("CLIPSEARCH_MEDIA_DIR", str(tmp_path))
     app = create_app()
     health = app.test_client().get("/api/health").get_json()
-    assert health == {"status": "ok", "model": "tiny-random", "store": "qdrant-local", "clips": 0}
+    assert health == {
+        "status": "ok",
+        "model": "tiny-random",
+        "store": "qdrant-local",
+        "clips": 0,
+        "store_model": None,
+    }
 
 
 def test_relative_media_dir_is_relative_to_the_working_directory(
