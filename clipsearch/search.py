@@ -103,7 +103,7 @@ class SearchService:
     def store_model(self) -> str | None:
         """The model id recorded with a stored clip (None for an empty store)."""
         dim = self.store.dim()
-        if not dim or not self.store.count():
+        if not dim:
             return None
         probe = np.zeros(dim, dtype=np.float32)
         probe[0] = 1.0
@@ -112,7 +112,9 @@ class SearchService:
 
     def model_mismatch(self) -> str | None:
         """A warning when the store was filled by another model than the one querying it."""
-        stored = self.store_model()
+        return self._mismatch_warning(self.store_model())
+
+    def _mismatch_warning(self, stored: str | None) -> str | None:
         if stored is None or stored == self.model_id:
             return None
         return (
@@ -121,13 +123,14 @@ class SearchService:
         )
 
     def health(self) -> dict[str, Any]:
+        stored = self.store_model()
         info: dict[str, Any] = {
             "model": self.model_id,
             "store": self.store.kind,
             "clips": self.store.count(),
-            "store_model": self.store_model(),
+            "store_model": stored,
         }
-        warning = self.model_mismatch()
+        warning = self._mismatch_warning(stored)
         if warning:
             info["warning"] = warning
         return info
