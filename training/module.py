@@ -124,14 +124,14 @@ class ClipVideoModule(L.LightningModule):
         loss = multi_positive_nce(logits, batch["positives"].to(logits.device))
         self.log("nce_loss", loss, batch_size=len(video))
         labels = batch["labels"]
-        if self.class_prompts is not None and bool((labels >= 0).any()):
+        known = labels >= 0  # clips with a class (loose files have none)
+        has_known = bool(known.any())
+        if self.class_prompts is not None and has_known:
             classes = self.class_vectors()
-            known = labels >= 0
             class_loss = F.cross_entropy(scale * video[known] @ classes.t(), labels[known])
             self.log("class_loss", class_loss, batch_size=len(video))
             loss = loss + self.class_loss_weight * class_loss
-        if self.class_head is not None and bool((labels >= 0).any()):
-            known = labels >= 0
+        if self.class_head is not None and has_known:
             weights = F.normalize(self.class_head, dim=-1)
             aux = F.cross_entropy(AUX_SCALE * video[known] @ weights.t(), labels[known])
             self.log("aux_loss", aux, batch_size=len(video))
