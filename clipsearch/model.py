@@ -44,6 +44,8 @@ class VideoConfig:
     max_text_tokens: int = 77
     model_id: str | None = None
     temporal: dict[str, int] | None = None  # the temporal head's shape
+    # "Class:colour" combinations withheld from training (evaluated as heldout_mAP)
+    heldout: list[str] | None = None
 
     @classmethod
     def load(cls, directory: Path) -> VideoConfig:
