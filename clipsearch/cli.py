@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from clipsearch import __version__
+from clipsearch import __version__, indexbench_cli
 from clipsearch.errors import ClipSearchError, InvalidInput
 
 log = logging.getLogger("clipsearch")
@@ -267,23 +267,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from clipsearch.attributes import read_meta
     from clipsearch.dataset import load_collection
-    from clipsearch.evaluate import evaluate_clips
+    from clipsearch.evaluate import compare_table, decode_passes, evaluate_models
     from clipsearch.model import load_model
 
     collection = load_collection(args.data)
     clips = collection.split(args.split, "test") if collection.is_ucf else collection.clips
     if not clips:
         raise InvalidInput(f"split {args.split} of {args.data} has no test clips")
-    encoder = load_model(args.model)
-    with _progress(len(clips), "clip", "eval", _show_progress(args)) as update:
-        report = evaluate_clips(encoder, collection.classes, clips, progress=update)
-    report.metrics.update({"model": encoder.model_id, "data": str(args.data), "split": args.split})
-    print(report.table())
+    encoders = [load_model(name) for name in (args.model, args.compare) if name]
+    meta = read_meta(collection.root)
+    total = len(clips) * decode_passes(encoders)
+    with _progress(total, "clip", "eval", _show_progress(args)) as update:
+        reports = evaluate_models(encoders, collection.classes, clips, meta=meta, progress=update)
+    for encoder, report in zip(encoders, reports, strict=True):
+        where = {"model": encoder.model_id, "data": str(args.data), "split": args.split}
+        report.metrics.update(where)
+    if args.compare:
+        print(compare_table(reports))
+        out: dict[str, Any] = {"models": [r.metrics for r in reports]}
+    else:
+        print(reports[0].table())
+        out = reports[0].metrics
     if args.json == "-":
-        sys.stdout.write(json.dumps(report.metrics, indent=2) + "\n")
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
     elif args.json:
-        _write_json(args.json, report.metrics)
+        _write_json(args.json, out)
     return 0
 
 
@@ -359,8 +369,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="UCF101-layout dataset root")
     _add_model_arg(p)
     p.add_argument("--split", type=int, default=1, choices=(1, 2, 3))
+    p.add_argument(
+        "--compare",
+        metavar="MODEL2",
+        help="also evaluate this checkpoint on the same clips and print both side by side",
+    )
     p.add_argument("--json", metavar="OUT", help="write metrics JSON here ('-' for stdout)")
     p.set_defaults(func=cmd_eval)
+    indexbench_cli.add_parser(sub, common)
     return parser
 
 

@@ -140,8 +140,8 @@ class ImagePreprocess:
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         """[0, 1] pixels (N, 3, h, w) -> model input (channel mean/std normalised)."""
-        mean = torch.tensor(self.mean, dtype=pixels.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, dtype=pixels.dtype).view(1, 3, 1, 1)
+        mean = torch.tensor(self.mean, dtype=pixels.dtype, device=pixels.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=pixels.dtype, device=pixels.device).view(1, 3, 1, 1)
         return (pixels - mean) / std
 
     def __call__(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ one-line errors with non-zero exit codes."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,17 @@ def test_train_saves_a_loadable_checkpoint(trained: Path) -> None:
     assert metrics["split1_test"]["n_clips"] == 28
     enc = load_model(trained)
     assert enc.model_id == metrics["model_id"] and enc.model_id.startswith("model-")
+    # validation by retrieval every `val_every` epochs (and the last), the best one kept
+    val = metrics["validation"]
+    assert [h["epoch"] for h in val["history"]] == [1, 2]
+    assert val["best_val_mAP"] == pytest.approx(max(h["val_mAP"] for h in val["history"]))
+    # the saved weights are the best epoch's: re-scoring them gives its figure
+    assert metrics["split1_test"]["mAP"] == pytest.approx(val["best_val_mAP"], abs=1e-6)
+    assert (trained / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "val_mAP" in (trained / "logs" / "metrics.csv").read_text().splitlines()[0]
+    assert list((trained / "logs" / "tb").glob("events.out.tfevents.*"))
+    # the tiny set has too few colours per class to withhold any composition
+    assert metrics["heldout"] == [] and enc.video.heldout is None
 
 
 def test_end_to_end_ingest_search_eval(
@@ -105,6 +117,11 @@ def test_end_to_end_ingest_search_eval(
     assert {"mAP", "P@1", "P@5", "R@10", "per_class_AP", "n_queries", "n_clips"} <= set(metrics)
     assert metrics["n_queries"] == 4 and metrics["n_clips"] == 28
     assert 0.0 <= metrics["mAP"] <= 1.0
+    assert list(metrics["pairs"]) == ["BallRollingLeft/BallRollingRight"]
+    assert metrics["n_freeform_queries"] > 0 and 0.0 <= metrics["freeform_mAP"] <= 1.0
+    assert metrics["heldout"] is None and metrics["heldout_mAP"] is None
+    table = capsys.readouterr().out
+    assert "direction pairs" in table and "not trained with held-out compositions" in table
 
 
 @pytest.mark.parametrize(
@@ -191,6 +208,58 @@ def test_nonsense_counts_are_usage_errors(
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "must be at least 1" in err or "expected an integer" in err
+
+
+def test_eval_compare_prints_both_side_by_side(
+    tiny_synth: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clipsearch.attributes import read_meta
+
+    meta = read_meta(tiny_synth)
+    assert meta is not None
+    color = meta["BoxSpinning/v_BoxSpinning_g01_c01.avi"]["color"]  # a test clip of split 1
+    combo = f"BoxSpinning:{color}"
+    # the same weights, saved as a model "trained" without one colour x class combination
+    held = tmp_path / "held"
+    shutil.copytree(tiny_model_dir, held)
+    video = json.loads((held / "clipsearch.json").read_text())
+    video.update(model_id="tiny-held", heldout=[combo])
+    (held / "clipsearch.json").write_text(json.dumps(video))
+
+    out = tmp_path / "compare.json"
+    argv = ["eval", "--data", str(tiny_synth), "--model", str(tiny_model_dir), "-q"]
+    assert main([*argv, "--compare", str(held), "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert list(report) == ["models"]
+    m1, m2 = report["models"]
+    assert (m1["model"], m2["model"]) == ("tiny-random", "tiny-held")
+    for m in (m1, m2):
+        assert {"mAP", "P@1", "P@5", "R@10", "per_class_AP", "n_queries", "n_clips"} <= set(m)
+        assert {"query_template", "failed", "data", "split", "pairs", "freeform_mAP"} <= set(m)
+        assert m["n_clips"] == 28 and m["heldout"] == [combo]
+    # both models scored on the held-out combo; only the second one withheld it
+    assert (m1["heldout_own"], m2["heldout_own"]) == (False, True)
+    assert m2["heldout_AP"][combo] is not None
+    # same weights, same decoded frames: identical figures
+    for key in ("mAP", "per_class_AP", "pairs", "freeform_AP", "heldout_AP"):
+        assert m1[key] == m2[key], key
+
+    lines = table.splitlines()
+    assert lines[0].startswith("model 1: tiny-random (mean pooling, 8 frames)")
+    assert lines[1].startswith("model 2: tiny-held")
+    assert f"held-out compositions withheld by model 2: {combo}" in table
+    figures = lines[lines.index("") + 2 :]  # after the legend and the column header
+    deltas = dict(ln.rsplit(maxsplit=3)[::3] for ln in figures)  # row name -> delta
+    for name in ("mAP", "R@10", "freeform_mAP", "heldout_mAP", "AP BoxSpinning"):
+        assert deltas[name] == "+0.0000", name
+    assert "pair BallRollingLeft/BallRollingRight" in deltas
+
+    # without --compare the JSON stays the plain metrics dict
+    assert main([*argv, "--json", "-"]) == 0
+    printed = capsys.readouterr().out
+    plain = json.loads(printed[printed.index("\n{") + 1 :])
+    assert "models" not in plain and plain["model"] == "tiny-random"
 
 
 def test_eval_with_no_decodable_test_clip_is_one_line(

@@ -36,8 +36,15 @@ class TrainConfig:
     class_loss_weight: float = 1.0  # weight of the clip-vs-all-class-prompts loss
     color_aug_prob: float = 0.8  # recolour frames paired with a class phrase (not captions)
     affine_aug: float = 0.1  # random zoom/shift of each clip, as a fraction of the frame
+    # colour x class combos withheld from training: a count chosen from synth_meta.jsonl
+    # (clipsearch.attributes.default_heldout), or explicit "Class:colour" strings
+    heldout: int | list[str] = 3
+    freeze: str = "none"  # fine-tuning: "none", "proj_ln" or "layers:N" (training.freeze)
+    val_every: int = 2  # epochs between retrieval validations on the test clips (0: never)
+    select_best: bool = True  # keep the epoch with the best validation mAP, not the last
     seed: int = 0
     max_steps: int = -1  # stop after this many optimiser steps (-1: no limit; for smoke tests)
+    accelerator: str = "cpu"  # Lightning accelerator: "cpu", "gpu" or "auto"
     precision: str = "32-true"  # Lightning precision, e.g. "bf16-mixed" on CPUs with AMX
     decode_workers: int | None = None
 

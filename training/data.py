@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from clipsearch.dataset import Clip, class_phrase
 from clipsearch.errors import DatasetError
 from clipsearch.frames import decode_many
-from clipsearch.model import ImagePreprocess
+from clipsearch.model import ClipEncoder, ImagePreprocess
 
 log = logging.getLogger(__name__)
 
@@ -239,3 +239,23 @@ def make_collate(
         }
 
     return collate
+
+
+@torch.inference_mode()
+def encode_cached(encoder: ClipEncoder, cache: FrameCache, batch: int = 32) -> np.ndarray:
+    """Pooled clip vectors for cached uint8 frames, as ingest computes them (model's device)."""
+    device = next(encoder.model.parameters()).device
+    out: list[np.ndarray] = []
+    for i in range(0, len(cache.frames), batch):
+        chunk = torch.from_numpy(np.array(cache.frames[i : i + batch])).to(device)
+        b, t = chunk.shape[:2]
+        pixels = encoder.preprocess.normalize(chunk.flatten(0, 1).float().div_(255.0))
+        feats = encoder.model.get_image_features(pixel_values=pixels)
+        feats = feats if isinstance(feats, torch.Tensor) else feats.pooler_output
+        per_frame = torch.nn.functional.normalize(feats.float(), dim=-1).view(b, t, -1)
+        if encoder.temporal is not None:
+            pooled = encoder.temporal(per_frame)
+        else:
+            pooled = torch.nn.functional.normalize(per_frame.mean(1), dim=-1)
+        out.append(pooled.cpu().numpy())
+    return np.concatenate(out)

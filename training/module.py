@@ -83,7 +83,7 @@ class ClipVideoModule(L.LightningModule):
         theta = torch.zeros(b, 2, 3)
         theta[:, 0, 0] = theta[:, 1, 1] = scale
         theta[:, :, 2] = shift
-        theta = theta.repeat_interleave(t, dim=0)
+        theta = theta.repeat_interleave(t, dim=0).to(pixels.device)
         flat = pixels.flatten(0, 1)
         grid = F.affine_grid(theta, list(flat.shape), align_corners=False)
         out = F.grid_sample(flat, grid, padding_mode="border", align_corners=False)

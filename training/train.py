@@ -17,29 +17,31 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
-import torch
 from torch.utils.data import DataLoader
 
 from clipsearch.architectures import create_model
+from clipsearch.attributes import default_heldout, is_heldout, parse_combo, read_meta
 from clipsearch.dataset import Collection, load_collection
-from clipsearch.errors import DatasetError
+from clipsearch.errors import DatasetError, InvalidInput
 from clipsearch.evaluate import evaluate_vectors
 from clipsearch.model import ClipEncoder, VideoConfig, load_model, save_model
 from clipsearch.temporal import TemporalPooling
 from training.config import TrainConfig
+from training.curves import plot_curves
 from training.data import (
     ClipTextDataset,
-    FrameCache,
     class_prompts,
+    encode_cached,
     load_frames,
     make_collate,
     read_captions,
     training_texts,
 )
+from training.freeze import apply_freeze
 from training.init import whiten_patch_embedding
 from training.module import ClipVideoModule
 from training.tokenizer import build_tokenizer
+from training.validation import RetrievalValidation
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,18 @@ class TrainRun:
     progress_bar: bool = True
 
 
+def _heldout_combos(cfg: TrainConfig, meta: dict[str, dict[str, Any]] | None) -> list[str]:
+    if isinstance(cfg.heldout, int):
+        if cfg.heldout < 0:
+            raise InvalidInput(f"heldout must be >= 0 or a list of Class:colour, got {cfg.heldout}")
+        return default_heldout(meta, cfg.split, cfg.heldout) if meta and cfg.heldout else []
+    for combo in cfg.heldout:
+        parse_combo(combo)
+    return list(cfg.heldout)
+
+
 def _build_encoder(
-    cfg: TrainConfig, collection: Collection, captions: dict[str, str]
+    cfg: TrainConfig, collection: Collection, captions: dict[str, str], heldout: list[str]
 ) -> ClipEncoder:
     if cfg.init:
         base = load_model(cfg.init)
@@ -73,23 +85,15 @@ def _build_encoder(
         max_text_tokens=base.video.max_text_tokens,
         model_id=model_id,
         temporal=temporal.config() if temporal is not None else None,
+        heldout=heldout or None,
     )
     return ClipEncoder(model, tokenizer, preprocess, video, model_id, temporal=temporal)
 
 
-@torch.inference_mode()
-def encode_cached(encoder: ClipEncoder, cache: FrameCache, batch: int = 32) -> np.ndarray:
-    """Pooled clip vectors for cached uint8 frames, as ingest would compute them."""
-    out: list[np.ndarray] = []
-    for i in range(0, len(cache.frames), batch):
-        chunk = torch.from_numpy(np.array(cache.frames[i : i + batch]))
-        b, t = chunk.shape[:2]
-        pixels = encoder.preprocess.normalize(chunk.flatten(0, 1).float().div_(255.0))
-        feats = encoder.model.get_image_features(pixel_values=pixels)
-        feats = feats if isinstance(feats, torch.Tensor) else feats.pooler_output
-        per_frame = torch.nn.functional.normalize(feats, dim=-1).view(b, t, -1).numpy()
-        out.extend(encoder.pool(f) for f in per_frame)
-    return np.stack(out)
+def _has_tensorboard() -> bool:
+    import importlib.util
+
+    return any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX"))
 
 
 def _weights_digest(directory: Path) -> str:
@@ -111,8 +115,16 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
     if not train_clips:
         raise DatasetError(f"split {cfg.split} of {run.data} has no training clips")
     captions = read_captions(collection.root)
+    meta = read_meta(collection.root)
+    heldout = _heldout_combos(cfg, meta)
+    if heldout and meta:
+        kept = [c for c in train_clips if not is_heldout(meta.get(c.path, {}), heldout)]
+        log.info("withholding %d training clips of %s", len(train_clips) - len(kept), heldout)
+        n_withheld, train_clips = len(train_clips) - len(kept), kept
+    else:
+        n_withheld = 0
 
-    encoder = _build_encoder(cfg, collection, captions)
+    encoder = _build_encoder(cfg, collection, captions, heldout)
     log.info("decoding %d train + %d test clips", len(train_clips), len(test_clips))
     t0 = time.perf_counter()
     train_cache = load_frames(
@@ -135,6 +147,7 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
     )
     decode_s = time.perf_counter() - t0
 
+    freeze_counts = apply_freeze(encoder.model, cfg.freeze)
     if not cfg.init and cfg.whiten_patches:
         whiten_patch_embedding(encoder.model, train_cache.frames, encoder.preprocess, seed=cfg.seed)
     dataset = ClipTextDataset(
@@ -174,13 +187,22 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
         aux_loss_weight=cfg.aux_loss_weight,
     )
     run.out.mkdir(parents=True, exist_ok=True)
+    validation = (
+        RetrievalValidation(encoder, test_cache, collection.classes, every=cfg.val_every)
+        if test_cache is not None and cfg.val_every > 0
+        else None
+    )
+    loggers: list[Any] = [L.pytorch.loggers.CSVLogger(run.out, name="logs", version="")]
+    if _has_tensorboard():
+        loggers.append(L.pytorch.loggers.TensorBoardLogger(run.out, name="logs", version="tb"))
     trainer = L.Trainer(
-        accelerator="cpu",
+        accelerator=cfg.accelerator,
         devices=1,
         max_epochs=cfg.max_epochs,
         max_steps=cfg.max_steps,
         precision=cfg.precision,  # type: ignore[arg-type]
-        logger=L.pytorch.loggers.CSVLogger(run.out, name="logs", version=""),
+        logger=loggers,
+        callbacks=[validation] if validation is not None else [],
         enable_checkpointing=False,
         enable_progress_bar=run.progress_bar,
         enable_model_summary=False,
@@ -190,6 +212,11 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
     module.train()
     trainer.fit(module, loader)
     fit_s = time.perf_counter() - t0
+    if validation is not None and cfg.select_best:
+        validation.restore_best()
+    encoder.model.cpu()
+    if encoder.temporal is not None:
+        encoder.temporal.cpu()
     encoder.model.eval()
     if encoder.temporal is not None:
         encoder.temporal.eval()
@@ -211,19 +238,32 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
         "model_id": model_id,
         "config": cfg.to_dict(),
         "n_train_clips": len(train_cache.clips),
+        "heldout": heldout,
+        "n_heldout_train_clips": n_withheld,
         "train_failed": train_cache.failed,
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
         "train_loss": float(trainer.callback_metrics.get("train_loss", float("nan"))),
         "decode_s": round(decode_s, 2),
         "fit_s": round(fit_s, 2),
+        "parameters": freeze_counts,
     }
+    if validation is not None:
+        metrics["validation"] = {
+            "best_epoch": validation.best_epoch,
+            "best_val_mAP": round(validation.best_map, 6),
+            "selected": "best" if cfg.select_best else "last",
+            "seconds": round(validation.seconds, 2),
+            "history": validation.history,
+        }
     if test_cache is not None:
         vectors = encode_cached(encoder, test_cache)
         labels = [c.label for c in test_cache.clips]
-        report = evaluate_vectors(encoder, collection.classes, vectors, labels)
+        rows = [meta.get(c.path) for c in test_cache.clips] if meta else None
+        report = evaluate_vectors(encoder, collection.classes, vectors, labels, meta=rows)
         metrics[f"split{cfg.split}_test"] = report.metrics
     metrics["total_s"] = round(time.perf_counter() - started, 2)
+    plot_curves(run.out / "logs" / "metrics.csv", run.out / "training_curves.png", model_id)
     (run.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info("saved %s to %s", model_id, run.out)
     return metrics

@@ -6,6 +6,7 @@ from clipsearch.store.base import (
     ClipPoint,
     Hit,
     PayloadFilter,
+    VectorExporter,
     VectorStore,
     clip_id,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "Hit",
     "PayloadFilter",
     "StoreSettings",
+    "VectorExporter",
     "VectorStore",
     "clip_id",
     "open_store",

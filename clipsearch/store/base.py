@@ -113,3 +113,20 @@ class VectorStore(Protocol):
     def close(self) -> None:
         """Flush and release the store."""
         ...
+
+
+@runtime_checkable
+class VectorExporter(Protocol):
+    """A store whose ``pooled`` vectors can be read back in bulk (benchmarks, re-indexing).
+
+    Both Qdrant adapters implement it; it is kept apart from :class:`VectorStore`, which is
+    what the application needs.
+    """
+
+    def export_vectors(self, *, batch: int = 1024) -> tuple[list[str], np.ndarray]:
+        """Every point id and its ``pooled`` vector as an (N, D) float32 array, in id order.
+
+        An empty store (or one without a collection) gives ``([], array of shape (0, D))``
+        with D = 0 when the vector size is unknown.
+        """
+        ...

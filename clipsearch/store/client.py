@@ -33,12 +33,14 @@ from clipsearch.store.edge import (
     as_point,
     batched,
     canonical_id,
+    check_batch,
     check_dim,
     check_page,
     filter_conditions,
     plain_payload,
     point_vectors,
     query_vector,
+    stack_pooled,
 )
 
 try:  # only present with the gRPC extra; the REST transport is the default
@@ -343,6 +345,37 @@ class QdrantClientStore:
                 )
                 found.update(str(r.id) for r in records)
         return {by_canonical[c] for c in found if c in by_canonical}
+
+    def export_vectors(self, *, batch: int = 1024) -> tuple[list[str], np.ndarray]:
+        """Every point id and its ``pooled`` vector, (N, D) float32, scrolled in id order."""
+        batch = check_batch(batch)
+        dim = self.dim()
+        if dim is None:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        ids: list[str] = []
+        rows: list[Any] = []
+        offset: Any = None
+        with self._call("export vectors"):
+            while True:
+                records, offset = self.client.scroll(
+                    self.collection,
+                    limit=batch,
+                    offset=offset,
+                    with_payload=False,
+                    with_vectors=[POOLED],
+                )
+                for r in records:
+                    vectors = r.vector
+                    if not isinstance(vectors, dict) or POOLED not in vectors:
+                        raise StoreError(
+                            f"point {r.id} in collection {self.collection!r} has no "
+                            f"{POOLED!r} vector"
+                        )
+                    ids.append(str(r.id))
+                    rows.append(vectors[POOLED])
+                if offset is None or not records:
+                    break
+        return stack_pooled(ids, rows, dim)
 
     def count(self) -> int:
         """Exact number of points (0 when the collection does not exist yet)."""

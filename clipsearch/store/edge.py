@@ -202,6 +202,25 @@ def as_point(
     return ClipPoint(id=point_id, pooled=pooled, segments=segments, payload=dict(payload or {}))
 
 
+def check_batch(batch: int) -> int:
+    """Validate a page size for bulk reads."""
+    if isinstance(batch, bool) or not isinstance(batch, int | np.integer) or batch < 1:
+        raise InvalidInput(f"batch must be a positive integer, got {batch!r}")
+    return int(batch)
+
+
+def stack_pooled(ids: list[str], rows: list[Any], dim: int | None) -> tuple[list[str], np.ndarray]:
+    """The exported ids and their pooled vectors as one (N, D) float32 array."""
+    if not rows:
+        return [], np.zeros((0, dim or 0), dtype=np.float32)
+    matrix = np.asarray(rows, dtype=np.float32)
+    if matrix.ndim != 2 or (dim is not None and matrix.shape[1] != dim):
+        raise StoreError(
+            f"stored {POOLED!r} vectors have shape {matrix.shape}, expected (N, {dim})"
+        )
+    return ids, matrix
+
+
 def batched(seq: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
     """Consecutive slices of at most ``size`` items."""
     for start in range(0, len(seq), size):
@@ -484,6 +503,36 @@ class QdrantEdgeStore:
         except Exception as exc:
             raise self._error("look up ids", exc) from None
         return {by_canonical[c] for c in found if c in by_canonical}
+
+    def export_vectors(self, *, batch: int = 1024) -> tuple[list[str], np.ndarray]:
+        """Every point id and its ``pooled`` vector, (N, D) float32, scrolled in id order."""
+        batch = check_batch(batch)
+        shard, dim = self._shard_or_none()
+        if shard is None:
+            return [], np.zeros((0, dim or 0), dtype=np.float32)
+        ids: list[str] = []
+        rows: list[Any] = []
+        offset: Any = None
+        try:
+            while True:
+                records, offset = shard.scroll(
+                    qe.ScrollRequest(
+                        offset=offset, limit=batch, with_payload=False, with_vector=[POOLED]
+                    )
+                )
+                for r in records:
+                    vectors = r.vector
+                    if not isinstance(vectors, dict) or POOLED not in vectors:
+                        raise StoreError(f"point {r.id} in {self.path} has no {POOLED!r} vector")
+                    ids.append(str(r.id))
+                    rows.append(vectors[POOLED])
+                if offset is None or not records:
+                    break
+        except ClipSearchError:
+            raise
+        except Exception as exc:
+            raise self._error("export vectors", exc) from None
+        return stack_pooled(ids, rows, dim)
 
     def count(self) -> int:
         """Exact number of points (0 when there is no shard yet)."""

@@ -1,0 +1,140 @@
+"""Training pieces: freezing, validation by retrieval with best-epoch selection, curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from clipsearch.errors import InvalidInput
+from training.curves import plot_curves
+from training.freeze import apply_freeze, parse_freeze
+
+
+def _clip_model(tiny_model_dir: Path) -> Any:
+    from clipsearch.model import load_model
+
+    return load_model(tiny_model_dir).model
+
+
+def test_freeze_none_trains_everything(tiny_model_dir: Path) -> None:
+    model = _clip_model(tiny_model_dir)
+    counts = apply_freeze(model, "none")
+    assert counts["frozen"] == 0
+    assert counts["trainable"] == sum(p.numel() for p in model.parameters())
+
+
+def test_freeze_proj_ln_trains_only_projections_and_norms(tiny_model_dir: Path) -> None:
+    model = _clip_model(tiny_model_dir)
+    counts = apply_freeze(model, "proj_ln")
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert "visual_projection.weight" in trainable and "text_projection.weight" in trainable
+    assert "logit_scale" in trainable
+    assert any("layer_norm" in n for n in trainable)
+    assert not any("self_attn" in n or "mlp" in n or "embeddings" in n for n in trainable)
+    assert 0 < counts["trainable"] < counts["frozen"]
+
+
+def test_freeze_first_layers(tiny_model_dir: Path) -> None:
+    model = _clip_model(tiny_model_dir)
+    apply_freeze(model, "layers:1")
+    grads = dict((n, p.requires_grad) for n, p in model.named_parameters())
+    assert not grads["vision_model.encoder.layers.0.self_attn.q_proj.weight"]
+    assert grads["vision_model.encoder.layers.1.self_attn.q_proj.weight"]
+    assert not grads["text_model.encoder.layers.0.mlp.fc1.weight"]
+    assert grads["text_model.encoder.layers.1.mlp.fc1.weight"]
+    assert not grads["vision_model.embeddings.patch_embedding.weight"]
+    assert grads["visual_projection.weight"]
+
+
+@pytest.mark.parametrize("spec", ["all", "layers:", "layers:x", "layers:-1", ""])
+def test_bad_freeze_spec_is_an_error(spec: str) -> None:
+    with pytest.raises(InvalidInput, match="freeze must be one of"):
+        parse_freeze(spec)
+
+
+def test_curves_png_from_the_csv_log(tmp_path: Path) -> None:
+    csv = tmp_path / "metrics.csv"
+    csv.write_text(
+        "epoch,step,train_loss,val_mAP\n0,4,2.5,\n0,9,2.1,\n0,9,,0.4\n1,14,1.7,\n1,19,,0.7\n"
+    )
+    png = tmp_path / "curves.png"
+    assert plot_curves(csv, png, "m")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "empty.csv").write_text("epoch,step\n")
+    assert not plot_curves(tmp_path / "empty.csv", tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
+
+
+def test_validation_keeps_the_best_epoch(tiny_model_dir: Path, monkeypatch: Any) -> None:
+    from clipsearch.model import load_model
+    from training.data import FrameCache
+    from training.validation import RetrievalValidation
+
+    encoder = load_model(tiny_model_dir)
+    cache = FrameCache([], np.zeros((0, 8, 3, 48, 48), np.uint8), [])
+    val = RetrievalValidation(encoder, cache, ["A", "B"])
+    scores = iter([0.5, 0.9, 0.2])
+    monkeypatch.setattr(val, "evaluate", lambda: {"mAP": next(scores)})
+    weight = encoder.model.visual_projection.weight
+    logged: list[float] = []
+    module = SimpleNamespace(log=lambda name, value, **kw: logged.append(value))
+    snapshots = []
+    for epoch in range(3):
+        with torch.no_grad():
+            weight.add_(1.0)
+        snapshots.append(weight.detach().clone())
+        trainer = SimpleNamespace(
+            current_epoch=epoch, max_epochs=3, should_stop=False, global_step=epoch * 10
+        )
+        val.on_train_epoch_end(trainer, module)  # type: ignore[arg-type]
+    assert logged == [0.5, 0.9, 0.2]
+    assert val.best_epoch == 1 and val.best_map == 0.9
+    assert [h["epoch"] for h in val.history] == [0, 1, 2]
+    val.restore_best()
+    assert torch.equal(encoder.model.visual_projection.weight, snapshots[1])
+
+
+def test_validation_every_n_epochs_still_runs_the_last(
+    tiny_model_dir: Path, monkeypatch: Any
+) -> None:
+    from clipsearch.model import load_model
+    from training.data import FrameCache
+    from training.validation import RetrievalValidation
+
+    encoder = load_model(tiny_model_dir)
+    cache = FrameCache([], np.zeros((0, 8, 3, 48, 48), np.uint8), [])
+    val = RetrievalValidation(encoder, cache, ["A"], every=3)
+    monkeypatch.setattr(val, "evaluate", lambda: {"mAP": 0.1})
+    module = SimpleNamespace(log=lambda *a, **k: None)
+    for epoch in range(5):
+        trainer = SimpleNamespace(
+            current_epoch=epoch, max_epochs=5, should_stop=False, global_step=epoch
+        )
+        val.on_train_epoch_end(trainer, module)  # type: ignore[arg-type]
+    assert [h["epoch"] for h in val.history] == [2, 4]
+
+
+def test_heldout_setting_is_a_count_or_explicit_combos() -> None:
+    from training.config import TrainConfig
+    from training.train import _heldout_combos
+
+    meta = {
+        f"{cls}/v_{g}_{c}.avi": {"class": cls, "color": color, "group": g}
+        for cls in ("BallBouncing", "StarBlinking", "RingOrbiting")
+        for g, color in zip(range(1, 26), ["red", "blue", "green"] * 9, strict=False)
+        for c in (1,)
+    }
+    assert _heldout_combos(TrainConfig(heldout=0), meta) == []
+    assert _heldout_combos(TrainConfig(heldout=2), None) == []
+    chosen = _heldout_combos(TrainConfig(heldout=2), meta)
+    assert len(chosen) == 2 and len({c.split(":")[0] for c in chosen}) == 2
+    assert _heldout_combos(TrainConfig(heldout=["BoxSpinning:red"]), meta) == ["BoxSpinning:red"]
+    with pytest.raises(InvalidInput):
+        _heldout_combos(TrainConfig(heldout=["BoxSpinning"]), meta)
+    with pytest.raises(InvalidInput):
+        _heldout_combos(TrainConfig(heldout=-1), meta)
