@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from clipsearch.errors import InvalidInput
-from training.config import TrainConfig
+from training.config import CONFIG_DIR, TrainConfig
 
 
 def test_demo_recipe_is_the_default() -> None:
@@ -29,3 +29,18 @@ def test_unknown_setting_and_bad_json_are_errors(tmp_path: Path) -> None:
         TrainConfig.load(tmp_path / "bad.json")
     with pytest.raises(InvalidInput, match="no training recipe 'nope'"):
         TrainConfig.load("nope")
+
+
+@pytest.mark.parametrize("recipe", sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
+def test_every_shipped_recipe_loads(recipe: str) -> None:
+    from training.freeze import parse_freeze
+
+    cfg = TrainConfig.load(recipe)
+    parse_freeze(cfg.freeze)
+    assert cfg.pooling in ("mean", "temporal")
+    if cfg.pooling == "temporal":
+        # sampling a subset of frames aliases fast periodic motion (a ball that moves more
+        # than half the frame between two kept frames seems to go the other way)
+        assert cfg.train_frames == cfg.num_frames
+    if recipe.startswith("ucf101"):
+        assert cfg.init == "openai/clip-vit-base-patch32" and not cfg.whiten_patches
