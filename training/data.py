@@ -105,22 +105,11 @@ def load_frames(
     return FrameCache(kept, frames, failed)
 
 
-def read_captions(root: Path) -> dict[str, str]:
-    """``synth_meta.jsonl`` captions by relative path (empty for datasets without one)."""
-    path = root / "synth_meta.jsonl"
-    if not path.exists():
+def captions_from_meta(meta: dict[str, dict[str, Any]] | None) -> dict[str, str]:
+    """Captions by relative path from ``clipsearch.attributes.read_meta`` rows (empty: none)."""
+    if not meta:
         return {}
-    out = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            if row.get("caption"):
-                out[row["path"]] = row["caption"]
-        except (ValueError, AttributeError, KeyError):
-            raise DatasetError(f"{path}:{n}: not a JSON object with path and caption") from None
-    return out
+    return {path: row["caption"] for path, row in meta.items() if row.get("caption")}
 
 
 def training_texts(classes: Sequence[str], captions: dict[str, str]) -> list[str]:

@@ -30,11 +30,11 @@ from training.config import TrainConfig
 from training.curves import plot_curves
 from training.data import (
     ClipTextDataset,
+    captions_from_meta,
     class_prompts,
     encode_cached,
     load_frames,
     make_collate,
-    read_captions,
     training_texts,
 )
 from training.freeze import apply_freeze
@@ -114,8 +114,8 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
     test_clips = collection.split(cfg.split, "test")
     if not train_clips:
         raise DatasetError(f"split {cfg.split} of {run.data} has no training clips")
-    captions = read_captions(collection.root)
     meta = read_meta(collection.root)
+    captions = captions_from_meta(meta)
     heldout = _heldout_combos(cfg, meta)
     if heldout and meta:
         kept = [c for c in train_clips if not is_heldout(meta.get(c.path, {}), heldout)]
