@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from clipsearch.errors import VideoDecodeError
 from clipsearch.frames import Decoded, decode_many
 from clipsearch.model import ClipEncoder, VideoEmbedding
@@ -70,19 +68,9 @@ def embed_clips(
             d.index: FailedClip(d.index, d.source, d.error) for d in pending if d.error is not None
         }
         if good:
-            frames = [d.frames.frames for d in good if d.frames is not None]
-            sizes = {f.shape[1:] for f in frames}
-            if len(sizes) == 1:
-                vectors = encoder.encode_frames(np.concatenate(frames))
-            else:  # different frame sizes cannot share one tensor
-                vectors = np.concatenate([encoder.encode_frames(f) for f in frames])
-            offset = 0
-            for d in good:
+            clips = [d.frames.frames for d in good if d.frames is not None]
+            for d, emb in zip(good, encoder.embed_videos(clips), strict=True):
                 assert d.frames is not None
-                n = len(d.frames.frames)
-                per_frame = vectors[offset : offset + n]
-                offset += n
-                emb = VideoEmbedding(per_frame, encoder.pool(per_frame))
                 out[d.index] = EmbeddedClip(d.index, d.source, d.frames, emb)
         times.add("embed", started)
         pending.clear()

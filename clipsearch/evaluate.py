@@ -327,16 +327,8 @@ def _pool_decoded(encoder: Any, decoded: Sequence[Any]) -> dict[int, np.ndarray]
     good = [d for d in decoded if d.frames is not None]
     if not good:
         return {}
-    frames = [d.frames.frames for d in good]
-    if len({f.shape[1:] for f in frames}) == 1:
-        per_frame = encoder.encode_frames(np.concatenate(frames))
-    else:  # different frame sizes cannot share one tensor
-        per_frame = np.concatenate([encoder.encode_frames(f) for f in frames])
-    out, offset = {}, 0
-    for d, f in zip(good, frames, strict=True):
-        out[d.index] = encoder.pool(per_frame[offset : offset + len(f)])
-        offset += len(f)
-    return out
+    embedded = encoder.embed_videos([d.frames.frames for d in good])
+    return {d.index: emb.pooled for d, emb in zip(good, embedded, strict=True)}
 
 
 def embed_for_eval(

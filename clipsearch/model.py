@@ -178,6 +178,33 @@ def _features(output: Any) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
+def vision_forward(
+    model: Any, pixels: torch.Tensor, *, tokens: bool = False, layer: int = -1
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Projected image features (N, D), unnormalised, and when ``tokens`` is set the
+    patch tokens (N, P, W) of hidden state ``layer`` (0: patch embedding, -1: last
+    layer) that a temporal head's motion branch reads."""
+    vision = getattr(model, "vision_model", None)
+    projection = getattr(model, "visual_projection", None)
+    if vision is None or projection is None:
+        if tokens:
+            raise ModelLoadError("this model does not expose its vision tower's patch tokens")
+        if hasattr(model, "get_image_features"):
+            return _features(model.get_image_features(pixel_values=pixels)), None
+        return model(pixel_values=pixels).image_embeds, None
+    if not tokens:
+        return projection(vision(pixel_values=pixels).pooler_output), None
+    out = vision(pixel_values=pixels, output_hidden_states=layer != -1)
+    hidden = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
+    return projection(out.pooler_output), hidden[:, 1:]
+
+
+def vision_grid(model: Any) -> tuple[int, int]:
+    """(patch tokens per frame, token width) of a CLIP vision tower."""
+    cfg = getattr(model.config, "vision_config", model.config)
+    return (cfg.image_size // cfg.patch_size) ** 2, cfg.hidden_size
+
+
 class ClipEncoder:
     """A loaded CLIP checkpoint: text and/or vision tower, tokenizer, preprocessing."""
 
@@ -244,25 +271,68 @@ class ClipEncoder:
         self._require("vision")
         out = []
         for i in range(0, len(frames), batch_size):
-            pixels = self.preprocess(frames[i : i + batch_size])
-            if hasattr(self.model, "get_image_features"):
-                feats = _features(self.model.get_image_features(pixel_values=pixels))
-            else:
-                feats = self.model(pixel_values=pixels).image_embeds
+            feats, _ = vision_forward(self.model, self.preprocess(frames[i : i + batch_size]))
             out.append(feats.float().numpy())
         vecs = np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
         return l2_normalize(vecs) if normalize else vecs.astype(np.float32)
 
+    @property
+    def pools_tokens(self) -> bool:
+        """Whether pooling reads patch tokens as well as frame vectors (a motion branch)."""
+        return self.temporal is not None and self.temporal.needs_tokens
+
+    @property
+    def token_layer(self) -> int:
+        """The vision tower's hidden state whose patch tokens pooling reads."""
+        return self.temporal.motion_layer if self.temporal is not None else -1
+
     def embed_video(self, frames: np.ndarray) -> VideoEmbedding:
         """Per-frame vectors plus the pooled clip vector."""
-        per_frame = self.encode_frames(frames, normalize=True)
-        return VideoEmbedding(per_frame, self.pool(per_frame))
+        return self.embed_videos([frames])[0]
+
+    @torch.inference_mode()
+    def embed_videos(
+        self, clips: Sequence[np.ndarray], *, batch_size: int = 128
+    ) -> list[VideoEmbedding]:
+        """Embed several clips' uint8 frames (T_i, H_i, W_i, 3), the vision tower batched
+        across clips; frame sizes may differ between clips."""
+        self._require("vision")
+        if not clips:
+            return []
+        pixels = torch.cat([self.preprocess(f) for f in clips])
+        want_tokens, layer = self.pools_tokens, self.token_layer
+        feats, tokens = [], []
+        for i in range(0, len(pixels), batch_size):
+            chunk = pixels[i : i + batch_size]
+            feat, tok = vision_forward(self.model, chunk, tokens=want_tokens, layer=layer)
+            feats.append(F.normalize(feat.float(), dim=-1))
+            if tok is not None:
+                tokens.append(tok.float())
+        all_feats = torch.cat(feats)
+        all_tokens = torch.cat(tokens) if tokens else None
+        out, offset = [], 0
+        for clip in clips:
+            n = len(clip)
+            vecs = all_feats[offset : offset + n]
+            if self.temporal is None:
+                pooled = F.normalize(vecs.mean(0), dim=-1)
+            else:
+                tok = None if all_tokens is None else all_tokens[offset : offset + n][None]
+                pooled = self.temporal(vecs[None], tokens=tok)[0]
+            offset += n
+            out.append(VideoEmbedding(vecs.numpy(), pooled.numpy()))
+        return out
 
     @torch.inference_mode()
     def pool(self, frame_vectors: np.ndarray) -> np.ndarray:
-        """The clip vector (D,) from its unit frame vectors (T, D), in frame order."""
+        """The clip vector (D,) from its unit frame vectors (T, D), in frame order.
+
+        A head with a motion branch needs the frames themselves: use ``embed_videos``.
+        """
         if self.temporal is None:
             return pool_frames(frame_vectors)
+        if self.temporal.needs_tokens:
+            raise ModelLoadError(f"{self.model_id}: its temporal head pools from the frames")
         return self.temporal(torch.from_numpy(frame_vectors)[None].float())[0].numpy()
 
 

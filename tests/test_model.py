@@ -112,6 +112,49 @@ def test_temporal_head_saves_loads_and_sees_order(tiny_model_dir: Path, tmp_path
     assert load_model(out, towers="text").temporal is None
 
 
+def test_motion_head_reads_patch_tokens_and_sees_order(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    import torch
+
+    from clipsearch.model import ClipEncoder, save_model, vision_grid
+    from clipsearch.temporal import TemporalPooling
+
+    base = load_model(tiny_model_dir)
+    grid, width = vision_grid(base.model)
+    torch.manual_seed(0)
+    head = TemporalPooling(
+        base.dim, layers=1, motion_channels=4, token_width=width, grid=grid, motion_layer=1
+    )
+    video = dataclasses.replace(base.video, pooling="temporal", temporal=head.config())
+    enc = ClipEncoder(base.model, base.tokenizer, base.preprocess, video, "m", temporal=head)
+    assert enc.pools_tokens
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 255, (6, 120, 160, 3), dtype=np.uint8)
+    # an untrained head (output layers at zero) is exactly mean pooling
+    emb = enc.embed_video(frames)
+    mean = emb.frames.mean(0) / np.linalg.norm(emb.frames.mean(0))
+    np.testing.assert_allclose(emb.pooled, mean, atol=1e-5)
+    for p in head.parameters():  # stand-in for training: any non-zero weights
+        torch.nn.init.normal_(p, std=0.2)
+    forward, backward = enc.embed_video(frames), enc.embed_video(frames[::-1].copy())
+    np.testing.assert_allclose(forward.frames[::-1], backward.frames, atol=1e-5)
+    assert not np.allclose(forward.pooled, backward.pooled, atol=1e-3)  # order matters
+    # clips of different sizes batch together and pool as they would alone
+    small = rng.integers(0, 255, (4, 90, 90, 3), dtype=np.uint8)
+    both = enc.embed_videos([frames, small])
+    np.testing.assert_allclose(both[0].pooled, forward.pooled, atol=1e-5)
+    np.testing.assert_allclose(both[1].pooled, enc.embed_video(small).pooled, atol=1e-5)
+    with pytest.raises(ModelLoadError, match="pools from the frames"):
+        enc.pool(forward.frames)
+
+    loaded = load_model(save_model(enc, tmp_path / "motion"))
+    assert loaded.pools_tokens and loaded.video.temporal == head.config()
+    np.testing.assert_allclose(loaded.embed_video(frames).pooled, forward.pooled, atol=1e-5)
+
+
 def test_temporal_pooling_without_its_head_is_an_error(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:

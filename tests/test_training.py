@@ -138,3 +138,40 @@ def test_heldout_setting_is_a_count_or_explicit_combos() -> None:
         _heldout_combos(TrainConfig(heldout=["BoxSpinning"]), meta)
     with pytest.raises(InvalidInput):
         _heldout_combos(TrainConfig(heldout=-1), meta)
+
+
+def test_reverse_index_pairs_classes_both_ways() -> None:
+    from training.train import reverse_index
+
+    classes = ["BallRollingLeft", "BallRollingRight", "StarBlinking"]
+    pairs = (("BallRollingLeft", "BallRollingRight"), ("BoxGrowing", "BoxShrinking"))
+    assert reverse_index(classes, pairs) == [1, 0, -1]
+
+
+def test_reversed_clips_cost_one_vision_pass_and_equal_played_backwards(
+    tiny_model_dir: Path,
+) -> None:
+    from clipsearch.model import load_model, vision_grid
+    from clipsearch.temporal import TemporalPooling
+    from training.module import ClipVideoModule
+
+    enc = load_model(tiny_model_dir)
+    grid, width = vision_grid(enc.model)
+    torch.manual_seed(0)
+    head = TemporalPooling(enc.dim, layers=1, motion_channels=4, token_width=width, grid=grid)
+    for p in head.parameters():  # any trained-looking weights, so order matters
+        torch.nn.init.normal_(p, std=0.2)
+    module = ClipVideoModule(
+        enc.model, enc.preprocess, lr=1e-3, weight_decay=0.0, warmup_steps=1,
+        temporal=head, reverse_of=[1, 0, -1],
+    )  # fmt: skip
+    module.eval()
+    frames = torch.randint(0, 255, (3, 5, 3, 48, 48), dtype=torch.uint8)
+    mask = torch.tensor([True, False, True])
+    with torch.no_grad():
+        forward, backwards = module.encode_clips_both_ways(frames, None, mask)
+        assert backwards is not None and backwards.shape == (2, enc.dim)
+        played_backwards = module.encode_clips(frames[mask].flip(1))
+        torch.testing.assert_close(backwards, played_backwards, atol=1e-5, rtol=0)
+        torch.testing.assert_close(forward, module.encode_clips(frames), atol=1e-5, rtol=0)
+        assert not torch.allclose(forward[mask], backwards, atol=1e-3)

@@ -44,3 +44,11 @@ def test_every_shipped_recipe_loads(recipe: str) -> None:
         assert cfg.train_frames == cfg.num_frames
     if recipe.startswith("ucf101"):
         assert cfg.init == "openai/clip-vit-base-patch32" and not cfg.whiten_patches
+
+
+def test_reverse_pairs_are_read_as_pairs_and_checked(tmp_path: Path) -> None:
+    (tmp_path / "pairs.json").write_text('{"reverse_pairs": [["OpenDoor", "CloseDoor"]]}')
+    assert TrainConfig.load(tmp_path / "pairs.json").reverse_pairs == (("OpenDoor", "CloseDoor"),)
+    (tmp_path / "bad.json").write_text('{"reverse_pairs": [["OpenDoor"]]}')
+    with pytest.raises(InvalidInput, match="reverse_pairs must be a list"):
+        TrainConfig.load(tmp_path / "bad.json")

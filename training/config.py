@@ -19,20 +19,32 @@ class TrainConfig:
     init: str | None = None  # hub id or directory of a pretrained CLIP to fine-tune instead
     split: int = 1  # official split: train on its train list, report on its test list
     num_frames: int = 8  # frames sampled per clip (cached, and used by ingest)
-    pooling: str = "mean"  # clip pooling: "mean" or "temporal" (clipsearch.temporal)
+    pooling: str = "temporal"  # clip pooling: "mean" or "temporal" (clipsearch.temporal)
     temporal_layers: int = 2
-    head_lr: float = 5e-4  # learning rate of the temporal head
-    head_start: float = 0.5  # fraction of training before the head starts to learn
-    train_frames: int = 4  # random subset of those seen per clip per training step
+    # temporal head: channels per patch of its motion branch over patch tokens (0: none)
+    motion_channels: int = 16
+    motion_layer: int = 1  # the vision tower's hidden state it reads (0: patch embedding)
+    motion_offsets: int = 1  # it compares frames 1..N apart
+    head_lr: float = 1e-3  # learning rate of the temporal head
+    head_start: float = 0.0  # fraction of training before the head starts to learn
+    # classes that are each other's time reversal: with a temporal head, each such clip
+    # also trains played backwards as a clip of the other class (pairs absent from the
+    # dataset are ignored); SynthUCF's three direction pairs by default
+    reverse_pairs: tuple[tuple[str, str], ...] = (
+        ("BallRollingLeft", "BallRollingRight"),
+        ("BoxGrowing", "BoxShrinking"),
+        ("TriangleRising", "TriangleFalling"),
+    )
+    train_frames: int = 8  # random subset of those seen per clip per training step
     batch_size: int = 64
-    max_epochs: int = 60
+    max_epochs: int = 30
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_steps: int = 20
     vocab_size: int = 1000  # tokenizer size when training from scratch
     caption_prob: float = 0.3  # chance a sample's text is its free-form caption
     whiten_patches: bool = True  # from scratch: start the patch embedding as a whitening
-    aux_loss_weight: float = 1.0  # training-only linear class head on clip vectors
+    aux_loss_weight: float = 3.0  # training-only cosine class head on clip vectors
     class_loss_weight: float = 1.0  # weight of the clip-vs-all-class-prompts loss
     color_aug_prob: float = 0.8  # recolour frames paired with a class phrase (not captions)
     affine_aug: float = 0.1  # random zoom/shift of each clip, as a fraction of the frame
@@ -65,8 +77,18 @@ class TrainConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise InvalidInput(f"{path}: unknown settings {', '.join(unknown)}")
+        if "reverse_pairs" in data:
+            data["reverse_pairs"] = _parse_pairs(data["reverse_pairs"], path)
         cfg = cls(**data)
         return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _parse_pairs(value: Any, path: Path) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(c, str) for c in p) for p in value
+    ):
+        raise InvalidInput(f'{path}: reverse_pairs must be a list of ["Class", "Class"] pairs')
+    return tuple((a, b) for a, b in value)

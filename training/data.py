@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from clipsearch.dataset import Clip, class_phrase
 from clipsearch.errors import DatasetError
 from clipsearch.frames import decode_many
-from clipsearch.model import ClipEncoder, ImagePreprocess
+from clipsearch.model import ClipEncoder, ImagePreprocess, vision_forward
 
 log = logging.getLogger(__name__)
 
@@ -239,11 +239,13 @@ def encode_cached(encoder: ClipEncoder, cache: FrameCache, batch: int = 32) -> n
         chunk = torch.from_numpy(np.array(cache.frames[i : i + batch])).to(device)
         b, t = chunk.shape[:2]
         pixels = encoder.preprocess.normalize(chunk.flatten(0, 1).float().div_(255.0))
-        feats = encoder.model.get_image_features(pixel_values=pixels)
-        feats = feats if isinstance(feats, torch.Tensor) else feats.pooler_output
+        feats, tokens = vision_forward(
+            encoder.model, pixels, tokens=encoder.pools_tokens, layer=encoder.token_layer
+        )
         per_frame = torch.nn.functional.normalize(feats.float(), dim=-1).view(b, t, -1)
         if encoder.temporal is not None:
-            pooled = encoder.temporal(per_frame)
+            grid = None if tokens is None else tokens.float().view(b, t, *tokens.shape[1:])
+            pooled = encoder.temporal(per_frame, tokens=grid)
         else:
             pooled = torch.nn.functional.normalize(per_frame.mean(1), dim=-1)
         out.append(pooled.cpu().numpy())

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clipsearch.model import ImagePreprocess
+from clipsearch.model import ImagePreprocess, vision_forward
 from clipsearch.temporal import TemporalPooling
 
 AUX_SCALE = 16.0  # logit scale of the auxiliary cosine classifier
@@ -51,9 +51,17 @@ class ClipVideoModule(L.LightningModule):
         head_start: float = 0.0,
         n_classes: int = 0,
         aux_loss_weight: float = 0.0,
+        reverse_of: list[int] | None = None,
     ):
         super().__init__()
         self.temporal = temporal
+        # class index -> the class that is its time reversal (-1: none); with a temporal
+        # head, every such clip also trains reversed, as a clip of that other class
+        self.reverse_of = (
+            torch.tensor(reverse_of)
+            if reverse_of and temporal is not None and any(r >= 0 for r in reverse_of)
+            else None
+        )
         self.head_lr = lr if head_lr is None else head_lr
         self.head_start = head_start
         # training-only cosine classifier on clip vectors (not saved with the model): a class
@@ -91,17 +99,34 @@ class ClipVideoModule(L.LightningModule):
 
     def encode_clips(self, frames: torch.Tensor, slots: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 (B, T, 3, h, w) -> unit clip vectors (B, D), pooled from unit frame vectors."""
+        return self.encode_clips_both_ways(frames, slots, None)[0]
+
+    def encode_clips_both_ways(
+        self, frames: torch.Tensor, slots: torch.Tensor | None, reverse: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Clip vectors (B, D), and those of the clips picked by the bool mask ``reverse``
+        played backwards (the vision tower runs once; only the head runs again)."""
         b, t = frames.shape[:2]
         pixels = frames.float().div_(255.0)
         if self.training and self.affine_aug > 0:
             pixels = self.jitter(pixels)
         pixels = self.preprocess.normalize(pixels.flatten(0, 1))
-        out = self.model.get_image_features(pixel_values=pixels)
-        feats = out if isinstance(out, torch.Tensor) else out.pooler_output
+        wants_tokens = self.temporal is not None and self.temporal.needs_tokens
+        layer = self.temporal.motion_layer if self.temporal is not None else -1
+        feats, tokens = vision_forward(self.model, pixels, tokens=wants_tokens, layer=layer)
         per_frame = F.normalize(feats, dim=-1).view(b, t, -1)
-        if self.temporal is not None:
-            return self.temporal(per_frame, slots)
-        return F.normalize(per_frame.mean(1), dim=-1)
+        if self.temporal is None:
+            return F.normalize(per_frame.mean(1), dim=-1), None
+        grid = None if tokens is None else tokens.view(b, t, *tokens.shape[1:])
+        video = self.temporal(per_frame, slots, tokens=grid)
+        if reverse is None or not bool(reverse.any()):
+            return video, None
+        if slots is None:
+            slots = torch.arange(t, device=per_frame.device).expand(b, t)
+        back_slots = (slots.max(1, keepdim=True).values - slots).flip(1)[reverse]
+        back_grid = None if grid is None else grid[reverse].flip(1)
+        backwards = self.temporal(per_frame[reverse].flip(1), back_slots, tokens=back_grid)
+        return video, backwards
 
     def encode_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         out = self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
@@ -117,23 +142,31 @@ class ClipVideoModule(L.LightningModule):
         return F.normalize(vecs.view(n_classes, -1, vecs.shape[-1]).mean(1), dim=-1)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        video = self.encode_clips(batch["frames"], batch.get("slots"))
+        labels = batch["labels"]
+        reverse = None
+        if self.reverse_of is not None:
+            partner = self.reverse_of.to(labels.device)[labels.clamp(min=0)]
+            reverse = (labels >= 0) & (partner >= 0)
+        video, backwards = self.encode_clips_both_ways(batch["frames"], batch.get("slots"), reverse)
         text = self.encode_texts(batch["input_ids"], batch["attention_mask"])
         scale = self.model.logit_scale.clamp(max=math.log(100.0)).exp()
         logits = scale * video @ text.t()
         loss = multi_positive_nce(logits, batch["positives"].to(logits.device))
         self.log("nce_loss", loss, batch_size=len(video))
-        labels = batch["labels"]
         known = labels >= 0  # clips with a class (loose files have none)
         has_known = bool(known.any())
+        labelled, targets = video[known], labels[known]
+        if backwards is not None and reverse is not None:
+            labelled = torch.cat([labelled, backwards])
+            targets = torch.cat([targets, partner[reverse]])
         if self.class_prompts is not None and has_known:
             classes = self.class_vectors()
-            class_loss = F.cross_entropy(scale * video[known] @ classes.t(), labels[known])
+            class_loss = F.cross_entropy(scale * labelled @ classes.t(), targets)
             self.log("class_loss", class_loss, batch_size=len(video))
             loss = loss + self.class_loss_weight * class_loss
         if self.class_head is not None and has_known:
             weights = F.normalize(self.class_head, dim=-1)
-            aux = F.cross_entropy(AUX_SCALE * video[known] @ weights.t(), labels[known])
+            aux = F.cross_entropy(AUX_SCALE * labelled @ weights.t(), targets)
             self.log("aux_loss", aux, batch_size=len(video))
             loss = loss + self.aux_loss_weight * aux
         self.log("train_loss", loss, prog_bar=True, batch_size=len(video))

@@ -24,7 +24,7 @@ from clipsearch.attributes import default_heldout, is_heldout, parse_combo, read
 from clipsearch.dataset import Collection, load_collection
 from clipsearch.errors import DatasetError, InvalidInput
 from clipsearch.evaluate import evaluate_vectors
-from clipsearch.model import ClipEncoder, VideoConfig, load_model, save_model
+from clipsearch.model import ClipEncoder, VideoConfig, load_model, save_model, vision_grid
 from clipsearch.temporal import TemporalPooling
 from training.config import TrainConfig
 from training.curves import plot_curves
@@ -78,7 +78,16 @@ def _build_encoder(
         base = create_model(cfg.arch, tokenizer, model_id=f"{cfg.arch}-untrained")
         model, preprocess, temporal, model_id = base.model, base.preprocess, None, base.model_id
     if cfg.pooling == "temporal" and temporal is None:
-        temporal = TemporalPooling(base.dim, layers=cfg.temporal_layers)
+        grid, width = vision_grid(model)
+        temporal = TemporalPooling(
+            base.dim,
+            layers=cfg.temporal_layers,
+            motion_channels=cfg.motion_channels,
+            token_width=width if cfg.motion_channels else 0,
+            grid=grid if cfg.motion_channels else 0,
+            motion_layer=cfg.motion_layer,
+            motion_offsets=cfg.motion_offsets,
+        )
     video = VideoConfig(
         num_frames=cfg.num_frames,
         pooling=cfg.pooling,
@@ -88,6 +97,16 @@ def _build_encoder(
         heldout=heldout or None,
     )
     return ClipEncoder(model, tokenizer, preprocess, video, model_id, temporal=temporal)
+
+
+def reverse_index(classes: list[str], pairs: tuple[tuple[str, str], ...]) -> list[int]:
+    """For each class index, the index of its time-reversed class (-1: none)."""
+    index = {c: i for i, c in enumerate(classes)}
+    out = [-1] * len(classes)
+    for a, b in pairs:
+        if a in index and b in index:
+            out[index[a]], out[index[b]] = index[b], index[a]
+    return out
 
 
 def _has_tensorboard() -> bool:
@@ -185,6 +204,7 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
         head_start=cfg.head_start,
         n_classes=len(collection.classes),
         aux_loss_weight=cfg.aux_loss_weight,
+        reverse_of=reverse_index(collection.classes, cfg.reverse_pairs),
     )
     run.out.mkdir(parents=True, exist_ok=True)
     validation = (
@@ -251,7 +271,7 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
     if validation is not None:
         metrics["validation"] = {
             "best_epoch": validation.best_epoch,
-            "best_val_mAP": round(validation.best_map, 6),
+            "best_val_mAP": validation.best_map,
             "selected": "best" if cfg.select_best else "last",
             "seconds": round(validation.seconds, 2),
             "history": validation.history,

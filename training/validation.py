@@ -70,7 +70,7 @@ class RetrievalValidation(L.Callback):
         t0 = time.perf_counter()
         metrics = self.evaluate()
         self.seconds += time.perf_counter() - t0
-        value = float(metrics["mAP"])
+        value = round(float(metrics["mAP"]), 6)
         pl_module.log("val_mAP", value, on_epoch=True, batch_size=1)
         self.history.append({"epoch": epoch, "step": trainer.global_step, "val_mAP": value})
         if value > self.best_map:
