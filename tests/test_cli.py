@@ -65,7 +65,7 @@ def test_train_saves_a_loadable_checkpoint(trained: Path) -> None:
     assert enc.model_id == metrics["model_id"] and enc.model_id.startswith("model-")
     # validation by retrieval every `val_every` epochs (and the last), the best one kept
     val = metrics["validation"]
-    assert [h["epoch"] for h in val["history"]] == [1, 2]
+    assert [h["epoch"] for h in val["history"]] == [0, 1, 2]
     assert val["best_val_mAP"] == pytest.approx(max(h["val_mAP"] for h in val["history"]))
     # the saved weights are the best epoch's: re-scoring them gives its figure
     assert metrics["split1_test"]["mAP"] == pytest.approx(val["best_val_mAP"], abs=1e-6)

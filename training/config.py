@@ -52,7 +52,7 @@ class TrainConfig:
     # (clipsearch.attributes.default_heldout), or explicit "Class:colour" strings
     heldout: int | list[str] = 3
     freeze: str = "none"  # fine-tuning: "none", "proj_ln" or "layers:N" (training.freeze)
-    val_every: int = 2  # epochs between retrieval validations on the test clips (0: never)
+    val_every: int = 1  # epochs between retrieval validations on the test clips (0: never)
     select_best: bool = True  # keep the epoch with the best validation mAP, not the last
     seed: int = 0
     max_steps: int = -1  # stop after this many optimiser steps (-1: no limit; for smoke tests)
