@@ -7,7 +7,8 @@ the frame vectors (residual) and then averaged. Its output layers start at zero,
 so an untrained head is exactly mean pooling.
 
 A frame vector says what is in the frame far more than where it is, so the head
-may also read each frame's patch tokens (the vision tower's last layer): the
+may also read each frame's patch tokens (hidden state ``motion_layer`` of the
+vision tower; the demo reads the first layer's, which keep fine detail): the
 ``motion`` branch reduces them to a small spatial map per frame and convolves each
 pair of consecutive maps, which shows which way things move or grow. It also
 starts at zero.
@@ -135,8 +136,8 @@ class TemporalPooling(nn.Module):
 
         ``slots`` (B, T) are the frames' positions among the clip's sampled frames
         (default 0..T-1); training on a subset of frames passes their original slots.
-        ``tokens`` (B, T, P, W) are the frames' last-layer patch tokens, which the
-        motion branch needs.
+        ``tokens`` (B, T, P, W) are the frames' patch tokens from hidden state
+        ``motion_layer``, which the motion branch needs.
         """
         b, t, _ = frames.shape
         if slots is None:
