@@ -199,6 +199,31 @@ def vision_forward(
     return projection(out.pooler_output), hidden[:, 1:]
 
 
+def clip_frame_features(
+    model: Any, temporal: TemporalPooling | None, pixels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Normalised model input (B, T, 3, h, w) -> unit frame vectors (B, T, D) and, when
+    ``temporal`` has a motion branch, the patch tokens it reads (B, T, P, W)."""
+    b, t = pixels.shape[:2]
+    wants_tokens = temporal is not None and temporal.needs_tokens
+    layer = temporal.motion_layer if temporal is not None else -1
+    feats, tokens = vision_forward(model, pixels.flatten(0, 1), tokens=wants_tokens, layer=layer)
+    per_frame = F.normalize(feats, dim=-1).view(b, t, -1)
+    return per_frame, None if tokens is None else tokens.view(b, t, *tokens.shape[1:])
+
+
+def pool_clips(
+    temporal: TemporalPooling | None,
+    per_frame: torch.Tensor,
+    tokens: torch.Tensor | None,
+    slots: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Unit clip vectors (B, D): the mean of the frame vectors, or the temporal head."""
+    if temporal is None:
+        return F.normalize(per_frame.mean(1), dim=-1)
+    return temporal(per_frame, slots, tokens=tokens)
+
+
 def vision_grid(model: Any) -> tuple[int, int]:
     """(patch tokens per frame, token width) of a CLIP vision tower."""
     cfg = getattr(model.config, "vision_config", model.config)
@@ -281,11 +306,6 @@ class ClipEncoder:
         """Whether pooling reads patch tokens as well as frame vectors (a motion branch)."""
         return self.temporal is not None and self.temporal.needs_tokens
 
-    @property
-    def token_layer(self) -> int:
-        """The vision tower's hidden state whose patch tokens pooling reads."""
-        return self.temporal.motion_layer if self.temporal is not None else -1
-
     def embed_video(self, frames: np.ndarray) -> VideoEmbedding:
         """Per-frame vectors plus the pooled clip vector."""
         return self.embed_videos([frames])[0]
@@ -300,25 +320,22 @@ class ClipEncoder:
         if not clips:
             return []
         pixels = torch.cat([self.preprocess(f) for f in clips])
-        want_tokens, layer = self.pools_tokens, self.token_layer
         feats, tokens = [], []
         for i in range(0, len(pixels), batch_size):
-            chunk = pixels[i : i + batch_size]
-            feat, tok = vision_forward(self.model, chunk, tokens=want_tokens, layer=layer)
-            feats.append(F.normalize(feat.float(), dim=-1))
-            if tok is not None:
-                tokens.append(tok.float())
+            chunk_feats, chunk_tokens = clip_frame_features(
+                self.model, self.temporal, pixels[None, i : i + batch_size]
+            )
+            feats.append(chunk_feats[0].float())
+            if chunk_tokens is not None:
+                tokens.append(chunk_tokens[0].float())
         all_feats = torch.cat(feats)
         all_tokens = torch.cat(tokens) if tokens else None
         out, offset = [], 0
         for clip in clips:
             n = len(clip)
             vecs = all_feats[offset : offset + n]
-            if self.temporal is None:
-                pooled = F.normalize(vecs.mean(0), dim=-1)
-            else:
-                tok = None if all_tokens is None else all_tokens[offset : offset + n][None]
-                pooled = self.temporal(vecs[None], tokens=tok)[0]
+            tok = None if all_tokens is None else all_tokens[offset : offset + n][None]
+            pooled = pool_clips(self.temporal, vecs[None], tok)[0]
             offset += n
             out.append(VideoEmbedding(vecs.numpy(), pooled.numpy()))
         return out

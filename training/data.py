@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from clipsearch.dataset import Clip, class_phrase
 from clipsearch.errors import DatasetError
 from clipsearch.frames import decode_many
-from clipsearch.model import ClipEncoder, ImagePreprocess, vision_forward
+from clipsearch.model import ClipEncoder, ImagePreprocess, clip_frame_features, pool_clips
 
 log = logging.getLogger(__name__)
 
@@ -237,16 +237,10 @@ def encode_cached(encoder: ClipEncoder, cache: FrameCache, batch: int = 32) -> n
     out: list[np.ndarray] = []
     for i in range(0, len(cache.frames), batch):
         chunk = torch.from_numpy(np.array(cache.frames[i : i + batch])).to(device)
-        b, t = chunk.shape[:2]
         pixels = encoder.preprocess.normalize(chunk.flatten(0, 1).float().div_(255.0))
-        feats, tokens = vision_forward(
-            encoder.model, pixels, tokens=encoder.pools_tokens, layer=encoder.token_layer
+        per_frame, grid = clip_frame_features(
+            encoder.model, encoder.temporal, pixels.view(*chunk.shape[:2], *pixels.shape[1:])
         )
-        per_frame = torch.nn.functional.normalize(feats.float(), dim=-1).view(b, t, -1)
-        if encoder.temporal is not None:
-            grid = None if tokens is None else tokens.float().view(b, t, *tokens.shape[1:])
-            pooled = encoder.temporal(per_frame, tokens=grid)
-        else:
-            pooled = torch.nn.functional.normalize(per_frame.mean(1), dim=-1)
-        out.append(pooled.cpu().numpy())
+        pooled = pool_clips(encoder.temporal, per_frame.float(), grid)
+        out.append(pooled.float().cpu().numpy())
     return np.concatenate(out)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clipsearch.model import ImagePreprocess, vision_forward
+from clipsearch.model import ImagePreprocess, clip_frame_features, pool_clips
 from clipsearch.temporal import TemporalPooling
 
 AUX_SCALE = 16.0  # logit scale of the auxiliary cosine classifier
@@ -110,16 +110,10 @@ class ClipVideoModule(L.LightningModule):
         pixels = frames.float().div_(255.0)
         if self.training and self.affine_aug > 0:
             pixels = self.jitter(pixels)
-        pixels = self.preprocess.normalize(pixels.flatten(0, 1))
-        wants_tokens = self.temporal is not None and self.temporal.needs_tokens
-        layer = self.temporal.motion_layer if self.temporal is not None else -1
-        feats, tokens = vision_forward(self.model, pixels, tokens=wants_tokens, layer=layer)
-        per_frame = F.normalize(feats, dim=-1).view(b, t, -1)
-        if self.temporal is None:
-            return F.normalize(per_frame.mean(1), dim=-1), None
-        grid = None if tokens is None else tokens.view(b, t, *tokens.shape[1:])
-        video = self.temporal(per_frame, slots, tokens=grid)
-        if reverse is None or not bool(reverse.any()):
+        pixels = self.preprocess.normalize(pixels.flatten(0, 1)).view_as(pixels)
+        per_frame, grid = clip_frame_features(self.model, self.temporal, pixels)
+        video = pool_clips(self.temporal, per_frame, grid, slots)
+        if self.temporal is None or reverse is None or not bool(reverse.any()):
             return video, None
         if slots is None:
             slots = torch.arange(t, device=per_frame.device).expand(b, t)
