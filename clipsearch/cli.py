@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from clipsearch import __version__, indexbench_cli
 from clipsearch.errors import ClipSearchError, InvalidInput
@@ -87,6 +87,12 @@ def _add_model_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
+def _add_segment_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("moments (one segment vector per window)")
+    g.add_argument("--window-s", type=float, default=2.0, help="window length (default 2 s)")
+    g.add_argument("--stride-s", type=float, default=1.0, help="window step (default 1 s)")
+
+
 def _store_settings(args: argparse.Namespace) -> Any:
     from clipsearch.store.factory import StoreSettings
 
@@ -135,6 +141,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
             seed=args.seed,
             workers=args.workers,
             progress=advance,
+            moments=args.moments_per_class > 0,
+            moments_per_class=max(args.moments_per_class, 1),
+            long_videos=args.long_videos,
         )
     print(
         f"wrote {summary.n_clips} clips of {summary.n_classes} classes to {summary.root} "
@@ -182,6 +191,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     collection = load_collection(args.root)
     if not collection.clips:
         raise InvalidInput(f"no video files found under {args.root}")
+    plan = _segment_plan(args)
     encoder = load_model(args.model, towers="vision")
     store = open_store(_store_settings(args))
     options = IngestOptions(
@@ -190,6 +200,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         force=args.force,
         media_dir=Path(args.media_dir),
         limit=args.limit,
+        segments=plan,
     )
     try:
         total = min(len(collection.clips), args.limit or len(collection.clips))
@@ -206,15 +217,62 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _segment_plan(args: argparse.Namespace) -> Any:
+    from clipsearch.segments import SegmentPlan
+
+    return SegmentPlan(window_s=args.window_s, stride_s=args.stride_s)
+
+
+def _search_filter(args: argparse.Namespace) -> dict[str, Any]:
+    from clipsearch.store.base import Range
+
+    flt: dict[str, Any] = {}
+    if args.classes:
+        flt["class"] = args.classes
+    if args.split:
+        number, _, side = args.split.partition(":")
+        if number not in ("1", "2", "3") or side not in ("train", "test"):
+            raise InvalidInput(f"--split must look like 1:test or 2:train, got {args.split!r}")
+        flt[f"split_{number}"] = side
+    if args.min_duration is not None or args.max_duration is not None:
+        flt["duration_s"] = Range(gte=args.min_duration, lte=args.max_duration)
+    return flt
+
+
+def _read_image(path: str) -> Any:
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except UnidentifiedImageError:
+        raise InvalidInput(f"{path} is not an image PIL can read") from None
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from clipsearch.model import load_model
     from clipsearch.search import SearchService
     from clipsearch.store.factory import open_store
 
+    given = [x for x in (args.query, args.image, args.like) if x is not None]
+    if len(given) != 1:
+        raise InvalidInput("give exactly one of: a text QUERY, --image FILE or --like CLIP_ID")
+    flt = _search_filter(args)
+    image = _read_image(args.image) if args.image else None
+    towers: Literal["both", "text"] = "both" if image is not None else "text"
     store = open_store(_store_settings(args))
     try:
-        service = SearchService(load_model(args.model, towers="text"), store)
-        response = service.search(args.query, args.k)
+        encoder = load_model(args.model, towers=towers)
+        min_score = args.min_score if args.min_score is not None else encoder.video.min_score
+        service = SearchService(encoder, store, min_score=min_score)
+        page: dict[str, Any] = {"filter": flt, "offset": args.offset}
+        if image is not None:
+            response = service.search_image(image, args.k, name=args.image, **page)
+        elif args.like:
+            response = service.more_like(args.like, args.k, **page)
+        else:
+            response = service.search(args.query, args.k, **page)
         warning = service.model_mismatch()
     finally:
         store.close()
@@ -223,24 +281,40 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         results = [
             {
-                "id": h.id,
-                "path": h.payload.get("path"),
-                "class": h.payload.get("class"),
-                "score": round(h.score, 6),
-                "source": h.payload.get("source"),
+                "id": r.id,
+                "path": r.payload.get("path"),
+                "class": r.payload.get("class"),
+                "score": round(r.score, 6),
+                "start_s": round(r.moment.start_s, 3),
+                "end_s": round(r.moment.end_s, 3),
+                "source": r.payload.get("source"),
             }
-            for h in response.hits
+            for r in response.results
         ]
-        out = {"query": response.query, "took_ms": round(response.took_ms, 2), "results": results}
+        out = {
+            "query": response.query,
+            "took_ms": round(response.took_ms, 2),
+            "min_score": response.min_score,
+            "no_good_match": response.no_good_match,
+            "next_offset": response.next_offset,
+            "results": results,
+        }
         print(json.dumps(out, indent=2))
         return 0
-    if not response.hits:
+    if response.no_good_match:
+        print(
+            f"no good match: the best score {response.best_score:.3f} is below this model's "
+            f"threshold {response.min_score:.3f} (--min-score -1 shows everything)"
+        )
+        return 0
+    if not response.results:
         print("no results (is the store empty? run `clipsearch ingest` first)")
         return 0
-    print(f"{'#':>3}  {'score':>7}  {'class':<20} path")
-    for rank, h in enumerate(response.hits, 1):
-        cls = h.payload.get("class") or "-"
-        print(f"{rank:>3}  {h.score:>7.4f}  {cls:<20} {h.payload.get('path')}")
+    print(f"{'#':>3}  {'score':>7}  {'moment':>13}  {'class':<20} path")
+    for rank, r in enumerate(response.results, 1 + response.offset):
+        cls = r.payload.get("class") or "-"
+        span = f"{r.moment.start_s:5.1f}-{r.moment.end_s:5.1f}s"
+        print(f"{rank:>3}  {r.score:>7.4f}  {span:>13}  {cls:<20} {r.payload.get('path')}")
     return 0
 
 
@@ -297,6 +371,61 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_moments(args: argparse.Namespace) -> int:
+    from clipsearch.model import load_model
+    from clipsearch.moments_eval import evaluate_moments, moments_table
+    from clipsearch.synth import read_moments
+
+    total = len(read_moments(Path(args.data)))
+    encoder = load_model(args.model, towers="both")
+    with _progress(total, "video", "eval-moments", _show_progress(args)) as update:
+        metrics = evaluate_moments(
+            encoder, args.data, plan=_segment_plan(args), workers=args.workers, progress=update
+        )
+    metrics.update({"model": encoder.model_id, "data": str(args.data)})
+    print(moments_table(metrics))
+    if args.json == "-":
+        sys.stdout.write(json.dumps(metrics, indent=2) + "\n")
+    elif args.json:
+        _write_json(args.json, metrics)
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from clipsearch.calibrate import calibrate, save_calibration
+    from clipsearch.dataset import load_collection
+    from clipsearch.model import load_model
+
+    if not 0.0 < args.fpr < 1.0:
+        raise InvalidInput(f"--fpr must be between 0 and 1, got {args.fpr}")
+    collection = load_collection(args.data)
+    clips = collection.split(args.split, "test") if collection.is_ucf else collection.clips
+    encoder = load_model(args.model, towers="both")
+    with _progress(len(clips), "clip", "calibrate", _show_progress(args)) as update:
+        result = calibrate(
+            encoder,
+            collection,
+            clips,
+            fpr=args.fpr,
+            plan=_segment_plan(args),
+            workers=args.workers,
+            progress=update,
+        )
+    result.update({"model": encoder.model_id, "data": str(args.data), "split": args.split})
+    if args.out:
+        _write_json(args.out, result)
+        where = args.out
+    else:
+        where = str(save_calibration(args.model, result))
+    print(
+        f"min_score {result['min_score']:.4f}: {result['fpr']:.1%} of irrelevant and "
+        f"{result['tpr']:.1%} of relevant results score at least this; "
+        f"the best relevant clip of {result['top_relevant_kept']:.0%} of queries passes "
+        f"(written to {where})"
+    )
+    return 0
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 
@@ -317,6 +446,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clips", type=positive_int, default=4, help="clips per group")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=positive_int, default=None, help="processes (default: CPUs)")
+    p.add_argument(
+        "--moments-per-class",
+        type=int,
+        default=4,
+        help="short moments clips holding each class (0: no moments set)",
+    )
+    p.add_argument("--long-videos", type=int, default=2, help="60-s multi-class videos")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("train", parents=[common], help="train or fine-tune a CLIP model")
@@ -342,13 +478,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="re-embed clips already up to date")
     p.add_argument("--limit", type=positive_int, default=None, help="only the first N clips")
     p.add_argument("--report", metavar="JSON", help="write the ingest report as JSON")
+    _add_segment_args(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", parents=[common], help="search the index from the shell")
-    p.add_argument("query", help='text query, e.g. "a ball bouncing"')
+    p.add_argument("query", nargs="?", help='text query, e.g. "a ball bouncing"')
+    p.add_argument("--image", metavar="FILE", help="search by an image (a photo or a frame)")
+    p.add_argument("--like", metavar="CLIP_ID", help="clips like this indexed clip")
     _add_model_arg(p)
     _add_store_args(p)
     p.add_argument("-k", type=positive_int, default=10, help="number of results")
+    p.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
+    p.add_argument(
+        "--class", dest="classes", action="append", metavar="CLASS", help="only this class"
+    )
+    p.add_argument("--split", metavar="N:SIDE", help="only one side of a split, e.g. 1:test")
+    p.add_argument("--min-duration", type=float, default=None, metavar="S")
+    p.add_argument("--max-duration", type=float, default=None, metavar="S")
+    p.add_argument(
+        "--min-score",
+        type=float,
+        default=None,
+        help="hide results below this score (default: the model's calibrated threshold)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_search)
 
@@ -376,6 +528,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", metavar="OUT", help="write metrics JSON here ('-' for stdout)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "eval-moments", parents=[common], help="moment retrieval figures on a moments folder"
+    )
+    p.add_argument(
+        "--data", required=True, help="folder with moments.jsonl (SynthUCF: ROOT/moments)"
+    )
+    _add_model_arg(p)
+    p.add_argument("--workers", type=positive_int, default=None, help="decode processes")
+    p.add_argument("--json", metavar="OUT", help="write metrics JSON here ('-' for stdout)")
+    _add_segment_args(p)
+    p.set_defaults(func=cmd_eval_moments)
+
+    p = sub.add_parser(
+        "calibrate", parents=[common], help="set a model's 'no good match' score threshold"
+    )
+    p.add_argument("--data", required=True, help="labelled dataset (UCF101 layout: test split)")
+    _add_model_arg(p)
+    p.add_argument("--split", type=int, default=1, choices=(1, 2, 3))
+    p.add_argument(
+        "--fpr", type=float, default=0.01, help="share of irrelevant results let through"
+    )
+    p.add_argument("--out", metavar="JSON", help="write here instead of into the model folder")
+    p.add_argument("--workers", type=positive_int, default=None, help="decode processes")
+    _add_segment_args(p)
+    p.set_defaults(func=cmd_calibrate)
     indexbench_cli.add_parser(sub, common)
     return parser
 

@@ -11,9 +11,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from clipsearch.errors import VideoDecodeError
 from clipsearch.frames import Decoded, decode_many
 from clipsearch.model import ClipEncoder, VideoEmbedding
+from clipsearch.segments import SegmentPlan, frame_layout
 from clipsearch.video import SampledFrames
 
 
@@ -55,8 +58,13 @@ def embed_clips(
     workers: int | None = None,
     times: StageTimes | None = None,
     on_decoded: Callable[[Decoded], None] | None = None,
+    plan: SegmentPlan | None = None,
 ) -> Iterator[list[EmbeddedClip | FailedClip]]:
-    """Yield batches of embedded (or failed) clips, in input order."""
+    """Yield batches of embedded (or failed) clips, in input order.
+
+    With a segment ``plan`` each clip also gets one vector per window of the plan, and
+    ``EmbeddedClip.frames`` holds the frames of its whole-clip view.
+    """
     times = times if times is not None else StageTimes()
     num_frames = encoder.video.num_frames
     pending: list[Decoded] = []
@@ -67,17 +75,20 @@ def embed_clips(
         out: dict[int, EmbeddedClip | FailedClip] = {
             d.index: FailedClip(d.index, d.source, d.error) for d in pending if d.error is not None
         }
-        if good:
+        if good and plan is None:
             clips = [d.frames.frames for d in good if d.frames is not None]
             for d, emb in zip(good, encoder.embed_videos(clips), strict=True):
                 assert d.frames is not None
                 out[d.index] = EmbeddedClip(d.index, d.source, d.frames, emb)
+        elif good and plan is not None:
+            for d, done in zip(good, _embed_segmented(encoder, good, plan), strict=True):
+                out[d.index] = done
         times.add("embed", started)
         pending.clear()
         return [out[i] for i in sorted(out)]
 
     started = time.perf_counter()
-    for decoded in decode_many(sources, num_frames, workers=workers):
+    for decoded in decode_many(sources, num_frames, workers=workers, plan=plan):
         started = times.add("decode_wait", started)
         if on_decoded is not None:
             on_decoded(decoded)
@@ -88,3 +99,38 @@ def embed_clips(
             started = time.perf_counter()
     if pending:
         yield flush()
+
+
+def _embed_segmented(
+    encoder: ClipEncoder, decoded: Sequence[Decoded], plan: SegmentPlan
+) -> list[EmbeddedClip]:
+    """Pool each clip's whole-clip view and its windows from one pass over its frames."""
+    num_frames = encoder.video.num_frames
+    videos, layouts = [], []
+    for d in decoded:
+        assert d.frames is not None
+        layout = frame_layout(d.frames.duration_s, num_frames, plan)
+        views = np.concatenate([layout.clip[None], layout.window_frames])
+        videos.append((d.frames.frames, views))
+        layouts.append(layout)
+    out = []
+    for d, layout, (vecs, pooled) in zip(
+        decoded, layouts, encoder.embed_views(videos), strict=True
+    ):
+        assert d.frames is not None
+        clip_view = SampledFrames(
+            frames=d.frames.frames[layout.clip],
+            timestamps=d.frames.timestamps[layout.clip],
+            duration_s=d.frames.duration_s,
+            fps=d.frames.fps,
+            width=d.frames.width,
+            height=d.frames.height,
+        )
+        embedding = VideoEmbedding(
+            frames=vecs[layout.clip],
+            pooled=pooled[0],
+            segments=pooled[1:],
+            windows=tuple(layout.windows),
+        )
+        out.append(EmbeddedClip(d.index, d.source, clip_view, embedding))
+    return out

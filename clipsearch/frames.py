@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipsearch.errors import VideoDecodeError
+from clipsearch.segments import LayoutTimes, SegmentPlan
 from clipsearch.video import SampledFrames, sample_frames
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,12 @@ class Decoded:
     error: VideoDecodeError | None
 
 
-def _decode(source: Path, num_frames: int) -> SampledFrames | VideoDecodeError:
+def _decode(
+    source: Path, num_frames: int, plan: SegmentPlan | None
+) -> SampledFrames | VideoDecodeError:
     try:
-        return sample_frames(source, num_frames)
+        times = LayoutTimes(num_frames, plan) if plan is not None else None
+        return sample_frames(source, num_frames, times=times)
     except VideoDecodeError as exc:
         return exc
     except Exception as exc:  # a decoder bug must not take the whole run down
@@ -52,16 +56,25 @@ def _executor(workers: int) -> Executor:
 
 
 def decode_many(
-    sources: Sequence[Path], num_frames: int, *, workers: int | None = None, ahead: int = 16
+    sources: Sequence[Path],
+    num_frames: int,
+    *,
+    workers: int | None = None,
+    ahead: int = 16,
+    plan: SegmentPlan | None = None,
 ) -> Iterator[Decoded]:
-    """Yield every clip's sampled frames in input order, decoding up to ``ahead`` in advance."""
+    """Yield every clip's sampled frames in input order, decoding up to ``ahead`` in advance.
+
+    With a segment ``plan``, the frames are those of
+    :func:`clipsearch.segments.frame_layout` (the whole video's and every window's).
+    """
     n_workers = default_workers() if workers is None else workers
     with _executor(n_workers) as pool:
         pending: dict[int, Future[SampledFrames | VideoDecodeError]] = {}
         submitted = 0
         for index in range(len(sources)):
             while submitted < len(sources) and submitted < index + max(ahead, n_workers * 2):
-                pending[submitted] = pool.submit(_decode, sources[submitted], num_frames)
+                pending[submitted] = pool.submit(_decode, sources[submitted], num_frames, plan)
                 submitted += 1
             result = pending.pop(index).result()
             if isinstance(result, VideoDecodeError):

@@ -43,6 +43,7 @@ from clipsearch.video import (
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "ensure_frame",
     "ensure_poster",
     "ensure_preview",
     "make_preview",
@@ -243,6 +244,24 @@ def ensure_poster(
 
     def build() -> None:
         frame = sample_frames(src, 1, max_side=max(max_side, 1) * 2).frames[0]
+        write_poster(frame, dest, max_side=max_side, quality=quality)
+
+    return _ensure(src, dest, build)
+
+
+def ensure_frame(
+    src: Path, cache_dir: Path, key: str, time_s: float, *, max_side: int = 160, quality: int = 80
+) -> Path:
+    """Cached thumbnail ``cache_dir/<key>.jpg`` of the frame showing at ``time_s``."""
+    if not np.isfinite(time_s) or time_s < 0:
+        raise InvalidInput(f"frame time must be a non-negative number, got {time_s}")
+    dest = poster_path(cache_dir, key)
+
+    def at_time(duration_s: float) -> np.ndarray:
+        return np.asarray([min(float(time_s), duration_s)])
+
+    def build() -> None:
+        frame = sample_frames(src, 1, max_side=max(max_side, 1) * 2, times=at_time).frames[0]
         write_poster(frame, dest, max_side=max_side, quality=quality)
 
     return _ensure(src, dest, build)

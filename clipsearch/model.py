@@ -21,12 +21,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from clipsearch.errors import ModelLoadError
+from clipsearch.errors import InvalidInput, ModelLoadError
 from clipsearch.temporal import HEAD_FILE, TemporalPooling
 
 log = logging.getLogger(__name__)
 
 VIDEO_CONFIG_NAME = "clipsearch.json"
+# Views pooled per head call (bounds the patch tokens held at once for long videos).
+_VIEWS_PER_POOL = 64
 POOLINGS = ("mean", "temporal")
 Towers = Literal["both", "text", "vision"]
 
@@ -46,6 +48,8 @@ class VideoConfig:
     temporal: dict[str, int] | None = None  # the temporal head's shape
     # "Class:colour" combinations withheld from training (evaluated as heldout_mAP)
     heldout: list[str] | None = None
+    # search scores below this mean "no good match" (set by ``clipsearch calibrate``)
+    min_score: float | None = None
 
     @classmethod
     def load(cls, directory: Path) -> VideoConfig:
@@ -151,10 +155,13 @@ class ImagePreprocess:
 
 @dataclass(frozen=True)
 class VideoEmbedding:
-    """Per-frame vectors (N, D) and the pooled clip vector (D,), all L2-normalised."""
+    """Per-frame vectors (N, D) and the pooled clip vector (D,), all L2-normalised; with
+    a segment plan also one vector per window (S, D) and the windows' (start_s, end_s)."""
 
     frames: np.ndarray
     pooled: np.ndarray
+    segments: np.ndarray | None = None
+    windows: tuple[tuple[float, float], ...] = ()
 
 
 def one_line(exc: BaseException) -> str:
@@ -316,6 +323,24 @@ class ClipEncoder:
     ) -> list[VideoEmbedding]:
         """Embed several clips' uint8 frames (T_i, H_i, W_i, 3), the vision tower batched
         across clips; frame sizes may differ between clips."""
+        views = [np.arange(len(c))[None] for c in clips]
+        return [
+            VideoEmbedding(vecs, pooled[0])
+            for vecs, pooled in self._embed_views(clips, views, batch_size)
+        ]
+
+    @torch.inference_mode()
+    def embed_views(
+        self, videos: Sequence[tuple[np.ndarray, np.ndarray]], *, batch_size: int = 128
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each video's frames (N, H, W, 3) and views (V, T) (each row: the indices
+        of T frames pooled together), its unit frame vectors (N, D) and one pooled unit
+        vector per view (V, D). The vision tower sees every frame once."""
+        return self._embed_views([f for f, _ in videos], [v for _, v in videos], batch_size)
+
+    def _embed_views(
+        self, clips: Sequence[np.ndarray], views: Sequence[np.ndarray], batch_size: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         self._require("vision")
         if not clips:
             return []
@@ -331,13 +356,26 @@ class ClipEncoder:
         all_feats = torch.cat(feats)
         all_tokens = torch.cat(tokens) if tokens else None
         out, offset = [], 0
-        for clip in clips:
+        for clip, view in zip(clips, views, strict=True):
             n = len(clip)
             vecs = all_feats[offset : offset + n]
-            tok = None if all_tokens is None else all_tokens[offset : offset + n][None]
-            pooled = pool_clips(self.temporal, vecs[None], tok)[0]
+            tok = None if all_tokens is None else all_tokens[offset : offset + n]
+            index = torch.as_tensor(np.asarray(view), dtype=torch.long)
+            if (
+                index.ndim != 2
+                or index.shape[1] == 0
+                or int(index.min()) < 0
+                or int(index.max()) >= n
+            ):
+                raise InvalidInput(f"views must be (V, T) indices into {n} frames")
+            pooled = []
+            for j in range(0, len(index), _VIEWS_PER_POOL):
+                rows = index[j : j + _VIEWS_PER_POOL]
+                pooled.append(
+                    pool_clips(self.temporal, vecs[rows], None if tok is None else tok[rows])
+                )
             offset += n
-            out.append(VideoEmbedding(vecs.numpy(), pooled.numpy()))
+            out.append((vecs.numpy(), torch.cat(pooled).numpy()))
         return out
 
     @torch.inference_mode()

@@ -1,23 +1,34 @@
-"""Text-to-video search: embed the query with the text tower, ask the vector store."""
+"""Search: a text, image or clip query -> videos, each with its best-matching moment.
+
+Every query becomes one unit vector. The store prefetches candidates by the pooled
+clip vector and reranks them by MaxSim over their segment vectors; the winning
+segment of each result is then found again here from the returned segment vectors
+(Qdrant scores MaxSim but does not say which segment won).
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from clipsearch.errors import InvalidInput
-from clipsearch.store.base import Hit, PayloadFilter, VectorStore
+from clipsearch.errors import InvalidInput, NotFound
+from clipsearch.segments import Moment, best_moment, segment_scores
+from clipsearch.store.base import Hit, PayloadFilter, SegmentHit, VectorStore
 
 log = logging.getLogger(__name__)
 
+QUERY_KINDS = ("text", "image", "clip")
+
 
 class QueryEncoder(Protocol):
-    """Anything that turns text into unit vectors: a loaded ``ClipEncoder`` in practice."""
+    """Anything that turns text (and, for image queries, frames) into unit vectors:
+    a loaded ``ClipEncoder`` in practice."""
 
     model_id: str
 
@@ -30,13 +41,52 @@ class QueryEncoder(Protocol):
 class SearchLimits:
     max_query_chars: int = 500
     max_k: int = 100
+    max_offset: int = 1000
+    # first-stage candidates taken by pooled cosine before the MaxSim rerank
+    prefetch: int = 200
+    # a moment grows over neighbouring windows scoring within this of the best one
+    moment_extend: float = 0.02
+
+
+@dataclass(frozen=True)
+class Result:
+    """One video: its score (its best segment's cosine), its moment, every segment's score."""
+
+    hit: SegmentHit
+    moment: Moment
+    segment_scores: np.ndarray
+    windows: list[tuple[float, float]]
+
+    @property
+    def id(self) -> str:
+        return self.hit.id
+
+    @property
+    def score(self) -> float:
+        return self.hit.score
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.hit.payload
 
 
 @dataclass(frozen=True)
 class SearchResponse:
     query: str
     took_ms: float
-    hits: list[Hit]
+    results: list[Result]
+    kind: str = "text"
+    offset: int = 0
+    next_offset: int | None = None
+    min_score: float | None = None
+    # hits existed but all scored below ``min_score``; ``best_score`` is the top one
+    no_good_match: bool = False
+    best_score: float | None = None
+    filters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def hits(self) -> list[Hit]:
+        return [r.hit for r in self.results]
 
 
 def validate_query(query: object, limits: SearchLimits) -> str:
@@ -54,45 +104,217 @@ def validate_query(query: object, limits: SearchLimits) -> str:
     return text
 
 
+def _int_arg(value: object, name: str, code: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InvalidInput(f"{name} must be an integer", code=code)
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(f"{name} must be an integer, got {value!r}", code=code) from None
+
+
 def validate_k(k: object, limits: SearchLimits) -> int:
     """``k`` as an int in 1..max_k, or ``InvalidInput``."""
-    if isinstance(k, bool) or not isinstance(k, int | str):
-        raise InvalidInput("k must be an integer", code="invalid_k")
-    try:
-        value = int(k)
-    except ValueError:
-        raise InvalidInput(f"k must be an integer, got {k!r}", code="invalid_k") from None
+    value = _int_arg(k, "k", "invalid_k")
     if not 1 <= value <= limits.max_k:
         raise InvalidInput(f"k must be between 1 and {limits.max_k}", code="invalid_k")
     return value
 
 
+def validate_offset(offset: object, limits: SearchLimits) -> int:
+    """``offset`` as an int in 0..max_offset, or ``InvalidInput``."""
+    value = _int_arg(offset, "offset", "invalid_offset")
+    if not 0 <= value <= limits.max_offset:
+        raise InvalidInput(
+            f"offset must be between 0 and {limits.max_offset}", code="invalid_offset"
+        )
+    return value
+
+
+def validate_min_score(value: object) -> float | None:
+    """A score threshold in [-1, 1], or None for none."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InvalidInput("min_score must be a number", code="invalid_min_score")
+    try:
+        score = float(value)
+    except ValueError:
+        raise InvalidInput(
+            f"min_score must be a number, got {value!r}", code="invalid_min_score"
+        ) from None
+    if not math.isfinite(score) or not -1.0 <= score <= 1.0:
+        raise InvalidInput("min_score must be between -1 and 1", code="invalid_min_score")
+    return score
+
+
+def stored_windows(payload: dict[str, Any], n: int) -> list[tuple[float, float]]:
+    """(start_s, end_s) of a stored point's ``n`` segment vectors.
+
+    Points ingested before moments were stored per frame: their spans run from one
+    frame time to the next.
+    """
+    spans = payload.get("segment_times")
+    if isinstance(spans, list) and len(spans) == n:
+        return [(float(s), float(e)) for s, e in spans]
+    times = payload.get("frame_times")
+    duration = float(payload.get("duration_s") or 0.0)
+    if isinstance(times, list) and len(times) == n:
+        starts = [float(t) for t in times]
+        ends = [*starts[1:], max(duration, starts[-1])]
+        return list(zip(starts, ends, strict=True))
+    step = duration / n if duration > 0 else 0.0
+    return [(i * step, (i + 1) * step) for i in range(n)]
+
+
 class SearchService:
-    """Query embedding plus vector search; built once and shared by CLI and web app."""
+    """Query embedding plus two-stage vector search; shared by the CLI and the web app.
+
+    ``min_score`` is the model's calibrated "no good match" threshold (None: none).
+    """
 
     def __init__(
-        self, encoder: QueryEncoder, store: VectorStore, limits: SearchLimits | None = None
+        self,
+        encoder: QueryEncoder,
+        store: VectorStore,
+        limits: SearchLimits | None = None,
+        *,
+        min_score: float | None = None,
     ):
         self.encoder = encoder
         self.store = store
         self.limits = limits or SearchLimits()
+        self.min_score = validate_min_score(min_score)
 
     @property
     def model_id(self) -> str:
         return self.encoder.model_id
 
+    @property
+    def image_queries(self) -> bool:
+        """Whether the encoder has a vision tower for image queries."""
+        return getattr(self.encoder, "towers", "text") in ("both", "vision")
+
+    # -- queries
+
     def search(
-        self, query: object, k: object = 10, *, filter: PayloadFilter | None = None
+        self,
+        query: object,
+        k: object = 10,
+        *,
+        filter: PayloadFilter | None = None,
+        offset: object = 0,
+        min_score: object = "default",
     ) -> SearchResponse:
-        """Top-k clips for a text query (validated; bad input raises ``InvalidInput``)."""
+        """Videos for a text query (validated; bad input raises ``InvalidInput``)."""
         text = validate_query(query, self.limits)
-        top_k = validate_k(k, self.limits)
         start = time.perf_counter()
         vector = self.encoder.encode_text([text])[0]
-        hits = self.store.search(vector, top_k, filter=filter)
+        return self._run(vector, text, "text", k, offset, filter, min_score, (), start)
+
+    def search_image(
+        self,
+        image: np.ndarray,
+        k: object = 10,
+        *,
+        filter: PayloadFilter | None = None,
+        offset: object = 0,
+        min_score: object = "default",
+        name: str = "image",
+    ) -> SearchResponse:
+        """Videos for an RGB image (H, W, 3) uint8: a photo or a frame."""
+        if not self.image_queries or not hasattr(self.encoder, "encode_frames"):
+            raise InvalidInput(
+                "image search needs the model's vision tower, which this server did not load",
+                code="image_search_unavailable",
+            )
+        pixels = np.asarray(image)
+        if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+            raise InvalidInput(
+                f"image must be RGB uint8 (H, W, 3), got {pixels.dtype} {pixels.shape}",
+                code="invalid_image",
+            )
+        start = time.perf_counter()
+        vector = self.encoder.encode_frames(pixels[None])[0]
+        return self._run(vector, name, "image", k, offset, filter, min_score, (), start)
+
+    def more_like(
+        self,
+        clip_id: str,
+        k: object = 10,
+        *,
+        filter: PayloadFilter | None = None,
+        offset: object = 0,
+        min_score: object = None,
+    ) -> SearchResponse:
+        """Videos like an indexed clip (its pooled vector as the query; itself left out).
+
+        No threshold by default: the calibration is for text queries.
+        """
+        start = time.perf_counter()
+        point = self.store.retrieve([clip_id], with_vectors=True).get(clip_id)
+        if point is None or point.pooled.size == 0:
+            raise NotFound(f"no clip with id {clip_id!r}", code="clip_not_found")
+        label = str(point.payload.get("path") or clip_id)
+        return self._run(
+            point.pooled, label, "clip", k, offset, filter, min_score, (point.id,), start
+        )
+
+    def _run(
+        self,
+        vector: np.ndarray,
+        description: str,
+        kind: str,
+        k: object,
+        offset: object,
+        filter: PayloadFilter | None,
+        min_score: object,
+        exclude: Sequence[str],
+        start: float,
+    ) -> SearchResponse:
+        top_k = validate_k(k, self.limits)
+        skip = validate_offset(offset, self.limits)
+        threshold = self.min_score if min_score == "default" else validate_min_score(min_score)
+        prefetch = max(self.limits.prefetch, skip + top_k + 1)
+        hits = self.store.search_segments(
+            vector,
+            top_k + 1,  # one more says whether there is a next page
+            prefetch=prefetch,
+            filter=filter,
+            offset=skip,
+            exclude=exclude,
+            score_threshold=threshold,
+        )
+        results = [self._result(hit, vector) for hit in hits[:top_k]]
+        no_good_match, best = False, None
+        if not hits and threshold is not None and skip == 0:
+            probe = self.store.search_segments(
+                vector, 1, prefetch=prefetch, filter=filter, exclude=exclude
+            )
+            if probe:
+                no_good_match, best = True, probe[0].score
         took_ms = (time.perf_counter() - start) * 1000
-        log.debug("query %r: %d hits in %.1f ms", text, len(hits), took_ms)
-        return SearchResponse(text, took_ms, hits)
+        log.debug("%s query %r: %d results in %.1f ms", kind, description, len(results), took_ms)
+        return SearchResponse(
+            query=description,
+            took_ms=took_ms,
+            results=results,
+            kind=kind,
+            offset=skip,
+            next_offset=skip + top_k if len(hits) > top_k else None,
+            min_score=threshold,
+            no_good_match=no_good_match,
+            best_score=best,
+            filters=dict(filter or {}),
+        )
+
+    def _result(self, hit: SegmentHit, vector: np.ndarray) -> Result:
+        scores = segment_scores(hit.segments, vector)
+        windows = stored_windows(hit.payload, len(scores))
+        moment = best_moment(scores, windows, extend=self.limits.moment_extend)
+        return Result(hit, moment, scores, windows)
+
+    # -- clips and health
 
     def clip(self, clip_id: str) -> Hit | None:
         """One indexed clip's payload by id, or None."""
@@ -129,6 +351,8 @@ class SearchService:
             "store": self.store.kind,
             "clips": self.store.count(),
             "store_model": stored,
+            "min_score": self.min_score,
+            "image_queries": self.image_queries,
         }
         warning = self._mismatch_warning(stored)
         if warning:

@@ -19,8 +19,17 @@ their scene and clip parameters: the second of each pair is rendered as the
 first one's frames in reverse order.
 
 Rendering is split from encoding (:func:`render_frames`, :func:`encode_avi`)
-so that multi-segment "moment" clips can later be made by concatenating the
-frames of several classes rendered on one :class:`Scene`.
+so that multi-segment "moment" clips are made by concatenating the frames of
+several classes rendered on one :class:`Scene`. :func:`generate_moments`
+(called by :func:`generate` unless ``moments=False``) writes::
+
+    <root>/moments/m_NNNN.avi       2 or 3 back-to-back segments of 3-5 s each
+    <root>/moments/long_NN.avi      60 s: 6 segments of 7-13 s, all of different classes
+    <root>/moments/moments.jsonl    one JSON object per file, written last
+
+Every selected class appears in exactly ``moments_per_class`` short clips; the
+long videos spread the classes as evenly as they can. A clip's scene is one of
+split 1's test scenes (groups 1-7), shared by all its segments.
 """
 
 from __future__ import annotations
@@ -32,10 +41,12 @@ import multiprocessing
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
 
 import av
 import numpy as np
@@ -134,6 +145,20 @@ GROUPS_PER_TEST_SPLIT = 7
 VIDEO_DIR = "UCF-101"
 LIST_DIR = "ucfTrainTestlist"
 META_FILE = "synth_meta.jsonl"
+MOMENTS_DIR = "moments"
+MOMENTS_FILE = "moments.jsonl"
+
+# Moments set: 25 fps, 320x240; segment lengths are whole 0.2 s steps (5 frames).
+MOMENT_FPS = 25
+_STEP_FRAMES = MOMENT_FPS // 5
+_MOMENT_SEG_STEPS = (15, 25)  # short clips: 3.0 s .. 5.0 s per segment
+LONG_DURATION_S = 60.0
+LONG_SEGMENTS = 6
+_LONG_SPREAD = (7, 13)  # long segment length in tenths of the mean: 7-13 s for 6 in 60 s
+MAX_MOMENTS_PER_CLASS = 99
+MAX_LONG_VIDEOS = 99
+_MAX_LONG_DURATION_S = 3600.0
+_END_SLACK_S = 0.05  # read_moments: how far a segment may end past the clip's duration
 
 _SPEED_WORDS = {"slow": "slowly", "medium": "at medium speed", "fast": "fast"}
 _SIZE_WORDS = {"small": "small", "medium": "medium-sized", "large": "large"}
@@ -539,27 +564,73 @@ def render_frames(class_name: str, scene: Scene, spec: ClipSpec) -> np.ndarray:
 # --------------------------------------------------------------------------- encoding
 
 
+class _AviWriter:
+    """Streams RGB frames into an MPEG-4 Part 2 (XviD tag) AVI, bit-exact; a context manager."""
+
+    def __init__(
+        self, path: str | Path, width: int, height: int, fps: int, *, bit_rate: int | None = None
+    ) -> None:
+        if bit_rate is None:
+            bit_rate = round(BIT_RATE * (width * height) / (BASE_SIZE[0] * BASE_SIZE[1]))
+        self.width, self.height = width, height
+        self.n_frames = 0
+        self._container = av.open(
+            str(path), mode="w", format="avi", options={"fflags": "+bitexact"}
+        )
+        try:
+            stream = self._container.add_stream(
+                "mpeg4", rate=Fraction(fps), options={"flags": "+bitexact"}
+            )
+            stream.width = width
+            stream.height = height
+            stream.pix_fmt = "yuv420p"
+            stream.bit_rate = bit_rate
+            stream.gop_size = GOP_SIZE
+            stream.codec_context.thread_count = 1
+            stream.codec_context.codec_tag = "XVID"
+        except BaseException:
+            self._container.close()
+            raise
+        self._stream = stream
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append frames (T, H, W, 3) uint8 RGB."""
+        if frames.ndim != 4 or frames.shape[1:] != (self.height, self.width, 3):
+            raise ValueError(
+                f"frames of shape {frames.shape} do not fit a {self.width}x{self.height} video"
+            )
+        for i in range(frames.shape[0]):
+            frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+            frame.pts = self.n_frames
+            self.n_frames += 1
+            self._container.mux(self._stream.encode(frame))
+
+    def close(self, *, flush: bool = True) -> None:
+        try:
+            if flush:
+                self._container.mux(self._stream.encode(None))
+        finally:
+            self._container.close()
+
+    def __enter__(self) -> _AviWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close(flush=exc_type is None)
+
+
 def encode_avi(
     frames: np.ndarray, path: str | Path, fps: int, *, bit_rate: int | None = None
 ) -> None:
     """Encode RGB frames (T, H, W, 3) as MPEG-4 Part 2 (XviD tag) in AVI, bit-exact."""
-    n, height, width, _ = frames.shape
-    if bit_rate is None:
-        bit_rate = round(BIT_RATE * (width * height) / (BASE_SIZE[0] * BASE_SIZE[1]))
-    with av.open(str(path), mode="w", format="avi", options={"fflags": "+bitexact"}) as container:
-        stream = container.add_stream("mpeg4", rate=Fraction(fps), options={"flags": "+bitexact"})
-        stream.width = width
-        stream.height = height
-        stream.pix_fmt = "yuv420p"
-        stream.bit_rate = bit_rate
-        stream.gop_size = GOP_SIZE
-        stream.codec_context.thread_count = 1
-        stream.codec_context.codec_tag = "XVID"
-        for i in range(n):
-            frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    _, height, width, _ = frames.shape
+    with _AviWriter(path, width, height, fps, bit_rate=bit_rate) as writer:
+        writer.write(frames)
 
 
 # --------------------------------------------------------------------------- build
@@ -573,6 +644,7 @@ class SynthSummary:
     n_clips: int
     n_classes: int
     seconds: float
+    moments: MomentsSummary | None = None  # None when the moments set was not built
 
 
 @dataclass(frozen=True)
@@ -671,13 +743,22 @@ def generate(
     seed: int = 0,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    moments: bool = True,
+    moments_per_class: int = 4,
+    long_videos: int = 2,
 ) -> SynthSummary:
     """Build a SynthUCF dataset under ``out``.
 
     ``classes`` takes the first N classes of :data:`CLASSES`; ``groups`` (1..25) and
     ``clips`` (clips per group) set the size; ``seed`` fixes every pixel. Rerunning on an
     existing root regenerates it (deterministically); ``synth_meta.jsonl`` is written last,
-    so its presence marks a complete build. ``progress(done, total)`` is called per clip.
+    so its presence marks a complete build. ``progress(done, total)`` is called per clip
+    of the main set.
+
+    With ``moments`` (and at least 2 classes) the moments set is built into
+    ``<out>/moments`` by :func:`generate_moments` with ``moments_per_class`` and
+    ``long_videos``, before ``synth_meta.jsonl`` is written. Otherwise the files of an
+    earlier moments set there are removed, so the root always matches its knobs.
     """
     classes = _check_int("classes", classes, 1, len(CLASSES))
     groups = _check_int("groups", groups, 1, MAX_GROUPS)
@@ -685,11 +766,11 @@ def generate(
     seed = _check_int("seed", seed, 0)
     if workers is not None:
         workers = _check_int("workers", workers, 1)
-    if not isinstance(out, (str, Path)) or str(out) == "":
-        raise InvalidInput(f"out must be a non-empty path, got {out!r}")
-    root = Path(out).expanduser()
-    if root.exists() and not root.is_dir():
-        raise InvalidInput(f"output root {root} exists and is not a directory")
+    if not isinstance(moments, bool):
+        raise InvalidInput(f"moments must be true or false, got {moments!r}")
+    moments_per_class = _check_int("moments_per_class", moments_per_class, 1, MAX_MOMENTS_PER_CLASS)
+    long_videos = _check_int("long_videos", long_videos, 0, MAX_LONG_VIDEOS)
+    root = _check_root("out", out)
 
     t0 = time.perf_counter()
     selected = CLASSES[:classes]
@@ -736,6 +817,21 @@ def generate(
         _write_text(list_root / f"trainlist0{split}.txt", train, "\r\n")
         _write_text(list_root / f"testlist0{split}.txt", test, "\r\n")
 
+    moments_summary: MomentsSummary | None = None
+    if moments and classes >= 2:
+        moments_summary = generate_moments(
+            root / MOMENTS_DIR,
+            classes=classes,
+            moments_per_class=moments_per_class,
+            long_videos=long_videos,
+            seed=seed,
+            workers=n_workers,
+        )
+    else:
+        if moments:
+            logger.info("no moments set: it needs at least 2 classes, got %d", classes)
+        _remove_moments(root / MOMENTS_DIR, set())
+
     meta_lines = [
         json.dumps(metas[clip_relpath(j.class_name, j.group, j.clip)], ensure_ascii=False)
         for j in jobs
@@ -743,4 +839,397 @@ def generate(
     _write_text(root / META_FILE, meta_lines, "\n")
     seconds = time.perf_counter() - t0
     logger.info("SynthUCF done: %d clips in %.1f s", len(jobs), seconds)
-    return SynthSummary(root=root, n_clips=len(jobs), n_classes=classes, seconds=seconds)
+    return SynthSummary(
+        root=root, n_clips=len(jobs), n_classes=classes, seconds=seconds, moments=moments_summary
+    )
+
+
+# --------------------------------------------------------------------------- moments set
+
+_J = TypeVar("_J")
+
+
+@dataclass(frozen=True)
+class MomentsSummary:
+    """What :func:`generate_moments` built.
+
+    ``n_clips`` counts the short clips, ``n_long`` the long videos and ``n_segments``
+    the segments of all of them (``classes * moments_per_class`` are in short clips).
+    """
+
+    root: Path
+    n_clips: int
+    n_long: int
+    n_segments: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _MomentJob:
+    name: str  # file name inside the moments folder
+    kind: str  # "short" | "long"
+    index: int  # 1-based within its kind
+    classes: tuple[str, ...]
+    steps: tuple[int, ...]  # segment lengths in 0.2 s steps
+    group: int  # scene group (one of split 1's test groups)
+    seed: int
+    path: Path
+
+
+_KIND_KEYS = {"short": 0, "long": 1}
+
+
+def moment_filename(kind: str, index: int) -> str:
+    """``m_0001.avi`` for short clips, ``long_01.avi`` for long videos (``index`` 1-based)."""
+    return f"m_{index:04d}.avi" if kind == "short" else f"long_{index:02d}.avi"
+
+
+def _short_sizes(n_segments: int, n_classes: int) -> list[int]:
+    """Split ``n_segments`` into clips of 2 or 3 segments, about half the segments in each."""
+    if n_classes < 3:
+        return [2] * (n_segments // 2)
+    n3 = n_segments // 6
+    if (n_segments - 3 * n3) % 2:
+        n3 = n3 - 1 if n3 > 0 else 1
+    return [3] * n3 + [2] * ((n_segments - 3 * n3) // 2)
+
+
+def _pick_classes(
+    rng: np.random.Generator, selected: Sequence[str], counts: dict[str, int], k: int, sign: int
+) -> tuple[str, ...]:
+    """``k`` different classes, those with the largest ``sign * count`` first (ties at random).
+
+    Taking the most-needed classes keeps the counts within one of each other, so the
+    quotas always come out exactly; the chosen classes are returned in random order.
+    """
+    order = [selected[int(i)] for i in rng.permutation(len(selected))]
+    ranked = sorted(order, key=lambda c: -sign * counts[c])
+    picked = ranked[:k]
+    for c in picked:
+        counts[c] -= sign
+    return tuple(picked[int(i)] for i in rng.permutation(k))
+
+
+def _split_steps(rng: np.random.Generator, total: int, n: int) -> list[int]:
+    """``n`` segment lengths (0.2 s steps) summing to ``total``, each 0.7-1.3x the mean."""
+    lo = -(-total * _LONG_SPREAD[0] // (10 * n))  # ceil
+    hi = total * _LONG_SPREAD[1] // (10 * n)
+    steps = [int(v) for v in rng.integers(lo, hi + 1, size=n)]
+    diff = total - sum(steps)
+    while diff:
+        direction = 1 if diff > 0 else -1
+        room = [i for i, v in enumerate(steps) if lo <= v + direction <= hi]
+        steps[room[int(rng.integers(len(room)))]] += direction
+        diff -= direction
+    return steps
+
+
+def _plan_moments(
+    seed: int,
+    selected: Sequence[str],
+    moments_per_class: int,
+    long_videos: int,
+    long_steps: int,
+    folder: Path,
+) -> list[_MomentJob]:
+    """Classes, segment lengths and scene group of every moments file (short ones first)."""
+    groups = list(split_test_groups(1))
+    jobs: list[_MomentJob] = []
+
+    rng = np.random.default_rng(_seq(seed, 5, 0))
+    sizes = _short_sizes(len(selected) * moments_per_class, len(selected))
+    sizes = [sizes[int(i)] for i in rng.permutation(len(sizes))]
+    need = dict.fromkeys(selected, moments_per_class)
+    for i, k in enumerate(sizes, 1):
+        classes = _pick_classes(rng, selected, need, k, sign=1)
+        lo, hi = _MOMENT_SEG_STEPS
+        steps = tuple(int(v) for v in rng.integers(lo, hi + 1, size=k))
+        name = moment_filename("short", i)
+        group = groups[(i - 1) % len(groups)]
+        jobs.append(_MomentJob(name, "short", i, classes, steps, group, seed, folder / name))
+    if any(need.values()):  # pragma: no cover - guaranteed by _pick_classes
+        raise AssertionError(f"unbalanced moments plan: {need}")
+
+    rng = np.random.default_rng(_seq(seed, 5, 1))
+    used = dict.fromkeys(selected, 0)
+    n_seg = min(LONG_SEGMENTS, len(selected))
+    for j in range(1, long_videos + 1):
+        classes = _pick_classes(rng, selected, used, n_seg, sign=-1)
+        steps = tuple(_split_steps(rng, long_steps, n_seg))
+        name = moment_filename("long", j)
+        group = groups[(len(sizes) + j - 1) % len(groups)]
+        jobs.append(_MomentJob(name, "long", j, classes, steps, group, seed, folder / name))
+    return jobs
+
+
+def _moment_spec(rng: np.random.Generator, n_frames: int) -> ClipSpec:
+    """A 320x240, 25 fps :class:`ClipSpec` of ``n_frames`` with a random position and phase."""
+    pos = (float(rng.random()), float(rng.random()))
+    phase = float(rng.random())
+    seg_seed = int(rng.integers(2**31))
+    return ClipSpec(BASE_SIZE[0], BASE_SIZE[1], MOMENT_FPS, n_frames, pos, phase, seg_seed)
+
+
+def _build_moment(job: _MomentJob) -> dict[str, object]:
+    """Render the segments on one scene, stream them into one AVI, write it atomically."""
+    # The first class's test scene of the group; every drawer works on any scene (the
+    # background was picked to contrast with the object colour, whatever the class).
+    scene = make_scene(job.seed, job.classes[0], job.group)
+    rng = np.random.default_rng(_seq(job.seed, 6, _KIND_KEYS[job.kind], job.index))
+    width, height = BASE_SIZE
+    segments: list[dict[str, object]] = []
+    tmp = job.path.with_name(job.path.name + ".tmp")
+    try:
+        with _AviWriter(tmp, width, height, MOMENT_FPS) as writer:
+            for class_name, steps in zip(job.classes, job.steps, strict=True):
+                start = writer.n_frames
+                spec = _moment_spec(rng, steps * _STEP_FRAMES)
+                writer.write(render_frames(class_name, scene, spec))
+                segments.append(
+                    {
+                        "class": class_name,
+                        "start_s": round(start / MOMENT_FPS, 3),
+                        "end_s": round(writer.n_frames / MOMENT_FPS, 3),
+                    }
+                )
+            n_frames = writer.n_frames
+        os.replace(tmp, job.path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {
+        "path": job.name,
+        "kind": job.kind,
+        "duration_s": round(n_frames / MOMENT_FPS, 3),
+        "fps": MOMENT_FPS,
+        "width": width,
+        "height": height,
+        "scene_group": job.group,
+        "color": scene.color,
+        "background": scene.background,
+        "size": scene.size,
+        "speed": scene.speed,
+        "segments": segments,
+    }
+
+
+def _imap_unordered(
+    fn: Callable[[_J], dict[str, object]],
+    jobs: list[_J],
+    workers: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[dict[str, object]]:
+    total = len(jobs)
+    if workers <= 1 or total <= 1:
+        results: Iterator[dict[str, object]] = map(fn, jobs)
+        pool = None
+    else:
+        pool = multiprocessing.get_context().Pool(processes=min(workers, total))
+        results = pool.imap_unordered(fn, jobs)
+    try:
+        for done, result in enumerate(results, 1):
+            yield result
+            if progress is not None:
+                progress(done, total)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+def _moment_files(folder: Path) -> Iterator[Path]:
+    """Files of ours in a moments folder: clips, temporaries and the jsonl."""
+    if not folder.is_dir():
+        return
+    for f in folder.iterdir():
+        ours = re.fullmatch(r"(m_\d+|long_\d+)\.avi(\.tmp)?", f.name) or f.name in (
+            MOMENTS_FILE,
+            MOMENTS_FILE + ".tmp",
+        )
+        if ours and f.is_file():
+            yield f
+
+
+def _remove_moments(folder: Path, keep: set[str]) -> None:
+    """Delete our files in ``folder`` except ``keep``; drop the folder when left empty."""
+    for f in _moment_files(folder):
+        if f.name not in keep:
+            logger.info("removing stale file %s", f)
+            f.unlink()
+    if folder.is_dir() and not keep and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def _check_root(name: str, value: object) -> Path:
+    if not isinstance(value, (str, Path)) or str(value) == "":
+        raise InvalidInput(f"{name} must be a non-empty path, got {value!r}")
+    root = Path(value).expanduser()
+    if root.exists() and not root.is_dir():
+        raise InvalidInput(f"output root {root} exists and is not a directory")
+    return root
+
+
+def _check_moments(
+    classes: object, moments_per_class: object, long_videos: object, long_duration_s: object
+) -> tuple[int, int, int, int]:
+    """Validate the moments knobs; returns them with the long duration in 0.2 s steps."""
+    n = _check_int("classes", classes, 1, len(CLASSES))
+    if n < 2:
+        raise InvalidInput(f"a moments set needs at least 2 classes, got classes={n}")
+    mpc = _check_int("moments_per_class", moments_per_class, 1, MAX_MOMENTS_PER_CLASS)
+    n_long = _check_int("long_videos", long_videos, 0, MAX_LONG_VIDEOS)
+    d = long_duration_s
+    if isinstance(d, bool) or not isinstance(d, (int, float)) or not math.isfinite(d):
+        raise InvalidInput(f"long_duration_s must be a number of seconds, got {d!r}")
+    n_seg = min(LONG_SEGMENTS, n)
+    steps = round(d * 5)
+    if abs(steps - d * 5) > 1e-6 or not 2.0 * n_seg <= d <= _MAX_LONG_DURATION_S:
+        raise InvalidInput(
+            f"long_duration_s must be a multiple of 0.2 between {2.0 * n_seg:g} and "
+            f"{_MAX_LONG_DURATION_S:g} (for {n_seg} segments), got {d!r}"
+        )
+    return n, mpc, n_long, steps
+
+
+def generate_moments(
+    root: str | Path,
+    *,
+    classes: int = 12,
+    moments_per_class: int = 4,
+    long_videos: int = 2,
+    seed: int = 0,
+    workers: int | None = None,
+    long_duration_s: float = LONG_DURATION_S,
+    progress: Callable[[int, int], None] | None = None,
+) -> MomentsSummary:
+    """Build the moments set in the folder ``root`` (``<dataset>/moments`` in a full build).
+
+    Short clips ``m_NNNN.avi`` hold 2 or 3 back-to-back segments of 3-5 s; every one of
+    the first ``classes`` classes appears in exactly ``moments_per_class`` of them.
+    ``long_videos`` files ``long_NN.avi`` of ``long_duration_s`` (60 s; other values are
+    for tests) hold ``min(6, classes)`` segments of 0.7-1.3x the mean length, covering
+    the classes as evenly as possible. No class appears twice in one file. Each file is
+    one scene (background, colour, size, speed, noise) from split 1's test groups.
+    ``moments.jsonl`` is written last, so its presence marks a complete set; files of
+    an earlier build with other knobs are removed. Byte-identical for the same knobs.
+    """
+    classes, moments_per_class, long_videos, long_steps = _check_moments(
+        classes, moments_per_class, long_videos, long_duration_s
+    )
+    seed = _check_int("seed", seed, 0)
+    if workers is not None:
+        workers = _check_int("workers", workers, 1)
+    folder = _check_root("root", root)
+
+    t0 = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MOMENTS_FILE).unlink(missing_ok=True)  # the completion marker goes last
+    jobs = _plan_moments(
+        seed, CLASSES[:classes], moments_per_class, long_videos, long_steps, folder
+    )
+    _remove_moments(folder, {j.name for j in jobs})
+    n_workers = workers if workers is not None else (os.cpu_count() or 1)
+    n_long = sum(j.kind == "long" for j in jobs)
+    n_segments = sum(len(j.classes) for j in jobs)
+    logger.info(
+        "generating the moments set at %s: %d clips + %d long videos, %d segments, %d workers",
+        folder,
+        len(jobs) - n_long,
+        n_long,
+        n_segments,
+        n_workers,
+    )
+    # Long videos first: they take longest, so the pool finishes at about the same time.
+    ordered = sorted(jobs, key=lambda j: j.kind != "long")
+    metas = {
+        str(m["path"]): m for m in _imap_unordered(_build_moment, ordered, n_workers, progress)
+    }
+    lines = [json.dumps(metas[j.name], ensure_ascii=False) for j in jobs]
+    _write_text(folder / MOMENTS_FILE, lines, "\n")
+    seconds = time.perf_counter() - t0
+    logger.info("moments set done: %d files in %.1f s", len(jobs), seconds)
+    return MomentsSummary(
+        root=folder,
+        n_clips=len(jobs) - n_long,
+        n_long=n_long,
+        n_segments=n_segments,
+        seconds=seconds,
+    )
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _check_moment_line(obj: object, seen: set[str]) -> str | None:
+    """Why one parsed moments.jsonl line is malformed, or None when it is fine."""
+    if not isinstance(obj, dict):
+        return f"expected a JSON object, got {type(obj).__name__}"
+    missing = [k for k in ("path", "duration_s", "segments") if k not in obj]
+    if missing:
+        return f"missing key(s) {', '.join(missing)}"
+    path, duration, segments = obj["path"], obj["duration_s"], obj["segments"]
+    if not isinstance(path, str) or not path or path.startswith("/") or ".." in path.split("/"):
+        return f"path must be a relative file path, got {path!r}"
+    if path in seen:
+        return f"duplicate path {path!r}"
+    if not _is_number(duration) or duration <= 0:
+        return f"duration_s must be a positive number, got {duration!r}"
+    if not isinstance(segments, list) or not segments:
+        return "segments must be a non-empty list"
+    prev_end = 0.0
+    for i, seg in enumerate(segments, 1):
+        if not isinstance(seg, dict):
+            return f"segment {i} is not a JSON object"
+        missing = [k for k in ("class", "start_s", "end_s") if k not in seg]
+        if missing:
+            return f"segment {i}: missing key(s) {', '.join(missing)}"
+        cls, start, end = seg["class"], seg["start_s"], seg["end_s"]
+        if not isinstance(cls, str) or not cls:
+            return f"segment {i}: class must be a non-empty string, got {cls!r}"
+        if not _is_number(start) or not _is_number(end):
+            return f"segment {i}: start_s and end_s must be numbers, got {start!r}, {end!r}"
+        if start < 0 or start >= end:
+            return f"segment {i}: needs 0 <= start_s < end_s, got {start} .. {end}"
+        if start < prev_end - 1e-6:
+            return f"segment {i} starts at {start}, before segment {i - 1} ends ({prev_end})"
+        if end > duration + _END_SLACK_S:
+            return f"segment {i} ends at {end}, past the clip's duration_s {duration}"
+        prev_end = float(end)
+    return None
+
+
+def read_moments(folder: str | Path) -> list[dict[str, Any]]:
+    """Read and validate ``moments.jsonl`` (in ``folder``, or the file itself).
+
+    Each entry has at least ``path`` (relative to the folder), ``duration_s`` and
+    ``segments`` (``class``, ``start_s``, ``end_s``), sorted, non-overlapping and within
+    the duration. Malformed content raises :class:`InvalidInput` naming file and line.
+    """
+    path = Path(folder).expanduser()
+    if path.is_dir():
+        path = path / MOMENTS_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: no such moments file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path}: cannot read ({exc})") from None
+    entries: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+        problem = _check_moment_line(obj, seen)
+        if problem is not None:
+            raise InvalidInput(f"{path}:{lineno}: {problem}")
+        seen.add(obj["path"])
+        entries.append(obj)
+    return entries

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -333,11 +333,17 @@ def frame_times(path: str | Path) -> np.ndarray:
 
 
 def sample_frames(
-    path: str | Path, num_frames: int = 8, *, max_side: int | None = None
+    path: str | Path,
+    num_frames: int = 8,
+    *,
+    max_side: int | None = None,
+    times: Callable[[float], np.ndarray] | None = None,
 ) -> SampledFrames:
     """Sample ``num_frames`` frames at segment midpoints, decoding in order.
 
-    Returns the frame showing at each midpoint with its real timestamp. If
+    Returns the frame showing at each midpoint with its real timestamp. ``times``
+    replaces the midpoints: given the duration, it returns the sorted sample times
+    (``clipsearch.segments.LayoutTimes`` samples a video's moments). If
     ``num_frames`` exceeds the number of frames in the clip, frames repeat
     (each midpoint still gets the frame showing at that time). ``max_side``
     shrinks the returned frames (aspect ratio kept, never upscaled).
@@ -348,21 +354,27 @@ def sample_frames(
     if num_frames < 1:
         raise InvalidInput(f"num_frames must be >= 1, got {num_frames}")
     started = time.perf_counter()
+
+    def targets_for(duration_s: float) -> list[float]:
+        if times is None:
+            return segment_midpoints(duration_s, num_frames).tolist()
+        return [float(t) for t in times(duration_s)]
+
     container, stream = open_video(path)
     try:
         fps = frame_rate(stream)
         width, height = stream.codec_context.width, stream.codec_context.height
         estimate = _metadata_duration(container, stream, fps)
-        chosen, times, duration = _first_pass(path, container, stream, fps, estimate, num_frames)
+        first = targets_for(estimate) if estimate else []
+        chosen, decoded_times, duration = _first_pass(path, container, stream, fps, first)
     except AV_ERRORS as exc:
         raise VideoDecodeError(path, f"decoding failed ({exc})") from exc
     finally:
         container.close()
-    if not times:
+    if not decoded_times:
         raise VideoDecodeError(path, "no decodable video frames")
 
-    targets = segment_midpoints(duration, num_frames)
-    wanted = pick_indices(times, targets.tolist())
+    wanted = pick_indices(decoded_times, targets_for(duration))
     if estimate is not None and abs(duration - estimate) > max(0.5, 0.1 * estimate):
         logger.warning(
             "%s: headers say %.3f s but %.3f s decoded (truncated file or wrong header)",
@@ -373,13 +385,13 @@ def sample_frames(
     if chosen is None or [i for i, _ in chosen] != wanted:
         logger.debug("%s: metadata picked other frames; exact second pass", path)
         chosen = _frames_by_index(path, wanted)
-    if len(times) < 2 and num_frames > 1:
+    if len(decoded_times) < 2 and len(wanted) > 1:
         logger.debug("%s: single-frame video; repeating it", path)
 
     frames = frames_to_rgb([f for _, f in chosen], max_side)
     result = SampledFrames(
         frames=frames,
-        timestamps=np.asarray([times[i] for i in wanted], dtype=np.float64),
+        timestamps=np.asarray([decoded_times[i] for i in wanted], dtype=np.float64),
         duration_s=float(duration),
         fps=fps,
         width=int(width or frames.shape[2]),
@@ -387,7 +399,7 @@ def sample_frames(
     )
     logger.debug(
         "sampled %d frames from %s in %.1f ms",
-        num_frames,
+        len(wanted),
         path,
         (time.perf_counter() - started) * 1e3,
     )
@@ -399,17 +411,16 @@ def _first_pass(
     container: av.container.InputContainer,
     stream: av.video.stream.VideoStream,
     fps: float,
-    estimate: float | None,
-    num_frames: int,
+    targets: list[float],
 ) -> tuple[list[tuple[int, av.VideoFrame]] | None, list[float], float]:
-    """Decode everything once, keeping the frames the metadata estimate selects.
+    """Decode everything once, keeping the frames that ``targets`` (the sample times
+    for the metadata's duration estimate; empty when there is none) select.
 
-    Returns (chosen (index, frame) pairs or None when there was no estimate,
+    Returns (chosen (index, frame) pairs or None when there were no targets,
     every frame's time, decoded duration).
     """
     clock = FrameClock(stream, fps)
     times: list[float] = []
-    targets = segment_midpoints(estimate, num_frames).tolist() if estimate else []
     chosen: list[tuple[int, av.VideoFrame]] = []
     prev: tuple[int, av.VideoFrame] | None = None
     j = 0

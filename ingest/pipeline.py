@@ -20,6 +20,7 @@ from clipsearch.embed import EmbeddedClip, FailedClip, StageTimes, embed_clips
 from clipsearch.errors import VideoDecodeError
 from clipsearch.media import poster_path, write_poster
 from clipsearch.model import ClipEncoder
+from clipsearch.segments import SegmentPlan
 from clipsearch.store.base import ClipPoint, VectorStore, clip_id
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ class IngestOptions:
     force: bool = False  # re-embed clips that are already up to date
     media_dir: Path | None = None  # posters go to <media_dir>/posters/<id>.jpg
     limit: int | None = None  # only the first N clips (in path order)
+    # moments: one segment vector per window; None stores per-frame vectors instead
+    segments: SegmentPlan | None = field(default_factory=SegmentPlan)
 
 
 @dataclass
@@ -83,7 +86,25 @@ def source_stamp(path: Path) -> dict[str, int]:
     return {"source_size": st.st_size, "source_mtime_ns": st.st_mtime_ns}
 
 
-def clip_payload(clip: Clip, done: EmbeddedClip, model_id: str) -> dict[str, Any]:
+def plan_stamp(plan: SegmentPlan | None) -> dict[str, float] | None:
+    """How the stored segments were cut (a changed plan re-embeds the clip)."""
+    return None if plan is None else {"window_s": plan.window_s, "stride_s": plan.stride_s}
+
+
+def segment_times(done: EmbeddedClip) -> list[list[float]]:
+    """(start_s, end_s) of each stored segment vector: the plan's windows, or one span
+    per sampled frame when the clip was stored frame by frame."""
+    windows = done.embedding.windows
+    if windows:
+        return [[round(s, 3), round(e, 3)] for s, e in windows]
+    times = [float(t) for t in done.frames.timestamps]
+    ends = [*times[1:], float(done.frames.duration_s)]
+    return [[round(s, 3), round(max(e, s), 3)] for s, e in zip(times, ends, strict=True)]
+
+
+def clip_payload(
+    clip: Clip, done: EmbeddedClip, model_id: str, plan: SegmentPlan | None = None
+) -> dict[str, Any]:
     """What is stored with each clip; every field is plain JSON."""
     frames = done.frames
     payload: dict[str, Any] = {
@@ -98,6 +119,8 @@ def clip_payload(clip: Clip, done: EmbeddedClip, model_id: str) -> dict[str, Any
         "width": frames.width,
         "height": frames.height,
         "frame_times": [round(float(t), 3) for t in frames.timestamps],
+        "segment_times": segment_times(done),
+        "segment_plan": plan_stamp(plan),
         "model": model_id,
         "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **source_stamp(clip.source),
@@ -107,9 +130,11 @@ def clip_payload(clip: Clip, done: EmbeddedClip, model_id: str) -> dict[str, Any
     return payload
 
 
-def _up_to_date(store: VectorStore, clips: Sequence[Clip], model_id: str) -> tuple[set[str], int]:
-    """Ids of clips already stored from the same file with the same model, and how many
-    stored points came from a different file."""
+def _up_to_date(
+    store: VectorStore, clips: Sequence[Clip], model_id: str, plan: SegmentPlan | None
+) -> tuple[set[str], int]:
+    """Ids of clips already stored from the same file with the same model and segment
+    plan, and how many stored points came from a different file."""
     done: set[str] = set()
     other_source = 0
     for i in range(0, len(clips), LOOKUP_CHUNK):
@@ -123,6 +148,8 @@ def _up_to_date(store: VectorStore, clips: Sequence[Clip], model_id: str) -> tup
                 other_source += 1
                 continue
             if point.payload.get("model") != model_id:
+                continue
+            if point.payload.get("segment_plan") != plan_stamp(plan):
                 continue
             try:
                 stamp = source_stamp(c.source)
@@ -147,7 +174,7 @@ def ingest(
     report = IngestReport(found=len(clips), model=encoder.model_id)
     store.ensure_collection(encoder.dim)
 
-    skip, report.replaced_other_source = _up_to_date(store, clips, encoder.model_id)
+    skip, report.replaced_other_source = _up_to_date(store, clips, encoder.model_id, opts.segments)
     if opts.force:
         skip = set()
     todo = [c for c in clips if clip_id(c.path) not in skip]
@@ -161,6 +188,7 @@ def ingest(
         batch_clips=opts.batch_clips,
         workers=opts.workers,
         times=times,
+        plan=opts.segments,
     ):
         points = []
         t0 = time.perf_counter()
@@ -173,9 +201,9 @@ def ingest(
             if opts.media_dir is not None:
                 _write_poster(item, opts.media_dir, pid)
             emb = item.embedding
-            points.append(
-                ClipPoint(pid, emb.pooled, emb.frames, clip_payload(clip, item, encoder.model_id))
-            )
+            segments = emb.segments if emb.segments is not None else emb.frames
+            payload = clip_payload(clip, item, encoder.model_id, opts.segments)
+            points.append(ClipPoint(pid, emb.pooled, segments, payload))
             report.frames += len(emb.frames)
         t0 = times.add("posters", t0)
         if points:

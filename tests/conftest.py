@@ -51,5 +51,5 @@ def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from clipsearch.synth import generate
 
     root = tmp_path_factory.mktemp("data") / "synthucf"
-    generate(root, classes=4, groups=8, clips=1, seed=0, workers=2)
+    generate(root, classes=4, groups=8, clips=1, seed=0, workers=2, moments=False)
     return root

@@ -10,6 +10,7 @@ import pytest
 
 from clipsearch.dataset import load_collection
 from clipsearch.model import load_model
+from clipsearch.segments import SegmentPlan
 from clipsearch.store.base import clip_id
 from clipsearch.store.edge import QdrantEdgeStore
 from ingest.pipeline import IngestOptions, ingest
@@ -41,8 +42,12 @@ def test_ingest_twice_keeps_one_point_per_clip(tiny_synth: Path, vision, tmp_pat
     assert p["split_1"] == "test" and p["split_2"] == "train"
     assert p["model"] == vision.model_id and len(p["frame_times"]) == 8
     assert p["frame_times"] == sorted(p["frame_times"]) and p["duration_s"] > 1.5
-    assert point.segments.shape == (8, vision.dim)
+    windows = SegmentPlan().windows(p["duration_s"])
+    assert p["segment_times"] == [[round(s, 3), round(e, 3)] for s, e in windows]
+    assert point.segments.shape == (len(windows), vision.dim) and len(windows) >= 2
+    assert p["segment_plan"] == {"window_s": 2.0, "stride_s": 1.0}
     np.testing.assert_allclose(np.linalg.norm(point.pooled), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(point.segments, axis=1), 1.0, atol=1e-5)
     assert (media / "posters" / f"{clip_id(clip.path)}.jpg").stat().st_size > 0
 
 

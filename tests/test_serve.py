@@ -177,6 +177,8 @@ def test_gunicorn_serves_search_from_an_edge_store(server: str, edge_store: Path
         "store": "qdrant-edge",
         "clips": 3,
         "store_model": None,
+        "min_score": None,
+        "image_queries": False,
     }
     status, body = get_json(f"{server}/api/search?q=box+spinning&k=2")
     assert status == 200

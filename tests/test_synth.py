@@ -79,6 +79,7 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> tuple[SynthSummary, list[
         seed=0,
         workers=2,
         progress=lambda done, total: calls.append((done, total)),
+        moments=False,
     )
     return summary, calls
 
@@ -253,11 +254,17 @@ def test_quotas_over_default_build() -> None:
 
 
 def test_deterministic(root: Path, tmp_path: Path) -> None:
-    again = generate(tmp_path / "again", classes=12, groups=1, clips=1, seed=0, workers=1)
+    again = generate(
+        tmp_path / "again", classes=12, groups=1, clips=1, seed=0, workers=1, moments=False
+    )
     assert _tree_hashes(again.root) == _tree_hashes(root)
     # a subset build gives the same clips; another seed gives different ones
-    subset = generate(tmp_path / "subset", classes=2, groups=1, clips=1, seed=0, workers=1)
-    other = generate(tmp_path / "other", classes=2, groups=1, clips=1, seed=1, workers=1)
+    subset = generate(
+        tmp_path / "subset", classes=2, groups=1, clips=1, seed=0, workers=1, moments=False
+    )
+    other = generate(
+        tmp_path / "other", classes=2, groups=1, clips=1, seed=1, workers=1, moments=False
+    )
     full = _tree_hashes(root)
     for rel, digest in _tree_hashes(subset.root).items():
         if rel.startswith("UCF-101/"):
@@ -269,7 +276,7 @@ def test_deterministic(root: Path, tmp_path: Path) -> None:
 
 def test_rerun_removes_stale_files(tmp_path: Path) -> None:
     out = tmp_path / "rerun"
-    generate(out, classes=2, groups=2, clips=2, workers=1)
+    generate(out, classes=2, groups=2, clips=2, workers=1, moments=False)
     assert len(list(out.rglob("*.avi"))) == 8
     assert (out / "UCF-101" / "BallRollingLeft" / "v_BallRollingLeft_g02_c02.avi").is_file()
     (out / "UCF-101" / "BallBouncing" / "v_BallBouncing_g09_c01.avi.tmp").write_bytes(b"x")

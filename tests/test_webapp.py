@@ -49,7 +49,10 @@ RESULT_KEYS = {
     "score",
     "video_url",
     "thumbnail_url",
+    "play_url",
     "duration_s",
+    "moment",
+    "segments",
 }
 
 
@@ -162,8 +165,23 @@ def test_search_get_returns_ranked_results(client: FlaskClient) -> None:
     response = client.get("/api/search", query_string={"q": "ball bouncing", "k": 4})
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) == {"query", "took_ms", "results"}
-    assert body["query"] == "ball bouncing"
+    assert set(body) == {
+        "query",
+        "kind",
+        "took_ms",
+        "offset",
+        "limit",
+        "next_offset",
+        "filters",
+        "min_score",
+        "no_good_match",
+        "best_score",
+        "message",
+        "results",
+    }
+    assert body["query"] == "ball bouncing" and body["kind"] == "text"
+    assert (body["offset"], body["limit"], body["next_offset"]) == (0, 4, 4)
+    assert body["no_good_match"] is False and body["min_score"] is None
     assert body["took_ms"] >= 0
     results = body["results"]
     assert len(results) == 4
@@ -322,6 +340,8 @@ def test_health(client: FlaskClient) -> None:
         "store": "qdrant-local",
         "clips": len(CLIPS) + 1,
         "store_model": "tiny-random",
+        "min_score": None,
+        "image_queries": False,
     }
 
 
@@ -374,7 +394,7 @@ def test_search_page_renders_results(client: FlaskClient) -> None:
     assert html.count("<video") == 3  # default_k
     assert 'preload="none"' in html
     assert f'poster="/media/poster/{cid}.jpg"' in html
-    assert f'<source src="/media/video/{cid}.mp4" type="video/mp4">' in html
+    assert f'<source src="/media/video/{cid}.mp4#t=0.00,1.00" type="video/mp4">' in html
     first_poster = html.split('poster="', 1)[1].split('"', 1)[0]
     assert first_poster == f"/media/poster/{cid}.jpg"
     assert "BallBouncing" in html
@@ -574,6 +594,8 @@ def test_create_app_from_environment(
         "store": "qdrant-local",
         "clips": 0,
         "store_model": None,
+        "min_score": None,
+        "image_queries": True,
     }
 
 

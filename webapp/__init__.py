@@ -8,8 +8,9 @@ from clipsearch.search import SearchService
 from webapp import api, errors, headers, media, pages, services
 from webapp.settings import Settings
 
-# Larger request bodies are refused with 413 before any parsing.
-MAX_CONTENT_LENGTH = 64 * 1024
+# Larger request bodies are refused with 413 before any parsing (image uploads are the
+# largest; JSON bodies have their own, smaller limit in ``webapp.api``).
+MAX_CONTENT_LENGTH = 8 * 1024 * 1024
 
 
 def create_app(settings: Settings | None = None, *, search: SearchService | None = None) -> Flask:

@@ -1,7 +1,10 @@
-"""JSON API under ``/api``: search, health and clip details."""
+"""JSON API under ``/api``: text, image and more-like-this search, clips, health, OpenAPI."""
 
 from __future__ import annotations
 
+import json
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from flask import Blueprint, jsonify, request
@@ -9,24 +12,26 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 
 from clipsearch.errors import InvalidInput, StoreError
-from webapp.clips import detail_dict, find_clip, result_dict
+from webapp.clips import detail_dict, find_clip, response_dict
+from webapp.images import read_upload
+from webapp.query import SearchParams, from_args, from_mapping
 from webapp.services import default_k, get_search
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-
-def _query_from_args() -> tuple[object, object]:
-    if "q" not in request.args and "query" not in request.args:
-        raise InvalidInput("missing query: pass ?q=...", code="missing_query")
-    query = request.args.get("q", request.args.get("query"))
-    return query, request.args.get("k", default_k())
+# JSON bodies stay small; only image uploads may use the app's larger request limit.
+MAX_JSON_BYTES = 64 * 1024
 
 
-def _query_from_json() -> tuple[object, object]:
+def _json_body() -> dict[str, Any]:
     if not request.is_json:
         raise InvalidInput(
             "request body must be JSON (Content-Type: application/json)",
             code="invalid_content_type",
+        )
+    if (request.content_length or 0) > MAX_JSON_BYTES:
+        raise InvalidInput(
+            f"JSON body over {MAX_JSON_BYTES // 1024} KB", code="payload_too_large", status=413
         )
     try:
         body: Any = request.get_json()
@@ -34,22 +39,70 @@ def _query_from_json() -> tuple[object, object]:
         raise InvalidInput("request body is not valid JSON", code="invalid_json") from None
     if not isinstance(body, dict):
         raise InvalidInput("request body must be a JSON object", code="invalid_json")
-    if "q" not in body and "query" not in body:
-        raise InvalidInput('missing query: send {"q": "..."}', code="missing_query")
-    query = body["q"] if "q" in body else body["query"]
-    return query, body.get("k", default_k())
+    return body
+
+
+def _params() -> SearchParams:
+    return from_args(request.args, default_k())
+
+
+def _limit(params: SearchParams) -> int:
+    try:
+        return int(params.k)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return default_k()
+
+
+def _respond(response: Any, params: SearchParams) -> ResponseReturnValue:
+    return jsonify(response_dict(response, _limit(params), params.given))
 
 
 @bp.route("/search", methods=["GET", "POST"])
 def search() -> ResponseReturnValue:
-    """Top-k clips for ``q`` (query string on GET, JSON body on POST)."""
-    query, k = _query_from_json() if request.method == "POST" else _query_from_args()
-    response = get_search().search(query, k)
-    return jsonify(
-        query=response.query,
-        took_ms=round(response.took_ms, 2),
-        results=[result_dict(hit) for hit in response.hits],
+    """Videos for a text query ``q`` (query string on GET, JSON body on POST)."""
+    if request.method == "POST":
+        body = _json_body()
+        if "q" not in body and "query" not in body:
+            raise InvalidInput('missing query: send {"q": "..."}', code="missing_query")
+        query = body["q"] if "q" in body else body["query"]
+        params = from_mapping(body, default_k())
+    else:
+        if "q" not in request.args and "query" not in request.args:
+            raise InvalidInput("missing query: pass ?q=...", code="missing_query")
+        query = request.args.get("q", request.args.get("query"))
+        params = _params()
+    response = get_search().search(
+        query, params.k, filter=params.filter, offset=params.offset, min_score=params.min_score
     )
+    return _respond(response, params)
+
+
+@bp.post("/search/image")
+def search_image() -> ResponseReturnValue:
+    """Videos for an uploaded image (multipart field ``image``); other fields as on GET."""
+    image, name = read_upload(request.files.get("image"))
+    params = from_args(request.form, default_k())
+    response = get_search().search_image(
+        image,
+        params.k,
+        filter=params.filter,
+        offset=params.offset,
+        min_score=params.min_score,
+        name=name,
+    )
+    return _respond(response, params)
+
+
+@bp.get("/clips/<clip_id>/similar")
+def similar(clip_id: str) -> ResponseReturnValue:
+    """More like this: videos close to an indexed clip (the clip itself left out)."""
+    hit = find_clip(clip_id)
+    params = _params()
+    min_score = None if params.min_score == "default" else params.min_score
+    response = get_search().more_like(
+        hit.id, params.k, filter=params.filter, offset=params.offset, min_score=min_score
+    )
+    return _respond(response, params)
 
 
 @bp.get("/health")
@@ -65,5 +118,19 @@ def health() -> ResponseReturnValue:
 
 @bp.get("/clips/<clip_id>")
 def clip(clip_id: str) -> ResponseReturnValue:
-    """One clip's payload (without filesystem paths) and media URLs."""
+    """One clip's payload (without filesystem paths), media URLs and segments."""
     return jsonify(detail_dict(find_clip(clip_id)))
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 description of this API (``webapp/openapi.json``)."""
+    text = resources.files("webapp").joinpath("openapi.json").read_text(encoding="utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+@bp.get("/openapi.json")
+def openapi() -> ResponseReturnValue:
+    """This API's OpenAPI document."""
+    return jsonify(openapi_document())

@@ -8,6 +8,7 @@ from typing import Any
 from flask import url_for
 
 from clipsearch.errors import NotFound
+from clipsearch.search import Result, SearchResponse, stored_windows
 from clipsearch.store.base import Hit
 from webapp.services import get_search
 
@@ -26,6 +27,7 @@ DETAIL_KEYS = (
     "width",
     "height",
     "frame_times",
+    "segment_times",
     "model",
     "ingested_at",
 )
@@ -57,25 +59,84 @@ def media_urls(clip_id: str) -> dict[str, str]:
     }
 
 
-def result_dict(hit: Hit) -> dict[str, Any]:
-    """One search result as the API returns it."""
-    payload = hit.payload
+def _span(start_s: float, end_s: float) -> str:
+    return f"{start_s:.2f},{end_s:.2f}"
+
+
+def segment_thumbnail(clip_id: str, index: int) -> str:
+    return url_for("media.segment", clip_id=clip_id, index=index)
+
+
+def result_dict(result: Result) -> dict[str, Any]:
+    """One search result as the API returns it: the video, its moment, its segments."""
+    payload, moment = result.payload, result.moment
+    urls = media_urls(result.id)
     return {
-        "id": hit.id,
+        "id": result.id,
         "path": payload.get("path"),
         "class": payload.get("class"),
         "label": payload.get("label"),
-        "score": round(float(hit.score), 6),
-        **media_urls(hit.id),
+        "score": round(float(result.score), 6),
+        **urls,
+        "play_url": f"{urls['video_url']}#t={_span(moment.start_s, moment.end_s)}",
         "duration_s": payload.get("duration_s"),
+        "moment": {
+            "start_s": round(moment.start_s, 3),
+            "end_s": round(moment.end_s, 3),
+            "score": round(moment.score, 6),
+            "segment": moment.index,
+        },
+        "segments": [
+            {
+                "start_s": round(start, 3),
+                "end_s": round(end, 3),
+                "score": round(float(score), 6),
+                "thumbnail_url": segment_thumbnail(result.id, i),
+            }
+            for i, ((start, end), score) in enumerate(
+                zip(result.windows, result.segment_scores, strict=True)
+            )
+        ],
+    }
+
+
+NO_GOOD_MATCH = "no good match: every result scores below this model's threshold"
+
+
+def response_dict(response: SearchResponse, limit: int, given: dict[str, Any]) -> dict[str, Any]:
+    """A search response as the API returns it."""
+    return {
+        "query": response.query,
+        "kind": response.kind,
+        "took_ms": round(response.took_ms, 2),
+        "offset": response.offset,
+        "limit": limit,
+        "next_offset": response.next_offset,
+        "filters": given,
+        "min_score": response.min_score,
+        "no_good_match": response.no_good_match,
+        "best_score": None if response.best_score is None else round(response.best_score, 6),
+        "message": NO_GOOD_MATCH if response.no_good_match else None,
+        "results": [result_dict(r) for r in response.results],
     }
 
 
 def detail_dict(hit: Hit) -> dict[str, Any]:
-    """One clip's public payload plus its media URLs."""
+    """One clip's public payload plus its media URLs and segment thumbnails."""
     payload = hit.payload
-    return {
+    detail = {
         "id": hit.id,
         **{key: payload.get(key) for key in DETAIL_KEYS},
         **media_urls(hit.id),
     }
+    spans = payload.get("segment_times")
+    n = len(spans) if isinstance(spans, list) else len(payload.get("frame_times") or [])
+    detail["segments"] = [
+        {
+            "start_s": round(s, 3),
+            "end_s": round(e, 3),
+            "thumbnail_url": segment_thumbnail(hit.id, i),
+        }
+        for i, (s, e) in enumerate(stored_windows(payload, n))
+    ]
+    return detail

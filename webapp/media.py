@@ -16,6 +16,7 @@ from flask.typing import ResponseReturnValue
 
 from clipsearch import media
 from clipsearch.errors import NotFound, VideoDecodeError
+from clipsearch.search import stored_windows
 from webapp.clips import find_clip
 from webapp.services import get_media_dir
 
@@ -25,17 +26,26 @@ bp = Blueprint("media", __name__, url_prefix="/media")
 
 POSTERS = "posters"
 PREVIEWS = "previews"
+SEGMENTS = "segments"
 # Files are revalidated with their ETag after this; a re-ingested clip keeps its id.
 MAX_AGE_S = 3600
 
 Builder = Callable[[Path, Path, str], Path]
 
 
-def _cached_file(clip_id: str, folder: str, suffix: str, build: Builder) -> Path:
-    """The cache file of an indexed clip, built from its source video when missing or stale."""
+def _cached_file(
+    clip_id: str, folder: str, suffix: str, build: Builder, *, variant: int | None = None
+) -> Path:
+    """The cache file of an indexed clip, built from its source video when missing or stale.
+
+    ``variant`` picks one of several files per clip (a segment's thumbnail).
+    """
     hit = find_clip(clip_id)
+    if variant is not None:
+        build = _segment_builder(hit.payload, variant)
     cache_dir = get_media_dir() / folder
-    cached = cache_dir / f"{hit.id}{suffix}"
+    key = hit.id if variant is None else f"{hit.id}-{variant}"
+    cached = cache_dir / f"{key}{suffix}"
     source = hit.payload.get("source")
     if not isinstance(source, str) or not Path(source).is_file():
         if cached.is_file():  # the source moved away; what was built from it is still right
@@ -43,7 +53,7 @@ def _cached_file(clip_id: str, folder: str, suffix: str, build: Builder) -> Path
         log.warning("clip %s: source video %r is missing", hit.id, source)
         raise NotFound(f"the video of clip {hit.id} is not available", code="media_not_found")
     try:
-        return build(Path(source), cache_dir, hit.id)
+        return build(Path(source), cache_dir, key)
     except VideoDecodeError as exc:  # its message names the file: log it, do not show it
         log.warning("clip %s: %s", hit.id, exc)
         raise VideoDecodeError(hit.id, "the video cannot be decoded") from exc
@@ -53,6 +63,26 @@ def _cached_file(clip_id: str, folder: str, suffix: str, build: Builder) -> Path
 def poster(clip_id: str) -> ResponseReturnValue:
     """JPEG poster (written at ingest, or now from a frame of the video)."""
     path = _cached_file(clip_id, POSTERS, ".jpg", media.ensure_poster)
+    return send_file(path, mimetype="image/jpeg", conditional=True, max_age=MAX_AGE_S)
+
+
+def _segment_builder(payload: dict[str, object], index: int) -> Builder:
+    spans = payload.get("segment_times")
+    count = len(spans) if isinstance(spans, list) else len(payload.get("frame_times") or [])  # type: ignore[arg-type]
+    if not 0 <= index < count:
+        raise NotFound(f"the clip has no segment {index}", code="segment_not_found")
+    start, end = stored_windows(dict(payload), count)[index]
+
+    def build(src: Path, cache_dir: Path, key: str) -> Path:
+        return media.ensure_frame(src, cache_dir, key, (start + end) / 2)
+
+    return build
+
+
+@bp.get("/segment/<clip_id>/<int:index>.jpg")
+def segment(clip_id: str, index: int) -> ResponseReturnValue:
+    """JPEG thumbnail of one segment (the frame at its middle), made on first request."""
+    path = _cached_file(clip_id, SEGMENTS, ".jpg", media.ensure_poster, variant=index)
     return send_file(path, mimetype="image/jpeg", conditional=True, max_age=MAX_AGE_S)
 
 

@@ -1,16 +1,19 @@
-"""HTML pages: the search page."""
+"""HTML pages: search (text or image, with filters and pages) and a clip's own page."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from clipsearch.errors import InvalidInput, StoreError
-from webapp.clips import result_dict
+from clipsearch.errors import ClipSearchError, InvalidInput, StoreError
+from clipsearch.search import SearchResponse
+from webapp.clips import NO_GOOD_MATCH, detail_dict, find_clip, response_dict
 from webapp.errors import ErrorInfo, describe
+from webapp.images import read_upload
+from webapp.query import SearchParams, from_args
 from webapp.services import default_k, get_search
 
 log = logging.getLogger(__name__)
@@ -18,6 +21,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
 
 EXAMPLE_QUERIES = ("a ball bouncing", "a box spinning", "a red triangle rising")
+SIMILAR_K = 8
 
 
 def footer_info() -> dict[str, Any]:
@@ -31,29 +35,120 @@ def footer_info() -> dict[str, Any]:
     return {"model": service.model_id, "clips": clips}
 
 
-@bp.get("/")
-def index() -> ResponseReturnValue:
-    """Search box; with ``?q=`` a grid of matching clips, or the reason there is none."""
-    query = request.args.get("q", "").strip() or None  # a blank box is the start page
-    results: list[dict[str, Any]] = []
-    error: ErrorInfo | None = None
-    took_ms: float | None = None
-    if query is not None:
-        try:
-            response = get_search().search(query, request.args.get("k", default_k()))
-        except (InvalidInput, StoreError) as exc:
-            error = describe(exc)
-        else:
-            results = [result_dict(hit) for hit in response.hits]
-            took_ms = response.took_ms
+def class_options() -> list[tuple[str, int]]:
+    """(class, clip count) for the filter menu; empty if the store cannot say."""
+    try:
+        counts = get_search().store.facet("class", limit=200)
+    except ClipSearchError as exc:
+        log.warning("class filter: %s", exc)
+        return []
+    return sorted(counts.items())
+
+
+def _page_links(params: SearchParams, response: SearchResponse) -> dict[str, str | None]:
+    """URLs of the previous and next result pages (same query and filters)."""
+    args: dict[str, Any] = request.args.to_dict(flat=False)
+
+    def link(offset: int) -> str:
+        return url_for("pages.index", **{**args, "offset": str(offset)})
+
+    step = int(str(params.k)) if str(params.k).isdigit() else default_k()
+    prev = link(max(0, response.offset - step)) if response.offset > 0 else None
+    following = link(response.next_offset) if response.next_offset is not None else None
+    return {"prev": prev, "next": following}
+
+
+def _render(
+    *,
+    query: str,
+    searched: bool,
+    params: SearchParams | None,
+    response: SearchResponse | None,
+    error: ErrorInfo | None,
+    kind: str = "text",
+) -> ResponseReturnValue:
+    given = params.given if params else {}
+    body = response_dict(response, len(response.results), given) if response else None
     html = render_template(
         "index.html",
-        query=query or "",
-        searched=query is not None,
-        results=results,
-        took_ms=took_ms,
+        query=query,
+        kind=kind,
+        searched=searched,
+        response=body,
+        pages=_page_links(params, response) if response and params and kind == "text" else {},
         error=error,
+        no_good_match=NO_GOOD_MATCH,
         examples=EXAMPLE_QUERIES,
+        classes=class_options(),
+        given=given,
+        image_search=get_search().image_queries,
         footer=footer_info(),
     )
     return html, error.status if error else 200
+
+
+@bp.get("/")
+def index() -> ResponseReturnValue:
+    """Search box and filters; with ``?q=`` the matching videos, or why there are none."""
+    query = request.args.get("q", "").strip() or None  # a blank box is the start page
+    params: SearchParams | None = None
+    response: SearchResponse | None = None
+    error: ErrorInfo | None = None
+    try:
+        params = from_args(request.args, default_k())
+        if query is not None:
+            response = get_search().search(
+                query,
+                params.k,
+                filter=params.filter,
+                offset=params.offset,
+                min_score=params.min_score,
+            )
+    except (InvalidInput, StoreError) as exc:
+        error = describe(exc)
+    return _render(
+        query=query or "", searched=query is not None, params=params, response=response, error=error
+    )
+
+
+@bp.post("/search/image")
+def image_search() -> ResponseReturnValue:
+    """Results for an uploaded image (the search page's second form)."""
+    params: SearchParams | None = None
+    response: SearchResponse | None = None
+    error: ErrorInfo | None = None
+    name = "image"
+    try:
+        params = from_args(request.form, default_k())
+        image, name = read_upload(request.files.get("image"))
+        response = get_search().search_image(
+            image, params.k, filter=params.filter, min_score=params.min_score, name=name
+        )
+    except (InvalidInput, StoreError) as exc:
+        error = describe(exc)
+    return _render(
+        query="", searched=True, params=params, response=response, error=error, kind="image"
+    )
+
+
+@bp.get("/clips/<clip_id>")
+def clip(clip_id: str) -> ResponseReturnValue:
+    """One video: the player (from ``?t=`` seconds), its segments and similar videos."""
+    hit = find_clip(clip_id)
+    detail = detail_dict(hit)
+    start = request.args.get("t", type=float)
+    similar: dict[str, Any] | None = None
+    error: ErrorInfo | None = None
+    try:
+        response = get_search().more_like(hit.id, SIMILAR_K)
+        similar = response_dict(response, SIMILAR_K, {})
+    except StoreError as exc:
+        error = describe(exc)
+    return render_template(
+        "clip.html",
+        clip=detail,
+        start=start if start is not None and start >= 0 else None,
+        similar=similar,
+        error=error,
+        footer=footer_info(),
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from flask import Flask, current_app
 
@@ -34,11 +35,18 @@ def build_search(settings: Settings) -> SearchService:
     from clipsearch.model import load_model
     from clipsearch.store.factory import open_store
 
-    encoder = load_model(settings.model, towers="text", threads=settings.torch_threads)
+    towers: Literal["both", "text"] = "both" if settings.image_search else "text"
+    encoder = load_model(settings.model, towers=towers, threads=settings.torch_threads)
     store = open_store(settings.store)
     limits = SearchLimits(max_query_chars=settings.max_query_chars, max_k=settings.max_k)
-    log.info("search service ready: model %s, store %s", encoder.model_id, store.kind)
-    return SearchService(encoder, store, limits)
+    min_score = settings.min_score if settings.min_score is not None else encoder.video.min_score
+    log.info(
+        "search service ready: model %s, store %s, min_score %s",
+        encoder.model_id,
+        store.kind,
+        min_score,
+    )
+    return SearchService(encoder, store, limits, min_score=min_score)
 
 
 def init_app(app: Flask, settings: Settings, search: SearchService | None = None) -> None:

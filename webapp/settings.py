@@ -24,6 +24,8 @@ ENV_DEFAULT_K = "CLIPSEARCH_DEFAULT_K"
 ENV_MAX_K = "CLIPSEARCH_MAX_K"
 ENV_MAX_QUERY_CHARS = "CLIPSEARCH_MAX_QUERY_CHARS"
 ENV_TORCH_THREADS = "CLIPSEARCH_TORCH_THREADS"
+ENV_MIN_SCORE = "CLIPSEARCH_MIN_SCORE"
+ENV_IMAGE_SEARCH = "CLIPSEARCH_IMAGE_SEARCH"
 
 
 class ConfigError(ClipSearchError):
@@ -44,8 +46,14 @@ class Settings:
     max_k: int = 100
     max_query_chars: int = 500
     torch_threads: int | None = None
+    # "no good match" threshold; None takes the model's calibrated one (if any)
+    min_score: float | None = None
+    # load the vision tower too, for image queries
+    image_search: bool = True
 
     def __post_init__(self) -> None:
+        if self.min_score is not None and not -1.0 <= self.min_score <= 1.0:
+            raise ConfigError(f"min_score must be in -1..1, got {self.min_score}")
         if self.max_k < 1:
             raise ConfigError(f"max_k must be >= 1, got {self.max_k}")
         if not 1 <= self.default_k <= self.max_k:
@@ -68,6 +76,8 @@ class Settings:
             max_k=_int(environ, ENV_MAX_K, defaults.max_k),
             max_query_chars=_int(environ, ENV_MAX_QUERY_CHARS, defaults.max_query_chars),
             torch_threads=_optional_int(environ, ENV_TORCH_THREADS),
+            min_score=_optional_float(environ, ENV_MIN_SCORE),
+            image_search=_bool(environ, ENV_IMAGE_SEARCH, defaults.image_search),
         )
 
 
@@ -100,3 +110,24 @@ def _optional_int(environ: Mapping[str, str], name: str) -> int | None:
         return int(value)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _optional_float(environ: Mapping[str, str], name: str) -> float | None:
+    value = _text(environ, name)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+
+
+def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _text(environ, name)
+    if value is None:
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")

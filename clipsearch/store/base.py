@@ -3,10 +3,10 @@
 A collection holds one point per video clip:
 
 - ``pooled``: the clip vector (cosine, HNSW) used for the first-pass search;
-- ``segments``: a multivector of per-frame/segment vectors (cosine, MaxSim),
-  ready for moment reranking;
-- payload: path, class, group, split membership, duration, frame timestamps,
-  model id, ...
+- ``segments``: a multivector of one vector per moment window (cosine, MaxSim,
+  no HNSW graph), used to rerank the pooled candidates and to name the moment;
+- payload: path, class, group, split membership, duration, ``segment_times``
+  (start_s, end_s of each segment vector, in order), model id, ...
 
 Point ids are UUIDv5 of the clip's path relative to its dataset root
 (:func:`clip_id`), so re-ingesting a clip is an upsert, never a duplicate.
@@ -52,9 +52,24 @@ class Hit:
     payload: dict[str, Any]
 
 
-# Equality filters on payload keys, e.g. {"class": "BallBouncing", "split_1": "test"}.
-# A list value matches any of its elements.
-PayloadFilter = Mapping[str, str | int | bool | Sequence[str | int]]
+@dataclass(frozen=True)
+class SegmentHit(Hit):
+    """A reranked result: its MaxSim score and its segment vectors (S, D), in order."""
+
+    segments: np.ndarray
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric payload range (either end may be open), e.g. ``Range(gte=2.0, lte=6.0)``."""
+
+    gte: float | None = None
+    lte: float | None = None
+
+
+# Filters on payload keys, e.g. {"class": "BallBouncing", "split_1": "test",
+# "duration_s": Range(lte=10)}. A list value matches any of its elements.
+PayloadFilter = Mapping[str, str | int | bool | Sequence[str | int] | Range]
 
 
 @runtime_checkable
@@ -94,12 +109,35 @@ class VectorStore(Protocol):
         """
         ...
 
+    def search_segments(
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        prefetch: int,
+        filter: PayloadFilter | None = None,
+        offset: int = 0,
+        exclude: Sequence[str] = (),
+        score_threshold: float | None = None,
+    ) -> list[SegmentHit]:
+        """Two-stage search for a unit (D,) query: the ``prefetch`` best points by
+        ``pooled`` cosine, reranked by MaxSim over their ``segments``; each hit carries
+        its segment vectors so the caller can tell which moment won.
+
+        ``exclude`` leaves points out by id; ``score_threshold`` drops hits scoring lower.
+        """
+        ...
+
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> dict[str, ClipPoint]:
         """Points by id (missing ids are left out). Vectors are empty arrays unless asked for."""
         ...
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         """The subset of ``ids`` present in the store."""
+        ...
+
+    def facet(self, key: str, limit: int = 100) -> dict[str, int]:
+        """The most common values of a keyword payload field and their point counts."""
         ...
 
     def count(self) -> int:

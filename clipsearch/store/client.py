@@ -26,7 +26,15 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from qdrant_client.local.qdrant_local import QdrantLocal
 
 from clipsearch.errors import ClipSearchError, InvalidInput, StoreError
-from clipsearch.store.base import POOLED, SEGMENTS, ClipPoint, Hit, PayloadFilter
+from clipsearch.store.base import (
+    POOLED,
+    SEGMENTS,
+    ClipPoint,
+    Hit,
+    PayloadFilter,
+    Range,
+    SegmentHit,
+)
 from clipsearch.store.edge import (
     INDEXED_FIELDS,
     FilterValue,
@@ -36,10 +44,14 @@ from clipsearch.store.edge import (
     check_batch,
     check_dim,
     check_page,
+    check_prefetch,
+    check_threshold,
     filter_conditions,
     plain_payload,
     point_vectors,
+    pooled_query,
     query_vector,
+    segment_matrix,
     stack_pooled,
 )
 
@@ -61,20 +73,22 @@ logger = logging.getLogger(__name__)
 UPSERT_BATCH = 64
 
 
-def _match(value: FilterValue) -> qm.MatchValue | qm.MatchAny:
+def _condition(key: str, value: FilterValue) -> qm.FieldCondition:
+    if isinstance(value, Range):
+        return qm.FieldCondition(key=key, range=qm.Range(gte=value.gte, lte=value.lte))
     if isinstance(value, list):
-        return qm.MatchAny(any=value)
-    return qm.MatchValue(value=value)
+        return qm.FieldCondition(key=key, match=qm.MatchAny(any=value))
+    return qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
 
 
-def _client_filter(filter: PayloadFilter | None) -> qm.Filter | None:
+def _client_filter(filter: PayloadFilter | None, exclude: Sequence[str] = ()) -> qm.Filter | None:
     conditions = filter_conditions(filter)
-    if not conditions:
+    excluded: list[qm.ExtendedPointId] = [canonical_id(i) for i in exclude]
+    if not conditions and not excluded:
         return None
-    must: list[qm.Condition] = [
-        qm.FieldCondition(key=key, match=_match(value)) for key, value in conditions
-    ]
-    return qm.Filter(must=must)
+    must: list[qm.Condition] = [_condition(key, value) for key, value in conditions]
+    must_not: list[qm.Condition] = [qm.HasIdCondition(has_id=excluded)] if excluded else []
+    return qm.Filter(must=must or None, must_not=must_not or None)
 
 
 def _vectors_config(dim: int) -> dict[str, qm.VectorParams]:
@@ -311,6 +325,49 @@ class QdrantClientStore:
             for p in response.points
         ]
 
+    def search_segments(
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        prefetch: int,
+        filter: PayloadFilter | None = None,
+        offset: int = 0,
+        exclude: Sequence[str] = (),
+        score_threshold: float | None = None,
+    ) -> list[SegmentHit]:
+        """Prefetch by ``pooled`` cosine, rerank by ``segments`` MaxSim (see VectorStore)."""
+        check_page(k, offset)
+        candidates = check_prefetch(prefetch, k, offset)
+        threshold = check_threshold(score_threshold)
+        dim = self._require_dim()
+        pooled = pooled_query(vector, dim)
+        query_filter = _client_filter(filter, exclude)
+        with self._call("search"):
+            response = self.client.query_points(
+                self.collection,
+                prefetch=qm.Prefetch(
+                    query=pooled, using=POOLED, limit=candidates, filter=query_filter
+                ),
+                query=[pooled],
+                using=SEGMENTS,
+                limit=int(k),
+                offset=int(offset),
+                query_filter=query_filter,
+                score_threshold=threshold,
+                with_payload=True,
+                with_vectors=[SEGMENTS],
+            )
+        return [
+            SegmentHit(
+                id=str(p.id),
+                score=float(p.score),
+                payload=dict(p.payload or {}),
+                segments=segment_matrix(p.vector, dim, str(p.id)),
+            )
+            for p in response.points
+        ]
+
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> dict[str, ClipPoint]:
         """Points by id (missing ids are left out); vectors only if asked for."""
         wanted = [canonical_id(i) for i in ids]
@@ -345,6 +402,15 @@ class QdrantClientStore:
                 )
                 found.update(str(r.id) for r in records)
         return {by_canonical[c] for c in found if c in by_canonical}
+
+    def facet(self, key: str, limit: int = 100) -> dict[str, int]:
+        """The most common values of an indexed keyword field and their exact counts."""
+        check_page(limit, 0)
+        if self.dim() is None:
+            return {}
+        with self._call(f"count the values of {key!r}"):
+            response = self.client.facet(self.collection, key, limit=int(limit), exact=True)
+        return {str(h.value): int(h.count) for h in response.hits}
 
     def export_vectors(self, *, batch: int = 1024) -> tuple[list[str], np.ndarray]:
         """Every point id and its ``pooled`` vector, (N, D) float32, scrolled in id order."""

@@ -22,13 +22,21 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 import qdrant_edge as qe
 
 from clipsearch.errors import ClipSearchError, InvalidInput, StoreError
-from clipsearch.store.base import POOLED, SEGMENTS, ClipPoint, Hit, PayloadFilter
+from clipsearch.store.base import (
+    POOLED,
+    SEGMENTS,
+    ClipPoint,
+    Hit,
+    PayloadFilter,
+    Range,
+    SegmentHit,
+)
 
 if sys.platform != "win32":
     import fcntl
@@ -43,7 +51,7 @@ INDEXED_FIELDS = ("class", "split_1", "split_2", "split_3", "model")
 BATCH = 256
 
 FilterScalar = str | int | bool
-FilterValue = FilterScalar | list[str] | list[int]
+FilterValue = FilterScalar | list[str] | list[int] | Range
 
 
 # --------------------------------------------------------------------------- shared checks
@@ -62,6 +70,31 @@ def check_page(k: int, offset: int) -> None:
         raise InvalidInput(f"k must be a positive integer, got {k!r}")
     if isinstance(offset, bool) or not isinstance(offset, int | np.integer) or offset < 0:
         raise InvalidInput(f"offset must be a non-negative integer, got {offset!r}")
+
+
+def check_prefetch(prefetch: int, k: int, offset: int) -> int:
+    """The first-stage candidate count: at least ``offset + k``."""
+    if isinstance(prefetch, bool) or not isinstance(prefetch, int | np.integer) or prefetch < 1:
+        raise InvalidInput(f"prefetch must be a positive integer, got {prefetch!r}")
+    return max(int(prefetch), int(offset) + int(k))
+
+
+def check_threshold(score_threshold: float | None) -> float | None:
+    """A score threshold: None or a finite number."""
+    if score_threshold is None:
+        return None
+    if isinstance(score_threshold, bool) or not isinstance(score_threshold, int | float):
+        raise InvalidInput(f"score threshold must be a number, got {score_threshold!r}")
+    if not np.isfinite(score_threshold):
+        raise InvalidInput(f"score threshold must be finite, got {score_threshold}")
+    return float(score_threshold)
+
+
+def segment_matrix(vectors: Any, dim: int, point_id: str) -> np.ndarray:
+    """The (S, D) segment vectors of a returned point."""
+    if not isinstance(vectors, dict) or SEGMENTS not in vectors:
+        raise StoreError(f"point {point_id} came back without its {SEGMENTS!r} vectors")
+    return np.asarray(vectors[SEGMENTS], dtype=np.float32).reshape(-1, dim)
 
 
 def canonical_id(point_id: str) -> str:
@@ -110,6 +143,11 @@ def query_vector(vector: np.ndarray, using: str, dim: int) -> list[float] | list
     return result
 
 
+def pooled_query(vector: np.ndarray, dim: int) -> list[float]:
+    """A checked (D,) query as a plain list."""
+    return cast(list[float], query_vector(vector, POOLED, dim))
+
+
 def point_vectors(point: ClipPoint, dim: int) -> tuple[str, list[float], list[list[float]]]:
     """Check a point against the collection: canonical id, pooled (D,), segments (S>=1, D)."""
     pid = canonical_id(point.id)
@@ -140,6 +178,18 @@ def filter_conditions(filter: PayloadFilter | None) -> list[tuple[str, FilterVal
     for key, value in filter.items():
         if not isinstance(key, str) or not key:
             raise InvalidInput(f"filter keys must be non-empty strings, got {key!r}")
+        if isinstance(value, Range):
+            ends = [v for v in (value.gte, value.lte) if v is not None]
+            if not ends:
+                raise InvalidInput(f"filter {key!r}: a range needs gte, lte or both")
+            if any(isinstance(v, bool) or not isinstance(v, int | float) for v in ends):
+                raise InvalidInput(f"filter {key!r}: range ends must be numbers, got {value}")
+            if not all(np.isfinite(v) for v in ends):
+                raise InvalidInput(f"filter {key!r}: range ends must be finite, got {value}")
+            if value.gte is not None and value.lte is not None and value.gte > value.lte:
+                raise InvalidInput(f"filter {key!r}: empty range {value.gte} > {value.lte}")
+            out.append((key, value))
+            continue
         if isinstance(value, bool | str):
             out.append((key, value))
             continue
@@ -237,7 +287,7 @@ def _in_use(path: Path) -> StoreError:
     )
 
 
-def _edge_match(value: FilterValue) -> qe.MatchValue | qe.MatchAny:
+def _edge_match(value: FilterScalar | list[str] | list[int]) -> qe.MatchValue | qe.MatchAny:
     if isinstance(value, list):
         return qe.MatchAny(value)
     if isinstance(value, bool):
@@ -247,14 +297,20 @@ def _edge_match(value: FilterValue) -> qe.MatchValue | qe.MatchAny:
     return qe.MatchValue(value)
 
 
-def _edge_filter(filter: PayloadFilter | None) -> qe.Filter | None:
+def _edge_condition(key: str, value: FilterValue) -> qe.FieldCondition:
+    if isinstance(value, Range):
+        return qe.FieldCondition(key, range=qe.RangeFloat(gte=value.gte, lte=value.lte))
+    return qe.FieldCondition(key, match=_edge_match(value))
+
+
+def _edge_filter(filter: PayloadFilter | None, exclude: Sequence[str] = ()) -> qe.Filter | None:
     conditions = filter_conditions(filter)
-    if not conditions:
+    excluded = [canonical_id(i) for i in exclude]
+    if not conditions and not excluded:
         return None
-    must: list[qe.FieldCondition] = [
-        qe.FieldCondition(key, match=_edge_match(value)) for key, value in conditions
-    ]
-    return qe.Filter(must=list(must))
+    must: list[Any] = [_edge_condition(key, value) for key, value in conditions]
+    must_not: list[Any] = [qe.HasIdCondition(set(excluded))] if excluded else []
+    return qe.Filter(must=must or None, must_not=must_not or None)
 
 
 def _edge_config(dim: int) -> qe.EdgeConfig:
@@ -467,6 +523,54 @@ class QdrantEdgeStore:
             Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in scored
         ]
 
+    def search_segments(
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        prefetch: int,
+        filter: PayloadFilter | None = None,
+        offset: int = 0,
+        exclude: Sequence[str] = (),
+        score_threshold: float | None = None,
+    ) -> list[SegmentHit]:
+        """Prefetch by ``pooled`` cosine, rerank by ``segments`` MaxSim (see VectorStore)."""
+        check_page(k, offset)
+        candidates = check_prefetch(prefetch, k, offset)
+        threshold = check_threshold(score_threshold)
+        shard, dim = self._require_shard()
+        pooled = pooled_query(vector, dim)
+        edge_filter = _edge_filter(filter, exclude)
+        request = qe.QueryRequest(
+            limit=int(k),
+            offset=int(offset),
+            prefetches=[
+                qe.Prefetch(
+                    limit=candidates,
+                    query=qe.Query.Nearest(pooled, using=POOLED),
+                    filter=edge_filter,
+                )
+            ],
+            query=qe.Query.Nearest([pooled], using=SEGMENTS),
+            filter=edge_filter,
+            score_threshold=threshold,
+            with_payload=True,
+            with_vector=[SEGMENTS],
+        )
+        try:
+            scored = shard.query(request)
+        except Exception as exc:
+            raise self._error("search", exc) from None
+        return [
+            SegmentHit(
+                id=str(p.id),
+                score=float(p.score),
+                payload=dict(p.payload or {}),
+                segments=segment_matrix(p.vector, dim, str(p.id)),
+            )
+            for p in scored
+        ]
+
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> dict[str, ClipPoint]:
         """Points by id (missing ids are left out); vectors only if asked for."""
         wanted = [canonical_id(i) for i in ids]
@@ -503,6 +607,18 @@ class QdrantEdgeStore:
         except Exception as exc:
             raise self._error("look up ids", exc) from None
         return {by_canonical[c] for c in found if c in by_canonical}
+
+    def facet(self, key: str, limit: int = 100) -> dict[str, int]:
+        """The most common values of an indexed keyword field and their exact counts."""
+        check_page(limit, 0)
+        shard, _ = self._shard_or_none()
+        if shard is None:
+            return {}
+        try:
+            response = shard.facet(qe.FacetRequest(key, limit=int(limit), exact=True))
+        except Exception as exc:
+            raise self._error(f"count the values of {key!r}", exc) from None
+        return {str(h.value): int(h.count) for h in response.hits}
 
     def export_vectors(self, *, batch: int = 1024) -> tuple[list[str], np.ndarray]:
         """Every point id and its ``pooled`` vector, (N, D) float32, scrolled in id order."""

@@ -1,5 +1,37 @@
-// Play one preview at a time, and focus the search box with "/".
+// Results start at their moment; segment thumbnails seek; one video plays at a time;
+// "/" focuses the search box. Media fragments (#t=start,end) do the same where supported.
 "use strict";
+
+function seekTo(video, seconds) {
+  const go = () => { video.currentTime = seconds; };
+  if (video.readyState >= 1) go(); else video.addEventListener("loadedmetadata", go, { once: true });
+}
+
+for (const video of document.querySelectorAll("video[data-start]")) {
+  const start = parseFloat(video.dataset.start);
+  if (Number.isFinite(start)) {
+    video.addEventListener("loadedmetadata", () => {
+      if (Math.abs(video.currentTime - start) > 0.05 && video.currentTime < start) video.currentTime = start;
+    }, { once: true });
+  }
+}
+
+// inline style attributes are blocked by the Content-Security-Policy; CSSOM is not
+for (const seg of document.querySelectorAll("button.seg[data-score]")) {
+  seg.style.setProperty("--score", seg.dataset.score);
+}
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button.seg");
+  if (!button) return;
+  const holder = button.closest(".result, .clip-page");
+  const video = holder && holder.querySelector("video");
+  if (!video) return;
+  for (const other of holder.querySelectorAll("button.seg")) other.classList.remove("here");
+  button.classList.add("here");
+  seekTo(video, parseFloat(button.dataset.start));
+  video.play().catch(() => {});
+});
 
 document.addEventListener("play", (event) => {
   for (const video of document.querySelectorAll("video")) {

@@ -1,0 +1,153 @@
+"""Moment retrieval figures: does a class query find the right video *and* the right span?
+
+The videos of a moments folder (``moments.jsonl``: each video's labelled segments) are
+ingested into a throw-away embedded Qdrant Edge store with the product's own ingest,
+then every segment's class phrase is searched through the product's own search. A
+segment counts at k when its video is in the top k and that result's moment overlaps
+the true segment at tIoU >= 0.5. Several videos hold each class, and only one of them
+can rank first, so R@1 has a ceiling below 1: ``R@1_bound`` reports it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clipsearch.dataset import class_phrase, load_collection
+from clipsearch.errors import DatasetError
+from clipsearch.evaluate import QUERY_TEMPLATE
+from clipsearch.model import ClipEncoder
+from clipsearch.search import SearchLimits, SearchService, stored_windows
+from clipsearch.segments import SegmentPlan, best_moment, segment_scores, temporal_iou
+from clipsearch.store.base import clip_id
+from clipsearch.store.edge import QdrantEdgeStore
+
+TIOU = 0.5
+KS = (1, 5)
+
+
+def _summary(rows: Sequence[dict[str, Any]], ks: Sequence[int]) -> dict[str, Any]:
+    if not rows:
+        return {"n_segments": 0}
+    out: dict[str, Any] = {"n_segments": len(rows)}
+    for k in ks:
+        hits = [r["rank"] is not None and r["rank"] <= k and r["tIoU"] >= TIOU for r in rows]
+        out[f"R@{k}_tIoU{TIOU}"] = round(float(np.mean(hits)), 4)
+    out["mean_tIoU"] = round(float(np.mean([r["tIoU"] for r in rows])), 4)
+    out["localized_tIoU0.5"] = round(float(np.mean([r["tIoU"] >= TIOU for r in rows])), 4)
+    out["R@1_bound"] = round(float(np.mean([1.0 / r["videos_with_class"] for r in rows])), 4)
+    return out
+
+
+def evaluate_moments(
+    encoder: ClipEncoder,
+    folder: str | Path,
+    *,
+    plan: SegmentPlan | None = None,
+    limits: SearchLimits | None = None,
+    template: str = QUERY_TEMPLATE,
+    ks: Sequence[int] = KS,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """R@k at tIoU 0.5, mean tIoU and per-segment detail for a moments folder."""
+    from clipsearch.synth import read_moments  # the moments.jsonl contract lives there
+    from ingest.pipeline import IngestOptions, ingest
+
+    root = Path(folder)
+    videos = read_moments(root)
+    collection = load_collection(root)
+    by_path = {c.path: c for c in collection.clips}
+    missing = [v["path"] for v in videos if v["path"] not in by_path]
+    if missing:
+        raise DatasetError(f"{root}: moments.jsonl names videos that are not there: {missing[:3]}")
+    collection = replace(collection, clips=[by_path[v["path"]] for v in videos])
+    options = IngestOptions(workers=workers, segments=plan or SegmentPlan(), media_dir=None)
+    holders: dict[str, set[str]] = defaultdict(set)
+    for v in videos:
+        for seg in v["segments"]:
+            holders[seg["class"]].add(v["path"])
+
+    with tempfile.TemporaryDirectory(prefix="clipsearch-moments-") as tmp:
+        store = QdrantEdgeStore(Path(tmp) / "store")
+        try:
+            report = ingest(collection, encoder, store, options, progress=progress)
+            if report.failed:
+                raise DatasetError(f"{root}: could not ingest {report.failed[0]['path']}")
+            service = SearchService(encoder, store, limits)
+            depth = max(ks)
+            stored = store.retrieve([clip_id(v["path"]) for v in videos], with_vectors=True)
+            queries = sorted(holders)
+            vectors = dict(
+                zip(
+                    queries,
+                    encoder.encode_text([template.format(class_phrase(c)) for c in queries]),
+                    strict=True,
+                )
+            )
+            ranked = {
+                c: service.search(template.format(class_phrase(c)), depth, min_score=None).results
+                for c in queries
+            }
+            rows = []
+            for v in videos:
+                pid = clip_id(v["path"])
+                point = stored[pid]
+                for seg in v["segments"]:
+                    cls = seg["class"]
+                    truth = (float(seg["start_s"]), float(seg["end_s"]))
+                    results = ranked[cls]
+                    rank = next((i for i, r in enumerate(results, 1) if r.id == pid), None)
+                    scores = segment_scores(point.segments, vectors[cls])
+                    windows = stored_windows(point.payload, len(scores))
+                    moment = best_moment(scores, windows, extend=service.limits.moment_extend)
+                    rows.append(
+                        {
+                            "video": v["path"],
+                            "duration_s": v["duration_s"],
+                            "class": cls,
+                            "true_s": list(truth),
+                            "moment_s": [round(moment.start_s, 3), round(moment.end_s, 3)],
+                            "tIoU": round(temporal_iou(truth, (moment.start_s, moment.end_s)), 4),
+                            "rank": rank,
+                            "videos_with_class": len(holders[cls]),
+                        }
+                    )
+        finally:
+            store.close()
+
+    long_rows = [r for r in rows if r["duration_s"] >= 30.0]
+    short_rows = [r for r in rows if r["duration_s"] < 30.0]
+    metrics = _summary(rows, ks)
+    metrics.update(
+        {
+            "n_videos": len(videos),
+            "query_template": template,
+            "window_s": options.segments.window_s if options.segments else None,
+            "stride_s": options.segments.stride_s if options.segments else None,
+            "moment_extend": service.limits.moment_extend,
+            "short": _summary(short_rows, ks),
+            "long": _summary(long_rows, ks),
+            "ingest_s": report.wall_s,
+            "segments": rows,
+        }
+    )
+    return metrics
+
+
+def moments_table(metrics: dict[str, Any]) -> str:
+    """The headline figures as a few aligned lines."""
+    keys = [f"R@{k}_tIoU{TIOU}" for k in KS] + ["mean_tIoU", "localized_tIoU0.5", "R@1_bound"]
+    lines = [f"{'':<10}" + "".join(f"{k:>18}" for k in keys)]
+    for name, part in (("all", metrics), ("short", metrics["short"]), ("long", metrics["long"])):
+        if not part.get("n_segments"):
+            continue
+        cells = "".join(f"{part[k]:>18.3f}" for k in keys)
+        lines.append(f"{name + ' (' + str(part['n_segments']) + ')':<10}{cells}")
+    return "\n".join(lines)

@@ -1,0 +1,158 @@
+"""Moments of a video: fixed-length windows, the frames each one pools, and the winner.
+
+A video of any length is cut into windows of ``window_s`` seconds every ``stride_s``
+seconds (the last one ends at the video's end). Each window is sampled like a short
+clip (``num_frames`` frames at the midpoints of equal parts) and pooled by the model's
+head into one segment vector; the whole video is sampled the same way for its pooled
+vector. With the default 2 s windows every 1 s and 8 frames, windows share their
+frames (a grid of 4 frames per second), so a 7-second clip decodes 36 frames.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from clipsearch.errors import InvalidInput
+from clipsearch.video import segment_midpoints
+
+# Times closer than this are one sample (float noise from window arithmetic).
+_TIME_DECIMALS = 6
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """How videos are cut into moments."""
+
+    window_s: float = 2.0
+    stride_s: float = 1.0
+    max_windows: int = 120  # longer videos get a longer stride, never more windows
+
+    def __post_init__(self) -> None:
+        for name in ("window_s", "stride_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidInput(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(value) or value <= 0:
+                raise InvalidInput(f"{name} must be a positive number of seconds, got {value}")
+        if self.stride_s > self.window_s:
+            raise InvalidInput(
+                f"stride_s ({self.stride_s}) must not exceed window_s ({self.window_s}): "
+                "parts of the video would belong to no moment"
+            )
+        if isinstance(self.max_windows, bool) or not isinstance(self.max_windows, int):
+            raise InvalidInput(f"max_windows must be an integer, got {self.max_windows!r}")
+        if self.max_windows < 2:
+            raise InvalidInput(f"max_windows must be at least 2, got {self.max_windows}")
+
+    def windows(self, duration_s: float) -> list[tuple[float, float]]:
+        """(start_s, end_s) of each window of a video lasting ``duration_s``."""
+        duration = float(duration_s)
+        if not math.isfinite(duration) or duration <= 0:
+            raise InvalidInput(f"duration must be a positive number of seconds, got {duration_s}")
+        if duration <= self.window_s + 1e-9:
+            return [(0.0, duration)]
+        span = duration - self.window_s
+        n = math.floor(span / self.stride_s + 1e-9) + 1
+        starts = [i * self.stride_s for i in range(n)]
+        if starts[-1] < span - 1e-9:
+            starts.append(span)
+        if len(starts) > self.max_windows:
+            starts = list(np.linspace(0.0, span, self.max_windows))
+        return [
+            (round(s, _TIME_DECIMALS), round(s + self.window_s, _TIME_DECIMALS)) for s in starts
+        ]
+
+
+@dataclass(frozen=True)
+class FrameLayout:
+    """Which sampled frames make the whole-video view and each window.
+
+    ``times`` are the sorted, distinct sample times; ``clip`` (num_frames,) and
+    ``window_frames`` (S, num_frames) index into them.
+    """
+
+    times: np.ndarray
+    clip: np.ndarray
+    windows: list[tuple[float, float]]
+    window_frames: np.ndarray
+
+
+def frame_layout(duration_s: float, num_frames: int, plan: SegmentPlan) -> FrameLayout:
+    """The sample times of a video and how its views share them."""
+    windows = plan.windows(duration_s)
+    clip_times = segment_midpoints(duration_s, num_frames)
+    window_times = np.stack([s + segment_midpoints(e - s, num_frames) for s, e in windows])
+    rounded = np.round(np.concatenate([clip_times, window_times.ravel()]), _TIME_DECIMALS)
+    times, inverse = np.unique(rounded, return_inverse=True)
+    return FrameLayout(
+        times=times,
+        clip=inverse[:num_frames],
+        windows=windows,
+        window_frames=inverse[num_frames:].reshape(len(windows), num_frames),
+    )
+
+
+@dataclass(frozen=True)
+class LayoutTimes:
+    """``times(duration)`` for :func:`clipsearch.video.sample_frames` (picklable)."""
+
+    num_frames: int
+    plan: SegmentPlan
+
+    def __call__(self, duration_s: float) -> np.ndarray:
+        return frame_layout(duration_s, self.num_frames, self.plan).times
+
+
+@dataclass(frozen=True)
+class Moment:
+    """The best-matching window of one video for one query."""
+
+    index: int
+    start_s: float
+    end_s: float
+    score: float
+
+
+def segment_scores(segments: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Cosine of each unit segment vector (S, D) with the unit query (D,) or (Q, D).
+
+    For a multi-vector query the score of a segment is its best match among the
+    query vectors.
+    """
+    q = np.atleast_2d(np.asarray(query, dtype=np.float32))
+    scores = np.asarray(segments, dtype=np.float32) @ q.T
+    return np.asarray(scores.max(axis=1), dtype=np.float64)
+
+
+def best_moment(
+    scores: Sequence[float] | np.ndarray, windows: Sequence[Sequence[float]], *, extend: float = 0.0
+) -> Moment:
+    """The top-scoring window, grown over neighbouring windows that score within ``extend``.
+
+    Overlapping windows of one long action all score alike; growing the winner over
+    them gives the action's extent instead of one window of it.
+    """
+    values = np.asarray(scores, dtype=np.float64)
+    if values.ndim != 1 or len(values) == 0 or len(values) != len(windows):
+        raise InvalidInput(
+            f"need one score per window, got {values.shape} scores for {len(windows)} windows"
+        )
+    best = int(np.argmax(values))
+    top = float(values[best])
+    lo = hi = best
+    while lo > 0 and values[lo - 1] >= top - extend:
+        lo -= 1
+    while hi < len(values) - 1 and values[hi + 1] >= top - extend:
+        hi += 1
+    return Moment(best, float(windows[lo][0]), float(windows[hi][1]), top)
+
+
+def temporal_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two time spans (start, end)."""
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    return inter / union if union > 0 else 0.0
