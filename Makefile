@@ -10,11 +10,14 @@ DATA   ?= var/data/synthucf
 MODEL  ?= var/models/demo
 STORE  ?= var/store
 PORT   ?= 8000
+# The browser tests (tests/test_browser.py) drive this Chromium; `make browser-deps`
+# installs Debian's package when it is missing (as root with apt-get).
+CHROMIUM ?= $(or $(CLIPSEARCH_CHROMIUM),/usr/bin/chromium)
 # Extra pip arguments for torch. Where pip's default index would pick the CUDA build
 # (plain Linux x86-64), use: make demo TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP_ARGS ?=
 
-.PHONY: install demo data model index serve test lint typecheck pytest clean
+.PHONY: install browser-deps demo data model index serve test lint typecheck pytest clean
 
 install: $(VENV)/.installed
 
@@ -26,16 +29,36 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
+# Chromium for the browser tests: installed by apt-get when missing and we are root;
+# otherwise a note, and those tests skip (under CI, with $$CI set, they fail instead).
+APT_CHROMIUM := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	chromium chromium-driver >/dev/null
+browser-deps:
+	@if [ -x "$(CHROMIUM)" ]; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "browser-deps: installing Chromium (apt-get install chromium chromium-driver)"; \
+		$(APT_CHROMIUM) 2>/dev/null || { apt-get update -qq >/dev/null && $(APT_CHROMIUM); } \
+			|| echo "browser-deps: note: apt-get could not install Chromium; the browser tests will skip"; \
+	else \
+		echo "browser-deps: note: no Chromium at $(CHROMIUM) (not root with apt-get); the browser tests will skip"; \
+	fi
+
 data: install $(DATA)/synth_meta.jsonl
 $(DATA)/synth_meta.jsonl:
 	$(CLI) synth --out $(DATA)
 
-model: data $(MODEL)/config.json
+model: data $(MODEL)/calibration.json
 $(MODEL)/config.json: $(DATA)/synth_meta.jsonl
 	$(CLI) train --data $(DATA) --out $(MODEL)
+# the model's "no good match" threshold, from its scores on the test split
+$(MODEL)/calibration.json: $(MODEL)/config.json
+	$(CLI) calibrate --data $(DATA) --model $(MODEL)
 
+# the clips, then the moments set (videos of several actions, two of them 60 s long)
 index: model
 	$(CLI) ingest $(DATA) --model $(MODEL) --store $(STORE)
+	$(CLI) ingest $(DATA)/moments --model $(MODEL) --store $(STORE)
 
 serve: install
 	$(CLI) serve --model $(MODEL) --store $(STORE) --port $(PORT)
@@ -49,7 +72,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+pytest: install browser-deps
 	$(BIN)/pytest
 
 test: lint typecheck pytest

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from clipsearch import __version__, indexbench_cli
+from clipsearch import __version__, indexbench_cli, momentbench
 from clipsearch.errors import ClipSearchError, InvalidInput
 
 log = logging.getLogger("clipsearch")
@@ -245,7 +245,7 @@ def _read_image(path: str) -> Any:
 
     try:
         with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
+            return np.array(img.convert("RGB"))
     except UnidentifiedImageError:
         raise InvalidInput(f"{path} is not an image PIL can read") from None
 
@@ -267,6 +267,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         min_score = args.min_score if args.min_score is not None else encoder.video.min_score
         service = SearchService(encoder, store, min_score=min_score)
         page: dict[str, Any] = {"filter": flt, "offset": args.offset}
+        if image is not None or args.like:  # the calibration is for text queries only
+            page["min_score"] = args.min_score
         if image is not None:
             response = service.search_image(image, args.k, name=args.image, **page)
         elif args.like:
@@ -555,6 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_segment_args(p)
     p.set_defaults(func=cmd_calibrate)
     indexbench_cli.add_parser(sub, common)
+    momentbench.add_parser(sub, common)
     return parser
 
 

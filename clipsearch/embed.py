@@ -19,6 +19,10 @@ from clipsearch.model import ClipEncoder, VideoEmbedding
 from clipsearch.segments import SegmentPlan, frame_layout
 from clipsearch.video import SampledFrames
 
+# Frames are shrunk to this longest side as they are decoded: the model sees ~224 px,
+# and a long HD video's hundreds of frames would not fit in memory at full size.
+DECODE_MAX_SIDE = 448
+
 
 @dataclass
 class StageTimes:
@@ -59,6 +63,7 @@ def embed_clips(
     times: StageTimes | None = None,
     on_decoded: Callable[[Decoded], None] | None = None,
     plan: SegmentPlan | None = None,
+    max_side: int | None = DECODE_MAX_SIDE,
 ) -> Iterator[list[EmbeddedClip | FailedClip]]:
     """Yield batches of embedded (or failed) clips, in input order.
 
@@ -88,7 +93,7 @@ def embed_clips(
         return [out[i] for i in sorted(out)]
 
     started = time.perf_counter()
-    for decoded in decode_many(sources, num_frames, workers=workers, plan=plan):
+    for decoded in decode_many(sources, num_frames, workers=workers, plan=plan, max_side=max_side):
         started = times.add("decode_wait", started)
         if on_decoded is not None:
             on_decoded(decoded)

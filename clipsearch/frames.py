@@ -32,11 +32,11 @@ class Decoded:
 
 
 def _decode(
-    source: Path, num_frames: int, plan: SegmentPlan | None
+    source: Path, num_frames: int, plan: SegmentPlan | None, max_side: int | None
 ) -> SampledFrames | VideoDecodeError:
     try:
         times = LayoutTimes(num_frames, plan) if plan is not None else None
-        return sample_frames(source, num_frames, times=times)
+        return sample_frames(source, num_frames, times=times, max_side=max_side)
     except VideoDecodeError as exc:
         return exc
     except Exception as exc:  # a decoder bug must not take the whole run down
@@ -62,11 +62,13 @@ def decode_many(
     workers: int | None = None,
     ahead: int = 16,
     plan: SegmentPlan | None = None,
+    max_side: int | None = None,
 ) -> Iterator[Decoded]:
     """Yield every clip's sampled frames in input order, decoding up to ``ahead`` in advance.
 
     With a segment ``plan``, the frames are those of
     :func:`clipsearch.segments.frame_layout` (the whole video's and every window's).
+    ``max_side`` shrinks large frames as they are decoded (never enlarges them).
     """
     n_workers = default_workers() if workers is None else workers
     with _executor(n_workers) as pool:
@@ -74,7 +76,9 @@ def decode_many(
         submitted = 0
         for index in range(len(sources)):
             while submitted < len(sources) and submitted < index + max(ahead, n_workers * 2):
-                pending[submitted] = pool.submit(_decode, sources[submitted], num_frames, plan)
+                pending[submitted] = pool.submit(
+                    _decode, sources[submitted], num_frames, plan, max_side
+                )
                 submitted += 1
             result = pending.pop(index).result()
             if isinstance(result, VideoDecodeError):

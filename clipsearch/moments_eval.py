@@ -23,8 +23,8 @@ from clipsearch.dataset import class_phrase, load_collection
 from clipsearch.errors import DatasetError
 from clipsearch.evaluate import QUERY_TEMPLATE
 from clipsearch.model import ClipEncoder
-from clipsearch.search import SearchLimits, SearchService, stored_windows
-from clipsearch.segments import SegmentPlan, best_moment, segment_scores, temporal_iou
+from clipsearch.search import SearchLimits, SearchService
+from clipsearch.segments import SegmentPlan, temporal_iou
 from clipsearch.store.base import clip_id
 from clipsearch.store.edge import QdrantEdgeStore
 
@@ -32,7 +32,9 @@ TIOU = 0.5
 KS = (1, 5)
 
 
-def _summary(rows: Sequence[dict[str, Any]], ks: Sequence[int]) -> dict[str, Any]:
+def _summary(
+    rows: Sequence[dict[str, Any]], ks: Sequence[int], *, bound: bool = False
+) -> dict[str, Any]:
     if not rows:
         return {"n_segments": 0}
     out: dict[str, Any] = {"n_segments": len(rows)}
@@ -41,7 +43,8 @@ def _summary(rows: Sequence[dict[str, Any]], ks: Sequence[int]) -> dict[str, Any
         out[f"R@{k}_tIoU{TIOU}"] = round(float(np.mean(hits)), 4)
     out["mean_tIoU"] = round(float(np.mean([r["tIoU"] for r in rows])), 4)
     out["localized_tIoU0.5"] = round(float(np.mean([r["tIoU"] >= TIOU for r in rows])), 4)
-    out["R@1_bound"] = round(float(np.mean([1.0 / r["videos_with_class"] for r in rows])), 4)
+    if bound:  # over all rows only: a subset's ceiling depends on who ranks first
+        out["R@1_bound"] = round(float(np.mean([1.0 / r["videos_with_class"] for r in rows])), 4)
     return out
 
 
@@ -104,9 +107,7 @@ def evaluate_moments(
                     truth = (float(seg["start_s"]), float(seg["end_s"]))
                     results = ranked[cls]
                     rank = next((i for i, r in enumerate(results, 1) if r.id == pid), None)
-                    scores = segment_scores(point.segments, vectors[cls])
-                    windows = stored_windows(point.payload, len(scores))
-                    moment = best_moment(scores, windows, extend=service.limits.moment_extend)
+                    moment, _, _ = service.moment(point.segments, point.payload, vectors[cls])
                     rows.append(
                         {
                             "video": v["path"],
@@ -124,14 +125,15 @@ def evaluate_moments(
 
     long_rows = [r for r in rows if r["duration_s"] >= 30.0]
     short_rows = [r for r in rows if r["duration_s"] < 30.0]
-    metrics = _summary(rows, ks)
+    metrics = _summary(rows, ks, bound=True)
     metrics.update(
         {
             "n_videos": len(videos),
             "query_template": template,
             "window_s": options.segments.window_s if options.segments else None,
             "stride_s": options.segments.stride_s if options.segments else None,
-            "moment_extend": service.limits.moment_extend,
+            "moment_spread": service.limits.moment_spread,
+            "moment_min_margin": service.limits.moment_min_margin,
             "short": _summary(short_rows, ks),
             "long": _summary(long_rows, ks),
             "ingest_s": report.wall_s,
@@ -148,6 +150,6 @@ def moments_table(metrics: dict[str, Any]) -> str:
     for name, part in (("all", metrics), ("short", metrics["short"]), ("long", metrics["long"])):
         if not part.get("n_segments"):
             continue
-        cells = "".join(f"{part[k]:>18.3f}" for k in keys)
+        cells = "".join(f"{part[k]:>18.3f}" if k in part else f"{'':>18}" for k in keys)
         lines.append(f"{name + ' (' + str(part['n_segments']) + ')':<10}{cells}")
     return "\n".join(lines)

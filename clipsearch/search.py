@@ -1,9 +1,9 @@
 """Search: a text, image or clip query -> videos, each with its best-matching moment.
 
-Every query becomes one unit vector. The store prefetches candidates by the pooled
-clip vector and reranks them by MaxSim over their segment vectors; the winning
-segment of each result is then found again here from the returned segment vectors
-(Qdrant scores MaxSim but does not say which segment won).
+Every query becomes one unit vector. The store ranks videos by their best segment
+(its per-segment index, grouped by video) and returns each result's segment vectors;
+the moment is then found here: the winning window, grown over its neighbours that
+score nearly as well.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 from clipsearch.errors import InvalidInput, NotFound
 from clipsearch.segments import Moment, best_moment, segment_scores
 from clipsearch.store.base import Hit, PayloadFilter, SegmentHit, VectorStore
+from clipsearch.store.edge import canonical_id
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,12 @@ class SearchLimits:
     max_query_chars: int = 500
     max_k: int = 100
     max_offset: int = 1000
-    # first-stage candidates taken by pooled cosine before the MaxSim rerank
+    # segments fetched in the store's first round (doubled until enough videos)
     prefetch: int = 200
-    # a moment grows over neighbouring windows scoring within this of the best one
-    moment_extend: float = 0.02
+    # a moment grows over neighbouring windows scoring within ``moment_spread`` of the
+    # gap between the best window and the median one (at least ``moment_min_margin``)
+    moment_spread: float = 0.5
+    moment_min_margin: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -219,10 +222,13 @@ class SearchService:
         *,
         filter: PayloadFilter | None = None,
         offset: object = 0,
-        min_score: object = "default",
+        min_score: object = None,
         name: str = "image",
     ) -> SearchResponse:
-        """Videos for an RGB image (H, W, 3) uint8: a photo or a frame."""
+        """Videos for an RGB image (H, W, 3) uint8: a photo or a frame.
+
+        No threshold by default: the calibration is for text queries.
+        """
         if not self.image_queries or not hasattr(self.encoder, "encode_frames"):
             raise InvalidInput(
                 "image search needs the model's vision tower, which this server did not load",
@@ -252,7 +258,8 @@ class SearchService:
         No threshold by default: the calibration is for text queries.
         """
         start = time.perf_counter()
-        point = self.store.retrieve([clip_id], with_vectors=True).get(clip_id)
+        key = canonical_id(clip_id)
+        point = self.store.retrieve([key], with_vectors=True).get(key)
         if point is None or point.pooled.size == 0:
             raise NotFound(f"no clip with id {clip_id!r}", code="clip_not_found")
         label = str(point.payload.get("path") or clip_id)
@@ -309,17 +316,30 @@ class SearchService:
         )
 
     def _result(self, hit: SegmentHit, vector: np.ndarray) -> Result:
-        scores = segment_scores(hit.segments, vector)
-        windows = stored_windows(hit.payload, len(scores))
-        moment = best_moment(scores, windows, extend=self.limits.moment_extend)
+        moment, scores, windows = self.moment(hit.segments, hit.payload, vector)
         return Result(hit, moment, scores, windows)
+
+    def moment(
+        self, segments: np.ndarray, payload: dict[str, Any], vector: np.ndarray
+    ) -> tuple[Moment, np.ndarray, list[tuple[float, float]]]:
+        """A stored video's best moment for a query vector, every segment's score and the
+        segments' (start_s, end_s)."""
+        scores = segment_scores(segments, vector)
+        windows = stored_windows(payload, len(scores))
+        moment = best_moment(
+            scores,
+            windows,
+            spread=self.limits.moment_spread,
+            min_margin=self.limits.moment_min_margin,
+        )
+        return moment, scores, windows
 
     # -- clips and health
 
     def clip(self, clip_id: str) -> Hit | None:
         """One indexed clip's payload by id, or None."""
-        found = self.store.retrieve([clip_id])
-        point = found.get(clip_id)
+        key = canonical_id(clip_id)
+        point = self.store.retrieve([key]).get(key)
         return Hit(point.id, 1.0, point.payload) if point else None
 
     def store_model(self) -> str | None:

@@ -29,7 +29,8 @@ class SegmentPlan:
 
     window_s: float = 2.0
     stride_s: float = 1.0
-    max_windows: int = 120  # longer videos get a longer stride, never more windows
+    # longer videos get longer windows further apart, never more windows
+    max_windows: int = 120
 
     def __post_init__(self) -> None:
         for name in ("window_s", "stride_s"):
@@ -57,14 +58,22 @@ class SegmentPlan:
             return [(0.0, duration)]
         span = duration - self.window_s
         n = math.floor(span / self.stride_s + 1e-9) + 1
-        starts = [i * self.stride_s for i in range(n)]
-        if starts[-1] < span - 1e-9:
-            starts.append(span)
-        if len(starts) > self.max_windows:
-            starts = list(np.linspace(0.0, span, self.max_windows))
-        return [
-            (round(s, _TIME_DECIMALS), round(s + self.window_s, _TIME_DECIMALS)) for s in starts
-        ]
+        if n + 1 > self.max_windows:
+            # longer windows, evenly spread: every second still belongs to some window
+            stride = span / (self.max_windows - 1)
+            length = max(self.window_s, stride)
+            starts = [min(i * stride, duration - length) for i in range(self.max_windows)]
+        else:
+            length = self.window_s
+            starts = [i * self.stride_s for i in range(n)]
+            if starts[-1] < span - 0.5 * 10**-_TIME_DECIMALS:
+                starts.append(span)
+        out: list[tuple[float, float]] = []
+        for s in starts:
+            window = (round(s, _TIME_DECIMALS), round(min(s + length, duration), _TIME_DECIMALS))
+            if not out or window != out[-1]:
+                out.append(window)
+        return out
 
 
 @dataclass(frozen=True)
@@ -129,12 +138,20 @@ def segment_scores(segments: np.ndarray, query: np.ndarray) -> np.ndarray:
 
 
 def best_moment(
-    scores: Sequence[float] | np.ndarray, windows: Sequence[Sequence[float]], *, extend: float = 0.0
+    scores: Sequence[float] | np.ndarray,
+    windows: Sequence[Sequence[float]],
+    *,
+    spread: float = 0.5,
+    min_margin: float = 0.1,
 ) -> Moment:
-    """The top-scoring window, grown over neighbouring windows that score within ``extend``.
+    """The top-scoring window, grown over the neighbouring windows that score nearly as well.
 
-    Overlapping windows of one long action all score alike; growing the winner over
-    them gives the action's extent instead of one window of it.
+    Overlapping windows of one action all score alike, so the moment is the contiguous
+    run of windows around the winner scoring within ``margin`` of it, where ``margin``
+    is ``spread`` times the gap between the winner and the video's median window
+    (at least ``min_margin``: a video showing one action throughout is one moment).
+    Each window owns the time nearer its centre than its neighbours', so the run's
+    edges fall halfway between the centres of its outer windows and the next ones.
     """
     values = np.asarray(scores, dtype=np.float64)
     if values.ndim != 1 or len(values) == 0 or len(values) != len(windows):
@@ -143,12 +160,16 @@ def best_moment(
         )
     best = int(np.argmax(values))
     top = float(values[best])
+    margin = max(spread * (top - float(np.median(values))), min_margin)
     lo = hi = best
-    while lo > 0 and values[lo - 1] >= top - extend:
+    while lo > 0 and values[lo - 1] >= top - margin:
         lo -= 1
-    while hi < len(values) - 1 and values[hi + 1] >= top - extend:
+    while hi < len(values) - 1 and values[hi + 1] >= top - margin:
         hi += 1
-    return Moment(best, float(windows[lo][0]), float(windows[hi][1]), top)
+    centres = [(float(w[0]) + float(w[1])) / 2 for w in windows]
+    start = float(windows[0][0]) if lo == 0 else (centres[lo - 1] + centres[lo]) / 2
+    end = float(windows[-1][1]) if hi == len(values) - 1 else (centres[hi] + centres[hi + 1]) / 2
+    return Moment(best, start, end, top)
 
 
 def temporal_iou(a: Sequence[float], b: Sequence[float]) -> float:

@@ -68,6 +68,8 @@ AV_ERRORS: tuple[type[BaseException], ...] = (av.error.FFmpegError, OSError, EOF
 _OPEN_ERRORS: tuple[type[BaseException], ...] = (*AV_ERRORS, ValueError)
 # After this many undecodable packets in a row the rest of the file is given up.
 _MAX_BAD_PACKETS = 50
+# A frame starting this close after a sample time is the one showing at it (float noise).
+_TIME_EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ def pick_indices(times: Sequence[float], targets: Sequence[float]) -> list[int]:
     j = 0
     n = len(targets)
     for k, t in enumerate(times):
-        while j < n and targets[j] < t:
+        while j < n and targets[j] < t - _TIME_EPS:
             out.append(max(k - 1, 0))
             j += 1
         if j == n:
@@ -294,7 +296,7 @@ class FrameClock:
     """Turns decoded frames into seconds from the stream start (pts None -> +1/fps)."""
 
     def __init__(self, stream: av.video.stream.VideoStream, fps: float):
-        self.tb = float(stream.time_base) if stream.time_base is not None else None
+        self.tb = stream.time_base  # a Fraction: pts * tb is exact (35 * 1/25 == 1.4)
         self.origin = _origin(stream)
         self.step = 1.0 / fps
         self.last: float | None = None
@@ -302,14 +304,14 @@ class FrameClock:
 
     def __call__(self, frame: av.VideoFrame) -> float:
         if frame.pts is not None and self.tb is not None:
-            t = frame.pts * self.tb
+            t = float(frame.pts * self.tb)
             if self.origin is None:
                 self.origin = t
             t -= self.origin
         else:
             t = 0.0 if self.last is None else self.last + self.step
         if frame.duration and self.tb is not None:
-            self.last_step = frame.duration * self.tb
+            self.last_step = float(frame.duration * self.tb)
         elif self.last is not None and t > self.last:
             self.last_step = t - self.last
         self.last = t
@@ -427,7 +429,7 @@ def _first_pass(
     for k, frame in enumerate(decode_frames(path, container, stream)):
         t = clock(frame)
         times.append(t)
-        while j < len(targets) and targets[j] < t:
+        while j < len(targets) and targets[j] < t - _TIME_EPS:
             chosen.append(prev if prev is not None else (k, frame))
             j += 1
         prev = (k, frame)

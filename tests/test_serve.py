@@ -178,7 +178,7 @@ def test_gunicorn_serves_search_from_an_edge_store(server: str, edge_store: Path
         "clips": 3,
         "store_model": None,
         "min_score": None,
-        "image_queries": False,
+        "image_queries": True,
     }
     status, body = get_json(f"{server}/api/search?q=box+spinning&k=2")
     assert status == 200

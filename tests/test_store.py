@@ -1,9 +1,11 @@
-"""The two Qdrant adapters of the VectorStore protocol: behaviour, errors and congruence."""
+"""The two Qdrant adapters of the VectorStore protocol: behaviour, errors and congruence,
+for the video index and the per-segment index behind ``search_segments``."""
 
 from __future__ import annotations
 
 import http.server
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,14 +13,33 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import qdrant_edge as qe
+from qdrant_client import models as qm
 
 from clipsearch.errors import InvalidInput, StoreError
-from clipsearch.store import POOLED, SEGMENTS, ClipPoint, PayloadFilter, VectorStore, clip_id
+from clipsearch.store import (
+    POOLED,
+    SEGMENTS,
+    ClipPoint,
+    PayloadFilter,
+    Range,
+    SegmentHit,
+    VectorStore,
+    clip_id,
+)
 from clipsearch.store.client import QdrantClientStore
-from clipsearch.store.edge import LOCK_FILE, QdrantEdgeStore
+from clipsearch.store.edge import (
+    LOCK_FILE,
+    MOMENTS_DIR,
+    SEGMENT,
+    SEGMENT_PAYLOAD_OMIT,
+    QdrantEdgeStore,
+    segment_id,
+)
 from clipsearch.store.factory import StoreSettings, open_store
 
 DIM = 16
@@ -328,6 +349,13 @@ def test_concurrent_queries_while_upserting(filled: tuple[AnyStore, list[ClipPoi
         try:
             for j in range(n_queries):
                 target = points[(offset + j) % len(points)]
+                if j % 4 == 3:
+                    # Replacing a point never hides it from the segment index meanwhile.
+                    found = store.search_segments(target.segments[-1], 5, prefetch=20)
+                    assert found[0].id == target.id
+                    assert found[0].score == pytest.approx(1.0, abs=1e-5)
+                    assert found[0].segments.shape == target.segments.shape
+                    continue
                 if j % 3 == 2:
                     hits = store.search(target.segments, 5, using=SEGMENTS)
                 else:
@@ -353,6 +381,301 @@ def test_concurrent_queries_while_upserting(filled: tuple[AnyStore, list[ClipPoi
         t.join(timeout=60)
     assert not errors, errors[:3]
     assert store.count() == len(points) + len(extra)
+    assert store.segment_count() == sum(len(p.segments) for p in points + extra)
+
+
+# --------------------------------------------------------------------------- segment index
+
+
+def best_segment(
+    points: list[ClipPoint],
+    query: np.ndarray,
+    keep: Callable[[ClipPoint], bool] = lambda p: True,
+    exclude: tuple[str, ...] = (),
+) -> list[tuple[str, float]]:
+    """Exact design-B ranking: a video scores its best segment's cosine (float64)."""
+    q = np.asarray(query, dtype=np.float64)
+    q = q / np.linalg.norm(q)
+    scored = []
+    for p in points:
+        if not keep(p) or p.id in exclude:
+            continue
+        s = p.segments.astype(np.float64)
+        s = s / np.linalg.norm(s, axis=1, keepdims=True)
+        scored.append((p.id, float((s @ q).max())))
+    return sorted(scored, key=lambda t: -t[1])
+
+
+def assert_ranking(hits: list[SegmentHit], expected: list[tuple[str, float]]) -> None:
+    assert [h.id for h in hits] == [i for i, _ in expected]
+    np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected], atol=1e-5)
+
+
+def segment_payloads(store: AnyStore) -> list[dict[str, Any]]:
+    """Every segment point's payload, read from the adapter's segment index."""
+    if isinstance(store, QdrantEdgeStore):
+        assert store._moments is not None
+        records, _ = store._moments.scroll(
+            qe.ScrollRequest(limit=100_000, with_payload=True, with_vector=False)
+        )
+    else:
+        records, _ = store.client.scroll(store.moments, limit=100_000, with_payload=True)
+    return [dict(r.payload or {}) for r in records]
+
+
+def long_video_points(seed: int = 4) -> tuple[np.ndarray, ClipPoint, list[ClipPoint]]:
+    """The case a pooled first stage misses: a 40-segment video whose pooled vector points
+    away from the query, with one segment that matches it, among 30 short videos whose
+    pooled vectors are near the query but whose segments only half match it."""
+    rng = np.random.default_rng(seed)
+    q = unit(rng.normal(size=DIM))
+    far = unit(-q + 0.3 * rng.normal(size=DIM))
+    segs = unit(far + 0.3 * rng.normal(size=(40, DIM)))
+    segs[23] = q
+    long = ClipPoint(
+        clip_id("long.avi"),
+        unit(segs.mean(axis=0)),
+        segs,
+        {
+            "path": "long.avi",
+            "class": "long",
+            "duration_s": 80.0,
+            "segment_times": [[2.0 * j, 2.0 * j + 2.0] for j in range(40)],
+        },
+    )
+    short = []
+    for j in range(30):
+        s = unit(q + 1.1 * rng.normal(size=(2, DIM)))
+        short.append(
+            ClipPoint(
+                clip_id(f"short/{j}.avi"),
+                unit(q + 0.05 * rng.normal(size=DIM)),
+                s,
+                {"path": f"short/{j}.avi", "class": "short", "duration_s": 4.0},
+            )
+        )
+    return q, long, short
+
+
+def test_search_segments_finds_a_long_video_by_one_segment(store: AnyStore) -> None:
+    q, long, short = long_video_points()
+    everyone = [long, *short]
+    store.ensure_collection(DIM)
+    store.upsert(everyone)
+    # By pooled vector the long video is last: a pooled first stage of 5 (or 30) misses it.
+    assert [h.id for h in store.search(q, 31)][-1] == long.id
+    hits = store.search_segments(q, 5, prefetch=5)
+    assert hits[0].id == long.id
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert hits[0].payload == long.payload
+    assert hits[0].segments.shape == (40, DIM) and hits[0].segments.dtype == np.float32
+    np.testing.assert_allclose(hits[0].segments, long.segments, atol=1e-5)
+    assert int(np.argmax(hits[0].segments @ q)) == 23
+    assert_ranking(hits, best_segment(everyone, q)[:5])
+    assert_ranking(store.search_segments(q, 31, prefetch=1), best_segment(everyone, q))
+
+
+def test_search_segments_is_the_exact_best_segment_ranking(
+    filled: tuple[AnyStore, list[ClipPoint]],
+) -> None:
+    """Below Qdrant's indexing threshold the segment index is scanned exactly, so the
+    ranking equals the brute force: each video scores its best segment's cosine."""
+    store, points = filled
+    by_id = {p.id: p for p in points}
+    rng = np.random.default_rng(11)
+    for j in range(8):
+        base = points[int(rng.integers(len(points)))]
+        q = unit(base.segments[0] + 0.4 * rng.normal(size=DIM))
+        hits = store.search_segments(q, 10, prefetch=(1, 10, 500)[j % 3])
+        assert_ranking(hits, best_segment(points, q)[:10])
+        for h in hits:
+            assert h.payload == by_id[h.id].payload
+            np.testing.assert_allclose(h.segments, by_id[h.id].segments, atol=1e-5)
+            assert h.score == pytest.approx(float((h.segments @ q).max()), abs=1e-5)
+    assert store.count() == len(points)
+    assert store.segment_count() == sum(len(p.segments) for p in points)
+
+
+def test_search_segments_pages_over_videos(store: AnyStore) -> None:
+    """One video owns the 60 best segments: the first rounds (20, then 40 segments) see
+    only it, so the limit doubles until enough distinct videos came back."""
+    rng = np.random.default_rng(5)
+    q = unit(rng.normal(size=DIM))
+    hog = ClipPoint(
+        clip_id("hog.avi"),
+        q,
+        unit(q + 0.02 * rng.normal(size=(60, DIM))),
+        {"path": "hog.avi", "class": "hog"},
+    )
+    others = make_points(40, seed=6)
+    everyone = [hog, *others]
+    store.ensure_collection(DIM)
+    store.upsert(everyone)
+    truth = best_segment(everyone, q)
+    assert truth[0][0] == hog.id
+    full = store.search_segments(q, 5, prefetch=1)
+    assert_ranking(full, truth[:5])
+    pages = [store.search_segments(q, 4, prefetch=1, offset=o) for o in range(0, 41, 4)]
+    assert [h.id for page in pages for h in page] == [i for i, _ in truth]
+    assert [len(page) for page in pages] == [4] * 10 + [1]
+    assert_ranking(pages[3], truth[12:16])
+    assert store.search_segments(q, 5, prefetch=1, offset=len(everyone)) == []
+    assert_ranking(store.search_segments(q, 10, prefetch=1, offset=36), truth[36:])
+
+
+def test_search_segments_filters_exclude_and_threshold(
+    filled: tuple[AnyStore, list[ClipPoint]],
+) -> None:
+    store, points = filled
+    q = unit(points[5].segments[0] + points[6].segments[1])
+    cases: list[tuple[PayloadFilter, Callable[[ClipPoint], bool]]] = [
+        ({"class": "c3"}, lambda p: p.payload["class"] == "c3"),
+        ({"class": ["c1", "c2"]}, lambda p: p.payload["class"] in {"c1", "c2"}),
+        ({"split_1": "test", "model": "test-model"}, lambda p: p.payload["split_1"] == "test"),
+        ({"group": 3}, lambda p: p.payload["group"] == 3),
+        ({"group": [0, 4]}, lambda p: p.payload["group"] in {0, 4}),
+        ({"has_audio": True}, lambda p: p.payload["has_audio"] is True),
+        ({"duration_s": Range(gte=20.0, lte=40.0)}, lambda p: 20 <= p.payload["duration_s"] <= 40),
+        ({"duration_s": Range(lte=10)}, lambda p: p.payload["duration_s"] <= 10),
+        ({"class": "nope"}, lambda p: False),
+    ]
+    timed = [
+        ClipPoint(p.id, p.pooled, p.segments, {**p.payload, "duration_s": float(i % 60)})
+        for i, p in enumerate(points)
+    ]
+    store.upsert(timed)
+    for flt, keep in cases:
+        for prefetch in (1, 200):
+            hits = store.search_segments(q, 12, prefetch=prefetch, filter=flt)
+            assert_ranking(hits, best_segment(timed, q, keep)[:12])
+    truth = best_segment(timed, q)
+    gone = (truth[0][0], truth[2][0])
+    hits = store.search_segments(q, 8, prefetch=1, exclude=[gone[0].upper(), gone[1]])
+    assert_ranking(hits, best_segment(timed, q, exclude=gone)[:8])
+    hits = store.search_segments(
+        q, 5, prefetch=1, filter={"class": "c1"}, exclude=[truth[0][0]], offset=2
+    )
+    keep_c1 = lambda p: p.payload["class"] == "c1"  # noqa: E731
+    assert_ranking(hits, best_segment(timed, q, keep_c1, exclude=(truth[0][0],))[2:7])
+    # The threshold keeps hits scoring at least it: one exactly at it too.
+    full = store.search_segments(q, 30, prefetch=1)
+    for cut in (1, 4, 17):
+        threshold = (full[cut - 1].score + full[cut].score) / 2
+        kept = store.search_segments(q, 30, prefetch=1, score_threshold=threshold)
+        assert [h.id for h in kept] == [h.id for h in full[:cut]]
+        assert store.search_segments(q, 5, prefetch=1, offset=cut, score_threshold=threshold) == []
+    at = store.search_segments(q, 30, prefetch=1, score_threshold=full[3].score)
+    assert [h.id for h in at] == [h.id for h in full[:4]]
+    assert store.search_segments(q, 5, prefetch=1, score_threshold=full[0].score + 1e-4) == []
+    with pytest.raises(InvalidInput):
+        store.search_segments(q, 5, prefetch=0)
+    with pytest.raises(InvalidInput):
+        store.search_segments(q, 5, prefetch=5, exclude=["not-a-uuid"])
+    with pytest.raises(InvalidInput):
+        store.search_segments(q, 5, prefetch=5, score_threshold=float("nan"))
+
+
+def test_segment_points_and_their_payload(store: AnyStore) -> None:
+    store.ensure_collection(DIM)
+    p = make_points(1)[0]
+    n = len(p.segments)
+    times = [[1.5 * j, 1.5 * j + 2.0] for j in range(n)]
+    payload = {
+        **p.payload,
+        "duration_s": 9.5,
+        "segment_times": times,
+        "frame_times": [0.1, 0.2],
+        "segment_plan": {"window_s": 2.0, "stride_s": 1.5},
+        "split_2": "train",
+    }
+    store.upsert([ClipPoint(p.id, p.pooled, p.segments, payload)])
+    got = sorted(segment_payloads(store), key=lambda d: d["index"])
+    assert [d["index"] for d in got] == list(range(n))
+    copied = {k: v for k, v in payload.items() if k not in SEGMENT_PAYLOAD_OMIT}
+    for j, d in enumerate(got):
+        assert d == {
+            **copied,
+            "video": p.id,
+            "index": j,
+            "start_s": times[j][0],
+            "end_s": times[j][1],
+        }
+    assert segment_id(p.id, 0) == segment_id(p.id.upper(), 0) != segment_id(p.id, 1)
+    assert uuid.UUID(segment_id(p.id, 3)).version == 5
+    # Without (matching) segment_times the spans are null.
+    store.upsert([ClipPoint(p.id, p.pooled, p.segments, {"path": "x", "segment_times": [[0, 1]]})])
+    got = segment_payloads(store)
+    assert len(got) == n
+    assert all(d["start_s"] is None and d["end_s"] is None and d["path"] == "x" for d in got)
+
+
+def test_reupsert_with_fewer_segments_leaves_no_stale_segments(store: AnyStore) -> None:
+    store.ensure_collection(DIM)
+    points = make_points(30, seed=8)
+    store.upsert(points)
+    total = sum(len(p.segments) for p in points)
+    assert store.segment_count() == total
+    rng = np.random.default_rng(3)
+    shrunk = []
+    for p in points[:10]:  # 7 segments, then 1
+        grown = ClipPoint(p.id, p.pooled, unit(rng.normal(size=(7, DIM))), p.payload)
+        shrunk.append(ClipPoint(p.id, p.pooled, grown.segments[:1], p.payload))
+        store.upsert([grown])
+    store.upsert(shrunk)
+    expected = [*shrunk, *points[10:]]
+    assert store.count() == 30
+    assert store.segment_count() == sum(len(p.segments) for p in expected)
+    assert sorted((d["video"], d["index"]) for d in segment_payloads(store)) == sorted(
+        (p.id, j) for p in expected for j in range(len(p.segments))
+    )
+    dropped = unit(rng.normal(size=DIM))
+    victim = points[0]
+    store.upsert([ClipPoint(victim.id, victim.pooled, np.vstack([victim.segments, dropped]), {})])
+    assert store.search_segments(dropped, 1, prefetch=5)[0].id == victim.id
+    store.upsert([ClipPoint(victim.id, victim.pooled, victim.segments, {})])
+    expected[0] = ClipPoint(victim.id, victim.pooled, victim.segments, {})
+    for q in (dropped, unit(rng.normal(size=DIM))):
+        assert_ranking(store.search_segments(q, 30, prefetch=1), best_segment(expected, q))
+    # In one call, a repeated id: the last version wins, its segments too.
+    a = ClipPoint(points[1].id, points[1].pooled, unit(rng.normal(size=(6, DIM))), {"v": 1})
+    b = ClipPoint(points[1].id, points[1].pooled, unit(rng.normal(size=(2, DIM))), {"v": 2})
+    store.upsert([a, b])
+    mine = [d for d in segment_payloads(store) if d["video"] == points[1].id]
+    assert sorted(d["index"] for d in mine) == [0, 1] and {d["v"] for d in mine} == {2}
+
+
+def test_segments_of_a_missing_video_are_skipped(store: AnyStore) -> None:
+    """Segment points whose video is not stored (a write interrupted between the two
+    indexes) are left out, and the page is filled from the next videos."""
+    store.ensure_collection(DIM)
+    points = make_points(20, seed=2)
+    store.upsert(points)
+    q = unit(points[4].segments[0])
+    ghost = clip_id("ghost.avi")
+    ghosts = [(segment_id(ghost, j), unit(q + 0.01 * j).tolist()) for j in range(30)]
+    payload = {"video": ghost, "class": "c4", "model": "test-model"}
+    if isinstance(store, QdrantEdgeStore):
+        assert store._moments is not None
+        store._moments.update(
+            qe.UpdateOperation.upsert_points(
+                [
+                    qe.Point(i, {SEGMENT: v}, {**payload, "index": j})
+                    for j, (i, v) in enumerate(ghosts)
+                ]
+            )
+        )
+    else:
+        store.client.upsert(
+            store.moments,
+            [
+                qm.PointStruct(id=i, vector={SEGMENT: v}, payload={**payload, "index": j})
+                for j, (i, v) in enumerate(ghosts)
+            ],
+        )
+    hits = store.search_segments(q, 5, prefetch=1)
+    assert ghost not in {h.id for h in hits}
+    assert_ranking(hits, best_segment(points, q)[:5])
+    assert_ranking(store.search_segments(q, 3, prefetch=1, offset=2), best_segment(points, q)[2:5])
 
 
 # --------------------------------------------------------------------------- Qdrant Edge
@@ -449,6 +772,89 @@ def test_edge_foreign_directory(tmp_path: Path) -> None:
             QdrantEdgeStore(path, payload_indexes=())
 
 
+def test_edge_layout_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    points = make_points(40)
+    with QdrantEdgeStore(path, payload_indexes=()) as store:
+        store.ensure_collection(DIM)
+        store.upsert(points)
+        assert store.moments_path == path / MOMENTS_DIR
+        assert store._moments is not None
+        # the segment shard always indexes ``video`` (replacing segments) and duration_s
+        assert {"video", "duration_s"} <= set(store._moments.info().payload_schema)
+        assert isinstance(store.optimize(), bool)
+    assert (path / MOMENTS_DIR / "edge_config.json").exists()
+    assert (path / "edge_config.json").exists() and (path / "segments").is_dir()
+    with QdrantEdgeStore(path, payload_indexes=()) as again:
+        assert again.count() == 40
+        assert again.segment_count() == sum(len(p.segments) for p in points)
+        q = unit(points[9].segments[1])
+        assert_ranking(again.search_segments(q, 5, prefetch=5), best_segment(points, q)[:5])
+
+
+def test_edge_old_layout_gets_its_segment_index(tmp_path: Path) -> None:
+    """A store written before the segment shard existed (no ``moments/``): opening it
+    builds the shard from the stored segment vectors; an interrupted build is redone."""
+    path = tmp_path / "store"
+    points = make_points(60, seed=12)
+    with QdrantEdgeStore(path, payload_indexes=()) as store:
+        store.ensure_collection(DIM)
+        store.upsert(points)
+    shutil.rmtree(path / MOMENTS_DIR)
+    (path / f"{MOMENTS_DIR}.building" / "segments").mkdir(parents=True)  # an interrupted build
+    total = sum(len(p.segments) for p in points)
+    q = unit(points[17].segments[-1])
+    with QdrantEdgeStore(path, payload_indexes=()) as old:
+        assert not (path / f"{MOMENTS_DIR}.building").exists()
+        assert (path / MOMENTS_DIR).is_dir()
+        assert old.count() == 60 and old.segment_count() == total
+        assert_ranking(old.search_segments(q, 10, prefetch=1), best_segment(points, q)[:10])
+        old.ensure_collection(DIM)
+        assert old.segment_count() == total
+        more = make_points(5, seed=13, prefix="more")
+        old.upsert(more)
+        assert old.segment_count() == total + sum(len(p.segments) for p in more)
+    # the same through ensure_collection of a store object made before the directory
+    shutil.rmtree(path / MOMENTS_DIR)
+    with QdrantEdgeStore(path, payload_indexes=()) as again:
+        again.ensure_collection(DIM)
+        assert again.count() == 65
+        assert_ranking(
+            again.search_segments(q, 10, prefetch=1), best_segment([*points, *more], q)[:10]
+        )
+
+
+def test_edge_foreign_segment_index_is_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    points = make_points(10)
+    with QdrantEdgeStore(path, payload_indexes=()) as store:
+        store.ensure_collection(DIM)
+        store.upsert(points)
+    shutil.rmtree(path / MOMENTS_DIR)
+    qe.EdgeShard.create(
+        str(path / MOMENTS_DIR),
+        qe.EdgeConfig(vectors={SEGMENT: qe.EdgeVectorParams(size=8, distance=qe.Distance.Cosine)}),
+    ).close()
+    with QdrantEdgeStore(path, payload_indexes=()) as store:
+        assert store.segment_count() == sum(len(p.segments) for p in points)
+        assert store.search_segments(points[3].segments[0], 1, prefetch=1)[0].id == points[3].id
+
+
+def test_edge_new_store_drops_a_leftover_segment_index(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    with QdrantEdgeStore(path, payload_indexes=()) as store:
+        store.ensure_collection(DIM)
+        store.upsert(make_points(10))
+    for name in ("edge_config.json", "segments", "wal"):  # the video shard is gone
+        target = path / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    with QdrantEdgeStore(path, payload_indexes=()) as store:
+        assert store.dim() is None
+        store.ensure_collection(DIM)
+        assert store.count() == 0 and store.segment_count() == 0
+        assert store.search_segments(unit(np.ones(DIM)), 5, prefetch=5) == []
+
+
 # --------------------------------------------------------------------------- qdrant-client
 
 
@@ -502,6 +908,69 @@ def test_client_local_path_kind(tmp_path: Path) -> None:
     store.upsert(make_points(5))
     assert store.count() == 5
     store.close()
+
+
+def test_client_segment_collection(tmp_path: Path) -> None:
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(":memory:")
+    store = QdrantClientStore(client, "vids")
+    assert store.moments == "vids_moments" and store.segment_count() == 0
+    store.ensure_collection(DIM)
+    assert client.collection_exists("vids_moments")
+    points = make_points(50, seed=21)
+    store.upsert(points)
+    total = sum(len(p.segments) for p in points)
+    assert store.segment_count() == total
+    # An older collection (no segment collection): search says what to do, and
+    # ensure_collection builds it from the stored segments.
+    client.delete_collection("vids_moments")
+    old = QdrantClientStore(client, "vids")
+    q = unit(points[8].segments[0])
+    with pytest.raises(StoreError, match="no segment index"):
+        old.search_segments(q, 5, prefetch=5)
+    with pytest.raises(StoreError, match="no segment index"):
+        old.upsert(points[:1])
+    assert old.count() == 50 and old.search(q, 1)[0].id  # the video collection still works
+    old.ensure_collection(DIM)
+    assert old.segment_count() == total
+    assert_ranking(old.search_segments(q, 10, prefetch=1), best_segment(points, q)[:10])
+    # A new video collection does not inherit a leftover segment collection.
+    client.delete_collection("vids")
+    fresh = QdrantClientStore(client, "vids")
+    fresh.ensure_collection(DIM)
+    assert fresh.segment_count() == 0 and fresh.search_segments(q, 5, prefetch=5) == []
+    client.close()
+
+
+def test_client_backfill_interrupted_leaves_no_partial_index(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(":memory:")
+    store = QdrantClientStore(client, "vids")
+    store.ensure_collection(DIM)
+    store.upsert(make_points(100, seed=2))
+    client.delete_collection("vids_moments")
+    again = QdrantClientStore(client, "vids")
+    calls = []
+    real = client.upsert
+
+    def flaky(collection: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(collection)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(collection, *args, **kwargs)
+
+    monkeypatch.setattr(client, "upsert", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        again.ensure_collection(DIM)
+    assert not client.collection_exists("vids_moments")
+    monkeypatch.setattr(client, "upsert", real)
+    again.ensure_collection(DIM)
+    assert again.segment_count() == sum(len(p.segments) for p in make_points(100, seed=2))
+    client.close()
 
 
 # --------------------------------------------------------------------------- factory
@@ -569,6 +1038,67 @@ def test_adapters_agree(tmp_path: Path) -> None:
         assert [h.payload for h in results[0]] == [h.payload for h in results[1]]
     for s in stores:
         s.close()
+
+
+def test_adapters_agree_on_search_segments(tmp_path: Path) -> None:
+    """Same videos, same segment queries and options: the same videos in the same order,
+    the same scores, payloads and segments from Qdrant Edge and qdrant-client, equal to
+    the exact best-segment ranking (both scan exactly at this size)."""
+    dim = 32
+    points = make_points(300, dim, clusters=10, seed=31)
+    points = [
+        ClipPoint(p.id, p.pooled, p.segments, {**p.payload, "duration_s": float(i % 50)})
+        for i, p in enumerate(points)
+    ]
+    edge = QdrantEdgeStore(tmp_path / "edge", payload_indexes=())
+    client = QdrantClientStore.in_memory()
+    for s in (edge, client):
+        s.ensure_collection(dim)
+        s.upsert(points)
+        assert s.segment_count() == sum(len(p.segments) for p in points)
+    rng = np.random.default_rng(17)
+    for j in range(30):
+        base = points[int(rng.integers(len(points)))]
+        q = unit(base.segments[j % len(base.segments)] + 0.3 * rng.normal(size=dim))
+        k, offset, prefetch = (1, 5, 10)[j % 3], (0, 0, 4, 9)[j % 4], (1, 20, 300)[j % 3]
+        flt: PayloadFilter | None = None
+        keep: Callable[[ClipPoint], bool] = lambda p: True  # noqa: E731
+        if j % 4 == 1:
+            flt = {"class": ["c1", "c2", "c7"]}
+            keep = lambda p: p.payload["class"] in {"c1", "c2", "c7"}  # noqa: E731
+        elif j % 4 == 2:
+            flt = {"duration_s": Range(gte=10.0, lte=30.0), "split_1": "train"}
+            keep = lambda p: (  # noqa: E731
+                10 <= p.payload["duration_s"] <= 30 and p.payload["split_1"] == "train"
+            )
+        exclude = tuple(points[int(i)].id for i in rng.choice(len(points), 8, replace=False))
+        exclude = exclude if j % 2 else ()
+        truth = best_segment(points, q, keep, exclude)[offset : offset + k]
+        threshold = None
+        if j % 5 == 4 and len(truth) > 1:  # between the last two hits: the last one goes
+            threshold = (truth[-2][1] + truth[-1][1]) / 2
+            truth = truth[:-1]
+        results = [
+            s.search_segments(
+                q,
+                k,
+                prefetch=prefetch,
+                filter=flt,
+                offset=offset,
+                exclude=exclude,
+                score_threshold=threshold,
+            )
+            for s in (edge, client)
+        ]
+        a, b = results
+        assert [h.id for h in a] == [h.id for h in b], j
+        assert_ranking(a, truth)
+        np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=1e-5)
+        for ha, hb in zip(a, b, strict=True):
+            assert ha.payload == hb.payload
+            np.testing.assert_allclose(ha.segments, hb.segments, atol=1e-6)
+    edge.close()
+    client.close()
 
 
 def test_clip_ids_are_stable() -> None:

@@ -53,6 +53,11 @@ def _limit(params: SearchParams) -> int:
         return default_k()
 
 
+def _explicit(min_score: object) -> object:
+    """The threshold asked for, or None: the calibrated default is for text queries only."""
+    return None if min_score == "default" else min_score
+
+
 def _respond(response: Any, params: SearchParams) -> ResponseReturnValue:
     return jsonify(response_dict(response, _limit(params), params.given))
 
@@ -87,7 +92,7 @@ def search_image() -> ResponseReturnValue:
         params.k,
         filter=params.filter,
         offset=params.offset,
-        min_score=params.min_score,
+        min_score=_explicit(params.min_score),
         name=name,
     )
     return _respond(response, params)
@@ -98,9 +103,12 @@ def similar(clip_id: str) -> ResponseReturnValue:
     """More like this: videos close to an indexed clip (the clip itself left out)."""
     hit = find_clip(clip_id)
     params = _params()
-    min_score = None if params.min_score == "default" else params.min_score
     response = get_search().more_like(
-        hit.id, params.k, filter=params.filter, offset=params.offset, min_score=min_score
+        hit.id,
+        params.k,
+        filter=params.filter,
+        offset=params.offset,
+        min_score=_explicit(params.min_score),
     )
     return _respond(response, params)
 

@@ -34,7 +34,8 @@ DETAIL_KEYS = (
 
 
 def canonical_clip_id(raw: str) -> str | None:
-    """``raw`` if it is a canonical (lower-case, hyphenated) UUID string, else None."""
+    """The canonical (lower-case, hyphenated) form of a hyphenated UUID string in either
+    case, else None."""
     try:
         parsed = str(uuid.UUID(raw))
     except ValueError:

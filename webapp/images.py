@@ -33,7 +33,7 @@ def read_upload(upload: FileStorage | None) -> tuple[np.ndarray, str]:
                         code="invalid_image",
                     )
                 img.thumbnail((MAX_SIDE, MAX_SIDE))
-                rgb = np.asarray(img.convert("RGB"))
+                rgb = np.array(img.convert("RGB"))  # writable: torch warns on read-only ones
     except (
         UnidentifiedImageError,
         OSError,

@@ -55,7 +55,10 @@ def _page_links(params: SearchParams, response: SearchResponse) -> dict[str, str
     step = int(str(params.k)) if str(params.k).isdigit() else default_k()
     prev = link(max(0, response.offset - step)) if response.offset > 0 else None
     following = link(response.next_offset) if response.next_offset is not None else None
-    return {"prev": prev, "next": following}
+    # "no good match": the same search (filters kept) without the threshold
+    args.pop("offset", None)
+    anyway = url_for("pages.index", **{**args, "min_score": "off"})
+    return {"prev": prev, "next": following, "anyway": anyway}
 
 
 def _render(
@@ -121,8 +124,9 @@ def image_search() -> ResponseReturnValue:
     try:
         params = from_args(request.form, default_k())
         image, name = read_upload(request.files.get("image"))
+        threshold = None if params.min_score == "default" else params.min_score
         response = get_search().search_image(
-            image, params.k, filter=params.filter, min_score=params.min_score, name=name
+            image, params.k, filter=params.filter, min_score=threshold, name=name
         )
     except (InvalidInput, StoreError) as exc:
         error = describe(exc)
@@ -137,18 +141,41 @@ def clip(clip_id: str) -> ResponseReturnValue:
     hit = find_clip(clip_id)
     detail = detail_dict(hit)
     start = request.args.get("t", type=float)
+    if start is not None and not start >= 0:  # negative or NaN
+        start = None
     similar: dict[str, Any] | None = None
     error: ErrorInfo | None = None
+    k = min(SIMILAR_K, get_search().limits.max_k)
     try:
-        response = get_search().more_like(hit.id, SIMILAR_K)
-        similar = response_dict(response, SIMILAR_K, {})
+        response = get_search().more_like(hit.id, k)
+        similar = response_dict(response, k, {})
     except StoreError as exc:
         error = describe(exc)
     return render_template(
         "clip.html",
         clip=detail,
-        start=start if start is not None and start >= 0 else None,
+        start=start,
+        here=_segment_at(detail["segments"], start),
         similar=similar,
         error=error,
         footer=footer_info(),
+    )
+
+
+def _segment_at(segments: list[dict[str, Any]], t: float | None) -> int | None:
+    """Index of the one segment showing at ``t``: of those spanning it (windows overlap),
+    the one whose centre is nearest (the later one on a tie); None when none spans ``t``."""
+    if t is None:
+        return None
+    last = len(segments) - 1
+    spanning = [
+        i
+        for i, s in enumerate(segments)
+        if s["start_s"] <= t < s["end_s"] or (i == last and t == s["end_s"])
+    ]
+    if not spanning:
+        return None
+    return min(
+        spanning,
+        key=lambda i: (abs((segments[i]["start_s"] + segments[i]["end_s"]) / 2 - t), -i),
     )

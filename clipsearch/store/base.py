@@ -1,15 +1,24 @@
 """The vector store contract shared by every Qdrant adapter.
 
-A collection holds one point per video clip:
+A store holds two indexes. The **video index** holds one point per video clip:
 
-- ``pooled``: the clip vector (cosine, HNSW) used for the first-pass search;
+- ``pooled``: the clip vector (cosine, HNSW), for pooled search and more-like-this;
 - ``segments``: a multivector of one vector per moment window (cosine, MaxSim,
-  no HNSW graph), used to rerank the pooled candidates and to name the moment;
+  no HNSW graph), returned with segment hits so the caller can name the moment;
 - payload: path, class, group, split membership, duration, ``segment_times``
   (start_s, end_s of each segment vector, in order), model id, ...
 
+The **segment index** beside it holds one point per segment window: its vector (dense,
+cosine, HNSW) and a payload naming its video and position (``video``, ``index``,
+``start_s``, ``end_s``) plus a copy of the video's payload (without its per-frame and
+per-segment lists), so payload filters mean the same on both. It is written by ``upsert``
+together with the videos and is what :meth:`VectorStore.search_segments` queries. On Qdrant
+Edge it is the shard ``<store>/moments/``; on qdrant-client the collection
+``<collection>_moments``.
+
 Point ids are UUIDv5 of the clip's path relative to its dataset root
-(:func:`clip_id`), so re-ingesting a clip is an upsert, never a duplicate.
+(:func:`clip_id`), so re-ingesting a clip is an upsert, never a duplicate; a segment's id
+is UUIDv5 of ``"<video id>/<index>"``.
 """
 
 from __future__ import annotations
@@ -54,7 +63,8 @@ class Hit:
 
 @dataclass(frozen=True)
 class SegmentHit(Hit):
-    """A reranked result: its MaxSim score and its segment vectors (S, D), in order."""
+    """A video found by its segments: its score (the cosine of its best segment, i.e. MaxSim
+    for a single query vector) and its stored segment vectors (S, D), in order."""
 
     segments: np.ndarray
 
@@ -90,7 +100,8 @@ class VectorStore(Protocol):
         ...
 
     def upsert(self, points: Sequence[ClipPoint]) -> None:
-        """Insert or replace points (same id -> replaced)."""
+        """Insert or replace points (same id -> replaced), and replace their segment points
+        (no segment of an earlier version is left behind)."""
         ...
 
     def search(
@@ -120,11 +131,20 @@ class VectorStore(Protocol):
         exclude: Sequence[str] = (),
         score_threshold: float | None = None,
     ) -> list[SegmentHit]:
-        """Two-stage search for a unit (D,) query: the ``prefetch`` best points by
-        ``pooled`` cosine, reranked by MaxSim over their ``segments``; each hit carries
-        its segment vectors so the caller can tell which moment won.
+        """Videos ranked by their best segment for a unit (D,) query.
 
-        ``exclude`` leaves points out by id; ``score_threshold`` drops hits scoring lower.
+        The segment index is searched for the best segments (at first
+        ``max(prefetch, 4 * (offset + k))`` of them, doubled while fewer than
+        ``offset + k`` distinct videos came back and more may exist); the hits are grouped
+        by video, keeping each video's best, and videos ``[offset : offset + k]`` are
+        returned in order of that score. Each hit's score is its best segment's cosine
+        (= MaxSim over its ``segments`` for this one query vector); it carries its payload
+        and segment vectors (read from the video index) so the caller can tell which moment
+        won.
+
+        ``filter`` applies to the segments' copy of the video payload; ``exclude`` leaves
+        videos out by id; ``score_threshold`` drops hits scoring lower (a hit scoring exactly
+        the threshold is kept).
         """
         ...
 
@@ -141,7 +161,7 @@ class VectorStore(Protocol):
         ...
 
     def count(self) -> int:
-        """Exact number of points."""
+        """Exact number of videos."""
         ...
 
     def flush(self) -> None:

@@ -1,8 +1,18 @@
 """Vector store on ``qdrant-client``: a Qdrant server (URL) or the client's local mode.
 
-Same collection schema as the Qdrant Edge adapter: named dense vector ``pooled`` (cosine,
-HNSW) and named multivector ``segments`` (cosine, MaxSim, no HNSW graph). On a server,
-keyword payload indexes are created for the filterable fields. Every client, transport or
+Same layout as the Qdrant Edge adapter, as two collections:
+
+- ``<collection>``, one point per video: named dense vector ``pooled`` (cosine, HNSW) and
+  named multivector ``segments`` (cosine, MaxSim, no HNSW graph), and the payload;
+- ``<collection>_moments``, the per-segment index: one point per segment window, dense
+  vector ``segment`` (cosine, HNSW), payload = the video's (minus per-frame lists) plus
+  ``video``, ``index``, ``start_s``, ``end_s``. ``search_segments`` queries it and groups
+  the hits by video client-side, exactly as the Edge adapter does.
+
+On a server, keyword payload indexes are created for the filterable fields (and on
+``video``, a float index on ``duration_s``, in the segment collection). A video collection
+without its segment collection (written before it existed) gets it built from the stored
+segment vectors by :meth:`QdrantClientStore.ensure_collection`. Every client, transport or
 server error comes out as a :class:`StoreError` naming the server URL (or local path).
 
 Local mode (``QdrantClient(":memory:")`` / ``QdrantClient(path=...)``) is an exact
@@ -15,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -36,7 +46,12 @@ from clipsearch.store.base import (
     SegmentHit,
 )
 from clipsearch.store.edge import (
+    INDEX_KEY,
     INDEXED_FIELDS,
+    RANGE_INDEXED_FIELDS,
+    SEGMENT,
+    SEGMENT_HNSW_EF,
+    VIDEO_KEY,
     FilterValue,
     as_point,
     batched,
@@ -44,15 +59,19 @@ from clipsearch.store.edge import (
     check_batch,
     check_dim,
     check_page,
-    check_prefetch,
     check_threshold,
+    engine_threshold,
     filter_conditions,
+    first_segment_limit,
+    grouped_segment_search,
     plain_payload,
     point_vectors,
     pooled_query,
     query_vector,
     segment_matrix,
+    segment_points,
     stack_pooled,
+    stale_segment_groups,
 )
 
 try:  # only present with the gRPC extra; the REST transport is the default
@@ -71,6 +90,10 @@ logger = logging.getLogger(__name__)
 # Points per upsert request: a point is ~1 + S vectors of D floats as JSON (~10 KB per
 # 512-d vector), and a Qdrant server refuses requests over 32 MB by default.
 UPSERT_BATCH = 64
+# Segment points (one vector each) per upsert request.
+SEGMENT_UPSERT_BATCH = 256
+# The segment collection's name is the video collection's plus this.
+MOMENTS_SUFFIX = "_moments"
 
 
 def _condition(key: str, value: FilterValue) -> qm.FieldCondition:
@@ -81,14 +104,33 @@ def _condition(key: str, value: FilterValue) -> qm.FieldCondition:
     return qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
 
 
-def _client_filter(filter: PayloadFilter | None, exclude: Sequence[str] = ()) -> qm.Filter | None:
+def _client_filter(
+    filter: PayloadFilter | None, exclude: Sequence[str] = (), *, exclude_key: str | None = None
+) -> qm.Filter | None:
+    """A qdrant-client filter; ``exclude`` leaves out point ids, or with ``exclude_key`` the
+    points whose payload ``exclude_key`` is one of them (segment points by ``video``)."""
     conditions = filter_conditions(filter)
-    excluded: list[qm.ExtendedPointId] = [canonical_id(i) for i in exclude]
+    excluded = [canonical_id(i) for i in exclude]
     if not conditions and not excluded:
         return None
     must: list[qm.Condition] = [_condition(key, value) for key, value in conditions]
-    must_not: list[qm.Condition] = [qm.HasIdCondition(has_id=excluded)] if excluded else []
+    must_not: list[qm.Condition] = []
+    if excluded and exclude_key is None:
+        ids: list[qm.ExtendedPointId] = list(excluded)
+        must_not.append(qm.HasIdCondition(has_id=ids))
+    elif excluded and exclude_key is not None:
+        must_not.append(_condition(exclude_key, excluded))
     return qm.Filter(must=must or None, must_not=must_not or None)
+
+
+def _stale_filter(videos: list[str], n: int) -> qm.Filter:
+    """Segment points of ``videos`` at positions ``n`` and beyond."""
+    return qm.Filter(
+        must=[
+            qm.FieldCondition(key=VIDEO_KEY, match=qm.MatchAny(any=videos)),
+            qm.FieldCondition(key=INDEX_KEY, range=qm.Range(gte=n)),
+        ]
+    )
 
 
 def _vectors_config(dim: int) -> dict[str, qm.VectorParams]:
@@ -102,6 +144,19 @@ def _vectors_config(dim: int) -> dict[str, qm.VectorParams]:
             hnsw_config=qm.HnswConfigDiff(m=0),
         ),
     }
+
+
+def _moments_vectors_config(dim: int) -> dict[str, qm.VectorParams]:
+    return {SEGMENT: qm.VectorParams(size=dim, distance=qm.Distance.COSINE)}
+
+
+def _segment_structs(
+    video_id: str, segments: list[list[float]], payload: dict[str, Any]
+) -> list[qm.PointStruct]:
+    return [
+        qm.PointStruct(id=sid, vector={SEGMENT: vector}, payload=seg_payload)
+        for sid, vector, seg_payload in segment_points(video_id, segments, payload)
+    ]
 
 
 def _response_detail(exc: UnexpectedResponse) -> str:
@@ -140,7 +195,13 @@ class QdrantClientStore:
             threading.RLock() if self.local else contextlib.nullcontext()
         )
         self._dim: int | None = None
+        self._segments_ready = False
         self._closed = False
+
+    @property
+    def moments(self) -> str:
+        """Name of the segment collection."""
+        return f"{self.collection}{MOMENTS_SUFFIX}"
 
     @classmethod
     def from_url(
@@ -232,14 +293,98 @@ class QdrantClientStore:
             )
         return dim
 
+    def _read_moments_dim(self) -> int | None:
+        """Vector size of the segment collection; None if missing or not one."""
+        if not self.client.collection_exists(self.moments):
+            return None
+        vectors = self.client.get_collection(self.moments).config.params.vectors
+        if not isinstance(vectors, dict) or SEGMENT not in vectors:
+            return 0  # something else under that name
+        return int(vectors[SEGMENT].size)
+
+    def _require_segments(self) -> int:
+        """The vector size, once the segment collection is known to exist."""
+        dim = self._require_dim()
+        if not self._segments_ready:
+            with self._call("read the segment collection"):
+                ready = self._read_moments_dim() == dim
+            if not ready:
+                raise StoreError(
+                    f"collection {self.collection!r} at {self.where} has no segment index "
+                    f"{self.moments!r} yet (it was written by an older clipsearch): run "
+                    "`clipsearch ingest` once, which builds it from the stored segments"
+                )
+            self._segments_ready = True
+        return dim
+
+    def _create_moments(self, dim: int, *, backfill: bool) -> None:
+        """(Re)create the segment collection, filled from the video collection if asked."""
+        if self.client.collection_exists(self.moments):
+            self.client.delete_collection(self.moments)
+        try:
+            self.client.create_collection(self.moments, vectors_config=_moments_vectors_config(dim))
+        except UnexpectedResponse as exc:
+            if exc.status_code != 409:
+                raise
+            return  # created meanwhile by someone else, who fills it
+        if not self.local:  # local mode ignores payload indexes
+            for name in dict.fromkeys((VIDEO_KEY, *INDEXED_FIELDS)):
+                self.client.create_payload_index(
+                    self.moments, name, qm.PayloadSchemaType.KEYWORD, wait=True
+                )
+            for name in RANGE_INDEXED_FIELDS:
+                self.client.create_payload_index(
+                    self.moments, name, qm.PayloadSchemaType.FLOAT, wait=True
+                )
+        try:
+            written = self._backfill(dim) if backfill else 0
+        except BaseException:
+            # Never leave a half-built index that looks complete (Ctrl-C, a lost server):
+            # without it, the next ensure_collection builds it again.
+            with contextlib.suppress(Exception):
+                self.client.delete_collection(self.moments)
+            raise
+        logger.info(
+            "created segment collection %r at %s (dim %d, %d segments)",
+            self.moments,
+            self.where,
+            dim,
+            written,
+        )
+
+    def _backfill(self, dim: int) -> int:
+        """Copy every stored video's segments into the (new, empty) segment collection."""
+        written = 0
+        offset: Any = None
+        while True:
+            records, offset = self.client.scroll(
+                self.collection,
+                limit=UPSERT_BATCH,
+                offset=offset,
+                with_payload=True,
+                with_vectors=[SEGMENTS],
+            )
+            structs: list[qm.PointStruct] = []
+            for r in records:
+                pid = str(r.id)
+                segments = segment_matrix(r.vector, dim, pid).tolist()
+                structs.extend(_segment_structs(pid, segments, dict(r.payload or {})))
+            for batch in batched(structs, SEGMENT_UPSERT_BATCH):
+                self.client.upsert(self.moments, points=list(batch), wait=True)
+            written += len(structs)
+            if offset is None or not records:
+                return written
+
     # -- VectorStore
 
     def ensure_collection(self, dim: int) -> None:
-        """Create the collection for vectors of size ``dim`` if missing.
+        """Create the video and segment collections for vectors of size ``dim`` if missing.
 
-        Raises StoreError if it exists with another size.
+        A video collection without its segment collection gets one built from the stored
+        segment vectors. Raises StoreError if it exists with another size.
         """
         dim = check_dim(dim)
+        created = False
         with self._call("create the collection"):
             existing = self._read_dim()
             if existing is None:
@@ -267,7 +412,23 @@ class QdrantClientStore:
                 f"collection {self.collection!r} at {self.where} holds vectors of size "
                 f"{existing}, not {dim} (use another collection or re-ingest with the same model)"
             )
+        with self._call("create the segment collection"):
+            moments_dim = self._read_moments_dim()
+            if created:
+                # A new video collection starts with an empty segment index (dropping one
+                # left over from an earlier collection of that name).
+                self._create_moments(dim, backfill=False)
+            elif moments_dim != dim:
+                if moments_dim is not None:
+                    logger.warning(
+                        "%r at %s is not a segment index of size %d: rebuilding it",
+                        self.moments,
+                        self.where,
+                        dim,
+                    )
+                self._create_moments(dim, backfill=True)
         self._dim = dim
+        self._segments_ready = True
 
     def dim(self) -> int | None:
         """Vector size of the collection, or None if it does not exist yet."""
@@ -277,24 +438,46 @@ class QdrantClientStore:
         return self._dim
 
     def upsert(self, points: Sequence[ClipPoint]) -> None:
-        """Insert or replace points, waiting until the server has applied them."""
+        """Insert or replace points and their segment points (a video's former segments
+        beyond its new count are deleted), waiting until the server has applied them.
+
+        The segment collection is written first: an interrupted upsert leaves, at worst,
+        segment points of a video whose point is older or missing (search skips a missing
+        video; ingest re-embeds both).
+        """
         if not points:
             return
-        dim = self._require_dim()
-        structs = []
+        dim = self._require_segments()
+        structs: dict[str, qm.PointStruct] = {}
+        seg_structs: dict[str, qm.PointStruct] = {}
+        counts: dict[str, int] = {}
         for p in points:
             pid, pooled, segments = point_vectors(p, dim)
-            structs.append(
-                qm.PointStruct(
-                    id=pid,
-                    vector={POOLED: pooled, SEGMENTS: segments},
-                    payload=plain_payload(pid, p.payload),
-                )
+            payload = plain_payload(pid, p.payload)
+            structs[pid] = qm.PointStruct(
+                id=pid, vector={POOLED: pooled, SEGMENTS: segments}, payload=payload
             )
+            for struct in _segment_structs(pid, segments, payload):
+                seg_structs[str(struct.id)] = struct
+            counts[pid] = len(segments)  # a repeated id: the last one wins, as in Qdrant
         with self._call("upsert points"):
-            for batch in batched(structs, UPSERT_BATCH):
+            for batch in batched(list(seg_structs.values()), SEGMENT_UPSERT_BATCH):
+                self.client.upsert(self.moments, points=list(batch), wait=True)
+            for videos, n in stale_segment_groups(counts):
+                self.client.delete(
+                    self.moments,
+                    points_selector=qm.FilterSelector(filter=_stale_filter(videos, n)),
+                    wait=True,
+                )
+            for batch in batched(list(structs.values()), UPSERT_BATCH):
                 self.client.upsert(self.collection, points=list(batch), wait=True)
-        logger.debug("upserted %d points into %r at %s", len(structs), self.collection, self.where)
+        logger.debug(
+            "upserted %d points (%d segments) into %r at %s",
+            len(structs),
+            len(seg_structs),
+            self.collection,
+            self.where,
+        )
 
     def search(
         self,
@@ -336,37 +519,71 @@ class QdrantClientStore:
         exclude: Sequence[str] = (),
         score_threshold: float | None = None,
     ) -> list[SegmentHit]:
-        """Prefetch by ``pooled`` cosine, rerank by ``segments`` MaxSim (see VectorStore)."""
+        """Best segments from the segment collection, grouped by video (see VectorStore)."""
         check_page(k, offset)
-        candidates = check_prefetch(prefetch, k, offset)
+        limit = first_segment_limit(prefetch, k, offset)
         threshold = check_threshold(score_threshold)
-        dim = self._require_dim()
-        pooled = pooled_query(vector, dim)
-        query_filter = _client_filter(filter, exclude)
-        with self._call("search"):
+        dim = self._require_segments()
+        q = pooled_query(vector, dim)
+        seg_filter = _client_filter(filter, exclude, exclude_key=VIDEO_KEY)
+        # Local mode is an exact scan and warns that search params have no effect.
+        params = None if self.local else qm.SearchParams(hnsw_ef=SEGMENT_HNSW_EF)
+
+        owners: dict[Hashable, str] = {}  # segment id -> video id, from the hits' payload
+
+        def fetch(n: int) -> list[tuple[Hashable, float]]:
+            # The video ids come with the hits: one round trip to a server, not two.
             response = self.client.query_points(
-                self.collection,
-                prefetch=qm.Prefetch(
-                    query=pooled, using=POOLED, limit=candidates, filter=query_filter
-                ),
-                query=[pooled],
-                using=SEGMENTS,
-                limit=int(k),
+                self.moments,
+                query=q,
+                using=SEGMENT,
+                limit=int(n),
+                query_filter=seg_filter,
+                score_threshold=engine_threshold(threshold),
+                search_params=params,
+                with_payload=[VIDEO_KEY],
+            )
+            owners.update((p.id, str((p.payload or {})[VIDEO_KEY])) for p in response.points)
+            return [(p.id, p.score) for p in response.points]
+
+        def videos_of(ids: list[Hashable]) -> dict[Hashable, str]:
+            return {i: owners[i] for i in ids if i in owners}
+
+        def lookup(ids: list[str]) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
+            wanted: list[qm.ExtendedPointId] = list(ids)
+            records = self.client.retrieve(
+                self.collection, wanted, with_payload=True, with_vectors=[SEGMENTS]
+            )
+            return {
+                str(r.id): (dict(r.payload or {}), segment_matrix(r.vector, dim, str(r.id)))
+                for r in records
+            }
+
+        def exists(ids: list[str]) -> set[str]:
+            found: set[str] = set()
+            for batch in batched(ids):
+                wanted: list[qm.ExtendedPointId] = list(batch)
+                records = self.client.retrieve(
+                    self.collection, wanted, with_payload=False, with_vectors=False
+                )
+                found.update(str(r.id) for r in records)
+            return found
+
+        def count_segments() -> int:
+            return int(self.client.count(self.moments, exact=True).count)
+
+        with self._call("search"):
+            return grouped_segment_search(
+                fetch,
+                videos_of,
+                lookup,
+                exists,
+                count_segments,
+                k=int(k),
                 offset=int(offset),
-                query_filter=query_filter,
-                score_threshold=threshold,
-                with_payload=True,
-                with_vectors=[SEGMENTS],
+                limit=limit,
+                threshold=threshold,
             )
-        return [
-            SegmentHit(
-                id=str(p.id),
-                score=float(p.score),
-                payload=dict(p.payload or {}),
-                segments=segment_matrix(p.vector, dim, str(p.id)),
-            )
-            for p in response.points
-        ]
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> dict[str, ClipPoint]:
         """Points by id (missing ids are left out); vectors only if asked for."""
@@ -444,11 +661,18 @@ class QdrantClientStore:
         return stack_pooled(ids, rows, dim)
 
     def count(self) -> int:
-        """Exact number of points (0 when the collection does not exist yet)."""
+        """Exact number of videos (0 when the collection does not exist yet)."""
         if self.dim() is None:
             return 0
         with self._call("count points"):
             return int(self.client.count(self.collection, exact=True).count)
+
+    def segment_count(self) -> int:
+        """Exact number of points in the segment collection (0 when there is none yet)."""
+        with self._call("count segments"):
+            if not self.client.collection_exists(self.moments):
+                return 0
+            return int(self.client.count(self.moments, exact=True).count)
 
     def flush(self) -> None:
         """Nothing to do: upserts use ``wait=True``, so acknowledged writes are applied."""

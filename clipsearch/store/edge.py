@@ -1,26 +1,41 @@
-"""Embedded vector store on Qdrant Edge (``qdrant-edge-py``): one directory = one shard.
+"""Embedded vector store on Qdrant Edge (``qdrant-edge-py``): two shards in one directory.
 
-The shard lives in-process: no server to run, data in ``<path>/`` (WAL + segments +
-``edge_config.json``). Qdrant Edge is single-process: the shard holds an exclusive
-``flock`` on its WAL, and this adapter adds its own lock file
-(``<path>/.clipsearch.lock``) so that a second opener - another process, or a second
-store object in this process - gets a clear :class:`StoreError` instead of a raw
-``WouldBlock``. Inside one process the shard is safe for concurrent queries from several
-threads, also while another thread upserts; writes, flush and close are serialised by a
-lock.
+Everything lives in-process: no server to run. ``<path>/`` is the **video shard** (one point
+per video: ``pooled`` + ``segments`` multivector + payload; its ``wal/``, ``segments/`` and
+``edge_config.json``), and ``<path>/moments/`` is the **segment shard**, the per-segment
+index: one point per segment window (dense vector ``segment``, cosine, HNSW) with a copy of
+the video's filterable payload. Qdrant Edge only ever touches ``wal/``, ``segments/`` and its
+config files under a shard path, so nesting the segment shard inside the video shard's
+directory is safe. :meth:`QdrantEdgeStore.search_segments` queries the segment shard for the
+best segments, keeps each video's best one and reads those videos back from the video shard.
 
-The argument checks shared by both Qdrant adapters (vector shapes, filters, paging, ids)
-live here too, so the adapters validate identically.
+The segment shard is derived data: a store written before it existed (no ``moments/``) gets
+it built from the stored ``segments`` vectors when it is opened (built in
+``moments.building/`` and renamed when complete, so an interrupted build is redone).
+
+Qdrant Edge is single-process: each shard holds an exclusive ``flock`` on its WAL, and this
+adapter adds its own lock file (``<path>/.clipsearch.lock``, covering both shards) so that a
+second opener - another process, or a second store object in this process - gets a clear
+:class:`StoreError` instead of a raw ``WouldBlock``. Inside one process the shards are safe
+for concurrent queries from several threads, also while another thread upserts; writes,
+flush and close are serialised by a lock.
+
+The argument checks and the segment-index logic shared by both Qdrant adapters (vector
+shapes, filters, paging, ids, segment points, grouping segment hits by video) live here
+too, so the adapters validate and rank identically.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import shutil
 import sys
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -45,10 +60,31 @@ logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".clipsearch.lock"
 CONFIG_FILE = "edge_config.json"  # written by EdgeShard.create
+MOMENTS_DIR = "moments"  # the segment shard, inside the video shard's directory
 # Payload fields worth a keyword index (filters of the search UI and the evaluation).
 INDEXED_FIELDS = ("class", "split_1", "split_2", "split_3", "model")
+# Numeric payload fields worth a float index in the segment index (duration filters).
+RANGE_INDEXED_FIELDS = ("duration_s",)
 # Points per update/retrieve call.
 BATCH = 256
+
+# The per-segment index: one point per segment window.
+SEGMENT = "segment"  # its single dense vector (cosine, HNSW)
+VIDEO_KEY = "video"  # payload: the id of the video the segment belongs to (keyword index)
+INDEX_KEY = "index"  # payload: the segment's position in the video's ``segments``
+# Fixed namespace: segment ids must stay stable across machines and releases.
+SEGMENT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://clipsearch.dev/segment")
+# Video payload fields not copied to segment points: per-frame / per-segment lists (the
+# segment's own span is ``start_s``/``end_s``) and the plan stamp. Everything else is
+# copied, so a payload filter means the same on both indexes.
+SEGMENT_PAYLOAD_OMIT = frozenset({"segment_times", "frame_times", "segment_plan"})
+# First round of a segment search: at least this many segments per wanted video.
+OVERFETCH = 4
+# HNSW ef of segment queries (the moments benchmark: recall .984 at the default, .989 at 128).
+SEGMENT_HNSW_EF = 128
+# Qdrant keeps only scores strictly above score_threshold; the adapters ask it for a little
+# less and keep ``score >= threshold`` themselves, as VectorStore promises.
+THRESHOLD_SLACK = 1e-6
 
 FilterScalar = str | int | bool
 FilterValue = FilterScalar | list[str] | list[int] | Range
@@ -277,6 +313,165 @@ def batched(seq: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
         yield seq[start : start + size]
 
 
+# --------------------------------------------------------------------------- segment index
+
+
+def segment_id(video_id: str, index: int) -> str:
+    """Deterministic id of segment ``index`` of a video: UUIDv5 of ``"<video id>/<index>"``."""
+    return str(uuid.uuid5(SEGMENT_NAMESPACE, f"{canonical_id(video_id)}/{int(index)}"))
+
+
+def _segment_spans(times: Any, n: int) -> list[tuple[float | None, float | None]]:
+    """(start_s, end_s) of each of ``n`` segments from a payload's ``segment_times``."""
+    if isinstance(times, list) and len(times) == n:
+        spans: list[tuple[float | None, float | None]] = []
+        for span in times:
+            if (
+                isinstance(span, list | tuple)
+                and len(span) == 2
+                and all(
+                    isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in span
+                )
+            ):
+                spans.append((float(span[0]), float(span[1])))
+            else:
+                spans.append((None, None))
+        return spans
+    return [(None, None)] * n
+
+
+def segment_points(
+    video_id: str, segments: Sequence[Sequence[float]], payload: Mapping[str, Any]
+) -> list[tuple[str, list[float], dict[str, Any]]]:
+    """The segment-index points of one (checked) video: ``(id, vector, payload)`` each.
+
+    The payload is the video's, minus :data:`SEGMENT_PAYLOAD_OMIT`, plus ``video`` (its id),
+    ``index`` (0-based position in ``segments``) and ``start_s``/``end_s`` (from the video's
+    ``segment_times``, else null); these four win over video fields of the same name.
+    """
+    vid = canonical_id(video_id)
+    base = {k: v for k, v in payload.items() if k not in SEGMENT_PAYLOAD_OMIT}
+    spans = _segment_spans(payload.get("segment_times"), len(segments))
+    out = []
+    for i, (vector, (start, end)) in enumerate(zip(segments, spans, strict=True)):
+        seg_payload = {**base, VIDEO_KEY: vid, INDEX_KEY: i, "start_s": start, "end_s": end}
+        out.append((segment_id(vid, i), list(vector), seg_payload))
+    return out
+
+
+def stale_segment_groups(counts: Mapping[str, int]) -> list[tuple[list[str], int]]:
+    """``(video ids, n)`` groups: segment points of these videos with ``index >= n`` are
+    left over from an earlier version with more segments and must be deleted."""
+    by_count: dict[int, list[str]] = defaultdict(list)
+    for vid, n in counts.items():
+        by_count[int(n)].append(canonical_id(vid))
+    return [(list(chunk), n) for n, vids in sorted(by_count.items()) for chunk in batched(vids)]
+
+
+def first_segment_limit(prefetch: int, k: int, offset: int) -> int:
+    """Segments fetched in the first round: ``max(prefetch, OVERFETCH * (offset + k))``."""
+    return max(check_prefetch(prefetch, k, offset), OVERFETCH * (int(offset) + int(k)))
+
+
+def engine_threshold(threshold: float | None) -> float | None:
+    """The threshold to hand Qdrant (strictly-above semantics) so that hits scoring exactly
+    ``threshold`` come back; the caller then keeps ``score >= threshold``."""
+    return None if threshold is None else threshold - THRESHOLD_SLACK
+
+
+# Segment hits ``(segment id, score)``, best first, for a limit. A segment id is any
+# hashable the adapter's ``videos_of`` understands (Qdrant Edge: its UUID objects, which
+# spares turning hundreds of them into strings per query).
+SegmentFetch = Callable[[int], Sequence[tuple[Hashable, float]]]
+# The videos of segment ids: ``{segment id: video id}``, vanished segments left out.
+SegmentVideos = Callable[[list[Hashable]], Mapping[Hashable, str]]
+# Videos by id: ``{id: (payload, (S, D) segment vectors)}``, missing ids left out.
+VideoLookup = Callable[[list[str]], Mapping[str, tuple[dict[str, Any], np.ndarray]]]
+# The subset of video ids that are stored.
+VideoExists = Callable[[list[str]], set[str]]
+
+
+def grouped_segment_search(
+    fetch: SegmentFetch,
+    videos_of: SegmentVideos,
+    lookup: VideoLookup,
+    exists: VideoExists,
+    count_segments: Callable[[], int],
+    *,
+    k: int,
+    offset: int,
+    limit: int,
+    threshold: float | None,
+) -> list[SegmentHit]:
+    """Videos ``[offset : offset + k]`` ranked by their best segment (design B).
+
+    Fetch ``limit`` segment hits (best first) and group them by video: a video's first hit
+    is its best segment. Hits are mapped to their videos in growing chunks, only as far as
+    needed for ``offset + k`` distinct videos (reading a segment's payload is what a segment
+    query mostly costs). While fewer videos came back and the fetch was full (more may
+    exist), double the limit and fetch again, up to the number of stored segments. The
+    page's videos are then read from the video index; segment points whose video is not
+    stored (a write interrupted between the two indexes) are skipped, also before
+    ``offset`` (those videos are only checked for existence), so pages stay consistent.
+    Hits scoring below ``threshold`` are dropped.
+    """
+    want = int(offset) + int(k)
+    owner: dict[Hashable, str | None] = {}  # segment id -> video id (None: vanished meanwhile)
+    found: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
+    stored: set[str] = set()  # videos before the page known to exist
+    missing: set[str] = set()
+    cap: int | None = None
+    while True:
+        raw = fetch(limit)
+        full = len(raw) >= limit
+        hits = [h for h in raw if threshold is None or h[1] >= threshold]
+        ranked: list[tuple[str, float]] = []
+        seen: set[str] = set()
+        pos = 0
+        while True:
+            live = [r for r in ranked if r[0] not in missing]
+            if len(live) < want and pos < len(hits):
+                chunk = hits[pos : pos + max(pos, OVERFETCH * (want - len(live)))]
+                unknown = [sid for sid, _ in chunk if sid not in owner]
+                if unknown:
+                    got = videos_of(unknown)
+                    owner.update((sid, got.get(sid)) for sid in unknown)
+                for sid, score in chunk:
+                    video = owner[sid]
+                    if video is not None and video not in seen:
+                        seen.add(video)
+                        ranked.append((video, score))
+                pos += len(chunk)
+                continue
+            head = [v for v, _ in live[:offset] if v not in stored and v not in found]
+            if head:
+                present = exists(head)
+                stored.update(v for v in head if v in present)
+                missing.update(v for v in head if v not in present)
+                continue
+            need = [v for v, _ in live[offset:want] if v not in found]
+            if not need:
+                break
+            got_videos = lookup(need)
+            for v in need:
+                if v in got_videos:
+                    found[v] = got_videos[v]
+                else:
+                    missing.add(v)
+        if len(live) >= want or not full:
+            break
+        if cap is None:
+            cap = int(count_segments())
+        if limit >= cap:
+            break
+        limit = min(limit * 2, cap)
+    return [
+        SegmentHit(id=v, score=float(score), payload=dict(found[v][0]), segments=found[v][1])
+        for v, score in live[offset:want]
+    ]
+
+
 # --------------------------------------------------------------------------- the adapter
 
 
@@ -303,14 +498,32 @@ def _edge_condition(key: str, value: FilterValue) -> qe.FieldCondition:
     return qe.FieldCondition(key, match=_edge_match(value))
 
 
-def _edge_filter(filter: PayloadFilter | None, exclude: Sequence[str] = ()) -> qe.Filter | None:
+def _edge_filter(
+    filter: PayloadFilter | None, exclude: Sequence[str] = (), *, exclude_key: str | None = None
+) -> qe.Filter | None:
+    """A Qdrant Edge filter; ``exclude`` leaves out point ids, or with ``exclude_key`` the
+    points whose payload ``exclude_key`` is one of them (segment points by ``video``)."""
     conditions = filter_conditions(filter)
     excluded = [canonical_id(i) for i in exclude]
     if not conditions and not excluded:
         return None
     must: list[Any] = [_edge_condition(key, value) for key, value in conditions]
-    must_not: list[Any] = [qe.HasIdCondition(set(excluded))] if excluded else []
+    must_not: list[Any] = []
+    if excluded and exclude_key is None:
+        must_not.append(qe.HasIdCondition(set(excluded)))
+    elif excluded and exclude_key is not None:
+        must_not.append(_edge_condition(exclude_key, excluded))
     return qe.Filter(must=must or None, must_not=must_not or None)
+
+
+def _stale_filter(videos: list[str], n: int) -> qe.Filter:
+    """Segment points of ``videos`` at positions ``n`` and beyond."""
+    return qe.Filter(
+        must=[
+            qe.FieldCondition(VIDEO_KEY, match=qe.MatchAny(videos)),
+            qe.FieldCondition(INDEX_KEY, range=qe.RangeFloat(gte=float(n))),
+        ]
+    )
 
 
 def _edge_config(dim: int) -> qe.EdgeConfig:
@@ -328,22 +541,49 @@ def _edge_config(dim: int) -> qe.EdgeConfig:
     )
 
 
-class QdrantEdgeStore:
-    """:class:`~clipsearch.store.base.VectorStore` on an embedded Qdrant Edge shard.
+def _moments_config(dim: int) -> qe.EdgeConfig:
+    # Qdrant's defaults for everything else (HNSW as for ``pooled``).
+    return qe.EdgeConfig(
+        vectors={SEGMENT: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)}
+    )
 
-    ``path`` is the shard directory; if it exists it is locked and opened right away,
-    otherwise :meth:`ensure_collection` creates it, with keyword indexes on
-    ``payload_indexes`` (each costs ~0.1 s at creation, nothing afterwards).
+
+def _read_moments_dim(path: Path) -> int | None:
+    """Vector size of a segment shard's persisted config; None if it is not one."""
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+        return int(config["vectors"][SEGMENT]["size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class QdrantEdgeStore:
+    """:class:`~clipsearch.store.base.VectorStore` on two embedded Qdrant Edge shards.
+
+    ``path`` is the video shard's directory, the segment shard is ``path/moments``. If the
+    store exists it is locked and opened right away (building a missing segment shard from
+    the stored segment vectors), otherwise :meth:`ensure_collection` creates both. Keyword
+    indexes are created on ``payload_indexes`` in both shards (each costs ~0.03-0.1 s at
+    creation, nothing afterwards); the segment shard always has one on ``video`` (used to
+    replace a video's segments) and float indexes on ``range_indexes``.
     """
 
     kind = "qdrant-edge"
 
-    def __init__(self, path: str | Path, *, payload_indexes: Sequence[str] = INDEXED_FIELDS):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        payload_indexes: Sequence[str] = INDEXED_FIELDS,
+        range_indexes: Sequence[str] = RANGE_INDEXED_FIELDS,
+    ):
         self.path = Path(path)
         self.payload_indexes = tuple(payload_indexes)
+        self.range_indexes = tuple(range_indexes)
         self._lock = threading.RLock()  # serialises open/create/update/flush/close
         self._lock_file: IO[str] | None = None
-        self._shard: qe.EdgeShard | None = None
+        self._shard: qe.EdgeShard | None = None  # the videos
+        self._moments: qe.EdgeShard | None = None  # the segments
         self._dim: int | None = None
         self._closed = False
         if self.path.exists():
@@ -366,6 +606,11 @@ class QdrantEdgeStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def moments_path(self) -> Path:
+        """The segment shard's directory."""
+        return self.path / MOMENTS_DIR
 
     # -- opening
 
@@ -401,7 +646,12 @@ class QdrantEdgeStore:
             shard = qe.EdgeShard.load(str(self.path))
         except Exception as exc:
             raise self._error("open", exc) from None
-        self._shard, self._dim = shard, dim
+        try:
+            moments = self._attach_moments(shard, dim, fresh=False)
+        except BaseException:
+            shard.close()
+            raise
+        self._shard, self._moments, self._dim = shard, moments, dim
         logger.info("opened Qdrant Edge store %s (dim %s)", self.path, self._dim)
 
     def _read_dim(self) -> int:
@@ -420,6 +670,87 @@ class QdrantEdgeStore:
             raise StoreError(f"{self.path}: {SEGMENTS!r} is not a multivector of size {dim}")
         return dim
 
+    def _attach_moments(self, videos: qe.EdgeShard, dim: int, *, fresh: bool) -> qe.EdgeShard:
+        """Open the segment shard, or build it (from ``videos`` unless ``fresh``) if missing.
+
+        It is built in ``moments.building/`` and renamed into place once complete, so a
+        build interrupted by a crash is started again rather than half used.
+        """
+        path = self.moments_path
+        building = path.with_name(f"{MOMENTS_DIR}.building")
+        try:
+            if building.exists():
+                shutil.rmtree(building)
+            if path.exists() and not fresh:
+                stored = _read_moments_dim(path)
+                if stored == dim:
+                    return qe.EdgeShard.load(str(path))
+                logger.warning(
+                    "%s is not a segment index of size %d (found %s): rebuilding it",
+                    path,
+                    dim,
+                    stored,
+                )
+            if path.exists():
+                shutil.rmtree(path)
+        except ClipSearchError:
+            raise
+        except Exception as exc:
+            raise self._error("open the segment index", exc) from None
+        try:
+            shard = qe.EdgeShard.create(str(building), _moments_config(dim))
+        except Exception as exc:
+            raise self._error("create the segment index", exc) from None
+        try:
+            keyword = dict.fromkeys((VIDEO_KEY, *self.payload_indexes))
+            for name in keyword:
+                shard.update(
+                    qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword)
+                )
+            for name in self.range_indexes:
+                if name not in keyword:
+                    shard.update(
+                        qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Float)
+                    )
+            written = 0 if fresh else self._backfill(videos, shard, dim)
+            shard.flush()
+        except BaseException as exc:
+            shard.close()
+            if isinstance(exc, Exception):
+                raise self._error("build the segment index", exc) from None
+            raise
+        try:
+            shard.close()
+            building.rename(path)
+            moments = qe.EdgeShard.load(str(path))
+        except Exception as exc:
+            raise self._error("open the segment index", exc) from None
+        if not fresh:
+            logger.info("built the segment index %s (%d segments)", path, written)
+        return moments
+
+    def _backfill(self, videos: qe.EdgeShard, moments: qe.EdgeShard, dim: int) -> int:
+        """Copy every stored video's segments into the (new, empty) segment shard."""
+        written = 0
+        offset: Any = None
+        while True:
+            records, offset = videos.scroll(
+                qe.ScrollRequest(
+                    offset=offset, limit=BATCH, with_payload=True, with_vector=[SEGMENTS]
+                )
+            )
+            batch: list[qe.Point] = []
+            for r in records:
+                pid = str(r.id)
+                segments = segment_matrix(r.vector, dim, pid).tolist()
+                for sid, vector, payload in segment_points(pid, segments, dict(r.payload or {})):
+                    batch.append(qe.Point(sid, {SEGMENT: vector}, payload))
+            for chunk in batched(batch):
+                moments.update(qe.UpdateOperation.upsert_points(list(chunk)))
+            written += len(batch)
+            if offset is None or not records:
+                return written
+
     def _error(self, action: str, exc: BaseException) -> ClipSearchError:
         if isinstance(exc, ClipSearchError):
             return exc
@@ -436,10 +767,18 @@ class QdrantEdgeStore:
             raise StoreError(f"store {self.path} has no collection yet (ingest some videos first)")
         return shard, dim
 
+    def _require_shards(self) -> tuple[qe.EdgeShard, qe.EdgeShard, int]:
+        """The video shard, the segment shard and the vector size."""
+        shard, dim = self._require_shard()
+        moments = self._moments
+        if moments is None:  # pragma: no cover - both are opened and closed together
+            raise StoreError(f"store {self.path} has no segment index")
+        return shard, moments, dim
+
     # -- VectorStore
 
     def ensure_collection(self, dim: int) -> None:
-        """Create the shard for vectors of size ``dim`` if missing; StoreError on another size."""
+        """Create both shards for vectors of size ``dim`` if missing; StoreError on another size."""
         dim = check_dim(dim)
         with self._lock:
             if self._closed:
@@ -467,7 +806,12 @@ class QdrantEdgeStore:
             except Exception as exc:
                 shard.close()
                 raise self._error("index payload fields", exc) from None
-            self._shard, self._dim = shard, dim
+            try:
+                moments = self._attach_moments(shard, dim, fresh=True)
+            except BaseException:
+                shard.close()
+                raise
+            self._shard, self._moments, self._dim = shard, moments, dim
             logger.info("created Qdrant Edge store %s (dim %d)", self.path, dim)
 
     def dim(self) -> int | None:
@@ -475,26 +819,45 @@ class QdrantEdgeStore:
         return self._dim
 
     def upsert(self, points: Sequence[ClipPoint]) -> None:
-        """Insert or replace points (same id -> vectors and payload replaced)."""
+        """Insert or replace points (same id -> vectors and payload replaced) and their
+        segment points (a video's former segments beyond its new count are deleted).
+
+        The segment shard is written first: an interrupted upsert leaves, at worst,
+        segment points of a video whose point is older or missing (search skips a missing
+        video; ingest re-embeds both).
+        """
         if not points:
             return
-        _, dim = self._require_shard()
-        edge_points = []
+        _, _, dim = self._require_shards()
+        edge_points: dict[str, qe.Point] = {}
+        seg_points: dict[str, qe.Point] = {}
+        counts: dict[str, int] = {}
         for p in points:
             pid, pooled, segments = point_vectors(p, dim)
             payload = plain_payload(pid, p.payload)
             try:
-                edge_points.append(qe.Point(pid, {POOLED: pooled, SEGMENTS: segments}, payload))
+                edge_points[pid] = qe.Point(pid, {POOLED: pooled, SEGMENTS: segments}, payload)
+                for sid, vector, seg_payload in segment_points(pid, segments, payload):
+                    seg_points[sid] = qe.Point(sid, {SEGMENT: vector}, seg_payload)
             except (TypeError, ValueError, OverflowError) as exc:
                 raise InvalidInput(f"point {pid}: payload cannot be stored: {exc}") from None
+            counts[pid] = len(segments)  # a repeated id: the last one wins, as in Qdrant
         with self._lock:
-            shard, _ = self._require_shard()
+            shard, moments, _ = self._require_shards()
             try:
-                for batch in batched(edge_points):
+                for batch in batched(list(seg_points.values())):
+                    moments.update(qe.UpdateOperation.upsert_points(list(batch)))
+                for videos, n in stale_segment_groups(counts):
+                    moments.update(
+                        qe.UpdateOperation.delete_points_by_filter(_stale_filter(videos, n))
+                    )
+                for batch in batched(list(edge_points.values())):
                     shard.update(qe.UpdateOperation.upsert_points(list(batch)))
             except Exception as exc:
                 raise self._error("upsert", exc) from None
-        logger.debug("upserted %d points into %s", len(edge_points), self.path)
+        logger.debug(
+            "upserted %d points (%d segments) into %s", len(edge_points), len(seg_points), self.path
+        )
 
     def search(
         self,
@@ -534,42 +897,57 @@ class QdrantEdgeStore:
         exclude: Sequence[str] = (),
         score_threshold: float | None = None,
     ) -> list[SegmentHit]:
-        """Prefetch by ``pooled`` cosine, rerank by ``segments`` MaxSim (see VectorStore)."""
+        """Best segments from the segment shard, grouped by video (see VectorStore)."""
         check_page(k, offset)
-        candidates = check_prefetch(prefetch, k, offset)
+        limit = first_segment_limit(prefetch, k, offset)
         threshold = check_threshold(score_threshold)
-        shard, dim = self._require_shard()
-        pooled = pooled_query(vector, dim)
-        edge_filter = _edge_filter(filter, exclude)
-        request = qe.QueryRequest(
-            limit=int(k),
-            offset=int(offset),
-            prefetches=[
-                qe.Prefetch(
-                    limit=candidates,
-                    query=qe.Query.Nearest(pooled, using=POOLED),
-                    filter=edge_filter,
-                )
-            ],
-            query=qe.Query.Nearest([pooled], using=SEGMENTS),
-            filter=edge_filter,
-            score_threshold=threshold,
-            with_payload=True,
-            with_vector=[SEGMENTS],
-        )
+        shard, moments, dim = self._require_shards()
+        q = pooled_query(vector, dim)
+        seg_filter = _edge_filter(filter, exclude, exclude_key=VIDEO_KEY)
+        params = qe.SearchParams(hnsw_ef=SEGMENT_HNSW_EF)
+
+        def fetch(n: int) -> list[tuple[Hashable, float]]:
+            request = qe.QueryRequest(
+                limit=int(n),
+                query=qe.Query.Nearest(q, using=SEGMENT),
+                filter=seg_filter,
+                score_threshold=engine_threshold(threshold),
+                with_payload=False,  # read for as many hits as needed, by videos_of
+                params=params,
+            )
+            return [(p.id, p.score) for p in moments.query(request)]
+
+        def videos_of(ids: list[Hashable]) -> dict[Hashable, str]:
+            return {
+                r.id: str((r.payload or {})[VIDEO_KEY])
+                for b in batched(ids)
+                for r in moments.retrieve(list(b), [VIDEO_KEY], False)
+            }
+
+        def lookup(ids: list[str]) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
+            records = shard.retrieve(list(ids), True, [SEGMENTS])
+            return {
+                str(r.id): (dict(r.payload or {}), segment_matrix(r.vector, dim, str(r.id)))
+                for r in records
+            }
+
+        def exists(ids: list[str]) -> set[str]:
+            return {str(r.id) for b in batched(ids) for r in shard.retrieve(list(b), False, False)}
+
         try:
-            scored = shard.query(request)
+            return grouped_segment_search(
+                fetch,
+                videos_of,
+                lookup,
+                exists,
+                lambda: int(moments.count(qe.CountRequest(exact=True))),
+                k=int(k),
+                offset=int(offset),
+                limit=limit,
+                threshold=threshold,
+            )
         except Exception as exc:
             raise self._error("search", exc) from None
-        return [
-            SegmentHit(
-                id=str(p.id),
-                score=float(p.score),
-                payload=dict(p.payload or {}),
-                segments=segment_matrix(p.vector, dim, str(p.id)),
-            )
-            for p in scored
-        ]
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> dict[str, ClipPoint]:
         """Points by id (missing ids are left out); vectors only if asked for."""
@@ -651,7 +1029,7 @@ class QdrantEdgeStore:
         return stack_pooled(ids, rows, dim)
 
     def count(self) -> int:
-        """Exact number of points (0 when there is no shard yet)."""
+        """Exact number of videos (0 when there is no shard yet)."""
         shard, _ = self._shard_or_none()
         if shard is None:
             return 0
@@ -660,44 +1038,65 @@ class QdrantEdgeStore:
         except Exception as exc:
             raise self._error("count", exc) from None
 
+    def segment_count(self) -> int:
+        """Exact number of points in the segment index (0 when there is none yet)."""
+        if self._closed:
+            raise StoreError(f"store {self.path} is closed")
+        moments = self._moments
+        if moments is None:
+            return 0
+        try:
+            return int(moments.count(qe.CountRequest(exact=True)))
+        except Exception as exc:
+            raise self._error("count segments", exc) from None
+
     def optimize(self) -> bool:
-        """Run Qdrant's segment optimizers (merges segments, builds the ``pooled`` HNSW graph).
+        """Run Qdrant's segment optimizers on both shards (merges segments, builds the HNSW
+        graphs of ``pooled`` and of the segment index).
 
         Qdrant Edge never optimizes on its own; without this, search is an exact scan, which
-        stays fast up to tens of thousands of clips. Returns True if anything changed.
+        stays fast up to tens of thousands of segments. Returns True if anything changed.
         """
         with self._lock:
-            shard, _ = self._require_shard()
+            shard, moments, _ = self._require_shards()
             try:
-                return bool(shard.optimize())
+                changed = bool(shard.optimize())
+                return bool(moments.optimize()) or changed
             except Exception as exc:
                 raise self._error("optimize", exc) from None
 
     def flush(self) -> None:
-        """Flush the shard's WAL and segments to disk."""
+        """Flush both shards' WAL and segments to disk."""
         with self._lock:
             if self._shard is None or self._closed:
                 return
             try:
+                if self._moments is not None:
+                    self._moments.flush()
                 self._shard.flush()
             except Exception as exc:
                 raise self._error("flush", exc) from None
 
     def close(self) -> None:
-        """Flush, close the shard and release the lock file; calling it again does nothing."""
+        """Flush, close both shards and release the lock file; calling it again does nothing."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            shard, self._shard = self._shard, None
+            shards = [s for s in (self._moments, self._shard) if s is not None]
+            self._shard = self._moments = None
+            errors: list[Exception] = []
             try:
-                if shard is not None:
-                    shard.flush()
-                    shard.close()
-            except Exception as exc:
-                raise self._error("close", exc) from None
+                for shard in shards:
+                    try:
+                        shard.flush()
+                        shard.close()
+                    except Exception as exc:
+                        errors.append(exc)
             finally:
                 self._release_process_lock()
+            if errors:
+                raise self._error("close", errors[0]) from None
             logger.debug("closed Qdrant Edge store %s", self.path)
 
     def _shard_or_none(self) -> tuple[qe.EdgeShard | None, int | None]:

@@ -21,6 +21,13 @@ for (const seg of document.querySelectorAll("button.seg[data-score]")) {
   seg.style.setProperty("--score", seg.dataset.score);
 }
 
+// long videos have many segments: scroll each strip so its winner is in view
+for (const win of document.querySelectorAll(".strip .seg.win, .strip .seg.here")) {
+  const strip = win.closest(".strip");
+  const li = win.closest("li");
+  strip.scrollLeft = li.offsetLeft - strip.offsetLeft - (strip.clientWidth - li.offsetWidth) / 2;
+}
+
 document.addEventListener("click", (event) => {
   const button = event.target.closest("button.seg");
   if (!button) return;
