@@ -3,20 +3,28 @@
 The question: a query should find the k videos whose *best moment* matches it best, and
 name that moment. Two ways to store the moments in Qdrant:
 
-- **design A** (what clipsearch does): one point per video, a dense ``pooled`` vector
-  (cosine, HNSW) and a ``segments`` multivector (one vector per moment window, MaxSim, no
-  graph). Search prefetches the top ``P`` videos by ``pooled``, reranks them by MaxSim over
-  their segments, returns the segment vectors and re-scores them client-side to name the
-  winning segment. Measured through the real :class:`~clipsearch.store.edge.QdrantEdgeStore`
-  and the same re-scoring as :class:`~clipsearch.search.SearchService`.
+- **design A**: one point per video, a dense ``pooled`` vector (cosine, HNSW) and a
+  ``segments`` multivector (one vector per moment window, MaxSim, no graph). Search
+  prefetches the top ``P`` videos by ``pooled``, reranks them by MaxSim over their
+  segments, returns the segment vectors and re-scores them client-side to name the winning
+  segment (the same re-scoring as :class:`~clipsearch.search.SearchService`). clipsearch
+  searched this way until this benchmark; it is measured here with raw Qdrant calls on its
+  own shard (:class:`DesignA`), independent of clipsearch's store.
 - **design B**: one point per segment (payload: video, segment index, start_s, end_s), HNSW
   on the segment vectors, grouped by video (best segment per video). Qdrant Edge has no
   group-by, so on Edge the query over-fetches ``k * f`` segments and groups client-side
   (first hit of a video = its best segment), or fetches adaptively (doubling the limit until
   ``k`` distinct videos came back). Fetching ``k * max_segments_per_video`` segments always
-  yields ``k`` videos, and with an exact scan then the exact answer.
+  yields ``k`` videos, and with an exact scan then the exact answer. These hand-built rows
+  (:class:`DesignB`, raw Qdrant calls) map the design space.
+- **product**: what clipsearch ships, chosen because of this benchmark - design B in the
+  real :class:`~clipsearch.store.edge.QdrantEdgeStore` (:class:`Product`): its video shard
+  (one point per video, as in A, to read the segment vectors back) plus its ``moments/``
+  segment shard, ``search_segments`` at :class:`~clipsearch.search.SearchLimits`'
+  ``prefetch`` (the first segment limit, doubled until ``k`` videos came back), after
+  ``optimize``. Its build time and disk size cover both shards.
 
-Both approximate the **exact ground truth**: the cosine of every segment of every video with
+All approximate the **exact ground truth**: the cosine of every segment of every video with
 the query, a video's score = its best segment's, top-k videos by that score - computed by
 brute force here (:func:`exact_moments`).
 
@@ -26,8 +34,9 @@ short action somewhere inside, a per-video background, a shared offset and noise
 the normalised mean of a video's segments; queries = a class direction plus noise. Every
 measured figure comes from a run; nothing is hard-coded.
 
-Optionally (``--local-videos``) both designs also run on qdrant-client's local mode, where
-design B can use the real ``query_points_groups``; local mode is an exact pure-Python
+Optionally (``--local-videos``) both designs and the shipped
+:class:`~clipsearch.store.client.QdrantClientStore` also run on qdrant-client's local mode,
+where design B can use the real ``query_points_groups``; local mode is an exact pure-Python
 reference, so its latencies say nothing about Qdrant itself.
 
 ``add_parser(sub, common)`` registers the subcommand, ``run(args)`` runs it and ``main(argv)``
@@ -72,10 +81,16 @@ DEFAULT_DIMS = "512"
 DEFAULT_PREFETCH = "50,100,200,400"
 DEFAULT_OVERFETCH = "1,2,4,8,16"
 
+# Design A's two named vectors (one video per point), as clipsearch names them.
+POOLED = "pooled"
+SEGMENTS = "segments"
 # Design B's single named vector (one segment per point).
 SEGMENT = "segment"
 DESIGN_A = "A"
 DESIGN_B = "B"
+PRODUCT = "product"
+# SearchLimits.prefetch: the first-round segment limit the product searches with.
+PRODUCT_PREFETCH = 200
 # Two found videos whose exact scores differ by less than this are a tie (float32 scoring).
 TIE_TOLERANCE = 1e-5
 
@@ -172,6 +187,7 @@ class BenchConfig:
 
     k: int = 10
     prefetch: tuple[int, ...] = (50, 100, 200, 400)  # design A
+    product_prefetch: tuple[int, ...] = (PRODUCT_PREFETCH,)  # the product's first limit
     overfetch: tuple[int, ...] = (1, 2, 4, 8, 16)  # design B: limit = k * factor
     adaptive_start: int = 2  # design B adaptive: first limit k * this, then doubling
     hnsw_ef: tuple[int, ...] = (128, 256)  # design B adaptive also at these HNSW ef
@@ -190,6 +206,10 @@ class BenchConfig:
             raise InvalidInput("give at least one prefetch and one over-fetch value")
         for p in self.prefetch:
             _positive_int(p, "prefetch")
+        if not self.product_prefetch:
+            raise InvalidInput("give at least one product prefetch value")
+        for p in self.product_prefetch:
+            _positive_int(p, "product prefetch")
         for f in self.overfetch:
             _positive_int(f, "over-fetch factor")
         _positive_int(self.adaptive_start, "adaptive_start")
@@ -527,41 +547,71 @@ def video_id(i: int) -> str:
     return clip_id(f"momentbench/{i}.mp4")
 
 
+def _design_a_config(qe: Any, dim: int) -> Any:
+    """Design A's two named vectors on Qdrant Edge (clipsearch's video shard config)."""
+    return qe.EdgeConfig(
+        vectors={
+            POOLED: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+            SEGMENTS: qe.EdgeVectorParams(
+                size=dim,
+                distance=qe.Distance.Cosine,
+                multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+                # Only used to rerank candidates by MaxSim: never build a graph for it.
+                hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10000),
+            ),
+        }
+    )
+
+
+def _video_payload(data: MomentData, i: int) -> dict[str, Any]:
+    """Design A's payload: the video's index and its segments' spans."""
+    return {"video": i, "segment_times": data.times(i)}
+
+
+def _product_payload(data: MomentData, i: int) -> dict[str, Any]:
+    """The product's video payload: the segments' spans (the store adds ``video`` = the
+    video's id to each segment point, so the video's index is looked up by id instead)."""
+    return {"segment_times": data.times(i)}
+
+
 class DesignA:
-    """One point per video in a real :class:`QdrantEdgeStore` (pooled + segments)."""
+    """One point per video in a raw Qdrant Edge shard (``pooled`` + ``segments``).
+
+    The search is design A's two-stage query: prefetch the top ``P`` videos by ``pooled``
+    (HNSW), rerank them by MaxSim over ``segments``, return the segment vectors, then name
+    the winning segment client-side by re-scoring them, as
+    :class:`~clipsearch.search.SearchService` does.
+    """
 
     name = DESIGN_A
 
     def __init__(self, path: Path, data: MomentData, cfg: BenchConfig) -> None:
-        from clipsearch.store.base import ClipPoint
-        from clipsearch.store.edge import QdrantEdgeStore
+        import qdrant_edge as qe
 
+        self._qe = qe
         self.path = path
+        self.dim = data.dim
         t = time.perf_counter()
-        # No payload indexes: the benchmark never filters (they would cost ~0.1 s each).
-        store = QdrantEdgeStore(path, payload_indexes=())
-        store.ensure_collection(data.dim)
+        shard = qe.EdgeShard.create(str(path), _design_a_config(qe, data.dim))
         try:
             for lo in range(0, data.n_videos, cfg.upsert_batch):
-                store.upsert(
-                    [
-                        ClipPoint(
-                            id=video_id(i),
-                            pooled=data.pooled[i],
-                            segments=data.video(i),
-                            payload={"video": i, "segment_times": data.times(i)},
-                        )
-                        for i in range(lo, min(data.n_videos, lo + cfg.upsert_batch))
-                    ]
-                )
-            store.flush()
+                batch = [
+                    qe.Point(
+                        video_id(i),
+                        {POOLED: data.pooled[i].tolist(), SEGMENTS: data.video(i).tolist()},
+                        _video_payload(data, i),
+                    )
+                    for i in range(lo, min(data.n_videos, lo + cfg.upsert_batch))
+                ]
+                shard.update(qe.UpdateOperation.upsert_points(batch))
+            shard.flush()
             upsert_s = time.perf_counter() - t
             t = time.perf_counter()
-            store.optimize()
-            store.flush()
+            shard.optimize()
+            shard.flush()
             optimize_s = time.perf_counter() - t
         finally:
-            store.close()
+            shard.close()
         self.build: dict[str, Any] = {
             "upsert_s": round(upsert_s, 2),
             "optimize_s": round(optimize_s, 2),
@@ -570,31 +620,56 @@ class DesignA:
             "disk_mb": _disk_mb(path),
             "wal_mb": _disk_mb(path, "wal"),
         }
-        self.store = QdrantEdgeStore(path, payload_indexes=())
+        self.shard = qe.EdgeShard.load(str(path))
         self.client_s: list[float] = []
 
     def search(self, q: np.ndarray, k: int, prefetch: int) -> list[Found]:
-        """The real two-stage search plus SearchService's client-side segment naming."""
-        hits = self.store.search_segments(q, k, prefetch=prefetch)
+        """Prefetch ``prefetch`` videos by pooled cosine, rerank by MaxSim, name the segment."""
+        qe = self._qe
+        vector = np.asarray(q, np.float32).tolist()
+        request = qe.QueryRequest(
+            limit=int(k),
+            prefetches=[
+                qe.Prefetch(
+                    limit=max(int(prefetch), int(k)),
+                    query=qe.Query.Nearest(vector, using=POOLED),
+                )
+            ],
+            query=qe.Query.Nearest([vector], using=SEGMENTS),
+            with_payload=True,
+            with_vector=[SEGMENTS],
+        )
+        scored = self.shard.query(request)
         t = time.perf_counter()
-        found = _name_segments(hits, q)
+        found = []
+        for p in scored:
+            payload = dict(p.payload or {})
+            segments = _segments_of(p.vector, self.dim)
+            found.append(_name_segment(int(payload["video"]), segments, payload, p.score, q))
         self.client_s.append(time.perf_counter() - t)
         return found
 
     def close(self) -> None:
-        self.store.close()
+        self.shard.close()
 
 
-def _name_segments(hits: Sequence[Any], q: np.ndarray) -> list[Found]:
+def _segments_of(vectors: Any, dim: int) -> np.ndarray:
+    """The (S, D) ``segments`` vectors of a returned design-A point."""
+    if not isinstance(vectors, dict) or SEGMENTS not in vectors:
+        raise ClipSearchError(f"a design-A point came back without its {SEGMENTS!r} vectors")
+    return np.asarray(vectors[SEGMENTS], dtype=np.float32).reshape(-1, dim)
+
+
+def _name_segment(
+    video: int, segments: np.ndarray, payload: dict[str, Any], score: float, q: np.ndarray
+) -> Found:
+    """SearchService's client-side naming: re-score the segments, the best moment's index."""
     from clipsearch.search import stored_windows
     from clipsearch.segments import best_moment, segment_scores
 
-    out = []
-    for hit in hits:
-        scores = segment_scores(hit.segments, q)
-        moment = best_moment(scores, stored_windows(hit.payload, len(scores)))
-        out.append(Found(int(hit.payload["video"]), moment.index, float(hit.score)))
-    return out
+    scores = segment_scores(segments, q)
+    moment = best_moment(scores, stored_windows(payload, len(scores)))
+    return Found(video, moment.index, float(score))
 
 
 # --------------------------------------------------------------------------- design B
@@ -723,34 +798,174 @@ class DesignB:
         self.shard.close()
 
 
+# --------------------------------------------------------------------------- the product
+
+
+class Product:
+    """The shipped :class:`~clipsearch.store.edge.QdrantEdgeStore` (design B as shipped).
+
+    Its video shard (one point per video) plus its ``moments/`` segment shard (one point per
+    segment, HNSW), built through the store's own ``upsert`` and ``optimize``; the search is
+    its ``search_segments`` (segment hits grouped by video, limit doubled until ``k``
+    videos, the videos' segment vectors read back) plus SearchService's client-side naming.
+    """
+
+    name = PRODUCT
+
+    def __init__(self, path: Path, data: MomentData, cfg: BenchConfig) -> None:
+        from clipsearch.store.base import ClipPoint
+        from clipsearch.store.edge import QdrantEdgeStore
+
+        self.path = path
+        self.index = {video_id(i): i for i in range(data.n_videos)}
+        t = time.perf_counter()
+        # No keyword/range indexes on filter fields: the benchmark never filters (the
+        # segment shard's own index on ``video`` is always made).
+        store = QdrantEdgeStore(path, payload_indexes=(), range_indexes=())
+        store.ensure_collection(data.dim)
+        moments = store.moments_path
+        try:
+            for lo in range(0, data.n_videos, cfg.upsert_batch):
+                store.upsert(
+                    [
+                        ClipPoint(
+                            id=video_id(i),
+                            pooled=data.pooled[i],
+                            segments=data.video(i),
+                            payload=_product_payload(data, i),
+                        )
+                        for i in range(lo, min(data.n_videos, lo + cfg.upsert_batch))
+                    ]
+                )
+            store.flush()
+            upsert_s = time.perf_counter() - t
+            t = time.perf_counter()
+            store.optimize()
+            store.flush()
+            optimize_s = time.perf_counter() - t
+        finally:
+            store.close()
+        videos, segments = _shard_info(path), _shard_info(moments)
+        self.build: dict[str, Any] = {
+            "upsert_s": round(upsert_s, 2),
+            "optimize_s": round(optimize_s, 2),
+            "total_s": round(upsert_s + optimize_s, 2),
+            **{key: videos[key] + segments[key] for key in videos},
+            "video_shard": videos,
+            "segment_shard": segments,
+            "disk_mb": _disk_mb(path),
+            "wal_mb": round(_disk_mb(path, "wal") + _disk_mb(moments, "wal"), 2),
+            "segment_shard_mb": _disk_mb(moments),
+        }
+        self.store = QdrantEdgeStore(path, payload_indexes=(), range_indexes=())
+        self.client_s: list[float] = []
+
+    def search(self, q: np.ndarray, k: int, prefetch: int) -> list[Found]:
+        """The shipped ``search_segments`` plus SearchService's client-side segment naming."""
+        hits = self.store.search_segments(q, k, prefetch=prefetch)
+        t = time.perf_counter()
+        found = [
+            _name_segment(self.index[hit.id], hit.segments, hit.payload, float(hit.score), q)
+            for hit in hits
+        ]
+        self.client_s.append(time.perf_counter() - t)
+        return found
+
+    def close(self) -> None:
+        self.store.close()
+
+
 # --------------------------------------------------------------------------- local mode
 
 
+def _design_a_vectors(qm: Any, dim: int) -> dict[str, Any]:
+    """Design A's two named vectors on qdrant-client (clipsearch's video collection)."""
+    return {
+        POOLED: qm.VectorParams(size=dim, distance=qm.Distance.COSINE),
+        SEGMENTS: qm.VectorParams(
+            size=dim,
+            distance=qm.Distance.COSINE,
+            multivector_config=qm.MultiVectorConfig(comparator=qm.MultiVectorComparator.MAX_SIM),
+            # Only used to rerank candidates by MaxSim: never build a graph for it.
+            hnsw_config=qm.HnswConfigDiff(m=0),
+        ),
+    }
+
+
 class LocalA:
-    """Design A on qdrant-client local mode (the real QdrantClientStore)."""
+    """Design A on qdrant-client local mode: one collection, the same two-stage query."""
+
+    def __init__(self, data: MomentData, cfg: BenchConfig) -> None:
+        from qdrant_client import QdrantClient
+        from qdrant_client import models as qm
+
+        self.dim = data.dim
+        t = time.perf_counter()
+        self.client = QdrantClient(":memory:")
+        self.collection = "videos"
+        self.client.create_collection(
+            self.collection, vectors_config=_design_a_vectors(qm, data.dim)
+        )
+        points = [
+            qm.PointStruct(
+                id=video_id(i),
+                vector={POOLED: data.pooled[i].tolist(), SEGMENTS: data.video(i).tolist()},
+                payload=_video_payload(data, i),
+            )
+            for i in range(data.n_videos)
+        ]
+        for lo in range(0, len(points), cfg.upsert_batch):
+            self.client.upsert(self.collection, points[lo : lo + cfg.upsert_batch], wait=True)
+        self.build = {"upsert_s": round(time.perf_counter() - t, 2)}
+
+    def search(self, q: np.ndarray, k: int, prefetch: int) -> list[Found]:
+        from qdrant_client import models as qm
+
+        vector = np.asarray(q, np.float32).tolist()
+        response = self.client.query_points(
+            self.collection,
+            prefetch=qm.Prefetch(query=vector, using=POOLED, limit=max(int(prefetch), int(k))),
+            query=[vector],
+            using=SEGMENTS,
+            limit=int(k),
+            with_payload=True,
+            with_vectors=[SEGMENTS],
+        )
+        found = []
+        for p in response.points:
+            payload = dict(p.payload or {})
+            segments = _segments_of(p.vector, self.dim)
+            found.append(_name_segment(int(payload["video"]), segments, payload, p.score, q))
+        return found
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class LocalProduct:
+    """The shipped :class:`~clipsearch.store.client.QdrantClientStore` in local mode."""
 
     def __init__(self, data: MomentData, cfg: BenchConfig) -> None:
         from clipsearch.store.base import ClipPoint
         from clipsearch.store.client import QdrantClientStore
 
+        self.index = {video_id(i): i for i in range(data.n_videos)}
         t = time.perf_counter()
         self.store = QdrantClientStore.in_memory()
         self.store.ensure_collection(data.dim)
         self.store.upsert(
             [
-                ClipPoint(
-                    video_id(i),
-                    data.pooled[i],
-                    data.video(i),
-                    {"video": i, "segment_times": data.times(i)},
-                )
+                ClipPoint(video_id(i), data.pooled[i], data.video(i), _product_payload(data, i))
                 for i in range(data.n_videos)
             ]
         )
         self.build = {"upsert_s": round(time.perf_counter() - t, 2)}
 
     def search(self, q: np.ndarray, k: int, prefetch: int) -> list[Found]:
-        return _name_segments(self.store.search_segments(q, k, prefetch=prefetch), q)
+        return [
+            _name_segment(self.index[hit.id], hit.segments, hit.payload, float(hit.score), q)
+            for hit in self.store.search_segments(q, k, prefetch=prefetch)
+        ]
 
     def close(self) -> None:
         self.store.close()
@@ -819,26 +1034,33 @@ def headline(rows: Sequence[dict[str, Any]], target: float) -> dict[str, Any]:
     return {"reached_target": False, **max(rows, key=lambda r: (r["recall"], -r["p50_ms"]))}
 
 
-def verdict(a: dict[str, Any], b: dict[str, Any], target: float) -> str:
-    """Which design's headline row is better, and on what (derived from the figures)."""
+def verdict(
+    a: dict[str, Any],
+    b: dict[str, Any],
+    target: float,
+    *,
+    names: tuple[str, str] = (DESIGN_A, DESIGN_B),
+) -> str:
+    """Which of two headline rows is better, and on what (derived from the figures)."""
+    na, nb = names
     if a["reached_target"] and b["reached_target"]:
-        winner = DESIGN_A if a["p50_ms"] <= b["p50_ms"] else DESIGN_B
+        winner = na if a["p50_ms"] <= b["p50_ms"] else nb
         why = (
             f"both reach recall@k >= {target:g}; {winner} is faster there "
-            f"(p50 A {a['p50_ms']:.3f} ms vs B {b['p50_ms']:.3f} ms)"
+            f"(p50 {na} {a['p50_ms']:.3f} ms vs {nb} {b['p50_ms']:.3f} ms)"
         )
     elif a["reached_target"] or b["reached_target"]:
-        winner = DESIGN_A if a["reached_target"] else DESIGN_B
-        loser = b if winner == DESIGN_A else a
+        winner = na if a["reached_target"] else nb
+        loser = b if winner == na else a
         why = (
             f"only {winner} reaches recall@k >= {target:g} "
             f"(the other peaks at {loser['recall']:.3f})"
         )
     else:
-        winner = DESIGN_A if a["recall"] >= b["recall"] else DESIGN_B
+        winner = na if a["recall"] >= b["recall"] else nb
         why = (
             f"neither reaches recall@k >= {target:g}; {winner} gets closer "
-            f"(A {a['recall']:.3f}, B {b['recall']:.3f})"
+            f"({na} {a['recall']:.3f}, {nb} {b['recall']:.3f})"
         )
     return f"{winner}: {why}"
 
@@ -888,7 +1110,7 @@ def bench_dataset(
     warmup = cfg.warmup
 
     def measure(
-        engine: DesignA | DesignB, search: Callable[[np.ndarray], list[Found]]
+        engine: DesignA | DesignB | Product, search: Callable[[np.ndarray], list[Found]]
     ) -> dict[str, Any]:
         found, lat = timed_queries(search, queries, warmup)
         client = engine.client_s[-len(queries) :]
@@ -964,8 +1186,25 @@ def bench_dataset(
     finally:
         design_b.close()
 
+    warmup = cfg.warmup
+    say(f"{name}: product - building the shipped QdrantEdgeStore (both shards)")
+    product = Product(workdir / "product", data, cfg)
+    try:
+        say(f"  built in {product.build['total_s']:.1f} s, {product.build['disk_mb']:.1f} MB")
+        prime(lambda q: product.search(q, k, max(cfg.product_prefetch)))
+        rows_p = []
+        for p in cfg.product_prefetch:
+            rows_p.append(
+                {"prefetch": p, **measure(product, partial(product.search, k=k, prefetch=p))}
+            )
+            r = rows_p[-1]
+            say(f"  product prefetch={p}: recall {r['recall']:.4f}, p50 {r['p50_ms']:.3f} ms")
+    finally:
+        product.close()
+
     head_a = headline(rows_a, cfg.target_recall)
     head_b = headline(rows_b, cfg.target_recall)
+    head_p = headline(rows_p, cfg.target_recall)
     result.update(
         {
             "design_a": {"build": design_a.build, "rows": rows_a, "headline": head_a},
@@ -975,7 +1214,11 @@ def bench_dataset(
                 "exact_scan": exact_row,
                 "headline": head_b,
             },
+            "product": {"build": product.build, "rows": rows_p, "headline": head_p},
             "verdict": verdict(head_a, head_b, cfg.target_recall),
+            "product_verdict": verdict(
+                head_a, head_p, cfg.target_recall, names=(DESIGN_A, PRODUCT)
+            ),
         }
     )
     return result
@@ -1007,11 +1250,20 @@ def bench_local(
     finally:
         local_b.close()
     say(f"  local B (groups): recall {row_b['recall']:.4f}, p50 {row_b['p50_ms']:.3f} ms")
+    local_p = LocalProduct(data, cfg)
+    try:
+        rows_p = []
+        for p in cfg.product_prefetch:
+            found, lat = timed_queries(partial(local_p.search, k=k, prefetch=p), queries, warmup)
+            rows_p.append(_row({"prefetch": p}, evaluate(found, truth, sub, k), lat))
+    finally:
+        local_p.close()
     return {
         "name": name,
         **_data_summary(sub),
         "design_a": {"build": local_a.build, "rows": rows_a},
         "design_b": {"build": local_b.build, "rows": [row_b]},
+        "product": {"build": local_p.build, "rows": rows_p},
     }
 
 
@@ -1072,8 +1324,16 @@ def run_benchmark(
             "videos (and the exact answer with an exact scan, see exact_scan).",
             "Queries run one at a time from one Python thread, after a warm-up; Qdrant's "
             "search pool is left at its default. Latency includes the binding call and the "
-            "client-side work (A: re-scoring the returned segment vectors; B: grouping).",
-            "disk_mb counts the whole store folder, WAL included (wal_mb of it).",
+            "client-side work (A and product: re-scoring the returned segment vectors; B: "
+            "grouping).",
+            "A and B are built and queried with raw Qdrant Edge calls, independent of "
+            "clipsearch's store; product is the shipped QdrantEdgeStore (design B: a video "
+            "shard plus its moments/ segment shard, search_segments at SearchLimits' "
+            f"prefetch {PRODUCT_PREFETCH}, segment queries at its hnsw_ef, the limit doubled "
+            "until k videos came back, then the videos' segment vectors read back), built "
+            "through its upsert and optimize without payload indexes on filter fields.",
+            "disk_mb counts the whole store folder, WAL included (wal_mb of it); the "
+            "product's covers both shards (segment_shard_mb of it).",
         ],
     }
     root = Path(tempfile.mkdtemp(prefix="clipsearch-momentbench-", dir=cfg.workdir))
@@ -1108,8 +1368,9 @@ def run_benchmark(
         result["environment"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     if result["local"]:
         result["notes"].append(
-            "local = qdrant-client local mode: an exact pure-Python implementation, so its "
-            "recall is a correctness reference and its latencies are not Qdrant's."
+            "local = qdrant-client local mode (prod-loc: the shipped QdrantClientStore): an "
+            "exact pure-Python implementation, so its recall is a correctness reference and "
+            "its latencies are not Qdrant's."
         )
     return result
 
@@ -1128,6 +1389,8 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def _setting(design: str, row: dict[str, Any]) -> str:
     if design == DESIGN_A:
         return f"prefetch {row['prefetch']}"
+    if design == PRODUCT:
+        return f"search_segments, prefetch {row['prefetch']}"
     if row["mode"] == "adaptive":
         ef = f"ef {row['hnsw_ef']}, " if row.get("hnsw_ef") else ""
         return (
@@ -1145,14 +1408,18 @@ def table(result: dict[str, Any]) -> str:
     """A plain-text table of every measured row, then build figures and verdicts."""
     k = result["config"]["k"]
     head = (
-        f"{'dataset':<15} {'design':<6} {'setting':<50} {f'rec@{k}':>7} {'long':>6} "
+        f"{'dataset':<15} {'design':<8} {'setting':<50} {f'rec@{k}':>7} {'long':>6} "
         f"{'short':>6} {'seg':>6} {'top1':>6} {'p50 ms':>8} {'p95 ms':>8} {'client':>7}"
     )
     lines = [
+        "A: one point per video, prefetch by pooled + MaxSim rerank (raw Qdrant calls); "
+        "B: one point per segment, grouped client-side (raw Qdrant calls); product: the "
+        "shipped QdrantEdgeStore.search_segments (design B with its video and segment shards)",
         f"rec@{k}: recall of videos vs the exact answer (long/short: of the long untrimmed "
         "videos / short clips among the exact top-k); seg: named segment = exact best one "
         "(of the exact top-k found); top1: first result and its segment both exact; "
-        "client: mean ms of client-side work (A: re-scoring segments, B: grouping)",
+        "client: mean ms of client-side work (A, product: re-scoring the returned segment "
+        "vectors; B: grouping)",
         "",
         head,
         "-" * len(head),
@@ -1160,7 +1427,7 @@ def table(result: dict[str, Any]) -> str:
 
     def add(name: str, design: str, row: dict[str, Any], label: str = "") -> None:
         lines.append(
-            f"{name:<15} {label or design:<6} {_setting(design, row):<50} "
+            f"{name:<15} {label or design:<8} {_setting(design, row):<50} "
             f"{_fmt(row['recall'], 4):>7} {_fmt(row['recall_long']):>6} "
             f"{_fmt(row['recall_short']):>6} {_fmt(row['segment_accuracy']):>6} "
             f"{_fmt(row['top1_moment']):>6} {_fmt(row['p50_ms']):>8} {_fmt(row['p95_ms']):>8} "
@@ -1173,41 +1440,64 @@ def table(result: dict[str, Any]) -> str:
         for row in d["design_b"]["rows"]:
             add(d["name"], DESIGN_B, row)
         add(d["name"], DESIGN_B, d["design_b"]["exact_scan"])
+        for row in d["product"]["rows"]:
+            add(d["name"], PRODUCT, row)
     for d in result["local"]:
         for row in d["design_a"]["rows"]:
             add(d["name"], DESIGN_A, row, "A-loc")
         for row in d["design_b"]["rows"]:
             add(d["name"], DESIGN_B, row, "B-loc")
+        for row in d["product"]["rows"]:
+            add(d["name"], PRODUCT, row, "prod-loc")
     lines.append("")
     bhead = (
-        f"{'dataset':<15} {'design':<6} {'points':>9} {'indexed':>9} {'segs':>5} "
-        f"{'upsert s':>9} {'optimize s':>10} {'disk MB':>9} {'of it WAL':>9}"
+        f"{'dataset':<15} {'design':<8} {'points':>9} {'indexed':>9} {'segs':>5} "
+        f"{'upsert s':>9} {'optimize s':>10} {'disk MB':>9} {'of it WAL':>9} {'seg shard':>9}"
     )
     lines += [
         "indexed: Qdrant's indexed_vectors_count (A counts both named vectors; 0: below "
-        "Qdrant's indexing threshold, so searched by a full scan); segs: Qdrant segments",
+        "Qdrant's indexing threshold, so searched by a full scan); segs: Qdrant segments; "
+        "product: both shards summed (points = videos + segments), seg shard: the MB of "
+        "its moments/ segment shard",
         bhead,
         "-" * len(bhead),
     ]
     for d in result["datasets"]:
-        for design, key in ((DESIGN_A, "design_a"), (DESIGN_B, "design_b")):
+        for design, key in ((DESIGN_A, "design_a"), (DESIGN_B, "design_b"), (PRODUCT, "product")):
             b = d[key]["build"]
+            seg_mb = b.get("segment_shard_mb")
             lines.append(
-                f"{d['name']:<15} {design:<6} {b['points']:>9,} {b['indexed_vectors']:>9,} "
+                f"{d['name']:<15} {design:<8} {b['points']:>9,} {b['indexed_vectors']:>9,} "
                 f"{b['segments']:>5} {b['upsert_s']:>9.2f} {b['optimize_s']:>10.2f} "
-                f"{b['disk_mb']:>9.1f} {b['wal_mb']:>9.1f}"
+                f"{b['disk_mb']:>9.1f} {b['wal_mb']:>9.1f} "
+                f"{'-' if seg_mb is None else f'{seg_mb:.1f}':>9}"
             )
     lines.append("")
     target = result["config"]["target_recall"]
     for d in result["datasets"]:
-        ha, hb = d["design_a"]["headline"], d["design_b"]["headline"]
+        ha, hb, hp = (d[key]["headline"] for key in ("design_a", "design_b", "product"))
         lines.append(
             f"{d['name']}: best A = {_setting(DESIGN_A, ha)} (recall {ha['recall']:.4f}, "
             f"p50 {ha['p50_ms']:.3f} ms); best B = {_setting(DESIGN_B, hb)} "
-            f"(recall {hb['recall']:.4f}, p50 {hb['p50_ms']:.3f} ms) "
+            f"(recall {hb['recall']:.4f}, p50 {hb['p50_ms']:.3f} ms); product = "
+            f"{_setting(PRODUCT, hp)} (recall {hp['recall']:.4f}, p50 {hp['p50_ms']:.3f} ms) "
             f"[target recall {target:g}]"
         )
-        lines.append(f"  -> {d['verdict']}")
+        builds = {key: d[key]["build"] for key in ("design_a", "design_b", "product")}
+        lines.append(
+            "  disk: "
+            + ", ".join(
+                f"{label} {builds[key]['disk_mb']:.1f} MB"
+                for label, key in (("A", "design_a"), ("B", "design_b"), (PRODUCT, "product"))
+            )
+            + "; build: "
+            + ", ".join(
+                f"{label} {builds[key]['total_s']:.2f} s"
+                for label, key in (("A", "design_a"), ("B", "design_b"), (PRODUCT, "product"))
+            )
+        )
+        lines.append(f"  -> A vs B (the design question): {d['verdict']}")
+        lines.append(f"  -> A vs product (as shipped): {d['product_verdict']}")
     return "\n".join(lines)
 
 
@@ -1246,6 +1536,16 @@ def plot(result: dict[str, Any], path: str | Path) -> None:
                 "D",
                 label="B adaptive",
             )
+        shipped = d["product"]["rows"]
+        ax.plot(
+            [r["p50_ms"] for r in shipped],
+            [r["recall"] for r in shipped],
+            "*",
+            markersize=11,
+            label="product (B as shipped)",
+        )
+        for r in shipped:
+            ax.annotate(f"P={r['prefetch']}", (r["p50_ms"], r["recall"]), fontsize=7)
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -1320,6 +1620,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         help="design A: pooled candidates before the MaxSim rerank (default %(default)s)",
     )
     p.add_argument(
+        "--product-prefetch",
+        default=str(PRODUCT_PREFETCH),
+        help="the shipped store's search_segments prefetch, comma-separated (default "
+        "%(default)s, SearchLimits' value)",
+    )
+    p.add_argument(
         "--overfetch",
         default=DEFAULT_OVERFETCH,
         help="design B: segments fetched = k x factor; k x max segments per video is always "
@@ -1341,7 +1647,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         "--local-videos",
         type=int,
         default=0,
-        help="also run both designs on qdrant-client local mode at this size "
+        help="also run both designs and the shipped QdrantClientStore on qdrant-client "
+        "local mode at this size "
         "(slow, exact, pure Python; 0: skip, the default)",
     )
     p.add_argument(
@@ -1358,7 +1665,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
     p: argparse.ArgumentParser = sub.add_parser(
         "bench-moments",
         parents=[common],
-        help="benchmark one point per video (MaxSim rerank) against one point per segment",
+        help="benchmark one point per video (MaxSim rerank) against one point per segment "
+        "and the shipped store",
     )
     _add_arguments(p)
     p.set_defaults(func=run)
@@ -1369,7 +1677,8 @@ def _command(args: argparse.Namespace) -> str:
     """The canonical command line of this run (recorded with the results)."""
     parts = ["clipsearch", "bench-moments", "--videos", args.videos, "--dim", str(args.dim)]
     parts += ["--queries", str(args.queries), "--seed", str(args.seed), "-k", str(args.k)]
-    parts += ["--prefetch", args.prefetch, "--overfetch", args.overfetch]
+    parts += ["--prefetch", args.prefetch, "--product-prefetch", args.product_prefetch]
+    parts += ["--overfetch", args.overfetch]
     parts += ["--adaptive-start", str(args.adaptive_start)]
     parts += ["--target-recall", f"{args.target_recall:g}", "--warmup", str(args.warmup)]
     if args.local_videos:
@@ -1389,6 +1698,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = BenchConfig(
         k=args.k,
         prefetch=parse_int_list(args.prefetch, "--prefetch"),
+        product_prefetch=parse_int_list(args.product_prefetch, "--product-prefetch"),
         overfetch=parse_int_list(args.overfetch, "--overfetch"),
         adaptive_start=args.adaptive_start,
         warmup=args.warmup,
@@ -1437,7 +1747,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="clipsearch bench-moments",
         description="Benchmark one Qdrant point per video (pooled prefetch + MaxSim rerank) "
-        "against one point per segment grouped by video.",
+        "against one point per segment grouped by video, and the shipped store (which does "
+        "the latter).",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")

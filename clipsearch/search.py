@@ -20,7 +20,7 @@ import numpy as np
 from clipsearch.errors import InvalidInput, NotFound
 from clipsearch.segments import Moment, best_moment, segment_scores
 from clipsearch.store.base import Hit, PayloadFilter, SegmentHit, VectorStore
-from clipsearch.store.edge import canonical_id
+from clipsearch.store.checks import canonical_id
 
 log = logging.getLogger(__name__)
 

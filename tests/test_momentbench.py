@@ -1,4 +1,5 @@
-"""The per-video (A) vs per-segment (B) moment benchmark: data, ground truth, both designs."""
+"""The per-video (A) vs per-segment (B) moment benchmark: data, ground truth, both designs
+and the shipped store (product)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,13 @@ def truth(data: mb.MomentData) -> mb.Truth:
 @pytest.fixture(scope="module")
 def design_a(data: mb.MomentData, tmp_path_factory: pytest.TempPathFactory) -> Iterator[mb.DesignA]:
     design = mb.DesignA(tmp_path_factory.mktemp("momentbench") / "a", data, CFG)
+    yield design
+    design.close()
+
+
+@pytest.fixture(scope="module")
+def product(data: mb.MomentData, tmp_path_factory: pytest.TempPathFactory) -> Iterator[mb.Product]:
+    design = mb.Product(tmp_path_factory.mktemp("momentbench") / "product", data, CFG)
     yield design
     design.close()
 
@@ -155,23 +163,54 @@ def check_shape(found: list[mb.Found], data: mb.MomentData) -> None:
         assert f.score == pytest.approx(exact, abs=1e-4)
 
 
-def test_both_designs_return_found_lists(
-    design_a: mb.DesignA, design_b: mb.DesignB, data: mb.MomentData
+def test_every_design_returns_found_lists(
+    design_a: mb.DesignA, design_b: mb.DesignB, product: mb.Product, data: mb.MomentData
 ) -> None:
     q = data.queries[0]
     check_shape(design_a.search(q, K, 20), data)
     check_shape(design_b.search(q, K, K * data.max_segments), data)
     check_shape(design_b.search_adaptive(q, K, K), data)
+    check_shape(product.search(q, K, mb.PRODUCT_PREFETCH), data)
     assert design_a.build["points"] == N and design_b.build["points"] == data.n_segments
-    for build in (design_a.build, design_b.build):
+    for build in (design_a.build, design_b.build, product.build):
         assert build["disk_mb"] > 0 and build["total_s"] >= 0
 
 
-def test_huge_prefetch_and_overfetch_reach_the_exact_answer(
-    design_a: mb.DesignA, design_b: mb.DesignB, data: mb.MomentData, truth: mb.Truth
+def test_design_a_is_its_own_shard_and_the_product_has_both(
+    design_a: mb.DesignA, product: mb.Product, data: mb.MomentData
 ) -> None:
+    # Design A: one shard, one point per video, no segment index of the product's.
+    assert not (design_a.path / "moments").exists()
+    assert design_a.build["segments"] >= 1 and "segment_shard_mb" not in design_a.build
+    # The product: its video shard and its moments/ segment shard, both counted.
+    build = product.build
+    assert build["video_shard"]["points"] == N
+    assert build["segment_shard"]["points"] == data.n_segments
+    assert build["points"] == N + data.n_segments
+    assert 0 < build["segment_shard_mb"] < build["disk_mb"]
+    assert (product.path / "moments").is_dir()
+
+
+def test_product_prefetch_is_the_shipped_default() -> None:
+    from clipsearch.search import SearchLimits
+
+    assert SearchLimits().prefetch == mb.PRODUCT_PREFETCH
+    assert mb.BenchConfig().product_prefetch == (SearchLimits().prefetch,)
+
+
+def test_huge_prefetch_and_overfetch_reach_the_exact_answer(
+    design_a: mb.DesignA,
+    design_b: mb.DesignB,
+    product: mb.Product,
+    data: mb.MomentData,
+    truth: mb.Truth,
+) -> None:
+    # Few enough segments for Qdrant to scan them all: the product is exact here too.
+    assert product.build["segment_shard"]["indexed_vectors"] == 0
     searches = {
         "A, prefetch = every video": lambda q: design_a.search(q, K, N),
+        "product, shipped prefetch": lambda q: product.search(q, K, mb.PRODUCT_PREFETCH),
+        "product, prefetch k": lambda q: product.search(q, K, K),
         "B, k x max segments": lambda q: design_b.search(q, K, K * data.max_segments),
         "B, exact scan": lambda q: design_b.search(q, K, K * data.max_segments, exact=True),
         "B, adaptive": lambda q: design_b.search_adaptive(q, K, K),
@@ -212,6 +251,8 @@ def test_run_writes_json_and_prints_the_table(
             str(Q),
             "--prefetch",
             f"20,{N}",
+            "--product-prefetch",
+            "10,200",
             "--overfetch",
             "1,4",
             "--warmup",
@@ -238,11 +279,22 @@ def test_run_writes_json_and_prints_the_table(
     modes = [r["mode"] for r in d["design_b"]["rows"]]
     assert modes.count("fixed") == 3 and modes.count("adaptive") == 3
     assert d["design_b"]["exact_scan"]["recall"] == 1.0
+    assert [r["prefetch"] for r in d["product"]["rows"]] == [10, 200]
+    for row in d["product"]["rows"]:
+        assert row["recall"] == 1.0 and row["segment_accuracy"] == 1.0
+    build = d["product"]["build"]
+    assert build["points"] == N + d["segments"] and build["segment_shard_mb"] > 0
+    assert d["design_a"]["build"]["points"] == N
     assert d["verdict"].startswith(("A:", "B:"))
+    assert d["product_verdict"].startswith(("A:", "product:"))
     (local,) = result["local"]
     assert local["design_b"]["rows"][0]["recall"] == 1.0
+    assert local["design_a"]["rows"][-1]["recall"] == 1.0  # prefetch N: every video
+    assert [r["recall"] for r in local["product"]["rows"]] == [1.0, 1.0]
     assert "bench-moments" in result["command"]
+    assert "--product-prefetch 10,200" in result["command"]
     printed = capsys.readouterr().out
     assert "prefetch 20" in printed and "adaptive" in printed and f"wrote {out}" in printed
+    assert "search_segments, prefetch 200" in printed and "A vs product" in printed
     assert (tmp_path / "moments.png").stat().st_size > 0
     assert not list(tmp_path.glob("clipsearch-momentbench-*"))  # temporary stores removed

@@ -35,12 +35,14 @@ from clipsearch.store.client import QdrantClientStore
 from clipsearch.store.edge import (
     LOCK_FILE,
     MOMENTS_DIR,
-    SEGMENT,
-    SEGMENT_PAYLOAD_OMIT,
     QdrantEdgeStore,
-    segment_id,
 )
 from clipsearch.store.factory import StoreSettings, open_store
+from clipsearch.store.segment_index import (
+    SEGMENT,
+    SEGMENT_PAYLOAD_OMIT,
+    segment_id,
+)
 
 DIM = 16
 KINDS = ["edge", "client"]

@@ -45,13 +45,9 @@ from clipsearch.store.base import (
     Range,
     SegmentHit,
 )
-from clipsearch.store.edge import (
-    INDEX_KEY,
+from clipsearch.store.checks import (
     INDEXED_FIELDS,
     RANGE_INDEXED_FIELDS,
-    SEGMENT,
-    SEGMENT_HNSW_EF,
-    VIDEO_KEY,
     FilterValue,
     as_point,
     batched,
@@ -60,17 +56,23 @@ from clipsearch.store.edge import (
     check_dim,
     check_page,
     check_threshold,
-    engine_threshold,
     filter_conditions,
-    first_segment_limit,
-    grouped_segment_search,
     plain_payload,
     point_vectors,
     pooled_query,
     query_vector,
     segment_matrix,
-    segment_points,
     stack_pooled,
+)
+from clipsearch.store.segment_index import (
+    INDEX_KEY,
+    SEGMENT,
+    SEGMENT_HNSW_EF,
+    VIDEO_KEY,
+    engine_threshold,
+    first_segment_limit,
+    grouped_segment_search,
+    segment_points,
     stale_segment_groups,
 )
 

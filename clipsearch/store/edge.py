@@ -20,24 +20,20 @@ second opener - another process, or a second store object in this process - gets
 for concurrent queries from several threads, also while another thread upserts; writes,
 flush and close are serialised by a lock.
 
-The argument checks and the segment-index logic shared by both Qdrant adapters (vector
-shapes, filters, paging, ids, segment points, grouping segment hits by video) live here
-too, so the adapters validate and rank identically.
+The argument checks and the segment-index logic shared with the qdrant-client adapter
+live in :mod:`clipsearch.store.checks` and :mod:`clipsearch.store.segment_index`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import sys
 import threading
-import uuid
-from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 import numpy as np
 import qdrant_edge as qe
@@ -52,6 +48,38 @@ from clipsearch.store.base import (
     Range,
     SegmentHit,
 )
+from clipsearch.store.checks import (
+    BATCH,
+    INDEXED_FIELDS,
+    RANGE_INDEXED_FIELDS,
+    FilterScalar,
+    FilterValue,
+    as_point,
+    batched,
+    canonical_id,
+    check_batch,
+    check_dim,
+    check_page,
+    check_threshold,
+    filter_conditions,
+    plain_payload,
+    point_vectors,
+    pooled_query,
+    query_vector,
+    segment_matrix,
+    stack_pooled,
+)
+from clipsearch.store.segment_index import (
+    INDEX_KEY,
+    SEGMENT,
+    SEGMENT_HNSW_EF,
+    VIDEO_KEY,
+    engine_threshold,
+    first_segment_limit,
+    grouped_segment_search,
+    segment_points,
+    stale_segment_groups,
+)
 
 if sys.platform != "win32":
     import fcntl
@@ -61,415 +89,6 @@ logger = logging.getLogger(__name__)
 LOCK_FILE = ".clipsearch.lock"
 CONFIG_FILE = "edge_config.json"  # written by EdgeShard.create
 MOMENTS_DIR = "moments"  # the segment shard, inside the video shard's directory
-# Payload fields worth a keyword index (filters of the search UI and the evaluation).
-INDEXED_FIELDS = ("class", "split_1", "split_2", "split_3", "model")
-# Numeric payload fields worth a float index in the segment index (duration filters).
-RANGE_INDEXED_FIELDS = ("duration_s",)
-# Points per update/retrieve call.
-BATCH = 256
-
-# The per-segment index: one point per segment window.
-SEGMENT = "segment"  # its single dense vector (cosine, HNSW)
-VIDEO_KEY = "video"  # payload: the id of the video the segment belongs to (keyword index)
-INDEX_KEY = "index"  # payload: the segment's position in the video's ``segments``
-# Fixed namespace: segment ids must stay stable across machines and releases.
-SEGMENT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://clipsearch.dev/segment")
-# Video payload fields not copied to segment points: per-frame / per-segment lists (the
-# segment's own span is ``start_s``/``end_s``) and the plan stamp. Everything else is
-# copied, so a payload filter means the same on both indexes.
-SEGMENT_PAYLOAD_OMIT = frozenset({"segment_times", "frame_times", "segment_plan"})
-# First round of a segment search: at least this many segments per wanted video.
-OVERFETCH = 4
-# HNSW ef of segment queries (the moments benchmark: recall .984 at the default, .989 at 128).
-SEGMENT_HNSW_EF = 128
-# Qdrant keeps only scores strictly above score_threshold; the adapters ask it for a little
-# less and keep ``score >= threshold`` themselves, as VectorStore promises.
-THRESHOLD_SLACK = 1e-6
-
-FilterScalar = str | int | bool
-FilterValue = FilterScalar | list[str] | list[int] | Range
-
-
-# --------------------------------------------------------------------------- shared checks
-
-
-def check_dim(dim: int) -> int:
-    """Validate a collection vector size."""
-    if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim <= 0:
-        raise InvalidInput(f"vector size must be a positive integer, got {dim!r}")
-    return int(dim)
-
-
-def check_page(k: int, offset: int) -> None:
-    """Validate ``k`` and ``offset`` of a search."""
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise InvalidInput(f"k must be a positive integer, got {k!r}")
-    if isinstance(offset, bool) or not isinstance(offset, int | np.integer) or offset < 0:
-        raise InvalidInput(f"offset must be a non-negative integer, got {offset!r}")
-
-
-def check_prefetch(prefetch: int, k: int, offset: int) -> int:
-    """The first-stage candidate count: at least ``offset + k``."""
-    if isinstance(prefetch, bool) or not isinstance(prefetch, int | np.integer) or prefetch < 1:
-        raise InvalidInput(f"prefetch must be a positive integer, got {prefetch!r}")
-    return max(int(prefetch), int(offset) + int(k))
-
-
-def check_threshold(score_threshold: float | None) -> float | None:
-    """A score threshold: None or a finite number."""
-    if score_threshold is None:
-        return None
-    if isinstance(score_threshold, bool) or not isinstance(score_threshold, int | float):
-        raise InvalidInput(f"score threshold must be a number, got {score_threshold!r}")
-    if not np.isfinite(score_threshold):
-        raise InvalidInput(f"score threshold must be finite, got {score_threshold}")
-    return float(score_threshold)
-
-
-def segment_matrix(vectors: Any, dim: int, point_id: str) -> np.ndarray:
-    """The (S, D) segment vectors of a returned point."""
-    if not isinstance(vectors, dict) or SEGMENTS not in vectors:
-        raise StoreError(f"point {point_id} came back without its {SEGMENTS!r} vectors")
-    return np.asarray(vectors[SEGMENTS], dtype=np.float32).reshape(-1, dim)
-
-
-def canonical_id(point_id: str) -> str:
-    """The canonical UUID string of a point id; ``InvalidInput`` if it is not a UUID."""
-    try:
-        return str(uuid.UUID(str(point_id)))
-    except (ValueError, TypeError, AttributeError):
-        raise InvalidInput(f"point id must be a UUID string, got {point_id!r}") from None
-
-
-def _finite(arr: np.ndarray, what: str) -> np.ndarray:
-    if not np.all(np.isfinite(arr)):
-        raise InvalidInput(f"{what} contains NaN or infinite values")
-    return arr
-
-
-def _dim_mismatch(got: int, dim: int, what: str) -> StoreError:
-    return StoreError(
-        f"{what} has size {got} but the collection stores vectors of size {dim} "
-        "(was the store built with another model?)"
-    )
-
-
-def query_vector(vector: np.ndarray, using: str, dim: int) -> list[float] | list[list[float]]:
-    """Check a query against the collection and turn it into plain lists.
-
-    ``POOLED`` takes a (D,) vector; ``SEGMENTS`` a (Q, D) multivector or a (D,) vector,
-    sent as Q=1.
-    """
-    if using not in (POOLED, SEGMENTS):
-        raise InvalidInput(f"unknown vector name {using!r} (expected {POOLED!r} or {SEGMENTS!r})")
-    try:
-        arr = np.asarray(vector, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"query vector is not numeric: {exc}") from None
-    if using == SEGMENTS and arr.ndim == 1:
-        arr = arr[None, :]
-    want = 1 if using == POOLED else 2
-    if arr.ndim != want or arr.size == 0:
-        shape = "(D,)" if using == POOLED else "(Q, D) or (D,)"
-        raise InvalidInput(f"query for {using!r} must have shape {shape}, got {arr.shape}")
-    if arr.shape[-1] != dim:
-        raise _dim_mismatch(arr.shape[-1], dim, "query vector")
-    _finite(arr, "query vector")
-    result: list[float] | list[list[float]] = arr.tolist()
-    return result
-
-
-def pooled_query(vector: np.ndarray, dim: int) -> list[float]:
-    """A checked (D,) query as a plain list."""
-    return cast(list[float], query_vector(vector, POOLED, dim))
-
-
-def point_vectors(point: ClipPoint, dim: int) -> tuple[str, list[float], list[list[float]]]:
-    """Check a point against the collection: canonical id, pooled (D,), segments (S>=1, D)."""
-    pid = canonical_id(point.id)
-    pooled = np.asarray(point.pooled, dtype=np.float32)
-    segments = np.asarray(point.segments, dtype=np.float32)
-    if pooled.ndim != 1:
-        raise InvalidInput(f"point {pid}: pooled must have shape (D,), got {pooled.shape}")
-    if segments.ndim == 1 and segments.size:
-        segments = segments[None, :]
-    if segments.ndim != 2 or segments.shape[0] == 0:
-        raise InvalidInput(
-            f"point {pid}: segments must have shape (S, D) with S >= 1, got {segments.shape}"
-        )
-    if pooled.shape[0] != dim:
-        raise _dim_mismatch(pooled.shape[0], dim, f"point {pid}: pooled vector")
-    if segments.shape[1] != dim:
-        raise _dim_mismatch(segments.shape[1], dim, f"point {pid}: segment vectors")
-    _finite(pooled, f"point {pid}: pooled vector")
-    _finite(segments, f"point {pid}: segment vectors")
-    return pid, pooled.tolist(), segments.tolist()
-
-
-def filter_conditions(filter: PayloadFilter | None) -> list[tuple[str, FilterValue]]:
-    """Validate a payload filter into ``(key, value)`` pairs; list values mean 'any of'."""
-    if not filter:
-        return []
-    out: list[tuple[str, FilterValue]] = []
-    for key, value in filter.items():
-        if not isinstance(key, str) or not key:
-            raise InvalidInput(f"filter keys must be non-empty strings, got {key!r}")
-        if isinstance(value, Range):
-            ends = [v for v in (value.gte, value.lte) if v is not None]
-            if not ends:
-                raise InvalidInput(f"filter {key!r}: a range needs gte, lte or both")
-            if any(isinstance(v, bool) or not isinstance(v, int | float) for v in ends):
-                raise InvalidInput(f"filter {key!r}: range ends must be numbers, got {value}")
-            if not all(np.isfinite(v) for v in ends):
-                raise InvalidInput(f"filter {key!r}: range ends must be finite, got {value}")
-            if value.gte is not None and value.lte is not None and value.gte > value.lte:
-                raise InvalidInput(f"filter {key!r}: empty range {value.gte} > {value.lte}")
-            out.append((key, value))
-            continue
-        if isinstance(value, bool | str):
-            out.append((key, value))
-            continue
-        if isinstance(value, int | np.integer):
-            out.append((key, int(value)))
-            continue
-        if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str | bytes):
-            items = list(value)
-            if all(isinstance(v, str) for v in items):
-                out.append((key, [str(v) for v in items]))
-                continue
-            if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in items):
-                out.append((key, [int(v) for v in items]))
-                continue
-            raise InvalidInput(
-                f"filter {key!r}: a list must hold only strings or only integers, got {value!r}"
-            )
-        raise InvalidInput(
-            f"filter {key!r}: value must be a string, integer, boolean or a list, got {value!r}"
-        )
-    return out
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def plain_payload(point_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """The payload as JSON-native values (numpy scalars/arrays and tuples converted)."""
-    plain: dict[str, Any] = _plain(dict(payload))
-    try:
-        json.dumps(plain, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"point {point_id}: payload is not JSON-serialisable: {exc}") from None
-    return plain
-
-
-def empty_vectors(dim: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Placeholder vectors of a point retrieved without vectors."""
-    return np.zeros((0,), dtype=np.float32), np.zeros((0, dim or 0), dtype=np.float32)
-
-
-def as_point(
-    point_id: str, payload: dict[str, Any] | None, vectors: Any, dim: int | None
-) -> ClipPoint:
-    """Build a ClipPoint from a stored record (``vectors`` is a name -> list mapping or None)."""
-    if isinstance(vectors, dict) and POOLED in vectors and SEGMENTS in vectors:
-        pooled = np.asarray(vectors[POOLED], dtype=np.float32)
-        segments = np.asarray(vectors[SEGMENTS], dtype=np.float32).reshape(-1, pooled.shape[0])
-    else:
-        pooled, segments = empty_vectors(dim)
-    return ClipPoint(id=point_id, pooled=pooled, segments=segments, payload=dict(payload or {}))
-
-
-def check_batch(batch: int) -> int:
-    """Validate a page size for bulk reads."""
-    if isinstance(batch, bool) or not isinstance(batch, int | np.integer) or batch < 1:
-        raise InvalidInput(f"batch must be a positive integer, got {batch!r}")
-    return int(batch)
-
-
-def stack_pooled(ids: list[str], rows: list[Any], dim: int | None) -> tuple[list[str], np.ndarray]:
-    """The exported ids and their pooled vectors as one (N, D) float32 array."""
-    if not rows:
-        return [], np.zeros((0, dim or 0), dtype=np.float32)
-    matrix = np.asarray(rows, dtype=np.float32)
-    if matrix.ndim != 2 or (dim is not None and matrix.shape[1] != dim):
-        raise StoreError(
-            f"stored {POOLED!r} vectors have shape {matrix.shape}, expected (N, {dim})"
-        )
-    return ids, matrix
-
-
-def batched(seq: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
-    """Consecutive slices of at most ``size`` items."""
-    for start in range(0, len(seq), size):
-        yield seq[start : start + size]
-
-
-# --------------------------------------------------------------------------- segment index
-
-
-def segment_id(video_id: str, index: int) -> str:
-    """Deterministic id of segment ``index`` of a video: UUIDv5 of ``"<video id>/<index>"``."""
-    return str(uuid.uuid5(SEGMENT_NAMESPACE, f"{canonical_id(video_id)}/{int(index)}"))
-
-
-def _segment_spans(times: Any, n: int) -> list[tuple[float | None, float | None]]:
-    """(start_s, end_s) of each of ``n`` segments from a payload's ``segment_times``."""
-    if isinstance(times, list) and len(times) == n:
-        spans: list[tuple[float | None, float | None]] = []
-        for span in times:
-            if (
-                isinstance(span, list | tuple)
-                and len(span) == 2
-                and all(
-                    isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-                    for v in span
-                )
-            ):
-                spans.append((float(span[0]), float(span[1])))
-            else:
-                spans.append((None, None))
-        return spans
-    return [(None, None)] * n
-
-
-def segment_points(
-    video_id: str, segments: Sequence[Sequence[float]], payload: Mapping[str, Any]
-) -> list[tuple[str, list[float], dict[str, Any]]]:
-    """The segment-index points of one (checked) video: ``(id, vector, payload)`` each.
-
-    The payload is the video's, minus :data:`SEGMENT_PAYLOAD_OMIT`, plus ``video`` (its id),
-    ``index`` (0-based position in ``segments``) and ``start_s``/``end_s`` (from the video's
-    ``segment_times``, else null); these four win over video fields of the same name.
-    """
-    vid = canonical_id(video_id)
-    base = {k: v for k, v in payload.items() if k not in SEGMENT_PAYLOAD_OMIT}
-    spans = _segment_spans(payload.get("segment_times"), len(segments))
-    out = []
-    for i, (vector, (start, end)) in enumerate(zip(segments, spans, strict=True)):
-        seg_payload = {**base, VIDEO_KEY: vid, INDEX_KEY: i, "start_s": start, "end_s": end}
-        out.append((segment_id(vid, i), list(vector), seg_payload))
-    return out
-
-
-def stale_segment_groups(counts: Mapping[str, int]) -> list[tuple[list[str], int]]:
-    """``(video ids, n)`` groups: segment points of these videos with ``index >= n`` are
-    left over from an earlier version with more segments and must be deleted."""
-    by_count: dict[int, list[str]] = defaultdict(list)
-    for vid, n in counts.items():
-        by_count[int(n)].append(canonical_id(vid))
-    return [(list(chunk), n) for n, vids in sorted(by_count.items()) for chunk in batched(vids)]
-
-
-def first_segment_limit(prefetch: int, k: int, offset: int) -> int:
-    """Segments fetched in the first round: ``max(prefetch, OVERFETCH * (offset + k))``."""
-    return max(check_prefetch(prefetch, k, offset), OVERFETCH * (int(offset) + int(k)))
-
-
-def engine_threshold(threshold: float | None) -> float | None:
-    """The threshold to hand Qdrant (strictly-above semantics) so that hits scoring exactly
-    ``threshold`` come back; the caller then keeps ``score >= threshold``."""
-    return None if threshold is None else threshold - THRESHOLD_SLACK
-
-
-# Segment hits ``(segment id, score)``, best first, for a limit. A segment id is any
-# hashable the adapter's ``videos_of`` understands (Qdrant Edge: its UUID objects, which
-# spares turning hundreds of them into strings per query).
-SegmentFetch = Callable[[int], Sequence[tuple[Hashable, float]]]
-# The videos of segment ids: ``{segment id: video id}``, vanished segments left out.
-SegmentVideos = Callable[[list[Hashable]], Mapping[Hashable, str]]
-# Videos by id: ``{id: (payload, (S, D) segment vectors)}``, missing ids left out.
-VideoLookup = Callable[[list[str]], Mapping[str, tuple[dict[str, Any], np.ndarray]]]
-# The subset of video ids that are stored.
-VideoExists = Callable[[list[str]], set[str]]
-
-
-def grouped_segment_search(
-    fetch: SegmentFetch,
-    videos_of: SegmentVideos,
-    lookup: VideoLookup,
-    exists: VideoExists,
-    count_segments: Callable[[], int],
-    *,
-    k: int,
-    offset: int,
-    limit: int,
-    threshold: float | None,
-) -> list[SegmentHit]:
-    """Videos ``[offset : offset + k]`` ranked by their best segment (design B).
-
-    Fetch ``limit`` segment hits (best first) and group them by video: a video's first hit
-    is its best segment. Hits are mapped to their videos in growing chunks, only as far as
-    needed for ``offset + k`` distinct videos (reading a segment's payload is what a segment
-    query mostly costs). While fewer videos came back and the fetch was full (more may
-    exist), double the limit and fetch again, up to the number of stored segments. The
-    page's videos are then read from the video index; segment points whose video is not
-    stored (a write interrupted between the two indexes) are skipped, also before
-    ``offset`` (those videos are only checked for existence), so pages stay consistent.
-    Hits scoring below ``threshold`` are dropped.
-    """
-    want = int(offset) + int(k)
-    owner: dict[Hashable, str | None] = {}  # segment id -> video id (None: vanished meanwhile)
-    found: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
-    stored: set[str] = set()  # videos before the page known to exist
-    missing: set[str] = set()
-    cap: int | None = None
-    while True:
-        raw = fetch(limit)
-        full = len(raw) >= limit
-        hits = [h for h in raw if threshold is None or h[1] >= threshold]
-        ranked: list[tuple[str, float]] = []
-        seen: set[str] = set()
-        pos = 0
-        while True:
-            live = [r for r in ranked if r[0] not in missing]
-            if len(live) < want and pos < len(hits):
-                chunk = hits[pos : pos + max(pos, OVERFETCH * (want - len(live)))]
-                unknown = [sid for sid, _ in chunk if sid not in owner]
-                if unknown:
-                    got = videos_of(unknown)
-                    owner.update((sid, got.get(sid)) for sid in unknown)
-                for sid, score in chunk:
-                    video = owner[sid]
-                    if video is not None and video not in seen:
-                        seen.add(video)
-                        ranked.append((video, score))
-                pos += len(chunk)
-                continue
-            head = [v for v, _ in live[:offset] if v not in stored and v not in found]
-            if head:
-                present = exists(head)
-                stored.update(v for v in head if v in present)
-                missing.update(v for v in head if v not in present)
-                continue
-            need = [v for v, _ in live[offset:want] if v not in found]
-            if not need:
-                break
-            got_videos = lookup(need)
-            for v in need:
-                if v in got_videos:
-                    found[v] = got_videos[v]
-                else:
-                    missing.add(v)
-        if len(live) >= want or not full:
-            break
-        if cap is None:
-            cap = int(count_segments())
-        if limit >= cap:
-            break
-        limit = min(limit * 2, cap)
-    return [
-        SegmentHit(id=v, score=float(score), payload=dict(found[v][0]), segments=found[v][1])
-        for v, score in live[offset:want]
-    ]
 
 
 # --------------------------------------------------------------------------- the adapter
