@@ -39,9 +39,8 @@ Optionally (``--local-videos``) both designs and the shipped
 where design B can use the real ``query_points_groups``; local mode is an exact pure-Python
 reference, so its latencies say nothing about Qdrant itself.
 
-``add_parser(sub, common)`` registers the subcommand, ``run(args)`` runs it and ``main(argv)``
-runs it stand-alone (``python -m clipsearch.momentbench``). Qdrant and matplotlib are only
-imported when the benchmark runs.
+``add_parser(sub, common)`` registers the subcommand and ``run(args)`` runs it. Qdrant and
+matplotlib are only imported when the benchmark runs.
 """
 
 from __future__ import annotations
@@ -60,7 +59,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -74,8 +73,6 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
-EXIT_ERROR = 1
-EXIT_USAGE = 2
 DEFAULT_VIDEOS = "10000,1000"
 DEFAULT_DIMS = "512"
 DEFAULT_PREFETCH = "50,100,200,400"
@@ -540,6 +537,36 @@ def _shard_info(path: Path) -> dict[str, int]:
 # --------------------------------------------------------------------------- design A
 
 
+def _build_shard(
+    qe: Any, path: Path, config: Any, batches: Iterable[list[Any]]
+) -> tuple[Any, dict[str, Any]]:
+    """Create a shard at ``path``, upsert ``batches`` into it and optimize it: the reopened
+    shard and its build figures."""
+    t = time.perf_counter()
+    shard = qe.EdgeShard.create(str(path), config)
+    try:
+        for batch in batches:
+            if batch:
+                shard.update(qe.UpdateOperation.upsert_points(batch))
+        shard.flush()
+        upsert_s = time.perf_counter() - t
+        t = time.perf_counter()
+        shard.optimize()
+        shard.flush()
+        optimize_s = time.perf_counter() - t
+    finally:
+        shard.close()
+    build: dict[str, Any] = {
+        "upsert_s": round(upsert_s, 2),
+        "optimize_s": round(optimize_s, 2),
+        "total_s": round(upsert_s + optimize_s, 2),
+        **_shard_info(path),
+        "disk_mb": _disk_mb(path),
+        "wal_mb": _disk_mb(path, "wal"),
+    }
+    return qe.EdgeShard.load(str(path)), build
+
+
 def video_id(i: int) -> str:
     """The point id of synthetic video ``i`` (a UUID, as clipsearch stores them)."""
     from clipsearch.store.base import clip_id
@@ -591,36 +618,18 @@ class DesignA:
         self._qe = qe
         self.path = path
         self.dim = data.dim
-        t = time.perf_counter()
-        shard = qe.EdgeShard.create(str(path), _design_a_config(qe, data.dim))
-        try:
-            for lo in range(0, data.n_videos, cfg.upsert_batch):
-                batch = [
-                    qe.Point(
-                        video_id(i),
-                        {POOLED: data.pooled[i].tolist(), SEGMENTS: data.video(i).tolist()},
-                        _video_payload(data, i),
-                    )
-                    for i in range(lo, min(data.n_videos, lo + cfg.upsert_batch))
-                ]
-                shard.update(qe.UpdateOperation.upsert_points(batch))
-            shard.flush()
-            upsert_s = time.perf_counter() - t
-            t = time.perf_counter()
-            shard.optimize()
-            shard.flush()
-            optimize_s = time.perf_counter() - t
-        finally:
-            shard.close()
-        self.build: dict[str, Any] = {
-            "upsert_s": round(upsert_s, 2),
-            "optimize_s": round(optimize_s, 2),
-            "total_s": round(upsert_s + optimize_s, 2),
-            **_shard_info(path),
-            "disk_mb": _disk_mb(path),
-            "wal_mb": _disk_mb(path, "wal"),
-        }
-        self.shard = qe.EdgeShard.load(str(path))
+        batches = (
+            [
+                qe.Point(
+                    video_id(i),
+                    {POOLED: data.pooled[i].tolist(), SEGMENTS: data.video(i).tolist()},
+                    _video_payload(data, i),
+                )
+                for i in range(lo, min(data.n_videos, lo + cfg.upsert_batch))
+            ]
+            for lo in range(0, data.n_videos, cfg.upsert_batch)
+        )
+        self.shard, self.build = _build_shard(qe, path, _design_a_config(qe, data.dim), batches)
         self.client_s: list[float] = []
 
     def search(self, q: np.ndarray, k: int, prefetch: int) -> list[Found]:
@@ -710,36 +719,19 @@ class DesignB:
         config = qe.EdgeConfig(
             vectors={SEGMENT: qe.EdgeVectorParams(size=data.dim, distance=qe.Distance.Cosine)}
         )
-        t = time.perf_counter()
-        shard = qe.EdgeShard.create(str(path), config)
-        try:
+
+        def batches() -> Iterator[list[Any]]:
             batch: list[Any] = []
             for i in range(data.n_videos):
                 base = int(data.offsets[i])
                 for j, vec in enumerate(data.video(i)):
                     batch.append(qe.Point(base + j, {SEGMENT: vec}, _segment_payload(data, i, j)))
                 if len(batch) >= cfg.upsert_batch:
-                    shard.update(qe.UpdateOperation.upsert_points(batch))
+                    yield batch
                     batch = []
-            if batch:
-                shard.update(qe.UpdateOperation.upsert_points(batch))
-            shard.flush()
-            upsert_s = time.perf_counter() - t
-            t = time.perf_counter()
-            shard.optimize()
-            shard.flush()
-            optimize_s = time.perf_counter() - t
-        finally:
-            shard.close()
-        self.build: dict[str, Any] = {
-            "upsert_s": round(upsert_s, 2),
-            "optimize_s": round(optimize_s, 2),
-            "total_s": round(upsert_s + optimize_s, 2),
-            **_shard_info(path),
-            "disk_mb": _disk_mb(path),
-            "wal_mb": _disk_mb(path, "wal"),
-        }
-        self.shard = qe.EdgeShard.load(str(path))
+            yield batch
+
+        self.shard, self.build = _build_shard(qe, path, config, batches())
         self.rounds: list[int] = []
         self.limits: list[int] = []
         self.client_s: list[float] = []
@@ -1740,41 +1732,3 @@ def run(args: argparse.Namespace) -> int:
         plot(result, args.plot)
         print(f"wrote {args.plot}", file=report)
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """A stand-alone parser for ``main``."""
-    p = argparse.ArgumentParser(
-        prog="clipsearch bench-moments",
-        description="Benchmark one Qdrant point per video (pooled prefetch + MaxSim rerank) "
-        "against one point per segment grouped by video, and the shipped store (which does "
-        "the latter).",
-    )
-    p.add_argument("-v", "--verbose", action="store_true", help="log more")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    _add_arguments(p)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: exit 0 on success, 2 on bad input, 1 on any other failure."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        return run(args)
-    except ClipSearchError as exc:
-        print(f"clipsearch: error: {exc.message}", file=sys.stderr)
-        return EXIT_USAGE if 400 <= exc.status < 500 else EXIT_ERROR
-    except OSError as exc:
-        print(f"clipsearch: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("clipsearch: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -81,6 +81,8 @@ def result_dict(result: Result) -> dict[str, Any]:
         **urls,
         "play_url": f"{urls['video_url']}#t={_span(moment.start_s, moment.end_s)}",
         "duration_s": payload.get("duration_s"),
+        "start_s": round(moment.start_s, 3),
+        "end_s": round(moment.end_s, 3),
         "moment": {
             "start_s": round(moment.start_s, 3),
             "end_s": round(moment.end_s, 3),
