@@ -21,11 +21,13 @@ class Architecture:
     text_heads: int
     embed_dim: int
     context_length: int = 77
+    # text vocabulary rows (OpenAI CLIP's 49,408); None: as many as the tokenizer has
+    vocab_size: int | None = 49408
 
 
 ARCHITECTURES: dict[str, Architecture] = {
     # trains from scratch on SynthUCF on a 2-core CPU in minutes: 48x48 input, 8x8 patches
-    "tiny": Architecture(48, 8, 128, 3, 4, 128, 2, 4, 128, context_length=32),
+    "tiny": Architecture(48, 8, 128, 3, 4, 128, 2, 4, 128, context_length=32, vocab_size=None),
     "vit-b-32": Architecture(224, 32, 768, 12, 12, 512, 12, 8, 512),
     "vit-b-16": Architecture(224, 16, 768, 12, 12, 512, 12, 8, 512),
     "vit-l-14": Architecture(224, 14, 1024, 24, 16, 768, 12, 12, 768),
@@ -47,7 +49,7 @@ def create_model(arch: str | Architecture, tokenizer: Any, *, model_id: str) -> 
     a = get_architecture(arch) if isinstance(arch, str) else arch
     config = CLIPConfig(
         text_config={
-            "vocab_size": len(tokenizer),
+            "vocab_size": max(len(tokenizer), a.vocab_size or 0),
             "hidden_size": a.text_width,
             "intermediate_size": a.text_width * 4,
             "num_hidden_layers": a.text_layers,

@@ -182,6 +182,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_init(args: argparse.Namespace) -> int:
+    import torch
+
+    from clipsearch.architectures import create_model, get_architecture
+    from clipsearch.dataset import PHRASE_OVERRIDES, class_phrase
+    from clipsearch.model import save_model
+    from clipsearch.synth import CLASSES
+    from training.tokenizer import build_tokenizer
+
+    arch = get_architecture(args.arch)
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise InvalidInput(f"{out} is not empty; give a new directory for the model")
+    torch.manual_seed(args.seed)
+    # A small real BPE (the text tower's size comes from the architecture, not from it).
+    texts = [class_phrase(c) for c in CLASSES] + list(PHRASE_OVERRIDES.values())
+    tokenizer = build_tokenizer([f"a video of {t}" for t in texts] * 4, vocab_size=600)
+    encoder = create_model(arch, tokenizer, model_id=f"random-{args.arch}")
+    save_model(encoder, out)
+    params = sum(p.numel() for p in encoder.model.parameters())
+    print(
+        f"wrote a randomly initialised {args.arch} CLIP ({params / 1e6:.1f}M parameters) to "
+        f"{out}: for speed measurements only, its vectors mean nothing"
+    )
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from clipsearch.dataset import load_collection
     from clipsearch.model import load_model
@@ -469,6 +496,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="decoded-frame cache directory")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("model", parents=[common], help="model utilities")
+    model_sub = p.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    m = model_sub.add_parser(
+        "init",
+        parents=[common],
+        help="write a randomly initialised CLIP of a standard size (speed benchmarks)",
+    )
+    m.add_argument("--arch", required=True, help="vit-b-32, vit-b-16, vit-l-14 or tiny")
+    m.add_argument("--out", required=True, help="new directory for the checkpoint")
+    m.add_argument("--seed", type=int, default=0)
+    m.set_defaults(func=cmd_model_init)
 
     p = sub.add_parser("ingest", parents=[common], help="embed a folder of videos into Qdrant")
     p.add_argument("root", help="UCF101-layout root or any folder of videos")
