@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from clipsearch.errors import InvalidInput, NotFound
+from clipsearch.query_cache import QueryCache
 from clipsearch.segments import Moment, best_moment, segment_scores
 from clipsearch.store.base import Hit, PayloadFilter, SegmentHit, VectorStore
 from clipsearch.store.checks import canonical_id
@@ -43,6 +44,8 @@ class SearchLimits:
     max_query_chars: int = 500
     max_k: int = 100
     max_offset: int = 1000
+    # query embeddings kept per process (an LRU cache; 0 turns it off)
+    query_cache: int = 4096
     # segments fetched in the store's first round (doubled until enough videos)
     prefetch: int = 200
     # a moment grows over neighbouring windows scoring within ``moment_spread`` of the
@@ -188,6 +191,7 @@ class SearchService:
         self.store = store
         self.limits = limits or SearchLimits()
         self.min_score = validate_min_score(min_score)
+        self.cache = QueryCache(self.limits.query_cache)
 
     @property
     def model_id(self) -> str:
@@ -212,7 +216,7 @@ class SearchService:
         """Videos for a text query (validated; bad input raises ``InvalidInput``)."""
         text = validate_query(query, self.limits)
         start = time.perf_counter()
-        vector = self.encoder.encode_text([text])[0]
+        vector = self.cache.get(text, lambda t: self.encoder.encode_text([t])[0])
         return self._run(vector, text, "text", k, offset, filter, min_score, (), start)
 
     def search_image(
@@ -373,6 +377,7 @@ class SearchService:
             "store_model": stored,
             "min_score": self.min_score,
             "image_queries": self.image_queries,
+            "query_cache": self.cache.stats(),
         }
         warning = self._mismatch_warning(stored)
         if warning:

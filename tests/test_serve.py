@@ -170,6 +170,7 @@ def server(tiny_model_dir: Path, edge_store: Path, tmp_path: Path) -> Iterator[s
 def test_gunicorn_serves_search_from_an_edge_store(server: str, edge_store: Path) -> None:
     status, health = get_json(f"{server}/api/health")
     assert status == 200
+    assert set(health.pop("query_cache")) == {"size", "capacity", "hits", "misses", "hit_rate"}
     # the fixture's payloads record no model, so there is nothing to compare against
     assert health == {
         "status": "ok",

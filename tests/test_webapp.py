@@ -334,9 +334,19 @@ def test_unexpected_errors_are_500_without_details(
 
 
 def test_health(client: FlaskClient) -> None:
+    client.get("/api/search?q=ball+bouncing")
+    client.get("/api/search?q=ball++bouncing")  # the same query once whitespace is collapsed
     response = client.get("/api/health")
     assert response.status_code == 200
-    assert response.get_json() == {
+    body = response.get_json()
+    assert body.pop("query_cache") == {
+        "size": 1,
+        "capacity": 4096,
+        "hits": 1,
+        "misses": 1,
+        "hit_rate": 0.5,
+    }
+    assert body == {
         "status": "ok",
         "model": "tiny-random",
         "store": "qdrant-local",
@@ -590,6 +600,7 @@ def test_create_app_from_environment(
     monkeypatch.setenv("CLIPSEARCH_MEDIA_DIR", str(tmp_path))
     app = create_app()
     health = app.test_client().get("/api/health").get_json()
+    assert health.pop("query_cache")["capacity"] == 4096
     assert health == {
         "status": "ok",
         "model": "tiny-random",

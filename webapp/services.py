@@ -38,7 +38,11 @@ def build_search(settings: Settings) -> SearchService:
     towers: Literal["both", "text"] = "both" if settings.image_search else "text"
     encoder = load_model(settings.model, towers=towers, threads=settings.torch_threads)
     store = open_store(settings.store)
-    limits = SearchLimits(max_query_chars=settings.max_query_chars, max_k=settings.max_k)
+    limits = SearchLimits(
+        max_query_chars=settings.max_query_chars,
+        max_k=settings.max_k,
+        query_cache=settings.query_cache,
+    )
     min_score = settings.min_score if settings.min_score is not None else encoder.video.min_score
     log.info(
         "search service ready: model %s, store %s, min_score %s",

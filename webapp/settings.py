@@ -26,6 +26,7 @@ ENV_MAX_QUERY_CHARS = "CLIPSEARCH_MAX_QUERY_CHARS"
 ENV_TORCH_THREADS = "CLIPSEARCH_TORCH_THREADS"
 ENV_MIN_SCORE = "CLIPSEARCH_MIN_SCORE"
 ENV_IMAGE_SEARCH = "CLIPSEARCH_IMAGE_SEARCH"
+ENV_QUERY_CACHE = "CLIPSEARCH_QUERY_CACHE"
 
 
 class ConfigError(ClipSearchError):
@@ -50,8 +51,12 @@ class Settings:
     min_score: float | None = None
     # load the vision tower too, for image queries
     image_search: bool = True
+    # query embeddings cached per worker process (0: no cache)
+    query_cache: int = 4096
 
     def __post_init__(self) -> None:
+        if self.query_cache < 0:
+            raise ConfigError(f"query_cache must be >= 0, got {self.query_cache}")
         if self.min_score is not None and not -1.0 <= self.min_score <= 1.0:
             raise ConfigError(f"min_score must be in -1..1, got {self.min_score}")
         if self.max_k < 1:
@@ -78,6 +83,7 @@ class Settings:
             torch_threads=_optional_int(environ, ENV_TORCH_THREADS),
             min_score=_optional_float(environ, ENV_MIN_SCORE),
             image_search=_bool(environ, ENV_IMAGE_SEARCH, defaults.image_search),
+            query_cache=_int(environ, ENV_QUERY_CACHE, defaults.query_cache),
         )
 
 
