@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Load-test clipsearch: start `clipsearch serve`, run locust headless, write the results.
+#
+#   locust/run.sh MODEL STORE [USERS=32] [DURATION=60s] [MIX=unique] [OUT=var/load/<mix>-<users>u]
+#
+# OUT gets stats.csv (+ history and failures), report.html, health.json (the server's
+# /api/health after the run: the query-cache hit rate) and summary.json (RPS, p50/p95/p99,
+# failures). Locust runs from its own venv (locust/.venv, made on first use).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODEL=${1:?usage: locust/run.sh MODEL STORE [USERS] [DURATION] [MIX] [OUT]}
+STORE=${2:?usage: locust/run.sh MODEL STORE [USERS] [DURATION] [MIX] [OUT]}
+USERS=${3:-32}
+DURATION=${4:-60s}
+MIX=${5:-unique}
+OUT=${6:-var/load/${MIX}-${USERS}u}
+PORT=${PORT:-8765}
+HOST="http://127.0.0.1:${PORT}"
+PYTHON=${PYTHON:-python3}
+
+if [ ! -x locust/.venv/bin/locust ]; then
+  "$PYTHON" -m venv locust/.venv
+  locust/.venv/bin/pip install -q -r locust/requirements.txt
+fi
+mkdir -p "$OUT"
+
+.venv/bin/clipsearch serve --model "$MODEL" --store "$STORE" --port "$PORT" > "$OUT/server.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 1 120); do
+  curl -sf "$HOST/api/health" > /dev/null && break
+  kill -0 $SERVER 2>/dev/null || { echo "run.sh: the server exited; see $OUT/server.log" >&2; exit 1; }
+  sleep 1
+done
+curl -sf "$HOST/api/health" > /dev/null || { echo "run.sh: the server never answered" >&2; exit 1; }
+
+LOCUST_MIX="$MIX" locust/.venv/bin/locust -f locust/locustfile.py --headless \
+  --users "$USERS" --spawn-rate "$USERS" --run-time "$DURATION" --host "$HOST" \
+  --csv "$OUT/stats" --html "$OUT/report.html" --only-summary > "$OUT/locust.log" 2>&1 || true
+curl -sf "$HOST/api/health" > "$OUT/health.json" || true
+locust/.venv/bin/python locust/summarize.py "$OUT/stats_stats.csv" "$OUT/health.json" > "$OUT/summary.json"
+cat "$OUT/summary.json"
