@@ -6,6 +6,8 @@
 # OUT gets stats.csv (+ history and failures), report.html, health.json (the server's
 # /api/health after the run: the query-cache hit rate) and summary.json (RPS, p50/p95/p99,
 # failures). Locust runs from its own venv (locust/.venv, made on first use).
+# SERVER_CMD replaces `clipsearch serve` with another server listening on $PORT (the
+# seed-style baseline: see locust/compare.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:?usage: locust/run.sh MODEL STORE [USERS] [DURATION] [MIX] [OUT]}
@@ -24,7 +26,11 @@ if [ ! -x locust/.venv/bin/locust ]; then
 fi
 mkdir -p "$OUT"
 
-.venv/bin/clipsearch serve --model "$MODEL" --store "$STORE" --port "$PORT" > "$OUT/server.log" 2>&1 &
+if [ -n "${SERVER_CMD:-}" ]; then
+  CLIPSEARCH_MODEL="$MODEL" bash -c "exec $SERVER_CMD" > "$OUT/server.log" 2>&1 &
+else
+  .venv/bin/clipsearch serve --model "$MODEL" --store "$STORE" --port "$PORT" > "$OUT/server.log" 2>&1 &
+fi
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do
