@@ -87,6 +87,16 @@ def _add_model_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
+def _add_text_dtype_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--text-dtype",
+        choices=("fp32", "bf16"),
+        default=_env("CLIPSEARCH_TEXT_DTYPE", "fp32"),
+        help="weights of the text tower (env CLIPSEARCH_TEXT_DTYPE; default %(default)s; "
+        "`clipsearch parity` reports what bf16 changes)",
+    )
+
+
 def _add_segment_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("moments (one segment vector per window)")
     g.add_argument("--window-s", type=float, default=2.0, help="window length (default 2 s)")
@@ -290,7 +300,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     towers: Literal["both", "text"] = "both" if image is not None else "text"
     store = open_store(_store_settings(args))
     try:
-        encoder = load_model(args.model, towers=towers)
+        encoder = load_model(args.model, towers=towers, text_dtype=args.text_dtype)
         min_score = args.min_score if args.min_score is not None else encoder.video.min_score
         service = SearchService(encoder, store, min_score=min_score)
         page: dict[str, Any] = {"filter": flt, "offset": args.offset}
@@ -356,6 +366,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         store=_store_settings(args),
         media_dir=args.media_dir,
         torch_threads=args.torch_threads,
+        text_dtype=args.text_dtype,
     )
     print(f"serving http://{args.host}:{args.port}/  (Ctrl-C to stop)", flush=True)
     run(
@@ -379,7 +390,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     clips = collection.split(args.split, "test") if collection.is_ucf else collection.clips
     if not clips:
         raise InvalidInput(f"split {args.split} of {args.data} has no test clips")
-    encoders = [load_model(name) for name in (args.model, args.compare) if name]
+    encoders = [
+        load_model(name, text_dtype=args.text_dtype) for name in (args.model, args.compare) if name
+    ]
     meta = read_meta(collection.root)
     total = len(clips) * decode_passes(encoders)
     with _progress(total, "clip", "eval", _show_progress(args)) as update:
@@ -452,6 +465,35 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         f"the best relevant clip of {result['top_relevant_kept']:.0%} of queries passes "
         f"(written to {where})"
     )
+    return 0
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from clipsearch.attributes import read_meta
+    from clipsearch.dataset import load_collection
+    from clipsearch.model import load_model
+    from clipsearch.parity import text_parity
+
+    collection = load_collection(args.data)
+    clips = collection.split(args.split, "test") if collection.is_ucf else collection.clips
+    if not clips:
+        raise InvalidInput(f"split {args.split} of {args.data} has no test clips")
+    encoder = load_model(args.model)
+    with _progress(len(clips), "clip", "parity", _show_progress(args)) as update:
+        report = text_parity(
+            encoder, collection.classes, clips, meta=read_meta(collection.root), progress=update
+        )
+    report.update({"data": str(args.data), "split": args.split})
+    cos, speed = report["cosine_fp32_bf16"], report["single_query_ms"]
+    print(
+        f"bf16 text tower: cosine to fp32 min {cos['min']:.5f} mean {cos['mean']:.5f} over "
+        f"{report['n_queries']} queries; mAP {report['fp32']['mAP']:.4f} -> "
+        f"{report['bf16']['mAP']:.4f} ({report['mAP_delta']:+.4f}); one query "
+        f"{speed['fp32']:.1f} -> {speed['bf16']:.1f} ms; "
+        + ("fit to be the default" if report["bf16_ok_as_default"] else "NOT fit to be the default")
+    )
+    if args.json:
+        _write_json(args.json, report)
     return 0
 
 
@@ -543,6 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="hide results below this score (default: the model's calibrated threshold)",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
+    _add_text_dtype_arg(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("serve", parents=[common], help="serve the web app with Gunicorn")
@@ -556,6 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=positive_int, default=None, help="threads per worker")
     p.add_argument("--torch-threads", type=positive_int, default=None)
+    _add_text_dtype_arg(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("eval", parents=[common], help="retrieval metrics on a dataset split")
@@ -568,7 +612,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="also evaluate this checkpoint on the same clips and print both side by side",
     )
     p.add_argument("--json", metavar="OUT", help="write metrics JSON here ('-' for stdout)")
+    _add_text_dtype_arg(p)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "parity", parents=[common], help="what a bf16 text tower changes (vectors, mAP, speed)"
+    )
+    p.add_argument("--data", required=True, help="labelled dataset (UCF101 layout: test split)")
+    _add_model_arg(p)
+    p.add_argument("--split", type=int, default=1, choices=(1, 2, 3))
+    p.add_argument("--json", metavar="OUT", help="write the report as JSON")
+    p.set_defaults(func=cmd_parity)
 
     p = sub.add_parser(
         "eval-moments", parents=[common], help="moment retrieval figures on a moments folder"

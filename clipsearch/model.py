@@ -30,6 +30,9 @@ VIDEO_CONFIG_NAME = "clipsearch.json"
 # Views pooled per head call (bounds the patch tokens held at once for long videos).
 _VIEWS_PER_POOL = 64
 POOLINGS = ("mean", "temporal")
+# Weights of the text tower: fp32, or bf16 (about 2x faster on CPUs with AMX/AVX-512 BF16;
+# `clipsearch parity` reports what it changes).
+TEXT_DTYPES = ("fp32", "bf16")
 Towers = Literal["both", "text", "vision"]
 
 # OpenAI CLIP's preprocessing constants, used when a checkpoint saves none.
@@ -261,6 +264,17 @@ class ClipEncoder:
         self.video = video
         self.model_id = model_id
         self.towers = towers
+        self.text_dtype = "fp32"
+
+    def text_to_bfloat16(self) -> None:
+        """Run the text tower in bf16 from now on (vectors still come out as float32)."""
+        self._require("text")
+        if self.towers == "text":
+            self.model.to(torch.bfloat16)
+        else:
+            self.model.text_model.to(torch.bfloat16)
+            self.model.text_projection.to(torch.bfloat16)
+        self.text_dtype = "bf16"
 
     @property
     def dim(self) -> int:
@@ -413,11 +427,17 @@ def load_model(
     *,
     towers: Towers = "both",
     threads: int | None = None,
+    text_dtype: str = "fp32",
 ) -> ClipEncoder:
     """Load a CLIP checkpoint by hub id or local directory.
 
-    ``towers="text"`` loads only the text tower (what the query path needs).
+    ``towers="text"`` loads only the text tower (what the query path needs);
+    ``text_dtype="bf16"`` runs that tower in bf16.
     """
+    if text_dtype not in TEXT_DTYPES:
+        raise InvalidInput(
+            f"text dtype must be one of {', '.join(TEXT_DTYPES)}, got {text_dtype!r}"
+        )
     from transformers import (
         AutoConfig,
         AutoTokenizer,
@@ -467,8 +487,11 @@ def load_model(
                 f"cannot load the temporal head of {name!r}: {one_line(exc)}"
             ) from None
     model_id = (video.model_id or local.resolve().name) if is_local else name
-    log.info("loaded %s (%s towers) on %s", model_id, towers, device)
-    return ClipEncoder(model, tokenizer, preprocess, video, model_id, towers, temporal)
+    log.info("loaded %s (%s towers, text %s) on %s", model_id, towers, text_dtype, device)
+    encoder = ClipEncoder(model, tokenizer, preprocess, video, model_id, towers, temporal)
+    if text_dtype == "bf16" and towers != "vision":
+        encoder.text_to_bfloat16()
+    return encoder
 
 
 def save_model(encoder: ClipEncoder, directory: str | os.PathLike[str]) -> Path:

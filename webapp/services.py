@@ -36,7 +36,12 @@ def build_search(settings: Settings) -> SearchService:
     from clipsearch.store.factory import open_store
 
     towers: Literal["both", "text"] = "both" if settings.image_search else "text"
-    encoder = load_model(settings.model, towers=towers, threads=settings.torch_threads)
+    encoder = load_model(
+        settings.model,
+        towers=towers,
+        threads=settings.torch_threads,
+        text_dtype=settings.text_dtype,
+    )
     store = open_store(settings.store)
     limits = SearchLimits(
         max_query_chars=settings.max_query_chars,

@@ -27,6 +27,7 @@ ENV_TORCH_THREADS = "CLIPSEARCH_TORCH_THREADS"
 ENV_MIN_SCORE = "CLIPSEARCH_MIN_SCORE"
 ENV_IMAGE_SEARCH = "CLIPSEARCH_IMAGE_SEARCH"
 ENV_QUERY_CACHE = "CLIPSEARCH_QUERY_CACHE"
+ENV_TEXT_DTYPE = "CLIPSEARCH_TEXT_DTYPE"
 
 
 class ConfigError(ClipSearchError):
@@ -53,8 +54,12 @@ class Settings:
     image_search: bool = True
     # query embeddings cached per worker process (0: no cache)
     query_cache: int = 4096
+    # weights of the text tower: "fp32" or "bf16"
+    text_dtype: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.text_dtype not in ("fp32", "bf16"):
+            raise ConfigError(f"text_dtype must be fp32 or bf16, got {self.text_dtype!r}")
         if self.query_cache < 0:
             raise ConfigError(f"query_cache must be >= 0, got {self.query_cache}")
         if self.min_score is not None and not -1.0 <= self.min_score <= 1.0:
@@ -84,6 +89,7 @@ class Settings:
             min_score=_optional_float(environ, ENV_MIN_SCORE),
             image_search=_bool(environ, ENV_IMAGE_SEARCH, defaults.image_search),
             query_cache=_int(environ, ENV_QUERY_CACHE, defaults.query_cache),
+            text_dtype=_text(environ, ENV_TEXT_DTYPE) or defaults.text_dtype,
         )
 
 
