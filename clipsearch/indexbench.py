@@ -17,12 +17,10 @@ Markdown table.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import logging
 import math
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -34,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from clipsearch.benchutil import disk_mb, environment, latency_summary, size_label
 from clipsearch.errors import InvalidInput
 from clipsearch.store.base import POOLED
 
@@ -315,17 +314,6 @@ def recall_at_k(found: Sequence[Sequence[int]] | np.ndarray, truth: np.ndarray, 
     return hits / (k * len(truth))
 
 
-def latency_summary(seconds: Sequence[float], wall_s: float) -> dict[str, float]:
-    """p50/p95/mean latency in ms and queries per second of a sequential run."""
-    ms = np.asarray(seconds, dtype=np.float64) * 1000.0
-    return {
-        "p50_ms": round(float(np.percentile(ms, 50)), 4),
-        "p95_ms": round(float(np.percentile(ms, 95)), 4),
-        "mean_ms": round(float(ms.mean()), 4),
-        "qps": round(len(ms) / wall_s, 1) if wall_s > 0 else math.inf,
-    }
-
-
 def _sequential(
     search: Callable[[int], list[int]], n: int, warmup: int
 ) -> tuple[list[list[int]], list[float], float]:
@@ -427,15 +415,6 @@ def _cpu_s() -> float:
     return times.user + times.system
 
 
-def _disk_mb(path: Path) -> float:
-    total = 0
-    for root, _, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.stat(os.path.join(root, name)).st_blocks * 512
-    return round(total / 2**20, 1)
-
-
 def qdrant_hnsw(
     base: np.ndarray,
     queries: np.ndarray,
@@ -492,7 +471,7 @@ def qdrant_hnsw(
             "points": int(info.points_count),
             "indexed_vectors": int(info.indexed_vectors_count),
             "segments": int(info.segments_count),
-            "disk_mb": _disk_mb(shard_path),
+            "disk_mb": disk_mb(shard_path),
         }
         if build["indexed_vectors"] < n:
             logger.warning("%s: only %d of %d vectors indexed", label, build["indexed_vectors"], n)
@@ -631,43 +610,6 @@ def bench_dataset(
     return dataset
 
 
-def size_label(n: int) -> str:
-    """100000 -> '100k', 1000000 -> '1M'."""
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}M"
-    if n >= 1000 and n % 1000 == 0:
-        return f"{n // 1000}k"
-    return str(n)
-
-
-def _environment() -> dict[str, Any]:
-    from importlib import metadata
-
-    def version(dist: str) -> str | None:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "numpy": np.__version__,
-        "faiss": version("faiss-cpu"),
-        "qdrant_edge": version("qdrant-edge-py"),
-    }
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            env["mem_total_gib"] = round(int(f.readline().split()[1]) / 2**20, 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    if hasattr(os, "getloadavg"):
-        env["loadavg_at_start"] = [round(x, 2) for x in os.getloadavg()]
-    return env
-
-
 def _peak_rss_mb() -> float | None:
     try:
         import resource
@@ -707,7 +649,7 @@ def run_benchmark(
         "benchmark": "clipsearch bench-index",
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "command": command,
-        "environment": _environment(),
+        "environment": environment({"faiss": "faiss-cpu", "qdrant_edge": "qdrant-edge-py"}),
         "config": {**asdict(cfg), "ef": list(cfg.ef), "seed": seed, "queries": n_queries},
         "synthetic": {**asdict(spec), "rank": spec.resolved_rank()},
         "datasets": datasets,

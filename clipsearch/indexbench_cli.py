@@ -14,6 +14,7 @@ import shlex
 import sys
 from typing import Any
 
+from clipsearch.benchutil import parse_int_list
 from clipsearch.errors import ClipSearchError, InvalidInput
 
 EXIT_ERROR = 1
@@ -22,23 +23,6 @@ DEFAULT_STORE = "var/store"
 DEFAULT_OUT = "benchmarks/index"
 DEFAULT_SIZES = "100000,1000000"
 DEFAULT_EF = "16,32,64,128,256,512"
-
-_SUFFIXES = {"k": 1_000, "m": 1_000_000}
-
-
-def parse_int_list(text: str, what: str) -> tuple[int, ...]:
-    """'100k,1M,5000' -> (100000, 1000000, 5000); InvalidInput on anything else."""
-    values = []
-    for item in str(text).split(","):
-        token = item.strip().lower().replace("_", "")
-        scale = _SUFFIXES.get(token[-1:], 1) if token else 1
-        digits = token[:-1] if scale > 1 else token
-        if not digits.isdigit() or int(digits) * scale < 1:
-            raise InvalidInput(
-                f"{what}: expected comma-separated positive integers (e.g. 100k,1M), got {text!r}"
-            )
-        values.append(int(digits) * scale)
-    return tuple(values)
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:

@@ -46,14 +46,12 @@ matplotlib are only imported when the benchmark runs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import datetime as _dt
 import json
 import logging
 import math
 import os
-import platform
 import shlex
 import shutil
 import sys
@@ -67,6 +65,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from clipsearch.benchutil import disk_mb, environment, latency_summary, parse_int_list, size_label
 from clipsearch.errors import ClipSearchError, InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -90,8 +89,6 @@ PRODUCT = "product"
 PRODUCT_PREFETCH = 200
 # Two found videos whose exact scores differ by less than this are a tie (float32 scoring).
 TIE_TOLERANCE = 1e-5
-
-_SUFFIXES = {"k": 1_000, "m": 1_000_000}
 
 
 # --------------------------------------------------------------------------- settings
@@ -480,17 +477,6 @@ def evaluate(
 # --------------------------------------------------------------------------- timing
 
 
-def latency_summary(seconds: Sequence[float], wall_s: float) -> dict[str, float]:
-    """p50/p95/mean latency in ms and queries per second of a sequential run."""
-    ms = np.asarray(seconds, dtype=np.float64) * 1000.0
-    return {
-        "p50_ms": round(float(np.percentile(ms, 50)), 3),
-        "p95_ms": round(float(np.percentile(ms, 95)), 3),
-        "mean_ms": round(float(ms.mean()), 3),
-        "qps": round(len(ms) / wall_s, 1) if wall_s > 0 else math.inf,
-    }
-
-
 def timed_queries(
     search: Callable[[np.ndarray], list[Found]], queries: np.ndarray, warmup: int
 ) -> tuple[list[list[Found]], dict[str, float]]:
@@ -505,18 +491,12 @@ def timed_queries(
         t = clock()
         found.append(search(q))
         latencies.append(clock() - t)
-    return found, latency_summary(latencies, clock() - start)
+    return found, latency_summary(latencies, clock() - start, digits=3)
 
 
 def _disk_mb(path: Path, under: str | None = None) -> float:
     """Allocated size of the files below ``path`` (or below ``path/under``) in MiB."""
-    root_dir = path / under if under else path
-    total = 0
-    for root, _, files in os.walk(root_dir):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.stat(os.path.join(root, name)).st_blocks * 512
-    return round(total / 2**20, 2)
+    return disk_mb(path / under if under else path, digits=2)
 
 
 def _shard_info(path: Path) -> dict[str, int]:
@@ -1057,14 +1037,6 @@ def verdict(
     return f"{winner}: {why}"
 
 
-def size_label(n: int) -> str:
-    if n % 1_000_000 == 0:
-        return f"{n // 1_000_000}M"
-    if n % 1000 == 0:
-        return f"{n // 1000}k"
-    return str(n)
-
-
 def _data_summary(data: MomentData) -> dict[str, Any]:
     counts = data.counts
     return {
@@ -1119,18 +1091,21 @@ def bench_dataset(
             for q in queries:
                 search(q)
 
+    def sweep_prefetch(design: Any, label: str, prefetches: Sequence[int]) -> list[dict[str, Any]]:
+        """One row per prefetch of a design searched as ``design.search(q, k, prefetch)``."""
+        prime(lambda q: design.search(q, k, max(prefetches)))
+        rows = []
+        for p in prefetches:
+            rows.append({"prefetch": p, **measure(design, partial(design.search, k=k, prefetch=p))})
+            r = rows[-1]
+            say(f"  {label} prefetch={p}: recall {r['recall']:.4f}, p50 {r['p50_ms']:.3f} ms")
+        return rows
+
     say(f"{name}: design A - building the store ({data.n_videos:,} video points)")
     design_a = DesignA(workdir / "design-a", data, cfg)
     try:
         say(f"  built in {design_a.build['total_s']:.1f} s, {design_a.build['disk_mb']:.1f} MB")
-        prime(lambda q: design_a.search(q, k, max(cfg.prefetch)))
-        rows_a = []
-        for p in cfg.prefetch:
-            rows_a.append(
-                {"prefetch": p, **measure(design_a, partial(design_a.search, k=k, prefetch=p))}
-            )
-            r = rows_a[-1]
-            say(f"  A prefetch={p}: recall {r['recall']:.4f}, p50 {r['p50_ms']:.3f} ms")
+        rows_a = sweep_prefetch(design_a, "A", cfg.prefetch)
     finally:
         design_a.close()
 
@@ -1183,14 +1158,7 @@ def bench_dataset(
     product = Product(workdir / "product", data, cfg)
     try:
         say(f"  built in {product.build['total_s']:.1f} s, {product.build['disk_mb']:.1f} MB")
-        prime(lambda q: product.search(q, k, max(cfg.product_prefetch)))
-        rows_p = []
-        for p in cfg.product_prefetch:
-            rows_p.append(
-                {"prefetch": p, **measure(product, partial(product.search, k=k, prefetch=p))}
-            )
-            r = rows_p[-1]
-            say(f"  product prefetch={p}: recall {r['recall']:.4f}, p50 {r['p50_ms']:.3f} ms")
+        rows_p = sweep_prefetch(product, "product", cfg.product_prefetch)
     finally:
         product.close()
 
@@ -1259,28 +1227,6 @@ def bench_local(
     }
 
 
-def _environment() -> dict[str, Any]:
-    from importlib import metadata
-
-    def version(dist: str) -> str | None:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "numpy": np.__version__,
-        "qdrant_edge": version("qdrant-edge-py"),
-        "qdrant_client": version("qdrant-client"),
-    }
-    if hasattr(os, "getloadavg"):
-        env["loadavg_at_start"] = [round(x, 2) for x in os.getloadavg()]
-    return env
-
-
 def run_benchmark(
     videos: Sequence[int],
     dims: Sequence[int],
@@ -1302,7 +1248,9 @@ def run_benchmark(
     result: dict[str, Any] = {
         "command": command,
         "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "environment": _environment(),
+        "environment": environment(
+            {"qdrant_edge": "qdrant-edge-py", "qdrant_client": "qdrant-client"}
+        ),
         "config": asdict(cfg),
         "spec": asdict(base_spec),
         "queries": n_queries,
@@ -1578,21 +1526,6 @@ def write_json(result: dict[str, Any], out: str) -> None:
 # --------------------------------------------------------------------------- command line
 
 
-def parse_int_list(text: str, what: str) -> tuple[int, ...]:
-    """'10k,1000' -> (10000, 1000); InvalidInput on anything else."""
-    values = []
-    for item in str(text).split(","):
-        token = item.strip().lower().replace("_", "")
-        scale = _SUFFIXES.get(token[-1:], 1) if token else 1
-        digits = token[:-1] if scale > 1 else token
-        if not digits.isdigit() or int(digits) * scale < 1:
-            raise InvalidInput(
-                f"{what}: expected comma-separated positive integers (e.g. 10k,1000), got {text!r}"
-            )
-        values.append(int(digits) * scale)
-    return tuple(values)
-
-
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--videos",
@@ -1685,13 +1618,15 @@ def _command(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark from parsed arguments; raises ClipSearchError on bad input."""
-    videos = parse_int_list(args.videos, "--videos")
-    dims = parse_int_list(str(args.dim), "--dim")
+    videos = parse_int_list(args.videos, "--videos", example="10k,1000")
+    dims = parse_int_list(str(args.dim), "--dim", example="10k,1000")
     cfg = BenchConfig(
         k=args.k,
-        prefetch=parse_int_list(args.prefetch, "--prefetch"),
-        product_prefetch=parse_int_list(args.product_prefetch, "--product-prefetch"),
-        overfetch=parse_int_list(args.overfetch, "--overfetch"),
+        prefetch=parse_int_list(args.prefetch, "--prefetch", example="10k,1000"),
+        product_prefetch=parse_int_list(
+            args.product_prefetch, "--product-prefetch", example="10k,1000"
+        ),
+        overfetch=parse_int_list(args.overfetch, "--overfetch", example="10k,1000"),
         adaptive_start=args.adaptive_start,
         warmup=args.warmup,
         target_recall=args.target_recall,

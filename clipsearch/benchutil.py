@@ -1,0 +1,92 @@
+"""Pieces both offline benchmarks (``bench-index``, ``bench-moments``) measure with."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clipsearch.errors import InvalidInput
+
+_SUFFIXES = {"k": 1_000, "m": 1_000_000}
+
+
+def latency_summary(
+    seconds: Sequence[float], wall_s: float, *, digits: int = 4
+) -> dict[str, float]:
+    """p50/p95/mean latency in ms and queries per second of a sequential run."""
+    ms = np.asarray(seconds, dtype=np.float64) * 1000.0
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), digits),
+        "p95_ms": round(float(np.percentile(ms, 95)), digits),
+        "mean_ms": round(float(ms.mean()), digits),
+        "qps": round(len(ms) / wall_s, 1) if wall_s > 0 else math.inf,
+    }
+
+
+def disk_mb(path: Path, *, digits: int = 1) -> float:
+    """Allocated size of the files below ``path`` in MiB."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(root, name)).st_blocks * 512
+    return round(total / 2**20, digits)
+
+
+def size_label(n: int) -> str:
+    """100000 -> '100k', 1000000 -> '1M'."""
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n >= 1000 and n % 1000 == 0:
+        return f"{n // 1000}k"
+    return str(n)
+
+
+def environment(packages: Mapping[str, str]) -> dict[str, Any]:
+    """The machine and the versions of ``packages`` (result key -> distribution name)."""
+    from importlib import metadata
+
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "numpy": np.__version__,
+        **{key: version(dist) for key, dist in packages.items()},
+    }
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            env["mem_total_gib"] = round(int(f.readline().split()[1]) / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    if hasattr(os, "getloadavg"):
+        env["loadavg_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    return env
+
+
+def parse_int_list(text: str, what: str, *, example: str = "100k,1M") -> tuple[int, ...]:
+    """'100k,1M,5000' -> (100000, 1000000, 5000); InvalidInput on anything else."""
+    values = []
+    for item in str(text).split(","):
+        token = item.strip().lower().replace("_", "")
+        scale = _SUFFIXES.get(token[-1:], 1) if token else 1
+        digits = token[:-1] if scale > 1 else token
+        if not digits.isdigit() or int(digits) * scale < 1:
+            raise InvalidInput(
+                f"{what}: expected comma-separated positive integers (e.g. {example}), got {text!r}"
+            )
+        values.append(int(digits) * scale)
+    return tuple(values)
