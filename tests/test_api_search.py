@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import av
 import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
+from test_webapp import write_video  # a small AVI with a moving bar
 
 from clipsearch.model import ClipEncoder, load_model
 from clipsearch.search import SearchLimits, SearchService
@@ -88,21 +88,6 @@ ALL_IDS = [s.id for s in sorted(SPECS, key=lambda s: -s.score)] + [PHOTO]
 UNKNOWN = clip_id("Nowhere/v_Nowhere_g01_c01.avi")
 
 
-def write_video(path: Path, *, seconds: float = VIDEO_S, fps: int = 10) -> Path:
-    """A tiny MPEG-4 AVI (64x48) with a bar moving right: each second looks different."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=fps)
-        assert isinstance(stream, av.video.stream.VideoStream)
-        stream.width, stream.height = 64, 48
-        stream.pix_fmt = "yuv420p"
-        for i in range(round(seconds * fps)):
-            img = np.full((48, 64, 3), 30, np.uint8)
-            img[:, (i * 5) % 56 : (i * 5) % 56 + 8] = (240, 180, 20)
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
-        out.mux(stream.encode(None))
-    return path
-
-
 def png_bytes() -> bytes:
     """A 40x30 PNG: a red square on blue."""
     img = Image.new("RGB", (40, 30), (20, 40, 200))
@@ -145,7 +130,7 @@ def image_vector(encoder: ClipEncoder) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_video(tmp_path_factory.mktemp("videos") / "clip.avi")
+    return write_video(tmp_path_factory.mktemp("videos") / "clip.avi", seconds=VIDEO_S)
 
 
 def payload(spec: Spec, source: Path) -> dict[str, Any]:

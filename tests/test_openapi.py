@@ -20,7 +20,6 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import pytest
 from flask import Flask
@@ -30,6 +29,7 @@ from openapi_spec_validator import validate as validate_spec
 from PIL import Image
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from test_webapp import write_video  # a small AVI with a moving bar
 
 import webapp.api
 from clipsearch.model import ClipEncoder, load_model
@@ -63,21 +63,6 @@ UNKNOWN = clip_id("Nowhere/v_Nowhere_g01_c01.avi")
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def write_video(path: Path, *, seconds: float = 3.0, fps: int = 10) -> Path:
-    """A tiny MPEG-4 AVI (64x48) with a moving bar."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=fps)
-        assert isinstance(stream, av.video.stream.VideoStream)
-        stream.width, stream.height = 64, 48
-        stream.pix_fmt = "yuv420p"
-        for i in range(round(seconds * fps)):
-            img = np.full((48, 64, 3), 30, np.uint8)
-            img[:, (i * 5) % 56 : (i * 5) % 56 + 8] = (240, 180, 20)
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
-        out.mux(stream.encode(None))
-    return path
 
 
 def png_bytes(
@@ -229,7 +214,7 @@ def encoder(tiny_model_dir: Path) -> ClipEncoder:
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_video(tmp_path_factory.mktemp("videos") / "clip.avi")
+    return write_video(tmp_path_factory.mktemp("videos") / "clip.avi", seconds=3.0)
 
 
 def unit(v: np.ndarray) -> np.ndarray:

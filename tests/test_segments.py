@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from test_video import pattern, read_index  # frames that say their own index
 
 from clipsearch.embed import EmbeddedClip, embed_clips
 from clipsearch.errors import InvalidInput
@@ -31,35 +32,9 @@ from clipsearch.video import sample_frames, segment_midpoints
 
 FPS = 25
 N_FRAMES = 80  # 3.2 s at 25 fps
-GRID = 4  # 4x4 blocks = 16 bits of frame index
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def pattern(index: int, width: int, height: int) -> np.ndarray:
-    """An RGB frame whose 4x4 blocks spell ``index`` in binary (white = 1)."""
-    img = np.zeros((height, width, 3), np.uint8)
-    for bit in range(GRID * GRID):
-        if (index >> bit) & 1:
-            r, c = divmod(bit, GRID)
-            img[r * height // GRID : (r + 1) * height // GRID,
-                c * width // GRID : (c + 1) * width // GRID] = 255  # fmt: skip
-    return img
-
-
-def read_index(img: np.ndarray) -> int:
-    """Inverse of :func:`pattern`, reading the centre of each block."""
-    height, width = img.shape[:2]
-    value = 0
-    for bit in range(GRID * GRID):
-        r, c = divmod(bit, GRID)
-        y0, y1 = r * height // GRID, (r + 1) * height // GRID
-        x0, x1 = c * width // GRID, (c + 1) * width // GRID
-        dy, dx = (y1 - y0) // 4, (x1 - x0) // 4
-        if img[y0 + dy : y1 - dy, x0 + dx : x1 - dx].mean() > 128:
-            value |= 1 << bit
-    return value
 
 
 def write_clip(
