@@ -554,22 +554,6 @@ def video_id(i: int) -> str:
     return clip_id(f"momentbench/{i}.mp4")
 
 
-def _design_a_config(qe: Any, dim: int) -> Any:
-    """Design A's two named vectors on Qdrant Edge (clipsearch's video shard config)."""
-    return qe.EdgeConfig(
-        vectors={
-            POOLED: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
-            SEGMENTS: qe.EdgeVectorParams(
-                size=dim,
-                distance=qe.Distance.Cosine,
-                multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
-                # Only used to rerank candidates by MaxSim: never build a graph for it.
-                hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10000),
-            ),
-        }
-    )
-
-
 def _video_payload(data: MomentData, i: int) -> dict[str, Any]:
     """Design A's payload: the video's index and its segments' spans."""
     return {"video": i, "segment_times": data.times(i)}
@@ -609,7 +593,9 @@ class DesignA:
             ]
             for lo in range(0, data.n_videos, cfg.upsert_batch)
         )
-        self.shard, self.build = _build_shard(qe, path, _design_a_config(qe, data.dim), batches)
+        from clipsearch.store.edge import video_shard_config  # design A's shard is the video shard
+
+        self.shard, self.build = _build_shard(qe, path, video_shard_config(data.dim), batches)
         self.client_s: list[float] = []
 
     def search(self, q: np.ndarray, k: int, prefetch: int) -> list[Found]:
@@ -850,20 +836,6 @@ class Product:
 # --------------------------------------------------------------------------- local mode
 
 
-def _design_a_vectors(qm: Any, dim: int) -> dict[str, Any]:
-    """Design A's two named vectors on qdrant-client (clipsearch's video collection)."""
-    return {
-        POOLED: qm.VectorParams(size=dim, distance=qm.Distance.COSINE),
-        SEGMENTS: qm.VectorParams(
-            size=dim,
-            distance=qm.Distance.COSINE,
-            multivector_config=qm.MultiVectorConfig(comparator=qm.MultiVectorComparator.MAX_SIM),
-            # Only used to rerank candidates by MaxSim: never build a graph for it.
-            hnsw_config=qm.HnswConfigDiff(m=0),
-        ),
-    }
-
-
 class LocalA:
     """Design A on qdrant-client local mode: one collection, the same two-stage query."""
 
@@ -871,12 +843,14 @@ class LocalA:
         from qdrant_client import QdrantClient
         from qdrant_client import models as qm
 
+        from clipsearch.store.client import video_vectors_config
+
         self.dim = data.dim
         t = time.perf_counter()
         self.client = QdrantClient(":memory:")
         self.collection = "videos"
         self.client.create_collection(
-            self.collection, vectors_config=_design_a_vectors(qm, data.dim)
+            self.collection, vectors_config=video_vectors_config(data.dim)
         )
         points = [
             qm.PointStruct(

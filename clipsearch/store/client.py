@@ -135,7 +135,8 @@ def _stale_filter(videos: list[str], n: int) -> qm.Filter:
     )
 
 
-def _vectors_config(dim: int) -> dict[str, qm.VectorParams]:
+def video_vectors_config(dim: int) -> dict[str, qm.VectorParams]:
+    """The video collection: ``pooled`` (HNSW) and the ``segments`` multivector (MaxSim)."""
     return {
         POOLED: qm.VectorParams(size=dim, distance=qm.Distance.COSINE),
         SEGMENTS: qm.VectorParams(
@@ -392,7 +393,7 @@ class QdrantClientStore:
             if existing is None:
                 try:
                     self.client.create_collection(
-                        self.collection, vectors_config=_vectors_config(dim)
+                        self.collection, vectors_config=video_vectors_config(dim)
                     )
                     created = True
                 except UnexpectedResponse as exc:

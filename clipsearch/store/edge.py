@@ -145,7 +145,8 @@ def _stale_filter(videos: list[str], n: int) -> qe.Filter:
     )
 
 
-def _edge_config(dim: int) -> qe.EdgeConfig:
+def video_shard_config(dim: int) -> qe.EdgeConfig:
+    """The video shard: ``pooled`` (HNSW) and the ``segments`` multivector (MaxSim)."""
     return qe.EdgeConfig(
         vectors={
             POOLED: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
@@ -413,7 +414,7 @@ class QdrantEdgeStore:
                     )
                 return
             try:
-                shard = qe.EdgeShard.create(str(self.path), _edge_config(dim))
+                shard = qe.EdgeShard.create(str(self.path), video_shard_config(dim))
             except Exception as exc:
                 raise self._error("create the collection", exc) from None
             try:
