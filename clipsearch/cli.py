@@ -380,16 +380,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    from clipsearch.attributes import read_meta
+def _test_clips(args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    """The dataset of ``--data`` and its ``--split`` test clips (all clips of a plain folder)."""
     from clipsearch.dataset import load_collection
-    from clipsearch.evaluate import compare_table, decode_passes, evaluate_models
-    from clipsearch.model import load_model
 
     collection = load_collection(args.data)
     clips = collection.split(args.split, "test") if collection.is_ucf else collection.clips
     if not clips:
         raise InvalidInput(f"split {args.split} of {args.data} has no test clips")
+    return collection, clips
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from clipsearch.attributes import read_meta
+    from clipsearch.evaluate import compare_table, decode_passes, evaluate_models
+    from clipsearch.model import load_model
+
+    collection, clips = _test_clips(args)
     encoders = [
         load_model(name, text_dtype=args.text_dtype) for name in (args.model, args.compare) if name
     ]
@@ -470,14 +477,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_parity(args: argparse.Namespace) -> int:
     from clipsearch.attributes import read_meta
-    from clipsearch.dataset import load_collection
     from clipsearch.model import load_model
     from clipsearch.parity import text_parity
 
-    collection = load_collection(args.data)
-    clips = collection.split(args.split, "test") if collection.is_ucf else collection.clips
-    if not clips:
-        raise InvalidInput(f"split {args.split} of {args.data} has no test clips")
+    collection, clips = _test_clips(args)
     encoder = load_model(args.model)
     with _progress(len(clips), "clip", "parity", _show_progress(args)) as update:
         report = text_parity(
