@@ -12,7 +12,6 @@ noise than a match. It is saved in the checkpoint's ``clipsearch.json``
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +24,6 @@ from clipsearch.errors import DatasetError, InvalidInput, ModelLoadError
 from clipsearch.evaluate import QUERY_TEMPLATE
 from clipsearch.model import VIDEO_CONFIG_NAME, ClipEncoder, VideoConfig
 from clipsearch.segments import SegmentPlan
-from clipsearch.store.edge import QdrantEdgeStore
 
 CALIBRATION_FILE = "calibration.json"
 DEFAULT_FPR = 0.01
@@ -52,31 +50,27 @@ def calibrate(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Search scores of relevant and irrelevant clips and the threshold between them."""
-    from ingest.pipeline import IngestOptions, ingest
+    from ingest.pipeline import IngestOptions, scratch_index
 
     labelled = [c for c in clips if c.label]
     classes = sorted({c.label for c in labelled if c.label})
     if len(classes) < 2:
         raise DatasetError("calibration needs labelled clips of at least two classes")
     options = IngestOptions(workers=workers, segments=plan or SegmentPlan(), media_dir=None)
-    with tempfile.TemporaryDirectory(prefix="clipsearch-calibrate-") as tmp:
-        store = QdrantEdgeStore(Path(tmp) / "store")
-        try:
-            ingest(replace(collection, clips=labelled), encoder, store, options, progress)
-            n = store.count()
-            if n == 0:
-                raise DatasetError("no clip could be ingested for calibration")
-            queries = encoder.encode_text([template.format(class_phrase(c)) for c in classes])
-            pos: list[float] = []
-            neg: list[float] = []
-            top_scores: list[float] = []
-            for cls, vector in zip(classes, queries, strict=True):
-                hits = store.search_segments(vector, n, prefetch=n)
-                for hit in hits:
-                    (pos if hit.payload.get("class") == cls else neg).append(hit.score)
-                top_scores.append(next(h.score for h in hits if h.payload.get("class") == cls))
-        finally:
-            store.close()
+    labelled_only = replace(collection, clips=labelled)
+    with scratch_index(labelled_only, encoder, options, progress) as (store, _):
+        n = store.count()
+        if n == 0:
+            raise DatasetError("no clip could be ingested for calibration")
+        queries = encoder.encode_text([template.format(class_phrase(c)) for c in classes])
+        pos: list[float] = []
+        neg: list[float] = []
+        top_scores: list[float] = []
+        for cls, vector in zip(classes, queries, strict=True):
+            hits = store.search_segments(vector, n, prefetch=n)
+            for hit in hits:
+                (pos if hit.payload.get("class") == cls else neg).append(hit.score)
+            top_scores.append(next(h.score for h in hits if h.payload.get("class") == cls))
     positives, negatives = np.asarray(pos), np.asarray(neg)
     threshold = threshold_at_fpr(positives, negatives, fpr)
     return {

@@ -10,7 +10,6 @@ can rank first, so R@1 has a ceiling below 1: ``R@1_bound`` reports it.
 
 from __future__ import annotations
 
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -26,7 +25,6 @@ from clipsearch.model import ClipEncoder
 from clipsearch.search import SearchLimits, SearchService
 from clipsearch.segments import SegmentPlan, temporal_iou
 from clipsearch.store.base import clip_id
-from clipsearch.store.edge import QdrantEdgeStore
 
 TIOU = 0.5
 KS = (1, 5)
@@ -61,7 +59,7 @@ def evaluate_moments(
 ) -> dict[str, Any]:
     """R@k at tIoU 0.5, mean tIoU and per-segment detail for a moments folder."""
     from clipsearch.synth import read_moments  # the moments.jsonl contract lives there
-    from ingest.pipeline import IngestOptions, ingest
+    from ingest.pipeline import IngestOptions, scratch_index
 
     root = Path(folder)
     videos = read_moments(root)
@@ -77,51 +75,46 @@ def evaluate_moments(
         for seg in v["segments"]:
             holders[seg["class"]].add(v["path"])
 
-    with tempfile.TemporaryDirectory(prefix="clipsearch-moments-") as tmp:
-        store = QdrantEdgeStore(Path(tmp) / "store")
-        try:
-            report = ingest(collection, encoder, store, options, progress=progress)
-            if report.failed:
-                raise DatasetError(f"{root}: could not ingest {report.failed[0]['path']}")
-            service = SearchService(encoder, store, limits)
-            depth = max(ks)
-            stored = store.retrieve([clip_id(v["path"]) for v in videos], with_vectors=True)
-            queries = sorted(holders)
-            vectors = dict(
-                zip(
-                    queries,
-                    encoder.encode_text([template.format(class_phrase(c)) for c in queries]),
-                    strict=True,
-                )
+    with scratch_index(collection, encoder, options, progress) as (store, report):
+        if report.failed:
+            raise DatasetError(f"{root}: could not ingest {report.failed[0]['path']}")
+        service = SearchService(encoder, store, limits)
+        depth = max(ks)
+        stored = store.retrieve([clip_id(v["path"]) for v in videos], with_vectors=True)
+        queries = sorted(holders)
+        vectors = dict(
+            zip(
+                queries,
+                encoder.encode_text([template.format(class_phrase(c)) for c in queries]),
+                strict=True,
             )
-            ranked = {
-                c: service.search(template.format(class_phrase(c)), depth, min_score=None).results
-                for c in queries
-            }
-            rows = []
-            for v in videos:
-                pid = clip_id(v["path"])
-                point = stored[pid]
-                for seg in v["segments"]:
-                    cls = seg["class"]
-                    truth = (float(seg["start_s"]), float(seg["end_s"]))
-                    results = ranked[cls]
-                    rank = next((i for i, r in enumerate(results, 1) if r.id == pid), None)
-                    moment, _, _ = service.moment(point.segments, point.payload, vectors[cls])
-                    rows.append(
-                        {
-                            "video": v["path"],
-                            "duration_s": v["duration_s"],
-                            "class": cls,
-                            "true_s": list(truth),
-                            "moment_s": [round(moment.start_s, 3), round(moment.end_s, 3)],
-                            "tIoU": round(temporal_iou(truth, (moment.start_s, moment.end_s)), 4),
-                            "rank": rank,
-                            "videos_with_class": len(holders[cls]),
-                        }
-                    )
-        finally:
-            store.close()
+        )
+        ranked = {
+            c: service.search(template.format(class_phrase(c)), depth, min_score=None).results
+            for c in queries
+        }
+        rows = []
+        for v in videos:
+            pid = clip_id(v["path"])
+            point = stored[pid]
+            for seg in v["segments"]:
+                cls = seg["class"]
+                truth = (float(seg["start_s"]), float(seg["end_s"]))
+                results = ranked[cls]
+                rank = next((i for i, r in enumerate(results, 1) if r.id == pid), None)
+                moment, _, _ = service.moment(point.segments, point.payload, vectors[cls])
+                rows.append(
+                    {
+                        "video": v["path"],
+                        "duration_s": v["duration_s"],
+                        "class": cls,
+                        "true_s": list(truth),
+                        "moment_s": [round(moment.start_s, 3), round(moment.end_s, 3)],
+                        "tIoU": round(temporal_iou(truth, (moment.start_s, moment.end_s)), 4),
+                        "rank": rank,
+                        "videos_with_class": len(holders[cls]),
+                    }
+                )
 
     long_rows = [r for r in rows if r["duration_s"] >= 30.0]
     short_rows = [r for r in rows if r["duration_s"] < 30.0]

@@ -8,8 +8,10 @@ points. Clips already stored with the same model and the same source file
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -219,6 +221,25 @@ def ingest(
     report.stage_seconds = times.rounded()
     report.wall_s = round(time.perf_counter() - started, 3)
     return report
+
+
+@contextmanager
+def scratch_index(
+    collection: Collection,
+    encoder: ClipEncoder,
+    options: IngestOptions,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[tuple[VectorStore, IngestReport]]:
+    """``collection`` ingested into a throw-away embedded Qdrant Edge store, deleted on exit
+    (how evaluation and calibration measure the product's own ingest and search)."""
+    from clipsearch.store.edge import QdrantEdgeStore
+
+    with tempfile.TemporaryDirectory(prefix="clipsearch-scratch-") as tmp:
+        store = QdrantEdgeStore(Path(tmp) / "store")
+        try:
+            yield store, ingest(collection, encoder, store, options, progress)
+        finally:
+            store.close()
 
 
 def _write_poster(item: EmbeddedClip, media_dir: Path, pid: str) -> None:
