@@ -16,11 +16,17 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
 from clipsearch import __version__, indexbench_cli, momentbench
 from clipsearch.errors import ClipSearchError, InvalidInput
+
+# The text tower's run modes (clipsearch.model.TEXT_DTYPES; kept here so the parser does
+# not import torch).
+TEXT_DTYPES = ("fp32", "bf16", "int8")
+DEFAULT_TEXT_DTYPE = "int8"
 
 log = logging.getLogger("clipsearch")
 
@@ -90,10 +96,16 @@ def _add_model_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
 def _add_text_dtype_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--text-dtype",
-        choices=("fp32", "bf16"),
-        default=_env("CLIPSEARCH_TEXT_DTYPE", "fp32"),
-        help="weights of the text tower (env CLIPSEARCH_TEXT_DTYPE; default %(default)s; "
-        "`clipsearch parity` reports what bf16 changes)",
+        choices=TEXT_DTYPES,
+        default=_env("CLIPSEARCH_TEXT_DTYPE", DEFAULT_TEXT_DTYPE),
+        help="how the text tower runs: fp32 or bf16 torch, or int8 (an ONNX Runtime export, "
+        "made once into the cache directory) (env CLIPSEARCH_TEXT_DTYPE; default "
+        "%(default)s; `clipsearch parity` reports what each changes)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        default=_env("CLIPSEARCH_CACHE_DIR", DEFAULT_CACHE),
+        help="where the int8 export of the text tower is kept (env CLIPSEARCH_CACHE_DIR)",
     )
 
 
@@ -101,6 +113,17 @@ def _add_segment_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("moments (one segment vector per window)")
     g.add_argument("--window-s", type=float, default=2.0, help="window length (default 2 s)")
     g.add_argument("--stride-s", type=float, default=1.0, help="window step (default 1 s)")
+
+
+def _add_vision_dtype_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--vision-dtype",
+        choices=("fp32", "bf16"),
+        default=_env("CLIPSEARCH_VISION_DTYPE", "fp32"),
+        help="how the vision tower runs (env CLIPSEARCH_VISION_DTYPE; default %(default)s; "
+        "bf16 is about 2x faster on CPUs with AVX-512 BF16 or AMX: `clipsearch bench-ingest` "
+        "and `clipsearch eval --vision-dtype bf16` report what it changes)",
+    )
 
 
 def _store_settings(args: argparse.Namespace) -> Any:
@@ -199,16 +222,20 @@ def cmd_model_init(args: argparse.Namespace) -> int:
     from clipsearch.dataset import PHRASE_OVERRIDES, class_phrase
     from clipsearch.model import save_model
     from clipsearch.synth import CLASSES
-    from training.tokenizer import build_tokenizer
+    from training.tokenizer import build_tokenizer, openai_clip_tokenizer
 
     arch = get_architecture(args.arch)
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise InvalidInput(f"{out} is not empty; give a new directory for the model")
     torch.manual_seed(args.seed)
-    # A small real BPE (the text tower's size comes from the architecture, not from it).
-    texts = [class_phrase(c) for c in CLASSES] + list(PHRASE_OVERRIDES.values())
-    tokenizer = build_tokenizer([f"a video of {t}" for t in texts] * 4, vocab_size=600)
+    if args.vocab:
+        tokenizer = openai_clip_tokenizer(args.vocab)
+    else:
+        # A small BPE learned from SynthUCF's phrases: the tower's size is the architecture's,
+        # but free-form queries split into more tokens than with CLIP's vocabulary.
+        texts = [class_phrase(c) for c in CLASSES] + list(PHRASE_OVERRIDES.values())
+        tokenizer = build_tokenizer([f"a video of {t}" for t in texts] * 4, vocab_size=600)
     encoder = create_model(arch, tokenizer, model_id=f"random-{args.arch}")
     save_model(encoder, out)
     params = sum(p.numel() for p in encoder.model.parameters())
@@ -216,6 +243,111 @@ def cmd_model_init(args: argparse.Namespace) -> int:
         f"wrote a randomly initialised {args.arch} CLIP ({params / 1e6:.1f}M parameters) to "
         f"{out}: for speed measurements only, its vectors mean nothing"
     )
+    return 0
+
+
+def cmd_load_store(args: argparse.Namespace) -> int:
+    from clipsearch.loadstore import build_load_store
+    from clipsearch.store.factory import open_store
+
+    dim = args.dim
+    if args.model:
+        from transformers import AutoConfig
+
+        try:
+            dim = int(AutoConfig.from_pretrained(args.model).projection_dim)
+        except Exception as exc:  # transformers raises many types for "cannot read"
+            raise InvalidInput(
+                f"cannot read the vector size of model {args.model!r}: {exc}"
+            ) from None
+    store = open_store(_store_settings(args))
+    try:
+        with _progress(args.clips, "clip", "load store", _show_progress(args)) as update:
+            report = build_load_store(store, dim, clips=args.clips, seed=args.seed, progress=update)
+    finally:
+        store.close()
+    print(
+        f"wrote {report.clips} synthetic clips ({report.segments} segments, {report.dim}-d) in "
+        f"{report.upsert_s + report.optimize_s:.0f} s (upsert {report.upsert_s:.0f} s, "
+        f"optimize {report.optimize_s:.0f} s): for load tests only, their answers mean nothing"
+    )
+    return 0
+
+
+def cmd_bench_text(args: argparse.Namespace) -> int:
+    from clipsearch.benchutil import environment
+    from clipsearch.model import load_model
+    from clipsearch.parity import text_speed
+
+    try:
+        texts = [t.strip() for t in Path(args.texts).read_text().splitlines() if t.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read query texts from {args.texts}: {exc}") from None
+    if len(texts) < 2 * args.batch:
+        raise InvalidInput(f"{args.texts} holds {len(texts)} texts; give at least {2 * args.batch}")
+    texts = texts[: args.queries]
+    results = []
+    for dtype in args.dtypes.split(","):
+        if dtype not in TEXT_DTYPES:
+            raise InvalidInput(f"unknown text dtype {dtype!r} (known: {', '.join(TEXT_DTYPES)})")
+        encoder = load_model(
+            args.model,
+            towers="text",
+            text_dtype=dtype,
+            cache_dir=args.cache_dir,
+            threads=args.threads,
+        )
+        r = text_speed(encoder, texts, args.batch)
+        results.append(r)
+        print(
+            f"{dtype}: one query {r['single_ms']:.2f} ms ({r['single_qps']:.0f}/s); "
+            f"batches of {args.batch}: {r[f'batch{args.batch}_qps']:.0f} queries/s"
+        )
+    if args.json:
+        _write_json(
+            args.json,
+            {
+                "model": args.model,
+                "threads": args.threads,
+                "results": results,
+                "environment": environment({"torch": "torch", "onnxruntime": "onnxruntime"}),
+            },
+        )
+    return 0
+
+
+def cmd_bench_ingest(args: argparse.Namespace) -> int:
+    from clipsearch.dataset import load_collection
+    from clipsearch.ingestbench import bench_ingest
+    from clipsearch.model import load_model
+
+    collection = load_collection(args.data)
+    if not collection.clips:
+        raise InvalidInput(f"no video files found under {args.data}")
+    encoder = load_model(args.model, towers="vision", vision_dtype=args.vision_dtype)
+    if args.frames:
+        encoder.video = replace(encoder.video, num_frames=args.frames)
+    plan = _segment_plan(args) if args.segments else None
+    result = bench_ingest(
+        collection,
+        encoder,
+        limit=args.limit,
+        batch_clips=args.batch,
+        workers=args.workers,
+        plan=plan,
+    )
+    result["command"] = " ".join(["clipsearch", *sys.argv[1:]]) if sys.argv[1:] else None
+    p, m = result["pipeline"], result["model_only"]
+    print(
+        f"{result['clips']} clips x {result['frames_per_clip']} frames, "
+        f"vision {result['vision_dtype']}: "
+        f"pipeline {p['frames_per_s']:.1f} frames/s ({p['clips_per_s']:.2f} clips/s), model alone "
+        f"{m['frames_per_s']:.1f} frames/s: ingest_efficiency {result['ingest_efficiency']:.3f}; "
+        f"all 13,320 UCF101 clips in {result['projected_ucf101_s'] / 60:.0f} min"
+    )
+    print("stages (s): " + ", ".join(f"{k} {v}" for k, v in p["stage_seconds"].items()))
+    if args.json:
+        _write_json(args.json, result)
     return 0
 
 
@@ -229,7 +361,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if not collection.clips:
         raise InvalidInput(f"no video files found under {args.root}")
     plan = _segment_plan(args)
-    encoder = load_model(args.model, towers="vision")
+    encoder = load_model(args.model, towers="vision", vision_dtype=args.vision_dtype)
     store = open_store(_store_settings(args))
     options = IngestOptions(
         batch_clips=args.batch,
@@ -300,7 +432,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     towers: Literal["both", "text"] = "both" if image is not None else "text"
     store = open_store(_store_settings(args))
     try:
-        encoder = load_model(args.model, towers=towers, text_dtype=args.text_dtype)
+        encoder = load_model(
+            args.model, towers=towers, text_dtype=args.text_dtype, cache_dir=args.cache_dir
+        )
         min_score = args.min_score if args.min_score is not None else encoder.video.min_score
         service = SearchService(encoder, store, min_score=min_score)
         page: dict[str, Any] = {"filter": flt, "offset": args.offset}
@@ -361,12 +495,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from webapp.serve import run
     from webapp.settings import Settings
 
-    settings = Settings(
-        model=args.model,
+    # CLIPSEARCH_* variables set what has no flag here (query cache, batching, ...).
+    settings = replace(
+        Settings.from_env({**os.environ, "CLIPSEARCH_MODEL": args.model}),
         store=_store_settings(args),
         media_dir=args.media_dir,
         torch_threads=args.torch_threads,
         text_dtype=args.text_dtype,
+        cache_dir=args.cache_dir,
     )
     print(f"serving http://{args.host}:{args.port}/  (Ctrl-C to stop)", flush=True)
     run(
@@ -398,7 +534,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     collection, clips = _test_clips(args)
     encoders = [
-        load_model(name, text_dtype=args.text_dtype) for name in (args.model, args.compare) if name
+        load_model(
+            name,
+            text_dtype=args.text_dtype,
+            cache_dir=args.cache_dir,
+            vision_dtype=args.vision_dtype,
+        )
+        for name in (args.model, args.compare)
+        if name
     ]
     meta = read_meta(collection.root)
     total = len(clips) * decode_passes(encoders)
@@ -478,23 +621,33 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_parity(args: argparse.Namespace) -> int:
     from clipsearch.attributes import read_meta
     from clipsearch.model import load_model
-    from clipsearch.parity import text_parity
+    from clipsearch.parity import FAST_PATHS, text_parity
 
     collection, clips = _test_clips(args)
     encoder = load_model(args.model)
     with _progress(len(clips), "clip", "parity", _show_progress(args)) as update:
         report = text_parity(
-            encoder, collection.classes, clips, meta=read_meta(collection.root), progress=update
+            encoder,
+            collection.classes,
+            clips,
+            meta=read_meta(collection.root),
+            progress=update,
+            cache_dir=args.cache_dir,
         )
     report.update({"data": str(args.data), "split": args.split})
-    cos, speed = report["cosine_fp32_bf16"], report["single_query_ms"]
+    fp32 = report["fp32"]
     print(
-        f"bf16 text tower: cosine to fp32 min {cos['min']:.5f} mean {cos['mean']:.5f} over "
-        f"{report['n_queries']} queries; mAP {report['fp32']['mAP']:.4f} -> "
-        f"{report['bf16']['mAP']:.4f} ({report['mAP_delta']:+.4f}); one query "
-        f"{speed['fp32']:.1f} -> {speed['bf16']:.1f} ms; "
-        + ("fit to be the default" if report["bf16_ok_as_default"] else "NOT fit to be the default")
+        f"{report['model']}: {report['n_queries']} queries, fp32 mAP "
+        f"{fp32['metrics']['mAP']:.4f}, one query {fp32['query_ms']['single']:.1f} ms"
     )
+    for path in FAST_PATHS:
+        r = report[path]
+        print(
+            f"  {path}: cosine to fp32 min {r['cosine_to_fp32']['min']:.5f}; mAP "
+            f"{r['metrics']['mAP']:.4f} ({r['mAP_delta']:+.4f}); one query "
+            f"{r['query_ms']['single']:.1f} ms; "
+            + ("fit to be the default" if r["ok_as_default"] else "NOT fit to be the default")
+        )
     if args.json:
         _write_json(args.json, report)
     return 0
@@ -552,7 +705,61 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--arch", required=True, help="vit-b-32, vit-b-16, vit-l-14 or tiny")
     m.add_argument("--out", required=True, help="new directory for the checkpoint")
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument(
+        "--vocab",
+        metavar="BPE_GZ",
+        help="OpenAI CLIP's bpe_simple_vocab_16e6.txt.gz: use CLIP's own tokenizer, so queries "
+        "have their real token counts (benchmarks/fetch_clip_vocab.sh gets the file)",
+    )
     m.set_defaults(func=cmd_model_init)
+
+    p = sub.add_parser(
+        "bench-text",
+        parents=[common],
+        help="queries/s of the text tower alone: one at a time and batched (the ceiling)",
+    )
+    _add_model_arg(p)
+    p.add_argument("--texts", required=True, help="query texts, one per line")
+    p.add_argument("--queries", type=positive_int, default=1024, help="texts used (default 1024)")
+    p.add_argument("--batch", type=positive_int, default=32)
+    p.add_argument("--dtypes", default="fp32,bf16,int8", help="comma-separated text dtypes")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
+    p.add_argument("--cache-dir", default=_env("CLIPSEARCH_CACHE_DIR", DEFAULT_CACHE))
+    p.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    p.set_defaults(func=cmd_bench_text)
+
+    p = sub.add_parser(
+        "bench-ingest",
+        parents=[common],
+        help="ingest frames/s against the vision tower's own (ingest_efficiency)",
+    )
+    p.add_argument("data", help="a folder of videos (UCF101 layout or any)")
+    _add_model_arg(p)
+    p.add_argument("--limit", type=positive_int, default=96, help="clips (default 96)")
+    p.add_argument("--batch", type=positive_int, default=16, help="clips per batch")
+    p.add_argument("--workers", type=positive_int, default=None, help="decode processes")
+    p.add_argument("--frames", type=positive_int, default=None, help="frames per clip")
+    p.add_argument(
+        "--segments",
+        action="store_true",
+        help="also embed the moment windows, as ingest does (default: clip frames only)",
+    )
+    _add_segment_args(p)
+    _add_vision_dtype_arg(p)
+    p.add_argument("--json", metavar="OUT", help="write the result as JSON")
+    p.set_defaults(func=cmd_bench_ingest)
+
+    p = sub.add_parser(
+        "load-store",
+        parents=[common],
+        help="fill a new store with UCF101's number of synthetic clips (load tests)",
+    )
+    _add_store_args(p)
+    p.add_argument("--clips", type=positive_int, default=13_320, help="default: UCF101's count")
+    p.add_argument("--dim", type=positive_int, default=512, help="vector size (default 512)")
+    p.add_argument("--model", help="take the vector size from this CLIP checkpoint instead")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_load_store)
 
     p = sub.add_parser("ingest", parents=[common], help="embed a folder of videos into Qdrant")
     p.add_argument("root", help="UCF101-layout root or any folder of videos")
@@ -565,6 +772,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=positive_int, default=None, help="only the first N clips")
     p.add_argument("--report", metavar="JSON", help="write the ingest report as JSON")
     _add_segment_args(p)
+    _add_vision_dtype_arg(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", parents=[common], help="search the index from the shell")
@@ -616,15 +824,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", metavar="OUT", help="write metrics JSON here ('-' for stdout)")
     _add_text_dtype_arg(p)
+    _add_vision_dtype_arg(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
-        "parity", parents=[common], help="what a bf16 text tower changes (vectors, mAP, speed)"
+        "parity",
+        parents=[common],
+        help="what the int8 and bf16 text towers change (vectors, mAP, speed)",
     )
     p.add_argument("--data", required=True, help="labelled dataset (UCF101 layout: test split)")
     _add_model_arg(p)
     p.add_argument("--split", type=int, default=1, choices=(1, 2, 3))
     p.add_argument("--json", metavar="OUT", help="write the report as JSON")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="where the int8 export is cached")
     p.set_defaults(func=cmd_parity)
 
     p = sub.add_parser(

@@ -86,7 +86,7 @@ def embed_clips(
                 assert d.frames is not None
                 out[d.index] = EmbeddedClip(d.index, d.source, d.frames, emb)
         elif good and plan is not None:
-            for d, done in zip(good, _embed_segmented(encoder, good, plan), strict=True):
+            for d, done in zip(good, embed_segmented(encoder, good, plan), strict=True):
                 out[d.index] = done
         times.add("embed", started)
         pending.clear()
@@ -106,7 +106,7 @@ def embed_clips(
         yield flush()
 
 
-def _embed_segmented(
+def embed_segmented(
     encoder: ClipEncoder, decoded: Sequence[Decoded], plan: SegmentPlan
 ) -> list[EmbeddedClip]:
     """Pool each clip's whole-clip view and its windows from one pass over its frames."""

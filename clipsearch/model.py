@@ -30,9 +30,15 @@ VIDEO_CONFIG_NAME = "clipsearch.json"
 # Views pooled per head call (bounds the patch tokens held at once for long videos).
 _VIEWS_PER_POOL = 64
 POOLINGS = ("mean", "temporal")
-# Weights of the text tower: fp32, or bf16 (about 2x faster on CPUs with AMX/AVX-512 BF16;
-# `clipsearch parity` reports what it changes).
-TEXT_DTYPES = ("fp32", "bf16")
+# How the text tower runs: fp32 torch; bf16 torch (about 2x faster on CPUs with AMX/AVX-512
+# BF16); int8, an ONNX Runtime dynamic-int8 export (clipsearch.text_onnx). `clipsearch
+# parity` reports what each changes against fp32.
+TEXT_DTYPES = ("fp32", "bf16", "int8")
+# The serving default: int8 keeps the demo model's mAP within 0.01 (`clipsearch parity`).
+DEFAULT_TEXT_DTYPE = "int8"
+DEFAULT_CACHE_DIR = "var/cache"
+# How the vision tower runs (ingest): fp32, or bf16 (CPUs with AVX-512 BF16 or AMX).
+VISION_DTYPES = ("fp32", "bf16")
 Towers = Literal["both", "text", "vision"]
 
 # OpenAI CLIP's preprocessing constants, used when a checkpoint saves none.
@@ -196,6 +202,9 @@ def vision_forward(
     layer) that a temporal head's motion branch reads."""
     vision = getattr(model, "vision_model", None)
     projection = getattr(model, "visual_projection", None)
+    weights = next(iter((vision or model).parameters()), None)
+    if weights is not None and pixels.dtype != weights.dtype:  # a bf16 vision tower
+        pixels = pixels.to(weights.dtype)
     if vision is None or projection is None:
         if tokens:
             raise ModelLoadError("this model does not expose its vision tower's patch tokens")
@@ -218,8 +227,8 @@ def clip_frame_features(
     wants_tokens = temporal is not None and temporal.needs_tokens
     layer = temporal.motion_layer if temporal is not None else -1
     feats, tokens = vision_forward(model, pixels.flatten(0, 1), tokens=wants_tokens, layer=layer)
-    per_frame = F.normalize(feats, dim=-1).view(b, t, -1)
-    return per_frame, None if tokens is None else tokens.view(b, t, *tokens.shape[1:])
+    per_frame = F.normalize(feats.float(), dim=-1).view(b, t, -1)
+    return per_frame, None if tokens is None else tokens.float().view(b, t, *tokens.shape[1:])
 
 
 def pool_clips(
@@ -265,10 +274,43 @@ class ClipEncoder:
         self.model_id = model_id
         self.towers = towers
         self.text_dtype = "fp32"
+        self.vision_dtype = "fp32"
+        self._onnx_text: Any = None
+
+    def vision_to_bfloat16(self) -> None:
+        """Run the vision tower in bf16 from now on (frame vectors still come out float32;
+        the temporal head stays fp32). ``clipsearch bench-ingest`` reports what it changes."""
+        self._require("vision")
+        if self.towers == "vision":
+            self.model.to(torch.bfloat16)
+        else:
+            self.model.vision_model.to(torch.bfloat16)
+            self.model.visual_projection.to(torch.bfloat16)
+        self.vision_dtype = "bf16"
+
+    def text_to_int8(self, cache_dir: str | os.PathLike[str], threads: int | None = None) -> None:
+        """Run the text tower as ONNX Runtime dynamic int8 from now on (exported on first
+        use into ``cache_dir``)."""
+        from clipsearch.text_onnx import OnnxTextTower, cached_int8
+
+        self._require("text")
+        if self.text_dtype != "fp32":
+            raise ModelLoadError(f"the int8 export starts from fp32 weights, not {self.text_dtype}")
+        path = cached_int8(self.model, self.tokenizer, cache_dir)
+        self._onnx_text = OnnxTextTower(path, threads=threads or torch.get_num_threads())
+        self.text_dtype = "int8"
+
+    def text_to_torch(self) -> None:
+        """Leave the int8 ONNX path: the torch text tower (still in fp32) runs again."""
+        self._onnx_text = None
+        if self.text_dtype == "int8":
+            self.text_dtype = "fp32"
 
     def text_to_bfloat16(self) -> None:
         """Run the text tower in bf16 from now on (vectors still come out as float32)."""
         self._require("text")
+        if self.text_dtype != "fp32":
+            raise ModelLoadError(f"bf16 starts from fp32 weights, not {self.text_dtype}")
         if self.towers == "text":
             self.model.to(torch.bfloat16)
         else:
@@ -292,15 +334,19 @@ class ClipEncoder:
         """Text vectors (N, D) float32; rows unit-length when ``normalize``."""
         self._require("text")
         out = []
+        onnx = self._onnx_text
         for i in range(0, len(texts), batch_size):
             batch = self.tokenizer(
                 list(texts[i : i + batch_size]),
                 padding=True,  # pad to the longest in the batch, never to 77
                 truncation=True,
                 max_length=self.video.max_text_tokens,
-                return_tensors="pt",
+                return_tensors="np" if onnx is not None else "pt",
             )
             ids, mask = batch["input_ids"], batch["attention_mask"]
+            if onnx is not None:
+                out.append(onnx(ids, mask))
+                continue
             if hasattr(self.model, "get_text_features"):
                 feats = _features(self.model.get_text_features(input_ids=ids, attention_mask=mask))
             else:
@@ -428,12 +474,21 @@ def load_model(
     towers: Towers = "both",
     threads: int | None = None,
     text_dtype: str = "fp32",
+    cache_dir: str | os.PathLike[str] = DEFAULT_CACHE_DIR,
+    text_threads: int | None = None,
+    vision_dtype: str = "fp32",
 ) -> ClipEncoder:
     """Load a CLIP checkpoint by hub id or local directory.
 
     ``towers="text"`` loads only the text tower (what the query path needs);
-    ``text_dtype="bf16"`` runs that tower in bf16.
+    ``text_dtype="bf16"`` runs that tower in bf16, ``"int8"`` as an ONNX Runtime int8
+    export cached under ``cache_dir``, on ``text_threads`` threads (default: ``threads``,
+    else torch's). ``vision_dtype="bf16"`` runs the vision tower in bf16.
     """
+    if vision_dtype not in VISION_DTYPES:
+        raise InvalidInput(
+            f"vision dtype must be one of {', '.join(VISION_DTYPES)}, got {vision_dtype!r}"
+        )
     if text_dtype not in TEXT_DTYPES:
         raise InvalidInput(
             f"text dtype must be one of {', '.join(TEXT_DTYPES)}, got {text_dtype!r}"
@@ -491,6 +546,10 @@ def load_model(
     encoder = ClipEncoder(model, tokenizer, preprocess, video, model_id, towers, temporal)
     if text_dtype == "bf16" and towers != "vision":
         encoder.text_to_bfloat16()
+    elif text_dtype == "int8" and towers != "vision":
+        encoder.text_to_int8(cache_dir, threads=text_threads or threads)
+    if vision_dtype == "bf16" and towers != "text":
+        encoder.vision_to_bfloat16()
     return encoder
 
 

@@ -86,7 +86,7 @@ DESIGN_A = "A"
 DESIGN_B = "B"
 PRODUCT = "product"
 # SearchLimits.prefetch: the first-round segment limit the product searches with.
-PRODUCT_PREFETCH = 200
+PRODUCT_PREFETCH = 64
 # Two found videos whose exact scores differ by less than this are a tie (float32 scoring).
 TIE_TOLERANCE = 1e-5
 

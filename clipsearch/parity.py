@@ -1,13 +1,15 @@
-"""What running the text tower in bf16 changes: vectors, retrieval figures and speed.
+"""What the fast text paths change against fp32: vectors, retrieval figures and speed.
 
-The clip vectors do not depend on the text tower, so the split's test clips are
-embedded once; the model's own evaluation queries are then encoded and scored in fp32,
-the tower is switched to bf16 and everything is encoded and scored again. bf16 may
-become a default only where the mAP drops by at most ``MAX_MAP_DROP``.
+The clip vectors do not depend on the text tower, so the split's test clips are embedded
+once; the model's own evaluation queries are then encoded and scored with the fp32 tower,
+with its ONNX Runtime int8 export and with bf16 weights (in that order: bf16 changes the
+weights in place). A fast path may become a default only where the mAP drops by at most
+``MAX_MAP_DROP``.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -16,18 +18,34 @@ import numpy as np
 
 from clipsearch.attributes import MetaRow, freeform_queries
 from clipsearch.evaluate import QUERY_TEMPLATE, class_queries, embed_for_eval, evaluate_vectors
-from clipsearch.model import ClipEncoder
+from clipsearch.model import DEFAULT_CACHE_DIR, ClipEncoder
 
 MAX_MAP_DROP = 0.01
 SPEED_QUERIES = 32
+FAST_PATHS = ("int8", "bf16")
+METRICS = ("mAP", "P@1", "freeform_mAP", "heldout_mAP", "pairs_mAP")
 
 
-def _single_query_ms(encoder: ClipEncoder, texts: Sequence[str]) -> float:
+def _query_ms(encoder: ClipEncoder, texts: Sequence[str]) -> dict[str, float]:
+    """Mean ms per query, one query per call and all of ``texts`` in one call."""
     encoder.encode_text(list(texts[:1]))  # warm-up
     started = time.perf_counter()
     for text in texts:
         encoder.encode_text([text])
-    return round((time.perf_counter() - started) / len(texts) * 1000, 3)
+    single = (time.perf_counter() - started) / len(texts) * 1000
+    started = time.perf_counter()
+    encoder.encode_text(list(texts))
+    batch = (time.perf_counter() - started) / len(texts) * 1000
+    return {"single": round(single, 3), "batched": round(batch, 3), "batch_size": len(texts)}
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    cos = np.sum(a * b, axis=1)
+    return {
+        "min": round(float(cos.min()), 6),
+        "mean": round(float(cos.mean()), 6),
+        "p01": round(float(np.quantile(cos, 0.01)), 6),
+    }
 
 
 def text_parity(
@@ -39,10 +57,16 @@ def text_parity(
     template: str = QUERY_TEMPLATE,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    paths: Sequence[str] = FAST_PATHS,
+    cache_dir: str | os.PathLike[str] = DEFAULT_CACHE_DIR,
 ) -> dict[str, Any]:
-    """fp32 against bf16 text vectors of one fp32-loaded ``encoder`` (left in bf16)."""
+    """fp32 against each of ``paths`` ("int8", "bf16") for one fp32-loaded ``encoder``
+    (left on the last path)."""
     if encoder.text_dtype != "fp32":
         raise ValueError("text_parity needs an encoder loaded with its text tower in fp32")
+    unknown = [p for p in paths if p not in FAST_PATHS]
+    if unknown:
+        raise ValueError(f"unknown text paths {unknown} (known: {FAST_PATHS})")
     vectors, kept, failed = embed_for_eval([encoder], clips, workers=workers, progress=progress)
     labels = [clips[i].label for i in kept]
     rows = [meta.get(clips[i].path) for i in kept] if meta is not None else None
@@ -50,29 +74,59 @@ def text_parity(
     texts = class_queries(present, template) + [q.text for q in freeform_queries(rows or [])]
     speed_texts = texts[:SPEED_QUERIES]
 
-    def score() -> tuple[dict[str, Any], np.ndarray, float]:
+    def score() -> tuple[dict[str, Any], np.ndarray, dict[str, float]]:
         report = evaluate_vectors(encoder, classes, vectors[0], labels, template, meta=rows)
-        return report.metrics, encoder.encode_text(texts), _single_query_ms(encoder, speed_texts)
+        metrics = {k: report.metrics.get(k) for k in METRICS}
+        return metrics, encoder.encode_text(texts), _query_ms(encoder, speed_texts)
 
     fp32, fp32_vecs, fp32_ms = score()
-    encoder.text_to_bfloat16()
-    bf16, bf16_vecs, bf16_ms = score()
-    cosine = np.sum(fp32_vecs * bf16_vecs, axis=1)
-    delta = round(float(bf16["mAP"]) - float(fp32["mAP"]), 6)
-    keys = ("mAP", "P@1", "freeform_mAP", "heldout_mAP", "pairs_mAP")
-    return {
+    out: dict[str, Any] = {
         "model": encoder.model_id,
         "n_clips": len(kept),
         "failed": failed,
         "n_queries": len(texts),
-        "cosine_fp32_bf16": {
-            "min": round(float(cosine.min()), 6),
-            "mean": round(float(cosine.mean()), 6),
-            "p01": round(float(np.quantile(cosine, 0.01)), 6),
-        },
-        "fp32": {k: fp32.get(k) for k in keys},
-        "bf16": {k: bf16.get(k) for k in keys},
-        "mAP_delta": delta,
-        "bf16_ok_as_default": delta >= -MAX_MAP_DROP,
-        "single_query_ms": {"fp32": fp32_ms, "bf16": bf16_ms},
+        "max_map_drop": MAX_MAP_DROP,
+        "fp32": {"metrics": fp32, "query_ms": fp32_ms},
+    }
+    for path in sorted(paths, key=FAST_PATHS.index):  # int8 before bf16 changes the weights
+        encoder.text_to_torch()
+        if path == "int8":
+            encoder.text_to_int8(cache_dir)
+        else:
+            encoder.text_to_bfloat16()
+        metrics, vecs, ms = score()
+        delta = round(float(metrics["mAP"]) - float(fp32["mAP"]), 6)
+        out[path] = {
+            "metrics": metrics,
+            "query_ms": ms,
+            "cosine_to_fp32": _cosine(fp32_vecs, vecs),
+            "mAP_delta": delta,
+            "ok_as_default": delta >= -MAX_MAP_DROP,
+        }
+    return out
+
+
+def text_speed(encoder: ClipEncoder, texts: Sequence[str], batch: int = 32) -> dict[str, Any]:
+    """Queries/s of the text tower alone: one query per call (each a new text), and
+    ``batch`` queries per call (the compute ceiling a server's micro-batching can approach)."""
+    if len(texts) < 2 * batch:
+        raise ValueError(f"need at least {2 * batch} texts, got {len(texts)}")
+    encoder.encode_text(list(texts[:batch]))  # warm-up
+    singles = list(texts[batch : batch + min(len(texts) - batch, 128)])
+    started = time.perf_counter()
+    for text in singles:
+        encoder.encode_text([text])
+    single_s = (time.perf_counter() - started) / len(singles)
+    batches = [texts[i : i + batch] for i in range(0, len(texts) - batch + 1, batch)]
+    started = time.perf_counter()
+    for chunk in batches:
+        encoder.encode_text(list(chunk))
+    batched_s = (time.perf_counter() - started) / (len(batches) * batch)
+    return {
+        "text_dtype": encoder.text_dtype,
+        "single_ms": round(single_s * 1000, 3),
+        "single_qps": round(1 / single_s, 1),
+        f"batch{batch}_ms_per_query": round(batched_s * 1000, 3),
+        f"batch{batch}_qps": round(1 / batched_s, 1),
+        "queries": len(singles) + len(batches) * batch,
     }

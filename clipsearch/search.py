@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from clipsearch.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, MicroBatcher
 from clipsearch.errors import InvalidInput, NotFound
 from clipsearch.query_cache import QueryCache
 from clipsearch.segments import Moment, best_moment, segment_scores
@@ -46,8 +47,12 @@ class SearchLimits:
     max_offset: int = 1000
     # query embeddings kept per process (an LRU cache; 0 turns it off)
     query_cache: int = 4096
+    # concurrent text queries encoded together: at most this many, gathered for at most
+    # ``batch_wait_s`` after the first (1 turns micro-batching off)
+    batch_queries: int = DEFAULT_MAX_BATCH
+    batch_wait_s: float = DEFAULT_MAX_WAIT_S
     # segments fetched in the store's first round (doubled until enough videos)
-    prefetch: int = 200
+    prefetch: int = 64
     # a moment grows over neighbouring windows scoring within ``moment_spread`` of the
     # gap between the best window and the median one (at least ``moment_min_margin``)
     moment_spread: float = 0.5
@@ -192,6 +197,13 @@ class SearchService:
         self.limits = limits or SearchLimits()
         self.min_score = validate_min_score(min_score)
         self.cache = QueryCache(self.limits.query_cache)
+        self.batcher: MicroBatcher | None = None
+        if self.limits.batch_queries > 1:
+            self.batcher = MicroBatcher(
+                lambda texts: self.encoder.encode_text(list(texts)),
+                max_batch=self.limits.batch_queries,
+                max_wait_s=self.limits.batch_wait_s,
+            )
 
     @property
     def model_id(self) -> str:
@@ -201,6 +213,18 @@ class SearchService:
     def image_queries(self) -> bool:
         """Whether the encoder has a vision tower for image queries."""
         return getattr(self.encoder, "towers", "text") in ("both", "vision")
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """The unit vector of one (validated) query text, batched with concurrent ones."""
+        if self.batcher is not None:
+            return self.batcher(text)
+        return self.encoder.encode_text([text])[0]
+
+    def close(self) -> None:
+        """Stop the query batcher and close the store."""
+        if self.batcher is not None:
+            self.batcher.close()
+        self.store.close()
 
     # -- queries
 
@@ -216,7 +240,7 @@ class SearchService:
         """Videos for a text query (validated; bad input raises ``InvalidInput``)."""
         text = validate_query(query, self.limits)
         start = time.perf_counter()
-        vector = self.cache.get(text, lambda t: self.encoder.encode_text([t])[0])
+        vector = self.cache.get(text, self.encode_query)
         return self._run(vector, text, "text", k, offset, filter, min_score, (), start)
 
     def search_image(
@@ -378,6 +402,11 @@ class SearchService:
             "min_score": self.min_score,
             "image_queries": self.image_queries,
             "query_cache": self.cache.stats(),
+            "query_batches": self.batcher.stats() if self.batcher is not None else None,
+            "text_dtype": getattr(self.encoder, "text_dtype", None),
+            "store_cache": cache.stats()
+            if (cache := getattr(self.store, "video_cache", None))
+            else None,
         }
         warning = self._mismatch_warning(stored)
         if warning:

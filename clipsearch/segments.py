@@ -11,6 +11,7 @@ frames (a grid of 4 frames per second), so a 7-second clip decodes 36 frames.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -158,13 +159,16 @@ def best_moment(
         raise InvalidInput(
             f"need one score per window, got {values.shape} scores for {len(windows)} windows"
         )
-    best = int(np.argmax(values))
-    top = float(values[best])
-    margin = max(spread * (top - float(np.median(values))), min_margin)
+    # plain floats: a video has at most a few hundred windows, and numpy's per-call
+    # overhead would dominate (this runs for every result of every query)
+    vals: list[float] = values.tolist()
+    best = max(range(len(vals)), key=vals.__getitem__)
+    top = vals[best]
+    margin = max(spread * (top - statistics.median(vals)), min_margin)
     lo = hi = best
-    while lo > 0 and values[lo - 1] >= top - margin:
+    while lo > 0 and vals[lo - 1] >= top - margin:
         lo -= 1
-    while hi < len(values) - 1 and values[hi + 1] >= top - margin:
+    while hi < len(vals) - 1 and vals[hi + 1] >= top - margin:
         hi += 1
     centres = [(float(w[0]) + float(w[1])) / 2 for w in windows]
     start = float(windows[0][0]) if lo == 0 else (centres[lo - 1] + centres[lo]) / 2

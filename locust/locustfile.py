@@ -21,7 +21,9 @@ import sys
 import threading
 from pathlib import Path
 
-from locust import HttpUser, constant, task
+from locust.contrib.fasthttp import FastHttpUser
+
+from locust import constant, task
 
 _QUERIES = Path(__file__).with_name("queries.py")
 _spec = importlib.util.spec_from_file_location("load_queries", _QUERIES)
@@ -45,7 +47,7 @@ def unique_query() -> str:
     return POOL[i % len(POOL)]
 
 
-class SearchUser(HttpUser):
+class SearchUser(FastHttpUser):
     wait_time = constant(0)
 
     def _api_search(self, q: str, name: str) -> None:

@@ -65,3 +65,9 @@ def zipf_picker(pool: Sequence[str], n: int = 500, exponent: float = 1.1, seed: 
         return rng.choices(popular, weights=weights, k=1)[0]
 
     return pick
+
+
+if __name__ == "__main__":  # the pool, one query per line (for `clipsearch bench-text`)
+    import sys
+
+    print("\n".join(query_pool(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000)))

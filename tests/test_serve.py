@@ -34,7 +34,7 @@ START_TIMEOUT_S = 30  # generous: importing torch alone takes seconds on a busy 
 
 
 def test_embedded_store_gets_one_worker_with_threads() -> None:
-    assert plan_workers(StoreSettings(path="var/store")) == (1, 4)
+    assert plan_workers(StoreSettings(path="var/store")) == (1, 16)
     assert plan_workers(StoreSettings(path="var/store"), threads=8) == (1, 8)
 
 
@@ -67,7 +67,7 @@ def load_conf(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
 
 def test_gunicorn_conf_sizes_for_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
     edge = load_conf(monkeypatch, CLIPSEARCH_STORE="var/store")
-    assert (edge["workers"], edge["threads"], edge["worker_class"]) == (1, 4, "gthread")
+    assert (edge["workers"], edge["threads"], edge["worker_class"]) == (1, 16, "gthread")
     assert (edge["timeout"], edge["accesslog"], edge["preload_app"]) == (60, "-", False)
     assert edge["bind"] == "127.0.0.1:8000"
     server = load_conf(monkeypatch, QDRANT_URL="http://qdrant:6333", CLIPSEARCH_BIND="0.0.0.0:80")
@@ -171,6 +171,8 @@ def test_gunicorn_serves_search_from_an_edge_store(server: str, edge_store: Path
     status, health = get_json(f"{server}/api/health")
     assert status == 200
     assert set(health.pop("query_cache")) == {"size", "capacity", "hits", "misses", "hit_rate"}
+    assert health.pop("query_batches")["max_batch"] == 32
+    assert set(health.pop("store_cache")) == {"videos", "mb", "capacity_mb", "hit_rate"}
     # the fixture's payloads record no model, so there is nothing to compare against
     assert health == {
         "status": "ok",
@@ -180,6 +182,7 @@ def test_gunicorn_serves_search_from_an_edge_store(server: str, edge_store: Path
         "store_model": None,
         "min_score": None,
         "image_queries": True,
+        "text_dtype": "int8",
     }
     status, body = get_json(f"{server}/api/search?q=box+spinning&k=2")
     assert status == 200

@@ -1,4 +1,5 @@
-"""A bf16 text tower: close to fp32, and `clipsearch parity` says how close."""
+"""The fast text paths (int8 ONNX Runtime export, bf16 weights): close to fp32, and
+`clipsearch parity` says how close."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 import torch
 
 from clipsearch.cli import main
-from clipsearch.errors import InvalidInput
+from clipsearch.errors import InvalidInput, ModelLoadError
 from clipsearch.model import load_model
+from clipsearch.text_onnx import MODEL_FILE, tower_digest
 from webapp.settings import ConfigError, Settings
 
 TEXTS = ["a video of ball bouncing", "a red triangle rising", "box spinning"]
@@ -30,13 +32,62 @@ def test_bf16_text_vectors_stay_close_to_fp32(tiny_model_dir: Path, towers: str)
         assert weight.dtype == torch.float32
 
 
-def test_unknown_text_dtypes_are_refused(tiny_model_dir: Path) -> None:
-    with pytest.raises(InvalidInput, match="text dtype must be one of fp32, bf16"):
+@pytest.mark.parametrize("towers", ["text", "both"])
+def test_int8_export_is_cached_and_close_to_fp32(
+    tiny_model_dir: Path, tmp_path: Path, towers: str
+) -> None:
+    fp32 = load_model(tiny_model_dir, towers=towers).encode_text(TEXTS)  # type: ignore[arg-type]
+    encoder = load_model(tiny_model_dir, towers=towers, text_dtype="int8", cache_dir=tmp_path)  # type: ignore[arg-type]
+    int8 = encoder.encode_text(TEXTS)
+    assert encoder.text_dtype == "int8" and int8.dtype == np.float32
+    assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
+    cosine = np.sum(fp32 * int8, axis=1)
+    assert np.all(cosine > 0.98) and not np.array_equal(fp32, int8)
+    exported = list(tmp_path.glob(f"onnx/*/{MODEL_FILE}"))
+    assert [p.parent.name for p in exported] == [tower_digest(encoder.model)]
+    # Dynamic int8 scales activations per call, so a text's vector moves a little with the
+    # batch it is encoded in (micro-batching), but only a little.
+    one_by_one = np.concatenate([encoder.encode_text([t]) for t in TEXTS])
+    assert np.all(np.sum(one_by_one * int8, axis=1) > 0.995)
+    mtime = exported[0].stat().st_mtime_ns
+    load_model(tiny_model_dir, towers=towers, text_dtype="int8", cache_dir=tmp_path)  # type: ignore[arg-type]
+    assert exported[0].stat().st_mtime_ns == mtime  # reused, not exported again
+
+
+def test_int8_digest_follows_the_weights(tiny_model_dir: Path) -> None:
+    encoder = load_model(tiny_model_dir, towers="text")
+    before = tower_digest(encoder.model)
+    with torch.no_grad():
+        encoder.model.text_projection.weight[0, 0] += 1.0
+    assert tower_digest(encoder.model) != before
+
+
+def test_a_fast_path_starts_from_fp32(tiny_model_dir: Path, tmp_path: Path) -> None:
+    encoder = load_model(tiny_model_dir, towers="text", text_dtype="bf16")
+    with pytest.raises(ModelLoadError, match="starts from fp32"):
+        encoder.text_to_int8(tmp_path)
+
+
+def test_unknown_dtypes_are_refused(tiny_model_dir: Path) -> None:
+    with pytest.raises(InvalidInput, match="text dtype must be one of fp32, bf16, int8"):
         load_model(tiny_model_dir, text_dtype="fp16")
+    with pytest.raises(InvalidInput, match="vision dtype must be one of fp32, bf16"):
+        load_model(tiny_model_dir, vision_dtype="int8")
     with pytest.raises(ConfigError):
         Settings(model="m", text_dtype="int4")
     env = {"CLIPSEARCH_MODEL": "m", "CLIPSEARCH_TEXT_DTYPE": "bf16"}
     assert Settings.from_env(env).text_dtype == "bf16"
+    assert Settings(model="m").text_dtype == "int8"  # the default, per `clipsearch parity`
+
+
+def test_bf16_vision_tower_keeps_clip_vectors_close(tiny_model_dir: Path) -> None:
+    frames = np.random.default_rng(0).integers(0, 255, (8, 40, 56, 3), dtype=np.uint8)
+    fp32 = load_model(tiny_model_dir, towers="vision").embed_video(frames)
+    encoder = load_model(tiny_model_dir, towers="vision", vision_dtype="bf16")
+    bf16 = encoder.embed_video(frames)
+    assert encoder.vision_dtype == "bf16" and bf16.pooled.dtype == np.float32
+    assert float(fp32.pooled @ bf16.pooled) > 0.99 and not np.array_equal(fp32.pooled, bf16.pooled)
+    assert np.all(np.sum(fp32.frames * bf16.frames, axis=1) > 0.98)
 
 
 def test_parity_reports_cosine_map_and_speed(
@@ -44,13 +95,17 @@ def test_parity_reports_cosine_map_and_speed(
 ) -> None:
     out = tmp_path / "parity.json"
     args = ["parity", "--data", str(tiny_synth), "--model", str(tiny_model_dir)]
-    assert main([*args, "--json", str(out)]) == 0
-    assert "bf16 text tower: cosine to fp32" in capsys.readouterr().out
+    assert main([*args, "--json", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
+    printed = capsys.readouterr().out
+    assert "int8: cosine to fp32" in printed and "bf16: cosine to fp32" in printed
     report = json.loads(out.read_text())
     assert report["n_queries"] >= 4 and report["n_clips"] > 0
-    assert 0.99 < report["cosine_fp32_bf16"]["min"] <= report["cosine_fp32_bf16"]["mean"] <= 1.0
-    assert report["mAP_delta"] == pytest.approx(
-        report["bf16"]["mAP"] - report["fp32"]["mAP"], abs=1e-6
-    )
-    assert report["bf16_ok_as_default"] == (report["mAP_delta"] >= -0.01)
-    assert report["single_query_ms"]["fp32"] > 0 and report["single_query_ms"]["bf16"] > 0
+    assert report["fp32"]["query_ms"]["single"] > 0
+    for path in ("int8", "bf16"):
+        r = report[path]
+        assert 0.98 < r["cosine_to_fp32"]["min"] <= r["cosine_to_fp32"]["mean"] <= 1.0
+        assert r["mAP_delta"] == pytest.approx(
+            r["metrics"]["mAP"] - report["fp32"]["metrics"]["mAP"], abs=1e-6
+        )
+        assert r["ok_as_default"] == (r["mAP_delta"] >= -0.01)
+        assert r["query_ms"]["single"] > 0 and r["query_ms"]["batched"] > 0

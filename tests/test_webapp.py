@@ -346,6 +346,8 @@ def test_health(client: FlaskClient) -> None:
         "misses": 1,
         "hit_rate": 0.5,
     }
+    batches = body.pop("query_batches")  # the one miss went through the micro-batcher
+    assert batches["queries"] == 1 and batches["batches"] == 1 and batches["max_batch"] == 32
     assert body == {
         "status": "ok",
         "model": "tiny-random",
@@ -354,6 +356,8 @@ def test_health(client: FlaskClient) -> None:
         "store_model": "tiny-random",
         "min_score": None,
         "image_queries": False,
+        "text_dtype": "fp32",
+        "store_cache": None,  # a qdrant-client store: other processes may write to it
     }
 
 
@@ -598,9 +602,11 @@ def test_create_app_from_environment(
     monkeypatch.setenv("CLIPSEARCH_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("CLIPSEARCH_QDRANT_URL", ":memory:")
     monkeypatch.setenv("CLIPSEARCH_MEDIA_DIR", str(tmp_path))
+    monkeypatch.setenv("CLIPSEARCH_CACHE_DIR", str(tmp_path / "cache"))
     app = create_app()
     health = app.test_client().get("/api/health").get_json()
     assert health.pop("query_cache")["capacity"] == 4096
+    assert health.pop("query_batches")["max_batch"] == 32
     assert health == {
         "status": "ok",
         "model": "tiny-random",
@@ -609,7 +615,10 @@ def test_create_app_from_environment(
         "store_model": None,
         "min_score": None,
         "image_queries": True,
+        "text_dtype": "int8",  # the default, as `clipsearch parity` allows
+        "store_cache": None,
     }
+    assert list((tmp_path / "cache" / "onnx").glob("*/text-int8.onnx"))
 
 
 def test_relative_media_dir_is_relative_to_the_working_directory(

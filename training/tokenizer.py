@@ -7,12 +7,16 @@ byte-level alphabet, ``</w>`` word ends) so it saves and loads as an ordinary
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 from collections.abc import Iterable
 from typing import Any
 
 from tokenizers import pre_tokenizers, trainers
 from transformers import CLIPTokenizer
+
+from clipsearch.errors import InvalidInput
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
@@ -41,3 +45,43 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 1000) -> CLIPTokeniz
         tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in learned["merges"]
     ]
     return CLIPTokenizer(vocab=vocab, merges=merges)
+
+
+# OpenAI CLIP's vocabulary: 256 byte symbols, the same as word ends, 48,894 merges, BOS, EOS.
+OPENAI_MERGES = 49152 - 256 - 2
+
+
+def _byte_alphabet() -> list[str]:
+    """CLIP's byte -> unicode symbols, in the order its vocabulary lists them."""
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    codes = list(printable)
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            codes.append(256 + extra)
+            extra += 1
+    return [chr(c) for c in codes]
+
+
+def openai_clip_tokenizer(bpe_path: str | os.PathLike[str]) -> CLIPTokenizer:
+    """OpenAI CLIP's own tokenizer (49,408 tokens) from its ``bpe_simple_vocab_16e6.txt.gz``.
+
+    That file ships in OpenAI's ``clip`` repository and in the ``open_clip_torch`` wheel
+    (``benchmarks/fetch_clip_vocab.sh`` extracts it); the result tokenizes exactly like
+    ``openai/clip-vit-base-patch32``'s tokenizer.
+    """
+    try:
+        with gzip.open(bpe_path, "rt", encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read the CLIP BPE vocabulary {bpe_path}: {exc}") from None
+    merges: Any = [tuple(line.split()) for line in lines[1 : OPENAI_MERGES + 1]]
+    if len(merges) != OPENAI_MERGES or any(len(m) != 2 for m in merges):
+        raise InvalidInput(f"{bpe_path} is not CLIP's bpe_simple_vocab_16e6.txt.gz")
+    alphabet = _byte_alphabet()
+    tokens = [*alphabet, *(c + "</w>" for c in alphabet), *("".join(m) for m in merges), BOS, EOS]
+    return CLIPTokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=merges)

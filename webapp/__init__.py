@@ -6,6 +6,7 @@ from flask import Flask
 
 from clipsearch.search import SearchService
 from webapp import api, errors, headers, media, pages, services
+from webapp.json_provider import OrjsonProvider
 from webapp.settings import Settings
 
 # Larger request bodies are refused with 413 before any parsing (image uploads are the
@@ -23,7 +24,7 @@ def create_app(settings: Settings | None = None, *, search: SearchService | None
         settings = Settings.from_env() if search is None else Settings(model=search.model_id)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = OrjsonProvider(app)
     services.init_app(app, settings, search)
     errors.init_app(app)
     headers.init_app(app)

@@ -60,6 +60,33 @@ def media_urls(clip_id: str) -> dict[str, str]:
     }
 
 
+# Clip ids are canonical UUIDs, so a URL built for this one becomes any clip's by replacing it.
+_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
+
+
+class MediaLinks:
+    """The media URLs of many clips from three ``url_for`` calls (a response lists dozens
+    of clips and segments, and building each URL through the router costs more than
+    finding the clip)."""
+
+    def __init__(self) -> None:
+        self.video = url_for("media.video", clip_id=_PLACEHOLDER)
+        self.poster = url_for("media.poster", clip_id=_PLACEHOLDER)
+        self.segment = url_for("media.segment", clip_id=_PLACEHOLDER, index=0)[: -len("0.jpg")]
+
+    def clip(self, clip_id: str) -> dict[str, str]:
+        """Like :func:`media_urls`."""
+        return {
+            "video_url": self.video.replace(_PLACEHOLDER, clip_id),
+            "thumbnail_url": self.poster.replace(_PLACEHOLDER, clip_id),
+        }
+
+    def segments(self, clip_id: str, n: int) -> list[str]:
+        """The thumbnail URLs of a clip's ``n`` segments."""
+        head = self.segment.replace(_PLACEHOLDER, clip_id)
+        return [f"{head}{i}.jpg" for i in range(n)]
+
+
 def _span(start_s: float, end_s: float) -> str:
     return f"{start_s:.2f},{end_s:.2f}"
 
@@ -68,10 +95,12 @@ def segment_thumbnail(clip_id: str, index: int) -> str:
     return url_for("media.segment", clip_id=clip_id, index=index)
 
 
-def result_dict(result: Result) -> dict[str, Any]:
+def result_dict(result: Result, links: MediaLinks | None = None) -> dict[str, Any]:
     """One search result as the API returns it: the video, its moment, its segments."""
     payload, moment = result.payload, result.moment
-    urls = media_urls(result.id)
+    links = links or MediaLinks()
+    urls = links.clip(result.id)
+    thumbnails = links.segments(result.id, len(result.windows))
     return {
         "id": result.id,
         "path": payload.get("path"),
@@ -94,10 +123,10 @@ def result_dict(result: Result) -> dict[str, Any]:
                 "start_s": round(start, 3),
                 "end_s": round(end, 3),
                 "score": round(float(score), 6),
-                "thumbnail_url": segment_thumbnail(result.id, i),
+                "thumbnail_url": thumbnail,
             }
-            for i, ((start, end), score) in enumerate(
-                zip(result.windows, result.segment_scores, strict=True)
+            for thumbnail, (start, end), score in zip(
+                thumbnails, result.windows, result.segment_scores, strict=True
             )
         ],
     }
@@ -108,6 +137,7 @@ NO_GOOD_MATCH = "no good match: every result scores below this model's threshold
 
 def response_dict(response: SearchResponse, limit: int, given: dict[str, Any]) -> dict[str, Any]:
     """A search response as the API returns it."""
+    links = MediaLinks()
     return {
         "query": response.query,
         "kind": response.kind,
@@ -120,7 +150,7 @@ def response_dict(response: SearchResponse, limit: int, given: dict[str, Any]) -
         "no_good_match": response.no_good_match,
         "best_score": None if response.best_score is None else round(response.best_score, 6),
         "message": NO_GOOD_MATCH if response.no_good_match else None,
-        "results": [result_dict(r) for r in response.results],
+        "results": [result_dict(r, links) for r in response.results],
     }
 
 

@@ -6,20 +6,24 @@ and either ``CLIPSEARCH_STORE`` (an embedded Qdrant Edge directory) or
 ``127.0.0.1:8000``) and ``CLIPSEARCH_LOG_LEVEL`` (default ``info``) set the rest.
 ``webapp.serve.run`` uses the same values.
 
-Sizing. A request spends its time embedding the query with the CLIP text tower
-(CPU, a few ms to tens of ms) and waiting on the vector store; previews are
-transcoded once and then served from disk. Workers are ``gthread``: each thread
-serves one request, and video range requests are cheap file reads.
+Sizing. A search request spends its time in three places: the text tower (int8 ONNX
+Runtime, GIL released; concurrent queries of a worker are micro-batched into one call),
+the vector store (Qdrant Edge runs in-process and holds the GIL while it searches) and
+Flask itself. Workers are ``gthread``: each thread serves one request; video range
+requests are cheap file reads.
 
-- Embedded Qdrant Edge store (no URL): the shard is a single-process directory
-  (it is locked), so exactly **one worker** opens it; concurrency comes from
-  threads (4 by default; torch uses all cores for each query). Asking for more
-  workers stops the server at start-up with an explanation.
-- Qdrant server (URL): the store is shared over the network, so workers scale
-  with the CPUs: ``min(4, CPUs)`` workers x 2 threads. Each worker loads its own
-  copy of the text tower (about 250 MB for ViT-B/32) and its torch thread
-  count is capped by ``CLIPSEARCH_TORCH_THREADS``; ``run`` sets it to
-  ``CPUs // workers`` when unset.
+- Embedded Qdrant Edge store (no URL): the shard is a single-process directory (it is
+  locked), so exactly **one worker** opens it; concurrency comes from threads, **16** by
+  default: enough requests in flight for batches of ~8 queries at 32 users, while more
+  threads only queue on the GIL (measured: 6, 16 and 32 threads serve 92, 112 and 91
+  requests/s with 32 users; benchmarks/RESULTS.md). The text tower gets one thread
+  (``CLIPSEARCH_TEXT_THREADS``): a batch is encoded with the least CPU on one. Asking for
+  more workers stops the server at start-up with an explanation.
+- Qdrant server (URL): the store is shared over the network and the search runs in the
+  server, so workers scale with the CPUs: ``min(4, CPUs)`` workers x 2 threads. Each
+  worker loads its own text tower (about 250 MB for ViT-B/32 in fp32 plus its int8 copy)
+  and batches its own queries; its torch thread count is capped by
+  ``CLIPSEARCH_TORCH_THREADS`` (``run`` sets it to ``CPUs // workers`` when unset).
 
 The 60 s timeout leaves room for the first transcode of a long clip.
 """

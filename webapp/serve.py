@@ -23,7 +23,7 @@ from webapp.settings import Settings
 
 log = logging.getLogger(__name__)
 
-EDGE_THREADS = 4
+EDGE_THREADS = 16
 SERVER_THREADS = 2
 MAX_SERVER_WORKERS = 4
 TIMEOUT_S = 60
@@ -40,7 +40,7 @@ def plan_workers(
 ) -> tuple[int, int]:
     """``(workers, threads)`` for ``store``, filling in defaults.
 
-    Embedded Edge store: 1 worker (more is refused), 4 threads. Server URL:
+    Embedded Edge store: 1 worker (more is refused), 16 threads. Server URL:
     ``min(4, CPUs)`` workers, 2 threads each.
     """
     embedded = is_embedded(store)

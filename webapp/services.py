@@ -41,12 +41,16 @@ def build_search(settings: Settings) -> SearchService:
         towers=towers,
         threads=settings.torch_threads,
         text_dtype=settings.text_dtype,
+        cache_dir=settings.cache_dir,
+        text_threads=settings.text_threads,
     )
     store = open_store(settings.store)
     limits = SearchLimits(
         max_query_chars=settings.max_query_chars,
         max_k=settings.max_k,
         query_cache=settings.query_cache,
+        batch_queries=settings.batch_queries,
+        batch_wait_s=settings.batch_wait_ms / 1000,
     )
     min_score = settings.min_score if settings.min_score is not None else encoder.video.min_score
     log.info(
@@ -72,7 +76,7 @@ def close_app(app: Flask) -> None:
     """Release the vector store of ``app`` (flushes and unlocks an embedded shard)."""
     services: Services | None = app.extensions.pop(EXTENSION, None)
     if services is not None:
-        services.search.store.close()
+        services.search.close()
 
 
 def get_services() -> Services:

@@ -1,0 +1,106 @@
+"""How close ingest comes to the model's own speed (``clipsearch bench-ingest``).
+
+Two runs over the same clips: the ingest pipeline itself (decode processes overlapped
+with the vision tower, batched upserts into a throw-away Qdrant Edge store), then the
+vision tower alone on the very frames the pipeline embedded, decoded beforehand and held
+in memory, in the same batches. ``ingest_efficiency`` is the pipeline's frames/s over the
+model's: 1.0 means decoding, posters and upserts cost nothing beside the model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from clipsearch.benchutil import environment
+from clipsearch.dataset import Collection
+from clipsearch.embed import DECODE_MAX_SIDE, embed_segmented
+from clipsearch.errors import InvalidInput
+from clipsearch.frames import Decoded, decode_many
+from clipsearch.model import ClipEncoder
+from clipsearch.segments import SegmentPlan
+
+UCF101_CLIPS = 13_320
+PACKAGES = {"torch": "torch", "qdrant_edge": "qdrant-edge-py", "av": "av"}
+
+
+def model_only(
+    encoder: ClipEncoder, decoded: Sequence[Decoded], batch_clips: int, plan: SegmentPlan | None
+) -> tuple[int, float]:
+    """(frames, seconds) of the vision tower (and pooling) alone on decoded clips."""
+    good = [d for d in decoded if d.frames is not None]
+    frames = sum(len(d.frames.frames) for d in good if d.frames is not None)
+    started = time.perf_counter()
+    for i in range(0, len(good), batch_clips):
+        batch = good[i : i + batch_clips]
+        if plan is None:
+            encoder.embed_videos([d.frames.frames for d in batch if d.frames is not None])
+        else:
+            embed_segmented(encoder, batch, plan)
+    return frames, time.perf_counter() - started
+
+
+def bench_ingest(
+    collection: Collection,
+    encoder: ClipEncoder,
+    *,
+    limit: int = 96,
+    batch_clips: int = 16,
+    workers: int | None = None,
+    plan: SegmentPlan | None = None,
+) -> dict[str, Any]:
+    """The pipeline's and the model's frames/s on the first ``limit`` clips (path order)."""
+    from ingest.pipeline import IngestOptions, scratch_index
+
+    clips = sorted(collection.clips, key=lambda c: c.path)[:limit]
+    if not clips:
+        raise InvalidInput("no clips to ingest")
+    options = IngestOptions(
+        batch_clips=batch_clips, workers=workers, limit=limit, segments=plan, media_dir=None
+    )
+    subset = replace(collection, clips=clips)
+    with scratch_index(subset, encoder, options) as (_, report):
+        pass
+    if report.ingested == 0:
+        raise InvalidInput(f"none of the {len(clips)} clips could be ingested")
+    decoded = list(
+        decode_many(
+            [c.source for c in clips],
+            encoder.video.num_frames,
+            workers=workers,
+            plan=plan,
+            max_side=DECODE_MAX_SIDE,
+        )
+    )
+    frames, model_s = model_only(encoder, decoded, batch_clips, plan)
+    pipeline_fps = report.frames / report.wall_s
+    model_fps = frames / model_s
+    clips_per_s = report.ingested / report.wall_s
+    return {
+        "model": encoder.model_id,
+        "vision_dtype": encoder.vision_dtype,
+        "clips": report.ingested,
+        "failed": len(report.failed),
+        "frames_per_clip": round(report.frames / report.ingested, 2),
+        "segments": None
+        if plan is None
+        else {"window_s": plan.window_s, "stride_s": plan.stride_s},
+        "batch_clips": batch_clips,
+        "pipeline": {
+            "wall_s": report.wall_s,
+            "frames": report.frames,
+            "frames_per_s": round(pipeline_fps, 2),
+            "clips_per_s": round(clips_per_s, 3),
+            "stage_seconds": report.stage_seconds,
+        },
+        "model_only": {
+            "seconds": round(model_s, 3),
+            "frames": frames,
+            "frames_per_s": round(model_fps, 2),
+        },
+        "ingest_efficiency": round(pipeline_fps / model_fps, 3),
+        "projected_ucf101_s": round(UCF101_CLIPS / clips_per_s, 1),
+        "environment": environment(PACKAGES),
+    }

@@ -1,0 +1,117 @@
+"""In-process read caches of the embedded store's segment search.
+
+A segment query names its result videos' segment points, then reads those videos back
+(payload and segment vectors, the vectors arriving as Python lists of floats). For an
+embedded Qdrant Edge store this process is the only reader and writer (the directory is
+locked), so what it read stays true until it writes: both caches are emptied of the
+videos an upsert touches. The segment-to-video map never goes stale at all: a segment's
+id is derived from its video's id.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+DEFAULT_VIDEO_CACHE_MB = 256
+DEFAULT_OWNER_ENTRIES = 1_000_000
+
+
+class VideoCache:
+    """LRU of ``video id -> (payload, (S, D) segment vectors)`` up to ``capacity_mb``."""
+
+    def __init__(self, capacity_mb: float = DEFAULT_VIDEO_CACHE_MB):
+        self.capacity = int(capacity_mb * 2**20)
+        self._entries: OrderedDict[str, tuple[dict[str, Any], np.ndarray, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        # Bumped by every ``forget``: a read that began before a write is not cached.
+        self.generation = 0
+
+    def get_many(self, ids: Iterable[str]) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
+        out: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
+        with self._lock:
+            for vid in ids:
+                entry = self._entries.get(vid)
+                if entry is None:
+                    self.misses += 1
+                    continue
+                self._entries.move_to_end(vid)
+                self.hits += 1
+                out[vid] = (dict(entry[0]), entry[1])
+        return out
+
+    def put_many(
+        self, found: Mapping[str, tuple[dict[str, Any], np.ndarray]], generation: int
+    ) -> None:
+        """Cache what a read that began at ``generation`` found (dropped if a write came
+        in between)."""
+        if self.capacity <= 0:
+            return
+        with self._lock:
+            if generation != self.generation:
+                return
+            for vid, (payload, segments) in found.items():
+                segments.setflags(write=False)  # shared by every request that finds it
+                size = int(segments.nbytes) + 64 * (len(payload) + 1)
+                old = self._entries.pop(vid, None)
+                if old is not None:
+                    self._bytes -= old[2]
+                self._entries[vid] = (dict(payload), segments, size)
+                self._bytes += size
+            while self._bytes > self.capacity and self._entries:
+                _, (_, _, size) = self._entries.popitem(last=False)
+                self._bytes -= size
+
+    def forget(self, ids: Iterable[str]) -> None:
+        """Drop ``ids`` (call after writing them)."""
+        with self._lock:
+            self.generation += 1
+            for vid in ids:
+                old = self._entries.pop(vid, None)
+                if old is not None:
+                    self._bytes -= old[2]
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            total = self.hits + self.misses
+            return {
+                "videos": len(self._entries),
+                "mb": round(self._bytes / 2**20, 1),
+                "capacity_mb": round(self.capacity / 2**20, 1),
+                "hit_rate": round(self.hits / total, 4) if total else None,
+            }
+
+
+class SegmentOwners:
+    """``segment id -> video id``, at most ``max_entries`` (then started afresh)."""
+
+    def __init__(self, max_entries: int = DEFAULT_OWNER_ENTRIES):
+        self.max_entries = max_entries
+        self._owner: dict[Hashable, str] = {}
+        self._lock = threading.Lock()
+
+    def split(self, ids: Iterable[Hashable]) -> tuple[dict[Hashable, str], list[Hashable]]:
+        """(known owners, ids still to look up)."""
+        known: dict[Hashable, str] = {}
+        unknown: list[Hashable] = []
+        with self._lock:
+            for sid in ids:
+                video = self._owner.get(sid)
+                if video is None:
+                    unknown.append(sid)
+                else:
+                    known[sid] = video
+        return known, unknown
+
+    def add(self, owners: Mapping[Hashable, str]) -> None:
+        with self._lock:
+            if len(self._owner) + len(owners) > self.max_entries:
+                self._owner.clear()
+            self._owner.update(owners)
