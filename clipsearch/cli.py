@@ -129,11 +129,19 @@ def _add_vision_dtype_arg(p: argparse.ArgumentParser) -> None:
 def _store_settings(args: argparse.Namespace) -> Any:
     from clipsearch.store.factory import StoreSettings
 
+    cache_mb = _env("CLIPSEARCH_STORE_CACHE_MB")
+    try:
+        extra = {"cache_mb": float(cache_mb)} if cache_mb else {}
+    except ValueError:
+        raise InvalidInput(
+            f"CLIPSEARCH_STORE_CACHE_MB must be a number, got {cache_mb!r}"
+        ) from None
     return StoreSettings(
         path=None if args.qdrant_url else args.store,
         url=args.qdrant_url,
         collection=args.collection,
         api_key=_env("QDRANT_API_KEY"),
+        **extra,
     )
 
 

@@ -32,6 +32,7 @@ ENV_CACHE_DIR = "CLIPSEARCH_CACHE_DIR"
 ENV_BATCH_QUERIES = "CLIPSEARCH_BATCH_QUERIES"
 ENV_BATCH_WAIT_MS = "CLIPSEARCH_BATCH_WAIT_MS"
 ENV_TEXT_THREADS = "CLIPSEARCH_TEXT_THREADS"
+ENV_STORE_CACHE_MB = "CLIPSEARCH_STORE_CACHE_MB"
 # clipsearch.model's TEXT_DTYPES and DEFAULT_TEXT_DTYPE (not imported: that loads torch)
 TEXT_DTYPES = ("fp32", "bf16", "int8")
 DEFAULT_TEXT_DTYPE = "int8"
@@ -129,6 +130,7 @@ def store_settings_from_env(environ: Mapping[str, str] = os.environ) -> StoreSet
         url=_text(environ, ENV_QDRANT_URL) or _text(environ, ENV_QDRANT_URL_FALLBACK),
         collection=_text(environ, ENV_COLLECTION) or defaults.collection,
         api_key=_text(environ, ENV_API_KEY),
+        cache_mb=_float(environ, ENV_STORE_CACHE_MB, defaults.cache_mb),
     )
 
 

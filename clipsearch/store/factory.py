@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from clipsearch.errors import InvalidInput
 from clipsearch.store.base import VectorStore
+from clipsearch.store.read_cache import DEFAULT_VIDEO_CACHE_MB
 
 logger = logging.getLogger(__name__)
 
@@ -18,13 +19,15 @@ class StoreSettings:
     """Where the vectors live.
 
     ``url`` (a Qdrant server, or ``":memory:"``) takes precedence over ``path`` (a Qdrant
-    Edge directory). ``collection`` and ``api_key`` only apply to a URL.
+    Edge directory). ``collection`` and ``api_key`` only apply to a URL; ``cache_mb``
+    (the result videos an Edge store keeps decoded in memory) only to a path.
     """
 
     path: str | None = "var/store"
     url: str | None = None
     collection: str = "clips"
     api_key: str | None = None
+    cache_mb: float = DEFAULT_VIDEO_CACHE_MB
 
 
 def open_store(settings: StoreSettings) -> VectorStore:
@@ -43,5 +46,5 @@ def open_store(settings: StoreSettings) -> VectorStore:
         from clipsearch.store.edge import QdrantEdgeStore
 
         logger.info("using Qdrant Edge store %s", settings.path)
-        return QdrantEdgeStore(settings.path)
+        return QdrantEdgeStore(settings.path, video_cache_mb=settings.cache_mb)
     raise InvalidInput("no vector store configured: give a store path or a Qdrant URL")

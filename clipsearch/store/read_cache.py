@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from clipsearch.errors import InvalidInput
+
 DEFAULT_VIDEO_CACHE_MB = 256
 DEFAULT_OWNER_ENTRIES = 1_000_000
 
@@ -25,6 +27,8 @@ class VideoCache:
     """LRU of ``video id -> (payload, (S, D) segment vectors)`` up to ``capacity_mb``."""
 
     def __init__(self, capacity_mb: float = DEFAULT_VIDEO_CACHE_MB):
+        if isinstance(capacity_mb, bool) or not capacity_mb >= 0:
+            raise InvalidInput(f"the store cache size must be >= 0 MB, got {capacity_mb!r}")
         self.capacity = int(capacity_mb * 2**20)
         self._entries: OrderedDict[str, tuple[dict[str, Any], np.ndarray, int]] = OrderedDict()
         self._bytes = 0
