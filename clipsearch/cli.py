@@ -577,7 +577,9 @@ def cmd_eval_moments(args: argparse.Namespace) -> int:
     from clipsearch.synth import read_moments
 
     total = len(read_moments(Path(args.data)))
-    encoder = load_model(args.model, towers="both")
+    encoder = load_model(
+        args.model, towers="both", text_dtype=args.text_dtype, cache_dir=args.cache_dir
+    )
     with _progress(total, "video", "eval-moments", _show_progress(args)) as update:
         metrics = evaluate_moments(
             encoder, args.data, plan=_segment_plan(args), workers=args.workers, progress=update
@@ -600,7 +602,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--fpr must be between 0 and 1, got {args.fpr}")
     collection = load_collection(args.data)
     clips = collection.split(args.split, "test") if collection.is_ucf else collection.clips
-    encoder = load_model(args.model, towers="both")
+    encoder = load_model(
+        args.model, towers="both", text_dtype=args.text_dtype, cache_dir=args.cache_dir
+    )
     with _progress(len(clips), "clip", "calibrate", _show_progress(args)) as update:
         result = calibrate(
             encoder,
@@ -857,6 +861,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive_int, default=None, help="decode processes")
     p.add_argument("--json", metavar="OUT", help="write metrics JSON here ('-' for stdout)")
     _add_segment_args(p)
+    _add_text_dtype_arg(p)
     p.set_defaults(func=cmd_eval_moments)
 
     p = sub.add_parser(
@@ -871,6 +876,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="JSON", help="write here instead of into the model folder")
     p.add_argument("--workers", type=positive_int, default=None, help="decode processes")
     _add_segment_args(p)
+    _add_text_dtype_arg(p)
     p.set_defaults(func=cmd_calibrate)
     indexbench_cli.add_parser(sub, common)
     momentbench.add_parser(sub, common)
