@@ -344,7 +344,12 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
         workers=args.workers,
         plan=plan,
     )
-    result["command"] = " ".join(["clipsearch", *sys.argv[1:]]) if sys.argv[1:] else None
+    result["command"] = (
+        f"clipsearch bench-ingest {args.data} --model {args.model} --limit {args.limit} "
+        f"--batch {args.batch} --vision-dtype {args.vision_dtype}"
+        + (f" --frames {args.frames}" if args.frames else "")
+        + (f" --segments --window-s {args.window_s} --stride-s {args.stride_s}" if plan else "")
+    )
     p, m = result["pipeline"], result["model_only"]
     print(
         f"{result['clips']} clips x {result['frames_per_clip']} frames, "
