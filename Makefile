@@ -17,7 +17,7 @@ CHROMIUM ?= $(or $(CLIPSEARCH_CHROMIUM),/usr/bin/chromium)
 # (plain Linux x86-64), use: make demo TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP_ARGS ?=
 
-.PHONY: install browser-deps demo data model index serve test lint typecheck pytest clean
+.PHONY: install browser-deps compose-deps demo data model index serve test lint typecheck pytest clean
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,20 @@ browser-deps:
 			|| echo "browser-deps: note: apt-get could not install Chromium; the browser tests will skip"; \
 	else \
 		echo "browser-deps: note: no Chromium at $(CHROMIUM) (not root with apt-get); the browser tests will skip"; \
+	fi
+
+# Debian's docker-compose, for tests/test_compose.py (`docker-compose config -q`; no engine
+# needed): installed by apt-get when missing and we are root, else those tests skip.
+compose-deps:
+	@if command -v docker-compose >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "compose-deps: installing docker-compose (apt-get install docker-compose)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null 2>&1 \
+			|| { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; } \
+			|| echo "compose-deps: note: apt-get could not install docker-compose; the compose tests will skip"; \
+	else \
+		echo "compose-deps: note: no docker-compose (not root with apt-get); the compose tests will skip"; \
 	fi
 
 data: install $(DATA)/synth_meta.jsonl
@@ -72,7 +86,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install browser-deps
+pytest: install browser-deps compose-deps
 	$(BIN)/pytest
 
 test: lint typecheck pytest

@@ -127,21 +127,15 @@ def _add_vision_dtype_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _store_settings(args: argparse.Namespace) -> Any:
-    from clipsearch.store.factory import StoreSettings
+    from webapp.settings import store_settings_from_env
 
-    cache_mb = _env("CLIPSEARCH_STORE_CACHE_MB")
-    try:
-        extra = {"cache_mb": float(cache_mb)} if cache_mb else {}
-    except ValueError:
-        raise InvalidInput(
-            f"CLIPSEARCH_STORE_CACHE_MB must be a number, got {cache_mb!r}"
-        ) from None
-    return StoreSettings(
+    # cache size and cluster distribution come from CLIPSEARCH_* variables, as for serve
+    return replace(
+        store_settings_from_env(os.environ),
         path=None if args.qdrant_url else args.store,
         url=args.qdrant_url,
         collection=args.collection,
         api_key=_env("QDRANT_API_KEY"),
-        **extra,
     )
 
 
@@ -368,11 +362,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from clipsearch.dataset import load_collection
     from clipsearch.model import load_model
     from clipsearch.store.factory import open_store
-    from ingest.pipeline import IngestOptions, ingest
+    from ingest.pipeline import IngestOptions, Shard, ingest
 
+    shard = Shard.parse(args.shard) if args.shard else None
     collection = load_collection(args.root)
     if not collection.clips:
         raise InvalidInput(f"no video files found under {args.root}")
+    mine = [c for c in collection.clips if shard is None or shard.owns(c.path)]
     plan = _segment_plan(args)
     encoder = load_model(args.model, towers="vision", vision_dtype=args.vision_dtype)
     store = open_store(_store_settings(args))
@@ -383,9 +379,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         media_dir=Path(args.media_dir),
         limit=args.limit,
         segments=plan,
+        shard=shard,
     )
     try:
-        total = min(len(collection.clips), args.limit or len(collection.clips))
+        total = min(len(mine), args.limit or len(mine))
         with _progress(total, "clip", "ingest", _show_progress(args)) as update:
             report = ingest(collection, encoder, store, options, progress=update)
     finally:
@@ -787,6 +784,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive_int, default=None, help="decode processes")
     p.add_argument("--force", action="store_true", help="re-embed clips already up to date")
     p.add_argument("--limit", type=positive_int, default=None, help="only the first N clips")
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="only share I (0-based) of N, split by clip id: N workers fill one store "
+        "without overlap (e.g. a Kubernetes Indexed Job: --shard $JOB_COMPLETION_INDEX/N)",
+    )
     p.add_argument("--report", metavar="JSON", help="write the ingest report as JSON")
     _add_segment_args(p)
     _add_vision_dtype_arg(p)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 
 from clipsearch.dataset import Clip, Collection, class_phrase
 from clipsearch.embed import EmbeddedClip, FailedClip, StageTimes, embed_clips
-from clipsearch.errors import VideoDecodeError
+from clipsearch.errors import InvalidInput, VideoDecodeError
 from clipsearch.media import poster_path, write_poster
 from clipsearch.model import ClipEncoder
 from clipsearch.segments import SegmentPlan
@@ -31,12 +32,47 @@ LOOKUP_CHUNK = 256
 
 
 @dataclass(frozen=True)
+class Shard:
+    """Part ``index`` (0-based) of ``count``: the clips whose id falls in it.
+
+    Ids are UUIDv5 of the clips' relative paths, so every worker of an ``N``-way ingest
+    (e.g. a Kubernetes Indexed Job, ``index`` = ``JOB_COMPLETION_INDEX``) picks the same
+    disjoint share on any machine, and together they cover every clip once.
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise InvalidInput(f"shard must be i/N with 0 <= i < N, got {self.index}/{self.count}")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"i/N"``, e.g. ``"0/4"`` for the first of four."""
+        head, sep, tail = text.partition("/")
+        try:
+            if not sep:
+                raise ValueError
+            return cls(int(head), int(tail))
+        except ValueError:
+            raise InvalidInput(f"shard must look like i/N (e.g. 0/4), got {text!r}") from None
+
+    def owns(self, relative_path: str) -> bool:
+        return uuid.UUID(clip_id(relative_path)).int % self.count == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass(frozen=True)
 class IngestOptions:
     batch_clips: int = 16  # clips embedded and upserted together
     workers: int | None = None  # decode processes (default: CPU count, at most 8)
     force: bool = False  # re-embed clips that are already up to date
     media_dir: Path | None = None  # posters go to <media_dir>/posters/<id>.jpg
     limit: int | None = None  # only the first N clips (in path order)
+    shard: Shard | None = None  # only this share of the clips (applied before ``limit``)
     # moments: one segment vector per window; None stores per-frame vectors instead
     segments: SegmentPlan | None = field(default_factory=SegmentPlan)
 
@@ -55,6 +91,7 @@ class IngestReport:
     frames: int = 0
     store_count: int = 0
     model: str = ""
+    shard: str | None = None  # "i/N" when only that share of the folder was ingested
 
     @property
     def ok(self) -> bool:
@@ -70,7 +107,8 @@ class IngestReport:
     def summary(self) -> str:
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.stage_seconds.items())
         lines = [
-            f"found {self.found} clips: ingested {self.ingested}, up to date {self.up_to_date}, "
+            f"found {self.found} clips{f' in shard {self.shard}' if self.shard else ''}: "
+            f"ingested {self.ingested}, up to date {self.up_to_date}, "
             f"failed {len(self.failed)}; store now holds {self.store_count} clips",
             f"{self.wall_s:.1f}s wall ({self.to_dict()['clips_per_s']} clips/s); {stages}",
         ]
@@ -172,8 +210,15 @@ def ingest(
     """Embed every clip of ``collection`` into ``store``; never raises for a bad video."""
     opts = options or IngestOptions()
     started = time.perf_counter()
-    clips = sorted(collection.clips, key=lambda c: c.path)[: opts.limit]
-    report = IngestReport(found=len(clips), model=encoder.model_id)
+    clips = sorted(collection.clips, key=lambda c: c.path)
+    if opts.shard is not None:
+        clips = [c for c in clips if opts.shard.owns(c.path)]
+    clips = clips[: opts.limit]
+    report = IngestReport(
+        found=len(clips),
+        model=encoder.model_id,
+        shard=None if opts.shard is None else str(opts.shard),
+    )
     store.ensure_collection(encoder.dim)
 
     skip, report.replaced_other_source = _up_to_date(store, clips, encoder.model_id, opts.segments)

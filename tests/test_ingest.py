@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from clipsearch.cli import main
 from clipsearch.dataset import load_collection
+from clipsearch.errors import InvalidInput
 from clipsearch.model import load_model
 from clipsearch.segments import SegmentPlan
 from clipsearch.store.base import clip_id
 from clipsearch.store.edge import QdrantEdgeStore
-from ingest.pipeline import IngestOptions, ingest
+from ingest.pipeline import IngestOptions, Shard, ingest
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +117,39 @@ def test_same_relative_path_from_another_root_is_reported(
         report = ingest(load_collection(tmp_path / "b"), vision, store, IngestOptions(workers=1))
         assert store.count() == 1  # one id per relative path, by design
     assert report.replaced_other_source == 1 and "another dataset root" in report.summary()
+
+
+def test_shards_split_a_folder_without_overlap(tiny_synth: Path, vision, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    coll = load_collection(tiny_synth)
+    shards = [Shard(i, 3) for i in range(3)]
+    owned = [{c.path for c in coll.clips if s.owns(c.path)} for s in shards]
+    assert set().union(*owned) == {c.path for c in coll.clips}
+    assert sum(len(o) for o in owned) == len(coll.clips)
+    assert all(owned)  # 32 clips over 3 shards: none is empty
+    with QdrantEdgeStore(tmp_path / "store") as store:
+        for shard, paths in zip(shards, owned, strict=True):
+            report = ingest(coll, vision, store, IngestOptions(workers=1, shard=shard))
+            assert report.ingested == report.found == len(paths) and report.shard == str(shard)
+        assert store.count() == len(coll.clips)
+        stored = store.retrieve([clip_id(c.path) for c in coll.clips])
+    assert {p.payload["path"] for p in stored.values()} == {c.path for c in coll.clips}
+
+
+@pytest.mark.parametrize("text", ["3/3", "-1/2", "1", "a/b", "0/0", "1/2/3"])
+def test_bad_shards_are_refused(text: str) -> None:
+    with pytest.raises(InvalidInput, match="shard must"):
+        Shard.parse(text)
+    assert Shard.parse("2/3") == Shard(2, 3)
+
+
+def test_ingest_cli_takes_a_shard(tiny_synth: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    args = ["ingest", str(tiny_synth), "--model", str(tiny_model_dir), "--store", str(store)]
+    assert (
+        main([*args, "--shard", "1/2", "--workers", "1", "--report", str(tmp_path / "r.json")]) == 0
+    )
+    report = json.loads((tmp_path / "r.json").read_text())
+    coll = load_collection(tiny_synth)
+    assert report["shard"] == "1/2"
+    assert report["ingested"] == sum(Shard(1, 2).owns(c.path) for c in coll.clips)
+    assert main([*args, "--shard", "2/2"]) == 2

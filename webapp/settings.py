@@ -33,6 +33,9 @@ ENV_BATCH_QUERIES = "CLIPSEARCH_BATCH_QUERIES"
 ENV_BATCH_WAIT_MS = "CLIPSEARCH_BATCH_WAIT_MS"
 ENV_TEXT_THREADS = "CLIPSEARCH_TEXT_THREADS"
 ENV_STORE_CACHE_MB = "CLIPSEARCH_STORE_CACHE_MB"
+ENV_SHARD_NUMBER = "CLIPSEARCH_SHARD_NUMBER"
+ENV_REPLICATION_FACTOR = "CLIPSEARCH_REPLICATION_FACTOR"
+ENV_WRITE_CONSISTENCY = "CLIPSEARCH_WRITE_CONSISTENCY_FACTOR"
 # clipsearch.model's TEXT_DTYPES and DEFAULT_TEXT_DTYPE (not imported: that loads torch)
 TEXT_DTYPES = ("fp32", "bf16", "int8")
 DEFAULT_TEXT_DTYPE = "int8"
@@ -131,6 +134,9 @@ def store_settings_from_env(environ: Mapping[str, str] = os.environ) -> StoreSet
         collection=_text(environ, ENV_COLLECTION) or defaults.collection,
         api_key=_text(environ, ENV_API_KEY),
         cache_mb=_float(environ, ENV_STORE_CACHE_MB, defaults.cache_mb),
+        shard_number=_optional_int(environ, ENV_SHARD_NUMBER),
+        replication_factor=_optional_int(environ, ENV_REPLICATION_FACTOR),
+        write_consistency_factor=_optional_int(environ, ENV_WRITE_CONSISTENCY),
     )
 
 

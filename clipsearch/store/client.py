@@ -26,6 +26,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -181,15 +182,50 @@ def _describe(client: QdrantClient) -> str:
     return "localhost"
 
 
+@dataclass(frozen=True)
+class Distribution:
+    """How a Qdrant cluster spreads the collections this store creates (both the video and
+    the segment collection): ``shard_number`` shards, each on ``replication_factor`` nodes,
+    a write acknowledged by ``write_consistency_factor`` replicas. None: the server's
+    default. Existing collections keep theirs."""
+
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("shard_number", "replication_factor", "write_consistency_factor"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise InvalidInput(f"{name} must be an integer >= 1, got {value!r}")
+        if (
+            self.replication_factor is not None
+            and self.write_consistency_factor is not None
+            and self.write_consistency_factor > self.replication_factor
+        ):
+            raise InvalidInput(
+                f"write_consistency_factor ({self.write_consistency_factor}) cannot exceed "
+                f"replication_factor ({self.replication_factor})"
+            )
+
+
 class QdrantClientStore:
     """:class:`~clipsearch.store.base.VectorStore` on a ``QdrantClient`` collection."""
 
     def __init__(
-        self, client: QdrantClient, collection: str = "clips", *, where: str | None = None
+        self,
+        client: QdrantClient,
+        collection: str = "clips",
+        *,
+        where: str | None = None,
+        distribution: Distribution | None = None,
     ):
         if not isinstance(collection, str) or not collection.strip():
             raise InvalidInput(f"collection name must be a non-empty string, got {collection!r}")
         self.client = client
+        self.distribution = distribution or Distribution()
         self.collection = collection
         self.local = isinstance(getattr(client, "_client", None), QdrantLocal)
         self.kind = "qdrant-local" if self.local else "qdrant-server"
@@ -200,6 +236,17 @@ class QdrantClientStore:
         self._dim: int | None = None
         self._segments_ready = False
         self._closed = False
+
+    def _create(self, name: str, vectors: dict[str, qm.VectorParams]) -> None:
+        """Create collection ``name`` sharded and replicated by ``self.distribution``."""
+        d = self.distribution
+        self.client.create_collection(
+            name,
+            vectors_config=vectors,
+            shard_number=d.shard_number,
+            replication_factor=d.replication_factor,
+            write_consistency_factor=d.write_consistency_factor,
+        )
 
     @property
     def moments(self) -> str:
@@ -213,15 +260,17 @@ class QdrantClientStore:
         collection: str = "clips",
         api_key: str | None = None,
         timeout: int = 10,
+        distribution: Distribution | None = None,
     ) -> QdrantClientStore:
-        """A store on the Qdrant server at ``url`` (nothing is sent until the first call)."""
+        """A store on the Qdrant server at ``url`` (nothing is sent until the first call);
+        ``distribution`` shards and replicates the collections it creates on a cluster."""
         try:
             client = QdrantClient(
                 url=url, api_key=api_key, timeout=timeout, check_compatibility=False
             )
         except Exception as exc:
             raise StoreError(f"invalid Qdrant server URL {url!r}: {exc}") from None
-        return cls(client, collection, where=url)
+        return cls(client, collection, where=url, distribution=distribution)
 
     @classmethod
     def in_memory(cls, collection: str = "clips") -> QdrantClientStore:
@@ -325,7 +374,7 @@ class QdrantClientStore:
         if self.client.collection_exists(self.moments):
             self.client.delete_collection(self.moments)
         try:
-            self.client.create_collection(self.moments, vectors_config=_moments_vectors_config(dim))
+            self._create(self.moments, _moments_vectors_config(dim))
         except UnexpectedResponse as exc:
             if exc.status_code != 409:
                 raise
@@ -392,9 +441,7 @@ class QdrantClientStore:
             existing = self._read_dim()
             if existing is None:
                 try:
-                    self.client.create_collection(
-                        self.collection, vectors_config=video_vectors_config(dim)
-                    )
+                    self._create(self.collection, video_vectors_config(dim))
                     created = True
                 except UnexpectedResponse as exc:
                     if exc.status_code != 409:  # 409: created meanwhile by someone else

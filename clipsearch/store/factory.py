@@ -28,6 +28,10 @@ class StoreSettings:
     collection: str = "clips"
     api_key: str | None = None
     cache_mb: float = DEFAULT_VIDEO_CACHE_MB
+    # a Qdrant cluster: how collections created through a URL are sharded and replicated
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
 
 
 def open_store(settings: StoreSettings) -> VectorStore:
@@ -39,8 +43,17 @@ def open_store(settings: StoreSettings) -> VectorStore:
             logger.info("using an in-memory Qdrant store (collection %r)", settings.collection)
             return QdrantClientStore.in_memory(settings.collection)
         logger.info("using Qdrant server %s (collection %r)", settings.url, settings.collection)
+        from clipsearch.store.client import Distribution
+
         return QdrantClientStore.from_url(
-            settings.url, settings.collection, api_key=settings.api_key
+            settings.url,
+            settings.collection,
+            api_key=settings.api_key,
+            distribution=Distribution(
+                settings.shard_number,
+                settings.replication_factor,
+                settings.write_consistency_factor,
+            ),
         )
     if settings.path:
         from clipsearch.store.edge import QdrantEdgeStore
