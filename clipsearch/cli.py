@@ -22,17 +22,12 @@ from typing import Any, Literal
 
 from clipsearch import __version__, indexbench_cli, momentbench
 from clipsearch.errors import ClipSearchError, InvalidInput
-
-# The text tower's run modes (clipsearch.model.TEXT_DTYPES; kept here so the parser does
-# not import torch).
-TEXT_DTYPES = ("fp32", "bf16", "int8")
-DEFAULT_TEXT_DTYPE = "int8"
+from clipsearch.runmodes import DEFAULT_CACHE_DIR, DEFAULT_TEXT_DTYPE, TEXT_DTYPES, VISION_DTYPES
 
 log = logging.getLogger("clipsearch")
 
 DEFAULT_STORE = "var/store"
 DEFAULT_MEDIA = "var/media"
-DEFAULT_CACHE = "var/cache"
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -102,9 +97,13 @@ def _add_text_dtype_arg(p: argparse.ArgumentParser) -> None:
         "made once into the cache directory) (env CLIPSEARCH_TEXT_DTYPE; default "
         "%(default)s; `clipsearch parity` reports what each changes)",
     )
+    _add_onnx_cache_arg(p)
+
+
+def _add_onnx_cache_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cache-dir",
-        default=_env("CLIPSEARCH_CACHE_DIR", DEFAULT_CACHE),
+        default=_env("CLIPSEARCH_CACHE_DIR", DEFAULT_CACHE_DIR),
         help="where the int8 export of the text tower is kept (env CLIPSEARCH_CACHE_DIR)",
     )
 
@@ -118,7 +117,7 @@ def _add_segment_args(p: argparse.ArgumentParser) -> None:
 def _add_vision_dtype_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--vision-dtype",
-        choices=("fp32", "bf16"),
+        choices=VISION_DTYPES,
         default=_env("CLIPSEARCH_VISION_DTYPE", "fp32"),
         help="how the vision tower runs (env CLIPSEARCH_VISION_DTYPE; default %(default)s; "
         "bf16 is about 2x faster on CPUs with AVX-512 BF16 or AMX: `clipsearch bench-ingest` "
@@ -706,7 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=None)
     p.add_argument("--split", type=int, default=None, choices=(1, 2, 3))
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="decoded-frame cache directory")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="decoded-frame cache directory")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("model", parents=[common], help="model utilities")
@@ -738,7 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=positive_int, default=32)
     p.add_argument("--dtypes", default="fp32,bf16,int8", help="comma-separated text dtypes")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
-    p.add_argument("--cache-dir", default=_env("CLIPSEARCH_CACHE_DIR", DEFAULT_CACHE))
+    _add_onnx_cache_arg(p)
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
     p.set_defaults(func=cmd_bench_text)
 
@@ -856,7 +855,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arg(p)
     p.add_argument("--split", type=int, default=1, choices=(1, 2, 3))
     p.add_argument("--json", metavar="OUT", help="write the report as JSON")
-    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="where the int8 export is cached")
+    _add_onnx_cache_arg(p)
     p.set_defaults(func=cmd_parity)
 
     p = sub.add_parser(

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from clipsearch.errors import InvalidInput, ModelLoadError
+from clipsearch.runmodes import DEFAULT_CACHE_DIR, TEXT_DTYPES, VISION_DTYPES
 from clipsearch.temporal import HEAD_FILE, TemporalPooling
 
 log = logging.getLogger(__name__)
@@ -30,15 +31,6 @@ VIDEO_CONFIG_NAME = "clipsearch.json"
 # Views pooled per head call (bounds the patch tokens held at once for long videos).
 _VIEWS_PER_POOL = 64
 POOLINGS = ("mean", "temporal")
-# How the text tower runs: fp32 torch; bf16 torch (about 2x faster on CPUs with AMX/AVX-512
-# BF16); int8, an ONNX Runtime dynamic-int8 export (clipsearch.text_onnx). `clipsearch
-# parity` reports what each changes against fp32.
-TEXT_DTYPES = ("fp32", "bf16", "int8")
-# The serving default: int8 keeps the demo model's mAP within 0.01 (`clipsearch parity`).
-DEFAULT_TEXT_DTYPE = "int8"
-DEFAULT_CACHE_DIR = "var/cache"
-# How the vision tower runs (ingest): fp32, or bf16 (CPUs with AVX-512 BF16 or AMX).
-VISION_DTYPES = ("fp32", "bf16")
 Towers = Literal["both", "text", "vision"]
 
 # OpenAI CLIP's preprocessing constants, used when a checkpoint saves none.

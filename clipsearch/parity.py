@@ -18,7 +18,8 @@ import numpy as np
 
 from clipsearch.attributes import MetaRow, freeform_queries
 from clipsearch.evaluate import QUERY_TEMPLATE, class_queries, embed_for_eval, evaluate_vectors
-from clipsearch.model import DEFAULT_CACHE_DIR, ClipEncoder
+from clipsearch.model import ClipEncoder
+from clipsearch.runmodes import DEFAULT_CACHE_DIR
 
 MAX_MAP_DROP = 0.01
 SPEED_QUERIES = 32

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from clipsearch.errors import ClipSearchError
+from clipsearch.runmodes import DEFAULT_CACHE_DIR, DEFAULT_TEXT_DTYPE, TEXT_DTYPES
 from clipsearch.store.factory import StoreSettings
 
 # Variables read by :meth:`Settings.from_env`.
@@ -36,9 +37,6 @@ ENV_STORE_CACHE_MB = "CLIPSEARCH_STORE_CACHE_MB"
 ENV_SHARD_NUMBER = "CLIPSEARCH_SHARD_NUMBER"
 ENV_REPLICATION_FACTOR = "CLIPSEARCH_REPLICATION_FACTOR"
 ENV_WRITE_CONSISTENCY = "CLIPSEARCH_WRITE_CONSISTENCY_FACTOR"
-# clipsearch.model's TEXT_DTYPES and DEFAULT_TEXT_DTYPE (not imported: that loads torch)
-TEXT_DTYPES = ("fp32", "bf16", "int8")
-DEFAULT_TEXT_DTYPE = "int8"
 
 
 class ConfigError(ClipSearchError):
@@ -68,7 +66,7 @@ class Settings:
     # how the text tower runs: "int8" (ONNX Runtime export), "bf16" or "fp32" (torch)
     text_dtype: str = DEFAULT_TEXT_DTYPE
     # where the int8 export of the text tower is cached
-    cache_dir: str = "var/cache"
+    cache_dir: str = DEFAULT_CACHE_DIR
     # concurrent queries encoded in one batch (1: no micro-batching), and how long the
     # first query of a batch waits for company
     batch_queries: int = 32

@@ -1,0 +1,15 @@
+"""How the two towers can run, by name. Torch-free, so the CLI parser and the web app's
+settings check these names without loading torch."""
+
+from __future__ import annotations
+
+# The text tower: fp32 torch; bf16 torch (about 2x faster on CPUs with AMX/AVX-512 BF16);
+# int8, an ONNX Runtime dynamic-int8 export (clipsearch.text_onnx). `clipsearch parity`
+# reports what each changes against fp32.
+TEXT_DTYPES = ("fp32", "bf16", "int8")
+# The serving default: int8 keeps the demo model's mAP within 0.01 (`clipsearch parity`).
+DEFAULT_TEXT_DTYPE = "int8"
+# The vision tower (ingest): fp32, or bf16 (fast on CPUs with AVX-512 BF16 or AMX only).
+VISION_DTYPES = ("fp32", "bf16")
+# Where the int8 export (and the decoded-frame cache of training) is kept.
+DEFAULT_CACHE_DIR = "var/cache"
