@@ -361,13 +361,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from clipsearch.dataset import load_collection
     from clipsearch.model import load_model
     from clipsearch.store.factory import open_store
-    from ingest.pipeline import IngestOptions, Shard, ingest
+    from ingest.pipeline import IngestOptions, Shard, ingest, selected_clips
 
     shard = Shard.parse(args.shard) if args.shard else None
     collection = load_collection(args.root)
     if not collection.clips:
         raise InvalidInput(f"no video files found under {args.root}")
-    mine = [c for c in collection.clips if shard is None or shard.owns(c.path)]
     plan = _segment_plan(args)
     encoder = load_model(args.model, towers="vision", vision_dtype=args.vision_dtype)
     store = open_store(_store_settings(args))
@@ -381,7 +380,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         shard=shard,
     )
     try:
-        total = min(len(mine), args.limit or len(mine))
+        total = len(selected_clips(collection, options))
         with _progress(total, "clip", "ingest", _show_progress(args)) as update:
             report = ingest(collection, encoder, store, options, progress=update)
     finally:

@@ -52,14 +52,14 @@ def bench_ingest(
     plan: SegmentPlan | None = None,
 ) -> dict[str, Any]:
     """The pipeline's and the model's frames/s on the first ``limit`` clips (path order)."""
-    from ingest.pipeline import IngestOptions, scratch_index
+    from ingest.pipeline import IngestOptions, scratch_index, selected_clips
 
-    clips = sorted(collection.clips, key=lambda c: c.path)[:limit]
-    if not clips:
-        raise InvalidInput("no clips to ingest")
     options = IngestOptions(
         batch_clips=batch_clips, workers=workers, limit=limit, segments=plan, media_dir=None
     )
+    clips = selected_clips(collection, options)
+    if not clips:
+        raise InvalidInput("no clips to ingest")
     subset = replace(collection, clips=clips)
     with scratch_index(subset, encoder, options) as (_, report):
         pass

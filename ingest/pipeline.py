@@ -200,6 +200,15 @@ def _up_to_date(
     return done, other_source
 
 
+def selected_clips(collection: Collection, opts: IngestOptions) -> list[Clip]:
+    """The clips an ingest with ``opts`` takes on: in path order, its shard's, at most
+    ``limit`` of them."""
+    clips = sorted(collection.clips, key=lambda c: c.path)
+    if opts.shard is not None:
+        clips = [c for c in clips if opts.shard.owns(c.path)]
+    return clips[: opts.limit]
+
+
 def ingest(
     collection: Collection,
     encoder: ClipEncoder,
@@ -210,10 +219,7 @@ def ingest(
     """Embed every clip of ``collection`` into ``store``; never raises for a bad video."""
     opts = options or IngestOptions()
     started = time.perf_counter()
-    clips = sorted(collection.clips, key=lambda c: c.path)
-    if opts.shard is not None:
-        clips = [c for c in clips if opts.shard.owns(c.path)]
-    clips = clips[: opts.limit]
+    clips = selected_clips(collection, opts)
     report = IngestReport(
         found=len(clips),
         model=encoder.model_id,
