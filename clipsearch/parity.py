@@ -27,17 +27,31 @@ FAST_PATHS = ("int8", "bf16")
 METRICS = ("mAP", "P@1", "freeform_mAP", "heldout_mAP", "pairs_mAP")
 
 
+def _seconds_per_query(
+    encoder: ClipEncoder, singles: Sequence[str], batches: Sequence[Sequence[str]]
+) -> tuple[float, float]:
+    """Mean seconds per query with each of ``singles`` encoded alone, and with each of
+    ``batches`` encoded in one call."""
+    started = time.perf_counter()
+    for text in singles:
+        encoder.encode_text([text])
+    single = (time.perf_counter() - started) / len(singles)
+    started = time.perf_counter()
+    for chunk in batches:
+        encoder.encode_text(list(chunk))
+    batched = (time.perf_counter() - started) / sum(len(chunk) for chunk in batches)
+    return single, batched
+
+
 def _query_ms(encoder: ClipEncoder, texts: Sequence[str]) -> dict[str, float]:
     """Mean ms per query, one query per call and all of ``texts`` in one call."""
     encoder.encode_text(list(texts[:1]))  # warm-up
-    started = time.perf_counter()
-    for text in texts:
-        encoder.encode_text([text])
-    single = (time.perf_counter() - started) / len(texts) * 1000
-    started = time.perf_counter()
-    encoder.encode_text(list(texts))
-    batch = (time.perf_counter() - started) / len(texts) * 1000
-    return {"single": round(single, 3), "batched": round(batch, 3), "batch_size": len(texts)}
+    single, batched = _seconds_per_query(encoder, texts, [texts])
+    return {
+        "single": round(single * 1000, 3),
+        "batched": round(batched * 1000, 3),
+        "batch_size": len(texts),
+    }
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
@@ -114,15 +128,8 @@ def text_speed(encoder: ClipEncoder, texts: Sequence[str], batch: int = 32) -> d
         raise ValueError(f"need at least {2 * batch} texts, got {len(texts)}")
     encoder.encode_text(list(texts[:batch]))  # warm-up
     singles = list(texts[batch : batch + min(len(texts) - batch, 128)])
-    started = time.perf_counter()
-    for text in singles:
-        encoder.encode_text([text])
-    single_s = (time.perf_counter() - started) / len(singles)
     batches = [texts[i : i + batch] for i in range(0, len(texts) - batch + 1, batch)]
-    started = time.perf_counter()
-    for chunk in batches:
-        encoder.encode_text(list(chunk))
-    batched_s = (time.perf_counter() - started) / (len(batches) * batch)
+    single_s, batched_s = _seconds_per_query(encoder, singles, batches)
     return {
         "text_dtype": encoder.text_dtype,
         "single_ms": round(single_s * 1000, 3),

@@ -127,3 +127,22 @@ def test_serving_settings_from_the_environment() -> None:
         Settings(model="m", batch_queries=0)
     with pytest.raises(ConfigError):
         Settings(model="m", text_threads=0)
+
+
+def test_bench_text_reports_single_and_batched_rates(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    texts = tmp_path / "queries.txt"
+    texts.write_text("\n".join(f"a ball bouncing number {i}" for i in range(20)) + "\n")
+    out = tmp_path / "text.json"
+    args = ["bench-text", "--model", str(tiny_model_dir), "--texts", str(texts), "--batch", "4"]
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    assert main([*args, *cache, "--dtypes", "fp32,int8", "--json", str(out)]) == 0
+    assert "batches of 4" in capsys.readouterr().out
+    results = json.loads(out.read_text())["results"]
+    assert [r["text_dtype"] for r in results] == ["fp32", "int8"]
+    for r in results:
+        assert r["single_qps"] > 0 and r["batch4_qps"] > 0
+        assert r["queries"] == 16 + 20 // 4 * 4  # 16 singles after the warm-up batch, 5 batches
+    assert main([*args, *cache, "--dtypes", "fp16"]) == 2
+    assert main([*args, "--texts", str(tmp_path / "missing.txt")]) == 2
