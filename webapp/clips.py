@@ -52,14 +52,6 @@ def find_clip(raw_id: str) -> Hit:
     return hit
 
 
-def media_urls(clip_id: str) -> dict[str, str]:
-    """Absolute-path URLs of a clip's preview video and poster."""
-    return {
-        "video_url": url_for("media.video", clip_id=clip_id),
-        "thumbnail_url": url_for("media.poster", clip_id=clip_id),
-    }
-
-
 # Clip ids are canonical UUIDs, so a URL built for this one becomes any clip's by replacing it.
 _PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 
@@ -75,7 +67,7 @@ class MediaLinks:
         self.segment = url_for("media.segment", clip_id=_PLACEHOLDER, index=0)[: -len("0.jpg")]
 
     def clip(self, clip_id: str) -> dict[str, str]:
-        """Like :func:`media_urls`."""
+        """Absolute-path URLs of a clip's preview video and poster."""
         return {
             "video_url": self.video.replace(_PLACEHOLDER, clip_id),
             "thumbnail_url": self.poster.replace(_PLACEHOLDER, clip_id),
@@ -89,10 +81,6 @@ class MediaLinks:
 
 def _span(start_s: float, end_s: float) -> str:
     return f"{start_s:.2f},{end_s:.2f}"
-
-
-def segment_thumbnail(clip_id: str, index: int) -> str:
-    return url_for("media.segment", clip_id=clip_id, index=index)
 
 
 def result_dict(result: Result, links: MediaLinks | None = None) -> dict[str, Any]:
@@ -157,19 +145,17 @@ def response_dict(response: SearchResponse, limit: int, given: dict[str, Any]) -
 def detail_dict(hit: Hit) -> dict[str, Any]:
     """One clip's public payload plus its media URLs and segment thumbnails."""
     payload = hit.payload
+    links = MediaLinks()
     detail = {
         "id": hit.id,
         **{key: payload.get(key) for key in DETAIL_KEYS},
-        **media_urls(hit.id),
+        **links.clip(hit.id),
     }
     spans = payload.get("segment_times")
     n = len(spans) if isinstance(spans, list) else len(payload.get("frame_times") or [])
+    windows = stored_windows(payload, n)
     detail["segments"] = [
-        {
-            "start_s": round(s, 3),
-            "end_s": round(e, 3),
-            "thumbnail_url": segment_thumbnail(hit.id, i),
-        }
-        for i, (s, e) in enumerate(stored_windows(payload, n))
+        {"start_s": round(s, 3), "end_s": round(e, 3), "thumbnail_url": thumbnail}
+        for (s, e), thumbnail in zip(windows, links.segments(hit.id, len(windows)), strict=True)
     ]
     return detail
