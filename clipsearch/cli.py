@@ -51,6 +51,14 @@ def _write_json(path: str, data: object) -> None:
     target.write_text(json.dumps(data, indent=2) + "\n")
 
 
+def _emit_json(target: str | None, data: object) -> None:
+    """``--json`` of the commands that take ``-`` for stdout: nothing, stdout or a file."""
+    if target == "-":
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    elif target:
+        _write_json(target, data)
+
+
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name, "").strip()
     return value or default
@@ -564,10 +572,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         print(reports[0].table())
         out = reports[0].metrics
-    if args.json == "-":
-        sys.stdout.write(json.dumps(out, indent=2) + "\n")
-    elif args.json:
-        _write_json(args.json, out)
+    _emit_json(args.json, out)
     return 0
 
 
@@ -586,10 +591,7 @@ def cmd_eval_moments(args: argparse.Namespace) -> int:
         )
     metrics.update({"model": encoder.model_id, "data": str(args.data)})
     print(moments_table(metrics))
-    if args.json == "-":
-        sys.stdout.write(json.dumps(metrics, indent=2) + "\n")
-    elif args.json:
-        _write_json(args.json, metrics)
+    _emit_json(args.json, metrics)
     return 0
 
 
