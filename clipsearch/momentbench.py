@@ -1169,14 +1169,22 @@ def bench_local(
     truth = exact_moments(sub, k)
     warmup = min(cfg.warmup, 5)
     say(f"{name}: qdrant-client local mode ({data.n_videos:,} videos, {len(queries)} queries)")
+
+    def sweep_prefetch(
+        design: LocalA | LocalProduct, prefetch: Sequence[int]
+    ) -> list[dict[str, Any]]:
+        """One row per first-round limit; ``design`` is closed afterwards."""
+        try:
+            rows = []
+            for p in prefetch:
+                found, lat = timed_queries(partial(design.search, k=k, prefetch=p), queries, warmup)
+                rows.append(_row({"prefetch": p}, evaluate(found, truth, sub, k), lat))
+            return rows
+        finally:
+            design.close()
+
     local_a = LocalA(data, cfg)
-    try:
-        rows_a = []
-        for p in cfg.prefetch:
-            found, lat = timed_queries(partial(local_a.search, k=k, prefetch=p), queries, warmup)
-            rows_a.append(_row({"prefetch": p}, evaluate(found, truth, sub, k), lat))
-    finally:
-        local_a.close()
+    rows_a = sweep_prefetch(local_a, cfg.prefetch)
     local_b = LocalB(data, cfg)
     try:
         found, lat = timed_queries(lambda q: local_b.search(q, k), queries, warmup)
@@ -1185,13 +1193,7 @@ def bench_local(
         local_b.close()
     say(f"  local B (groups): recall {row_b['recall']:.4f}, p50 {row_b['p50_ms']:.3f} ms")
     local_p = LocalProduct(data, cfg)
-    try:
-        rows_p = []
-        for p in cfg.product_prefetch:
-            found, lat = timed_queries(partial(local_p.search, k=k, prefetch=p), queries, warmup)
-            rows_p.append(_row({"prefetch": p}, evaluate(found, truth, sub, k), lat))
-    finally:
-        local_p.close()
+    rows_p = sweep_prefetch(local_p, cfg.product_prefetch)
     return {
         "name": name,
         **_data_summary(sub),
