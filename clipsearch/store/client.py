@@ -407,15 +407,7 @@ class QdrantClientStore:
     def _backfill(self, dim: int) -> int:
         """Copy every stored video's segments into the (new, empty) segment collection."""
         written = 0
-        offset: Any = None
-        while True:
-            records, offset = self.client.scroll(
-                self.collection,
-                limit=UPSERT_BATCH,
-                offset=offset,
-                with_payload=True,
-                with_vectors=[SEGMENTS],
-            )
+        for records in self._scroll_videos(UPSERT_BATCH, with_payload=True, vectors=SEGMENTS):
             structs: list[qm.PointStruct] = []
             for r in records:
                 pid = str(r.id)
@@ -424,8 +416,25 @@ class QdrantClientStore:
             for batch in batched(structs, SEGMENT_UPSERT_BATCH):
                 self.client.upsert(self.moments, points=list(batch), wait=True)
             written += len(structs)
+        return written
+
+    def _scroll_videos(
+        self, batch: int, *, with_payload: bool, vectors: str
+    ) -> Iterator[list[qm.Record]]:
+        """Every video point, ``batch`` at a time in id order, with one named vector."""
+        offset: Any = None
+        while True:
+            records, offset = self.client.scroll(
+                self.collection,
+                limit=batch,
+                offset=offset,
+                with_payload=with_payload,
+                with_vectors=[vectors],
+            )
+            if records:
+                yield records
             if offset is None or not records:
-                return written
+                return
 
     # -- VectorStore
 
@@ -687,16 +696,8 @@ class QdrantClientStore:
             return [], np.zeros((0, 0), dtype=np.float32)
         ids: list[str] = []
         rows: list[Any] = []
-        offset: Any = None
         with self._call("export vectors"):
-            while True:
-                records, offset = self.client.scroll(
-                    self.collection,
-                    limit=batch,
-                    offset=offset,
-                    with_payload=False,
-                    with_vectors=[POOLED],
-                )
+            for records in self._scroll_videos(batch, with_payload=False, vectors=POOLED):
                 for r in records:
                     vectors = r.vector
                     if not isinstance(vectors, dict) or POOLED not in vectors:
@@ -706,8 +707,6 @@ class QdrantClientStore:
                         )
                     ids.append(str(r.id))
                     rows.append(vectors[POOLED])
-                if offset is None or not records:
-                    break
         return stack_pooled(ids, rows, dim)
 
     def count(self) -> int:
