@@ -80,14 +80,8 @@ def embed_clips(
         out: dict[int, EmbeddedClip | FailedClip] = {
             d.index: FailedClip(d.index, d.source, d.error) for d in pending if d.error is not None
         }
-        if good and plan is None:
-            clips = [d.frames.frames for d in good if d.frames is not None]
-            for d, emb in zip(good, encoder.embed_videos(clips), strict=True):
-                assert d.frames is not None
-                out[d.index] = EmbeddedClip(d.index, d.source, d.frames, emb)
-        elif good and plan is not None:
-            for d, done in zip(good, embed_segmented(encoder, good, plan), strict=True):
-                out[d.index] = done
+        if good:
+            out.update((done.index, done) for done in embed_decoded(encoder, good, plan))
         times.add("embed", started)
         pending.clear()
         return [out[i] for i in sorted(out)]
@@ -106,7 +100,22 @@ def embed_clips(
         yield flush()
 
 
-def embed_segmented(
+def embed_decoded(
+    encoder: ClipEncoder, decoded: Sequence[Decoded], plan: SegmentPlan | None
+) -> list[EmbeddedClip]:
+    """Embed decoded clips (none failed) in one batch: their frames and whole-clip vectors,
+    and with a segment ``plan`` one vector per window too."""
+    if plan is not None:
+        return _embed_segmented(encoder, decoded, plan)
+    clips = [d.frames.frames for d in decoded if d.frames is not None]
+    out = []
+    for d, emb in zip(decoded, encoder.embed_videos(clips), strict=True):
+        assert d.frames is not None
+        out.append(EmbeddedClip(d.index, d.source, d.frames, emb))
+    return out
+
+
+def _embed_segmented(
     encoder: ClipEncoder, decoded: Sequence[Decoded], plan: SegmentPlan
 ) -> list[EmbeddedClip]:
     """Pool each clip's whole-clip view and its windows from one pass over its frames."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from clipsearch.benchutil import environment
 from clipsearch.dataset import Collection
-from clipsearch.embed import DECODE_MAX_SIDE, embed_segmented
+from clipsearch.embed import DECODE_MAX_SIDE, embed_decoded
 from clipsearch.errors import InvalidInput
 from clipsearch.frames import Decoded, decode_many
 from clipsearch.model import ClipEncoder
@@ -29,16 +29,13 @@ PACKAGES = {"torch": "torch", "qdrant_edge": "qdrant-edge-py", "av": "av"}
 def model_only(
     encoder: ClipEncoder, decoded: Sequence[Decoded], batch_clips: int, plan: SegmentPlan | None
 ) -> tuple[int, float]:
-    """(frames, seconds) of the vision tower (and pooling) alone on decoded clips."""
+    """(frames, seconds) of the vision tower (and pooling) alone on decoded clips, embedded
+    by the same call as ingest's."""
     good = [d for d in decoded if d.frames is not None]
     frames = sum(len(d.frames.frames) for d in good if d.frames is not None)
     started = time.perf_counter()
     for i in range(0, len(good), batch_clips):
-        batch = good[i : i + batch_clips]
-        if plan is None:
-            encoder.embed_videos([d.frames.frames for d in batch if d.frames is not None])
-        else:
-            embed_segmented(encoder, batch, plan)
+        embed_decoded(encoder, good[i : i + batch_clips], plan)
     return frames, time.perf_counter() - started
 
 
