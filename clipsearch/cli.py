@@ -376,8 +376,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if not collection.clips:
         raise InvalidInput(f"no video files found under {args.root}")
     plan = _segment_plan(args)
+    if (args.no_swap or args.drop_old) and not args.alias:
+        raise InvalidInput("--no-swap and --drop-old only apply with --alias")
     encoder = load_model(args.model, towers="vision", vision_dtype=args.vision_dtype)
-    store = open_store(_store_settings(args))
+    build = None
+    if args.alias:
+        from ingest.versioned import VersionBuild
+
+        build = VersionBuild.open(_store_settings(args), args.alias, encoder.model_id)
+        verb = "resuming" if build.plan.resumed else "building"
+        print(f"{verb} {build.plan.version} for alias {args.alias!r}", file=sys.stderr)
+        store = build.store
+    else:
+        store = open_store(_store_settings(args))
     options = IngestOptions(
         batch_clips=args.batch,
         workers=args.workers,
@@ -391,9 +402,24 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         total = len(selected_clips(collection, options))
         with _progress(total, "clip", "ingest", _show_progress(args)) as update:
             report = ingest(collection, encoder, store, options, progress=update)
+        swapped: list[str] = []
+        if build is not None and report.ok:
+            from clipsearch.store.aliases import ModelRef
+            from ingest.versioned import model_reference
+
+            swapped = build.finish(
+                ModelRef(model_reference(args.model), encoder.model_id),
+                swap=not args.no_swap,
+                drop_old=args.drop_old,
+            )
     finally:
-        store.close()
+        if build is not None:
+            build.close()
+        else:
+            store.close()
     print(report.summary())
+    for line in swapped:
+        print(line)
     if args.report:
         _write_json(args.report, report.to_dict())
     if not report.ok:
@@ -791,6 +817,26 @@ def build_parser() -> argparse.ArgumentParser:
         "without overlap (e.g. a Kubernetes Indexed Job: --shard $JOB_COMPLETION_INDEX/N)",
     )
     p.add_argument("--report", metavar="JSON", help="write the ingest report as JSON")
+    g = p.add_argument_group("zero-downtime re-embedding (collections versioned by model)")
+    g.add_argument(
+        "--alias",
+        metavar="NAME",
+        help="fill the collection NAME__<model>__<UTC time> (or resume this model's "
+        "unfinished one), then point alias NAME at it atomically; apps serving NAME keep "
+        "answering and move over by themselves. Edge: versions are folders under --store and "
+        "NAME a link beside them (serve --store <store>/NAME); server: a Qdrant alias "
+        "(serve --collection NAME)",
+    )
+    g.add_argument(
+        "--no-swap",
+        action="store_true",
+        help="with --alias: leave the alias where it is (add another folder next time)",
+    )
+    g.add_argument(
+        "--drop-old",
+        action="store_true",
+        help="with --alias: delete the previous collection after the swap (default: keep it)",
+    )
     _add_segment_args(p)
     _add_vision_dtype_arg(p)
     p.set_defaults(func=cmd_ingest)

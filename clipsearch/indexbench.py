@@ -866,16 +866,74 @@ def plot(result: dict[str, Any], path: str | Path) -> None:
     plt.close(fig)
 
 
+def headline_metrics(result: dict[str, Any]) -> dict[str, Any]:
+    """Per dataset: FAISS exact against each Qdrant variant at its smallest ef reaching the
+    target recall (a flat document for ``dvc metrics show``)."""
+    metrics: dict[str, Any] = {}
+    for d in result["datasets"]:
+        row: dict[str, Any] = {
+            "n": d["n"],
+            "faiss_exact_p50_ms": d["faiss_exact"]["p50_ms"],
+            "faiss_exact_qps": d["faiss_exact"]["qps"],
+        }
+        for variant, best in d["headline"].items():
+            key = variant.replace("-", "_")
+            if best is None:
+                row[f"qdrant_{key}_recall"] = None
+                continue
+            row[f"qdrant_{key}_ef"] = best["ef"]
+            row[f"qdrant_{key}_recall"] = best["recall"]
+            row[f"qdrant_{key}_p50_ms"] = best["p50_ms"]
+            row[f"qdrant_{key}_qps"] = best["qps"]
+        metrics[d["name"]] = row
+    return metrics
+
+
+def recall_latency_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every (dataset, variant, ef) point of the sweep, one row each (a DVC plot's data)."""
+    rows = []
+    for d in result["datasets"]:
+        for q in d["qdrant"]:
+            for point in q["search"]:
+                rows.append(
+                    {
+                        "dataset": d["name"],
+                        "variant": q["variant"],
+                        "ef": point["ef"],
+                        "recall": point["recall"],
+                        "p50_ms": point["p50_ms"],
+                        "qps": point["qps"],
+                    }
+                )
+    return rows
+
+
 def write_outputs(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """Write ``index.json``, ``index.png`` and ``index.md`` into ``out_dir``."""
+    """Write ``index.json``, ``index.png``, ``index.md``, the headline ``metrics.json`` and
+    the sweep as ``recall_latency.csv`` into ``out_dir``."""
+    import csv
     import json
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InvalidInput(f"output path {out} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "index.json", "png": out / "index.png", "md": out / "index.md"}
+    paths = {
+        "json": out / "index.json",
+        "png": out / "index.png",
+        "md": out / "index.md",
+        "metrics": out / "metrics.json",
+        "csv": out / "recall_latency.csv",
+    }
     paths["json"].write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
     plot(result, paths["png"])
     paths["md"].write_text(markdown_table(result))
+    paths["metrics"].write_text(json.dumps(headline_metrics(result), indent=2) + "\n")
+    rows = recall_latency_rows(result)
+    with paths["csv"].open("w", newline="") as f:
+        writer = csv.DictWriter(
+            f, fieldnames=["dataset", "variant", "ef", "recall", "p50_ms", "qps"]
+        )
+        writer.writeheader()
+        writer.writerows(rows)
     return paths

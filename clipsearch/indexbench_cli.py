@@ -76,7 +76,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out",
         default=DEFAULT_OUT,
-        help="output folder for index.json, index.png, index.md (default %(default)s)",
+        help="output folder for index.json, index.png, index.md, metrics.json (the headline "
+        "figures) and recall_latency.csv (the sweep) (default %(default)s)",
     )
 
 
@@ -166,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     for note in result["notes"]:
         print(f"note: {note}")
-    print(f"wrote {paths['json']}, {paths['png']}, {paths['md']}")
+    print("wrote " + ", ".join(str(path) for path in paths.values()))
     return 0
 
 

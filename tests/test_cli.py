@@ -71,6 +71,8 @@ def test_train_saves_a_loadable_checkpoint(trained: Path) -> None:
     assert metrics["split1_test"]["mAP"] == pytest.approx(val["best_val_mAP"], abs=1e-6)
     assert (trained / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
     assert "val_mAP" in (trained / "logs" / "metrics.csv").read_text().splitlines()[0]
+    val_rows = (trained / "logs" / "val_map.csv").read_text().splitlines()
+    assert val_rows[0] == "step,val_mAP" and len(val_rows) == 1 + len(val["history"])
     assert list((trained / "logs" / "tb").glob("events.out.tfevents.*"))
     # the tiny set has too few colours per class to withhold any composition
     assert metrics["heldout"] == [] and enc.video.heldout is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 
@@ -229,7 +230,20 @@ def test_cli_small_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "synthetic-600: FAISS exact" in capsys.readouterr().out
     result = json.loads((out / "index.json").read_text())
     assert result["command"].startswith("clipsearch bench-index --no-store --sizes 600 --dim 16")
-    assert {p.name for p in out.iterdir()} == {"index.json", "index.png", "index.md"}
+    names = {"index.json", "index.png", "index.md", "metrics.json", "recall_latency.csv"}
+    assert {p.name for p in out.iterdir()} == names
+    metrics = json.loads((out / "metrics.json").read_text())["synthetic-600"]
+    best = result["datasets"][0]["headline"]["float32"]
+    assert metrics["n"] == 600 and metrics["faiss_exact_p50_ms"] > 0
+    if best is None:
+        assert metrics["qdrant_float32_recall"] is None
+    else:
+        assert metrics["qdrant_float32_recall"] == best["recall"] >= 0.99
+    with (out / "recall_latency.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["variant"], int(r["ef"])) for r in rows] == [("float32", 16), ("float32", 64)]
+    sweep = result["datasets"][0]["qdrant"][0]["search"]
+    assert [float(r["recall"]) for r in rows] == [point["recall"] for point in sweep]
 
 
 def test_cli_subcommand_wiring() -> None:

@@ -183,6 +183,7 @@ def test_gunicorn_serves_search_from_an_edge_store(server: str, edge_store: Path
         "min_score": None,
         "image_queries": True,
         "text_dtype": "int8",
+        "alias": None,
     }
     status, body = get_json(f"{server}/api/search?q=box+spinning&k=2")
     assert status == 200

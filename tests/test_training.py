@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from clipsearch.errors import InvalidInput
-from training.curves import plot_curves
+from training.curves import plot_curves, write_tidy_curves
 from training.freeze import apply_freeze, parse_freeze
 
 
@@ -68,6 +68,17 @@ def test_curves_png_from_the_csv_log(tmp_path: Path) -> None:
     (tmp_path / "empty.csv").write_text("epoch,step\n")
     assert not plot_curves(tmp_path / "empty.csv", tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_tidy_curves_from_the_csv_log(tmp_path: Path) -> None:
+    log = tmp_path / "metrics.csv"
+    log.write_text(
+        "epoch,step,train_loss,val_mAP\n0,4,2.5,\n0,9,2.1,\n0,9,,0.4\n1,14,1.7,\n1,19,,0.7\n"
+    )
+    loss, val = write_tidy_curves(log, tmp_path)
+    assert loss.read_text().splitlines() == ["step,train_loss", "4,2.5", "9,2.1", "14,1.7"]
+    assert val.read_text().splitlines() == ["step,val_mAP", "9,0.4", "19,0.7"]
+    assert write_tidy_curves(tmp_path / "missing.csv", tmp_path) == []
 
 
 def test_validation_keeps_the_best_epoch(tiny_model_dir: Path, monkeypatch: Any) -> None:

@@ -358,6 +358,7 @@ def test_health(client: FlaskClient) -> None:
         "image_queries": False,
         "text_dtype": "fp32",
         "store_cache": None,  # a qdrant-client store: other processes may write to it
+        "alias": None,  # the store is not named by an alias
     }
 
 
@@ -617,6 +618,7 @@ def test_create_app_from_environment(
         "image_queries": True,
         "text_dtype": "int8",  # the default, as `clipsearch parity` allows
         "store_cache": None,
+        "alias": None,
     }
     assert list((tmp_path / "cache" / "onnx").glob("*/text-int8.onnx"))
 

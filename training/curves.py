@@ -19,6 +19,26 @@ def _column(rows: list[dict[str, str]], key: str) -> tuple[list[float], list[flo
     return xs, ys
 
 
+def write_tidy_curves(metrics_csv: Path, out_dir: Path) -> list[Path]:
+    """``train_loss.csv`` (step, train_loss) and ``val_map.csv`` (step, val_mAP) from
+    Lightning's sparse CSV log: one column per file and no empty cells, the form DVC plots
+    (and most plotting tools) read."""
+    if not metrics_csv.exists():
+        return []
+    with metrics_csv.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    written = []
+    for key, name in (("train_loss", "train_loss.csv"), ("val_mAP", "val_map.csv")):
+        steps, values = _column(rows, key)
+        path = out_dir / name
+        with path.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["step", key])
+            writer.writerows((int(step), value) for step, value in zip(steps, values, strict=True))
+        written.append(path)
+    return written
+
+
 def plot_curves(metrics_csv: Path, out_png: Path, title: str = "") -> bool:
     """Write ``out_png``; False when the log has nothing to plot."""
     if not metrics_csv.exists():

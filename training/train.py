@@ -27,7 +27,7 @@ from clipsearch.evaluate import evaluate_vectors
 from clipsearch.model import ClipEncoder, VideoConfig, load_model, save_model, vision_grid
 from clipsearch.temporal import TemporalPooling
 from training.config import TrainConfig
-from training.curves import plot_curves
+from training.curves import plot_curves, write_tidy_curves
 from training.data import (
     ClipTextDataset,
     captions_from_meta,
@@ -284,6 +284,7 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
         metrics[f"split{cfg.split}_test"] = report.metrics
     metrics["total_s"] = round(time.perf_counter() - started, 2)
     plot_curves(run.out / "logs" / "metrics.csv", run.out / "training_curves.png", model_id)
+    write_tidy_curves(run.out / "logs" / "metrics.csv", run.out / "logs")
     (run.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info("saved %s to %s", model_id, run.out)
     return metrics

@@ -15,7 +15,7 @@ from clipsearch.errors import InvalidInput, StoreError
 from webapp.clips import detail_dict, find_clip, response_dict
 from webapp.images import read_upload
 from webapp.query import SearchParams, from_args, from_mapping
-from webapp.services import default_k, get_search
+from webapp.services import default_k, get_search, get_services
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -121,7 +121,7 @@ def health() -> ResponseReturnValue:
         info = service.health()
     except StoreError as exc:
         return jsonify(status="degraded", model=service.model_id, **exc.to_dict()), exc.status
-    return jsonify(status="ok", **info)
+    return jsonify(status="ok", alias=get_services().live.stats(), **info)
 
 
 @bp.get("/clips/<clip_id>")

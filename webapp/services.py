@@ -8,43 +8,57 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 
+from clipsearch.errors import StoreError
+from clipsearch.live import LiveSearch
 from clipsearch.search import SearchLimits, SearchService
+from clipsearch.store.aliases import ModelRef
+from clipsearch.store.factory import StoreSettings
 from webapp.settings import Settings
 
 log = logging.getLogger(__name__)
 
 EXTENSION = "clipsearch"
+_REQUEST_KEY = "_clipsearch_search"
 
 
 @dataclass(frozen=True)
 class Services:
-    """What a request may need: the search service, the settings and the media cache."""
+    """What a request may need: the search service (through ``live``, which follows an alias
+    when the store names one), the settings and the media cache."""
 
     settings: Settings
-    search: SearchService
+    live: LiveSearch
     media_dir: Path
 
 
-def build_search(settings: Settings) -> SearchService:
-    """Load the text tower and open the vector store named by ``settings``."""
+def build_search(
+    settings: Settings,
+    store: StoreSettings | None = None,
+    *,
+    model: str | None = None,
+    encoder: Any = None,
+) -> SearchService:
+    """Load the text tower (``model``, default the settings' one; or reuse ``encoder``) and
+    open the vector store (``store``, default the settings' one)."""
     # Imported here so a Gunicorn master never loads torch or opens the store.
     from clipsearch.model import load_model
     from clipsearch.store.factory import open_store
 
-    towers: Literal["both", "text"] = "both" if settings.image_search else "text"
-    encoder = load_model(
-        settings.model,
-        towers=towers,
-        threads=settings.torch_threads,
-        text_dtype=settings.text_dtype,
-        cache_dir=settings.cache_dir,
-        text_threads=settings.text_threads,
-    )
-    store = open_store(settings.store)
+    if encoder is None:
+        towers: Literal["both", "text"] = "both" if settings.image_search else "text"
+        encoder = load_model(
+            model or settings.model,
+            towers=towers,
+            threads=settings.torch_threads,
+            text_dtype=settings.text_dtype,
+            cache_dir=settings.cache_dir,
+            text_threads=settings.text_threads,
+        )
+    opened = open_store(store or settings.store)
     limits = SearchLimits(
         max_query_chars=settings.max_query_chars,
         max_k=settings.max_k,
@@ -56,27 +70,65 @@ def build_search(settings: Settings) -> SearchService:
     log.info(
         "search service ready: model %s, store %s, min_score %s",
         encoder.model_id,
-        store.kind,
+        opened.kind,
         min_score,
     )
-    return SearchService(encoder, store, limits, min_score=min_score)
+    return SearchService(encoder, opened, limits, min_score=min_score)
+
+
+def build_live(settings: Settings) -> LiveSearch:
+    """The search service on the settings' store; when that names an alias, on the
+    collection it names now (with the model recorded there), following it as it moves."""
+    from clipsearch.store.aliases import alias_catalog
+
+    follow = alias_catalog(settings.store)
+    if follow is None:
+        return LiveSearch(build_search(settings))
+    catalog, alias = follow
+    target = catalog.target(alias)
+    if target is None:
+        catalog.close()
+        raise StoreError(f"alias {alias!r} names no collection")
+
+    def rebuild(collection: str, model: ModelRef | None, now: SearchService) -> SearchService:
+        pinned = catalog.settings_for(settings.store, collection)
+        if model is None or model.model_id == now.model_id:
+            if model is None:
+                log.warning("collection %s records no model: keeping %s", collection, now.model_id)
+            return build_search(settings, pinned, encoder=now.encoder)
+        return build_search(settings, pinned, model=model.ref)
+
+    recorded = catalog.read_model(target)
+    first = build_search(
+        settings,
+        catalog.settings_for(settings.store, target),
+        model=recorded.ref if recorded else None,
+    )
+    return LiveSearch(
+        first,
+        follow=follow,
+        collection=target,
+        rebuild=rebuild,
+        check_s=settings.alias_check_s,
+    )
 
 
 def init_app(app: Flask, settings: Settings, search: SearchService | None = None) -> None:
     """Attach the services to ``app`` (building the search service unless injected)."""
     app.extensions[EXTENSION] = Services(
         settings=settings,
-        search=search if search is not None else build_search(settings),
+        live=LiveSearch(search) if search is not None else build_live(settings),
         # absolute: Flask resolves relative send_file paths against the package, not the cwd
         media_dir=Path(settings.media_dir).resolve(),
     )
+    app.teardown_request(_release_search)
 
 
 def close_app(app: Flask) -> None:
     """Release the vector store of ``app`` (flushes and unlocks an embedded shard)."""
     services: Services | None = app.extensions.pop(EXTENSION, None)
     if services is not None:
-        services.search.close()
+        services.live.close()
 
 
 def get_services() -> Services:
@@ -86,8 +138,21 @@ def get_services() -> Services:
 
 
 def get_search() -> SearchService:
-    """The search service (query encoder + vector store) of the current app."""
-    return get_services().search
+    """The search service of this request (the same one for the whole request, even if the
+    alias moves meanwhile)."""
+    search: SearchService | None = g.get(_REQUEST_KEY)
+    if search is None:
+        search = get_services().live.acquire()
+        setattr(g, _REQUEST_KEY, search)
+    return search
+
+
+def _release_search(_exc: BaseException | None) -> None:
+    search: SearchService | None = g.pop(_REQUEST_KEY, None)
+    if search is not None:
+        services: Services | None = current_app.extensions.get(EXTENSION)
+        if services is not None:
+            services.live.release(search)
 
 
 def get_settings() -> Settings:

@@ -33,6 +33,7 @@ ENV_CACHE_DIR = "CLIPSEARCH_CACHE_DIR"
 ENV_BATCH_QUERIES = "CLIPSEARCH_BATCH_QUERIES"
 ENV_BATCH_WAIT_MS = "CLIPSEARCH_BATCH_WAIT_MS"
 ENV_TEXT_THREADS = "CLIPSEARCH_TEXT_THREADS"
+ENV_ALIAS_CHECK_S = "CLIPSEARCH_ALIAS_CHECK_S"
 ENV_STORE_CACHE_MB = "CLIPSEARCH_STORE_CACHE_MB"
 ENV_SHARD_NUMBER = "CLIPSEARCH_SHARD_NUMBER"
 ENV_REPLICATION_FACTOR = "CLIPSEARCH_REPLICATION_FACTOR"
@@ -74,8 +75,12 @@ class Settings:
     # threads of the int8 text tower. One: requests bring the concurrency, and one thread
     # encodes a batch with the least CPU (a second thread adds ~30 % CPU for ~30 % speed)
     text_threads: int = 1
+    # how often a store named by an alias is checked for a move (0: never)
+    alias_check_s: float = 2.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.alias_check_s <= 3600:
+            raise ConfigError(f"alias_check_s must be within 0..3600, got {self.alias_check_s}")
         if self.text_dtype not in TEXT_DTYPES:
             raise ConfigError(
                 f"text_dtype must be one of {', '.join(TEXT_DTYPES)}, got {self.text_dtype!r}"
@@ -120,6 +125,7 @@ class Settings:
             batch_queries=_int(environ, ENV_BATCH_QUERIES, defaults.batch_queries),
             batch_wait_ms=_float(environ, ENV_BATCH_WAIT_MS, defaults.batch_wait_ms),
             text_threads=_int(environ, ENV_TEXT_THREADS, defaults.text_threads),
+            alias_check_s=_float(environ, ENV_ALIAS_CHECK_S, defaults.alias_check_s),
         )
 
 

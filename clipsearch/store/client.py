@@ -221,10 +221,12 @@ class QdrantClientStore:
         *,
         where: str | None = None,
         distribution: Distribution | None = None,
+        owns_client: bool = True,
     ):
         if not isinstance(collection, str) or not collection.strip():
             raise InvalidInput(f"collection name must be a non-empty string, got {collection!r}")
         self.client = client
+        self.owns_client = owns_client
         self.distribution = distribution or Distribution()
         self.collection = collection
         self.local = isinstance(getattr(client, "_client", None), QdrantLocal)
@@ -246,6 +248,17 @@ class QdrantClientStore:
             shard_number=d.shard_number,
             replication_factor=d.replication_factor,
             write_consistency_factor=d.write_consistency_factor,
+        )
+
+    def with_collection(self, collection: str) -> QdrantClientStore:
+        """A store on another collection of the same server, sharing this one's client
+        (closing it leaves the client open)."""
+        return QdrantClientStore(
+            self.client,
+            collection,
+            where=self.where,
+            distribution=self.distribution,
+            owns_client=False,
         )
 
     @property
@@ -727,10 +740,12 @@ class QdrantClientStore:
         """Nothing to do: upserts use ``wait=True``, so acknowledged writes are applied."""
 
     def close(self) -> None:
-        """Close the client; calling it again does nothing."""
+        """Close the client (unless it is shared); calling it again does nothing."""
         if self._closed:
             return
         self._closed = True
+        if not self.owns_client:
+            return
         try:
             with self._lock:
                 self.client.close()

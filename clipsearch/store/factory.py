@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from clipsearch.errors import InvalidInput
 from clipsearch.store.base import VectorStore
@@ -58,6 +59,9 @@ def open_store(settings: StoreSettings) -> VectorStore:
     if settings.path:
         from clipsearch.store.edge import QdrantEdgeStore
 
-        logger.info("using Qdrant Edge store %s", settings.path)
-        return QdrantEdgeStore(settings.path, video_cache_mb=settings.cache_mb)
+        path = Path(settings.path)
+        if path.is_symlink():  # an alias: pin the collection it names now
+            path = path.resolve()
+        logger.info("using Qdrant Edge store %s", path)
+        return QdrantEdgeStore(path, video_cache_mb=settings.cache_mb)
     raise InvalidInput("no vector store configured: give a store path or a Qdrant URL")
