@@ -45,10 +45,10 @@ def _point(name: str, seed: int) -> ClipPoint:
 def other_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A second tiny checkpoint (another model id and other weights)."""
     import torch
+    from conftest import PHRASES
 
     from clipsearch.architectures import create_model
     from clipsearch.model import save_model
-    from conftest import PHRASES
     from training.tokenizer import build_tokenizer
 
     torch.manual_seed(1)
