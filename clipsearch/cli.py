@@ -86,6 +86,21 @@ def _add_store_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_synth_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--classes", type=positive_int, default=12, help="number of classes (1-12)")
+    p.add_argument("--groups", type=positive_int, default=25, help="groups per class (1-25)")
+    p.add_argument("--clips", type=positive_int, default=4, help="clips per group")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=positive_int, default=None, help="processes (default: CPUs)")
+    p.add_argument(
+        "--moments-per-class",
+        type=int,
+        default=4,
+        help="short moments clips holding each class (0: no moments set)",
+    )
+    p.add_argument("--long-videos", type=int, default=2, help="60-s multi-class videos")
+
+
 def _add_model_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
     default = _env("CLIPSEARCH_MODEL")
     p.add_argument(
@@ -190,6 +205,27 @@ def cmd_synth(args: argparse.Namespace) -> int:
     print(
         f"wrote {summary.n_clips} clips of {summary.n_classes} classes to {summary.root} "
         f"in {summary.seconds:.1f}s"
+    )
+    return 0
+
+
+def cmd_data_ucf101(args: argparse.Namespace) -> int:
+    from clipsearch import ucf101
+
+    with _progress(0, "B", "download", _show_progress(args)) as update:
+        verified, changed = ucf101.prepare(
+            args.dest,
+            source=args.source,
+            videos_archive=args.videos_archive,
+            splits_archive=args.splits_archive,
+            keep_archives=args.keep_archives,
+            timeout=args.timeout,
+            progress=update,
+        )
+    state = "ready" if changed else "already complete"
+    print(
+        f"UCF101 {state} at {verified.root}: {verified.clips:,} clips, {verified.classes} "
+        "classes, 3 splits verified"
     )
     return 0
 
@@ -708,19 +744,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", parents=[common], help="generate the SynthUCF dataset")
     p.add_argument("--out", required=True, help="dataset root to write")
-    p.add_argument("--classes", type=positive_int, default=12, help="number of classes (1-12)")
-    p.add_argument("--groups", type=positive_int, default=25, help="groups per class (1-25)")
-    p.add_argument("--clips", type=positive_int, default=4, help="clips per group")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=positive_int, default=None, help="processes (default: CPUs)")
-    p.add_argument(
-        "--moments-per-class",
-        type=int,
-        default=4,
-        help="short moments clips holding each class (0: no moments set)",
-    )
-    p.add_argument("--long-videos", type=int, default=2, help="60-s multi-class videos")
+    _add_synth_args(p)
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("data", help="get a dataset: SynthUCF (generated) or UCF101 (download)")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="DATASET")
+    d = data_sub.add_parser(
+        "synthucf", parents=[common], help="generate SynthUCF (the same as `clipsearch synth`)"
+    )
+    d.add_argument("--dest", dest="out", required=True, help="dataset root to write")
+    _add_synth_args(d)
+    d.set_defaults(func=cmd_synth)
+    d = data_sub.add_parser(
+        "ucf101",
+        parents=[common],
+        help="download, extract and verify UCF101 (13,320 clips, 101 classes, 3 splits)",
+    )
+    d.add_argument("--dest", required=True, help="dataset root (UCF-101/, ucfTrainTestlist/)")
+    d.add_argument(
+        "--source",
+        choices=["official", "huggingface"],
+        default="official",
+        help="official: crcv.ucf.edu (a RAR: needs bsdtar, unrar or 7z); huggingface: a ZIP "
+        "mirror of the same files (default %(default)s)",
+    )
+    d.add_argument("--videos-archive", metavar="FILE", help="use this UCF101.rar / .zip")
+    d.add_argument("--splits-archive", metavar="FILE", help="use this split-files ZIP")
+    d.add_argument("--keep-archives", action="store_true", help="keep downloaded archives")
+    d.add_argument("--timeout", type=float, default=60.0, help="network timeout, seconds")
+    d.set_defaults(func=cmd_data_ucf101)
 
     p = sub.add_parser("train", parents=[common], help="train or fine-tune a CLIP model")
     p.add_argument("--data", required=True, help="UCF101-layout dataset root")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipsearch.errors import DatasetError
+from clipsearch.ucf101_classes import UCF101_PHRASES
 
 log = logging.getLogger(__name__)
 
@@ -29,29 +30,9 @@ LISTS_DIR = "ucfTrainTestlist"
 _UCF_NAME = re.compile(r"^v_(?P<prefix>.+)_g(?P<group>\d+)_c(?P<clip>\d+)$")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z]|\d|\b)|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
-# Class names whose CamelCase split reads badly. Keys are UCF101 folder names.
-PHRASE_OVERRIDES: dict[str, str] = {
-    "ApplyEyeMakeup": "applying eye makeup",
-    "ApplyLipstick": "applying lipstick",
-    "BlowDryHair": "blow drying hair",
-    "BlowingCandles": "blowing out candles",
-    "CuttingInKitchen": "cutting in the kitchen",
-    "HandstandPushups": "handstand push-ups",
-    "HandstandWalking": "handstand walking",
-    "JumpingJack": "jumping jacks",
-    "MoppingFloor": "mopping the floor",
-    "PlayingDaf": "playing the daf",
-    "PlayingDhol": "playing the dhol",
-    "PushUps": "push-ups",
-    "Skijet": "riding a jet ski",
-    "SkyDiving": "skydiving",
-    "SoccerJuggling": "juggling a soccer ball",
-    "TaiChi": "tai chi",
-    "TrampolineJumping": "jumping on a trampoline",
-    "WalkingWithDog": "walking a dog",
-    "WallPushups": "wall push-ups",
-    "YoYo": "playing with a yo-yo",
-}
+# The phrase of every UCF101 class; other names (SynthUCF's, any folder's) are split from
+# CamelCase.
+PHRASE_OVERRIDES: dict[str, str] = dict(UCF101_PHRASES)
 
 
 def split_camel_case(name: str) -> str:

@@ -129,11 +129,26 @@ def test_missing_root_is_a_clear_error(tmp_path: Path) -> None:
         ("JumpingJack", "jumping jacks"),
         ("YoYo", "playing with a yo-yo"),
         ("HandstandPushups", "handstand push-ups"),
-        ("BaseballPitch", "baseball pitch"),
+        ("BaseballPitch", "a baseball pitch"),
+        ("Skijet", "riding a jet ski"),
+        ("SomeFolderName", "some folder name"),
     ],
 )
 def test_class_phrase(name: str, phrase: str) -> None:
     assert class_phrase(name) == phrase
+
+
+def test_every_ucf101_class_has_a_phrase_in_class_ind_order() -> None:
+    from clipsearch.ucf101_classes import UCF101_CLASSES, UCF101_PHRASES
+
+    assert len(UCF101_CLASSES) == len(set(UCF101_CLASSES)) == 101
+    # classInd.txt numbers the folders in case-insensitive alphabetical order
+    assert list(UCF101_CLASSES) == sorted(UCF101_CLASSES, key=str.lower)
+    assert UCF101_CLASSES.index("HandstandPushups") + 1 == 37
+    assert UCF101_CLASSES[-1] == "YoYo" and UCF101_CLASSES.index("WritingOnBoard") + 1 == 100
+    phrases = list(UCF101_PHRASES.values())
+    assert len(set(phrases)) == 101
+    assert all(p and p == p.strip() and p[0].islower() for p in phrases)
 
 
 def test_camel_case_split_handles_acronyms_and_digits() -> None:
