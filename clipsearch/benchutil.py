@@ -90,3 +90,28 @@ def parse_int_list(text: str, what: str, *, example: str = "100k,1M") -> tuple[i
             )
         values.append(int(digits) * scale)
     return tuple(values)
+
+
+def scalar_metrics(metrics: Mapping[str, Any], nested: Sequence[str] = ()) -> dict[str, Any]:
+    """The numbers of ``metrics`` (no strings, lists or per-class tables; the model id is
+    kept) and those of its ``nested`` sections one level down: a short document for
+    ``dvc metrics show``."""
+
+    def scalars(d: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            k: v
+            for k, v in d.items()
+            if (k in ("model", "model_id") and isinstance(v, str))
+            or (
+                isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and not (isinstance(v, float) and math.isnan(v))
+            )
+        }
+
+    out = scalars(metrics)
+    for key in nested:
+        section = metrics.get(key)
+        if isinstance(section, Mapping):
+            out[key] = scalars(section)
+    return out

@@ -253,6 +253,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     metrics = train(cfg, run)
     test = metrics.get(f"split{cfg.split}_test")
+    if args.metrics:
+        from clipsearch.benchutil import scalar_metrics
+
+        validation = metrics.get("validation") or {}
+        summary = scalar_metrics(metrics, nested=[f"split{cfg.split}_test"])
+        summary["best_val_mAP"] = validation.get("best_val_mAP")
+        _write_json(args.metrics, summary)
     line = f"saved {metrics['model_id']} to {args.out} ({metrics['total_s']:.0f}s"
     if test:
         line += f"; split {cfg.split} test mAP {test['mAP']:.3f}"
@@ -635,6 +642,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(reports[0].table())
         out = reports[0].metrics
     _emit_json(args.json, out)
+    if args.metrics:
+        from clipsearch.benchutil import scalar_metrics
+
+        _write_json(args.metrics, scalar_metrics(reports[0].metrics))
     return 0
 
 
@@ -785,6 +796,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", type=int, default=None, choices=(1, 2, 3))
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="decoded-frame cache directory")
+    p.add_argument(
+        "--metrics", metavar="JSON", help="also write the headline figures here (DVC metrics)"
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("model", parents=[common], help="model utilities")
@@ -941,6 +955,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also evaluate this checkpoint on the same clips and print both side by side",
     )
     p.add_argument("--json", metavar="OUT", help="write metrics JSON here ('-' for stdout)")
+    p.add_argument(
+        "--metrics",
+        metavar="JSON",
+        help="also write the headline figures, without per-class tables (DVC metrics)",
+    )
     _add_text_dtype_arg(p)
     _add_vision_dtype_arg(p)
     p.set_defaults(func=cmd_eval)
