@@ -1,0 +1,139 @@
+"""The DVC pipeline (dvc.yaml) end to end, on a tiny SynthUCF: `dvc repro`, `dvc metrics
+show`, `dvc exp run -S`, and `dvc push`/`pull` through a local remote.
+
+The repository's own dvc.yaml and .dvc/config run in a scratch git repository with the
+repository's params.yaml made small (same keys; a smaller dataset, one epoch, no synthetic
+benchmark sizes), so the default suite stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE = ("clipsearch", "training", "ingest")
+TINY = {
+    "data": {
+        "options": {
+            "classes": 4,
+            "groups": 8,
+            "clips": 1,
+            "moments-per-class": 0,
+            "long-videos": 0,
+            "workers": 2,
+        }
+    },
+    "train": {"max_epochs": 1},
+    "bench": {"sizes": "none", "queries": 50},
+}
+
+
+def _dvc(repo: Path, *args: str, timeout: float = 600) -> str:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dvc"), *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, f"dvc {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        assert key in base, f"params.yaml has no {key!r}"
+        out[key] = _merge(base[key], value) if isinstance(value, dict) and base[key] else value
+    return out
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("pipeline") / "repo"
+    repo.mkdir()
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(ROOT / name, repo / name)
+    shutil.copytree(ROOT / ".dvc", repo / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
+    for name in CODE:
+        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (repo / "params.yaml").write_text(yaml.safe_dump(_merge(params, TINY), sort_keys=False))
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "pipeline")
+    _dvc(repo, "repro")
+    return repo
+
+
+def _metrics(repo: Path) -> dict[str, Any]:
+    shown = json.loads(_dvc(repo, "metrics", "show", "--json"))
+    (workspace,) = shown.values()  # {"": {"data": {path: {"data": {...}}}}}
+    return {path: entry["data"] for path, entry in workspace["data"].items()}
+
+
+def test_the_shipped_remote_is_a_folder_outside_the_checkout() -> None:
+    config = (ROOT / ".dvc" / "config").read_text()
+    assert "remote = local" in config and "analytics = false" in config
+    url = next(line.split("=", 1)[1].strip() for line in config.splitlines() if "url" in line)
+    remote = (ROOT / ".dvc" / url).resolve()
+    assert ROOT not in remote.parents and remote != ROOT
+
+
+def test_repro_runs_every_stage_and_metrics_show_lists_the_figures(pipeline: Path) -> None:
+    metrics = _metrics(pipeline)
+    evaluation = metrics["metrics/eval.json"]
+    assert 0.0 < evaluation["mAP"] <= 1.0 and evaluation["n_clips"] == 28
+    bench = metrics["metrics/bench/metrics.json"]["demo"]
+    assert bench["n"] == 32 and bench["faiss_exact_p50_ms"] > 0
+    assert bench["qdrant_float32_recall"] >= 0.99  # Qdrant against FAISS exact search
+    assert metrics["metrics/ingest.json"]["ingested"] == 32
+    train = metrics["metrics/train.json"]
+    assert train["epochs"] == 1 and train["split1_test"]["mAP"] == pytest.approx(
+        evaluation["mAP"], abs=0.02
+    )
+    plots = pipeline / "var" / "dvc" / "model" / "logs"
+    assert (plots / "train_loss.csv").read_text().startswith("step,train_loss\n")
+    assert (pipeline / "metrics" / "bench" / "recall_latency.csv").exists()
+    assert "up to date" in _dvc(pipeline, "status")
+
+
+def test_exp_run_with_a_changed_parameter(pipeline: Path) -> None:
+    before = _metrics(pipeline)["metrics/train.json"]
+    _dvc(pipeline, "exp", "run", "-S", "train.max_epochs=2")
+    after = _metrics(pipeline)["metrics/train.json"]
+    assert after["epochs"] == 2 and after["steps"] == 2 * before["steps"]
+    assert "train.max_epochs" in _dvc(pipeline, "params", "diff")
+
+
+def test_push_and_pull_through_a_local_remote(pipeline: Path, tmp_path: Path) -> None:
+    _dvc(pipeline, "remote", "add", "--local", "-f", "-d", "scratch", str(tmp_path / "remote"))
+    _dvc(pipeline, "push")
+    model = pipeline / "var" / "dvc" / "model"
+    weights = (model / "model.safetensors").read_bytes()
+    shutil.rmtree(model)
+    shutil.rmtree(pipeline / ".dvc" / "cache")
+    _dvc(pipeline, "pull")
+    assert (model / "model.safetensors").read_bytes() == weights
