@@ -113,3 +113,11 @@ def test_qdrant_config_is_production_ready() -> None:
     assert config["storage"]["snapshots_path"] == "/qdrant/snapshots"
     assert "api_key" not in config["service"]  # from the environment, never in a file
     assert config["cluster"]["p2p"]["port"] == 6335
+    # new collections are int8-quantized, and the client rescores with oversampling
+    scalar = config["storage"]["collection"]["quantization"]["scalar"]
+    assert scalar["type"] == "int8" and scalar["always_ram"] is True
+    from clipsearch.store.client import SEGMENT_SEARCH_PARAMS
+
+    assert SEGMENT_SEARCH_PARAMS.quantization is not None
+    assert SEGMENT_SEARCH_PARAMS.quantization.rescore is True
+    assert SEGMENT_SEARCH_PARAMS.quantization.oversampling == 2.0
