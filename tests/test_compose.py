@@ -84,6 +84,11 @@ def test_cluster_profile_has_three_nodes_joined_over_p2p() -> None:
 def test_ingest_is_a_one_shot_job_under_its_profile() -> None:
     ingest = resolved("ingest")["services"]["ingest"]
     assert ingest["command"][:2] == ["clipsearch", "ingest"]
+    # into a version behind the alias the app reads (its collection), swapped when done
+    app_collection = resolved("default")["services"]["webapp"]["environment"][
+        "CLIPSEARCH_COLLECTION"
+    ]
+    assert ingest["command"][-2:] == ["--alias", app_collection]
     assert ingest["depends_on"]["qdrant"]["condition"] == "service_healthy"
     assert "restart" not in ingest
 
