@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from clipsearch.errors import InvalidInput
 from clipsearch.search import SearchService
 from clipsearch.store.aliases import AliasCatalog, ModelRef
 
@@ -93,7 +94,10 @@ class LiveSearch:
             return False
         catalog, alias = self._follow
         with self._check_lock:
-            target = catalog.target(alias)
+            try:
+                target = catalog.target(alias)
+            except InvalidInput:  # the name is a plain collection: nothing to follow
+                return False
             if target is None or target == self._collection:
                 return False
             started = time.perf_counter()

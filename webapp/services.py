@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 from flask import Flask, current_app, g
 
-from clipsearch.errors import StoreError
 from clipsearch.live import LiveSearch
 from clipsearch.search import SearchLimits, SearchService
 from clipsearch.store.aliases import ModelRef
@@ -85,10 +84,11 @@ def build_live(settings: Settings) -> LiveSearch:
     if follow is None:
         return LiveSearch(build_search(settings))
     catalog, alias = follow
-    target = catalog.target(alias)
-    if target is None:
-        catalog.close()
-        raise StoreError(f"alias {alias!r} names no collection")
+    try:
+        target = catalog.target(alias)
+    except Exception as exc:  # the server is down: serve the name as it is, look again later
+        log.warning("cannot resolve alias %r yet: %s", alias, exc)
+        target = None
 
     def rebuild(collection: str, model: ModelRef | None, now: SearchService) -> SearchService:
         pinned = catalog.settings_for(settings.store, collection)
@@ -98,12 +98,15 @@ def build_live(settings: Settings) -> LiveSearch:
             return build_search(settings, pinned, encoder=now.encoder)
         return build_search(settings, pinned, model=model.ref)
 
-    recorded = catalog.read_model(target)
-    first = build_search(
-        settings,
-        catalog.settings_for(settings.store, target),
-        model=recorded.ref if recorded else None,
-    )
+    if target is None:  # a server alias not made yet: the name as it is, until it is
+        first = build_search(settings)
+    else:
+        recorded = catalog.read_model(target)
+        first = build_search(
+            settings,
+            catalog.settings_for(settings.store, target),
+            model=recorded.ref if recorded else None,
+        )
     return LiveSearch(
         first,
         follow=follow,

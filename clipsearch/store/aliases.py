@@ -281,12 +281,13 @@ class ClientCatalog:
 
 
 def alias_catalog(settings: StoreSettings) -> tuple[AliasCatalog, str] | None:
-    """(catalog, alias) when ``settings`` names an alias: an Edge path that is an alias
-    link, or a server collection name that Qdrant knows as an alias; else None."""
+    """(catalog, alias) when ``settings`` names an alias, else None: an Edge path that is an
+    alias link, or a server collection name that is an alias or not taken yet (so an app
+    started before the first ``--alias`` ingest follows it once it exists)."""
     if settings.url:
         from clipsearch.store.factory import MEMORY_URL
 
-        if settings.url == MEMORY_URL or SEPARATOR in settings.collection:
+        if settings.url == MEMORY_URL or not _could_be_alias(settings.collection):
             return None
         from clipsearch.store.client import QdrantClientStore
 
@@ -295,17 +296,22 @@ def alias_catalog(settings: StoreSettings) -> tuple[AliasCatalog, str] | None:
         )
         catalog = ClientCatalog(probe.client, owns_client=True)
         try:
-            found = catalog.target(settings.collection)
-        except InvalidInput:
-            found = None
-        except Exception as exc:
-            probe.close()
-            raise StoreError(f"cannot reach Qdrant at {settings.url}: {exc}") from None
-        if found is None:
-            probe.close()
+            catalog.target(settings.collection)
+        except InvalidInput:  # a plain collection: nothing to follow
+            catalog.close()
             return None
+        except Exception:  # not reachable yet: follow it, the app looks again later
+            pass
         return catalog, settings.collection
     if settings.path and Path(settings.path).is_symlink():
         path = Path(settings.path)
         return EdgeCatalog(path.parent), path.name
     return None
+
+
+def _could_be_alias(name: str) -> bool:
+    try:
+        check_alias(name)
+    except InvalidInput:
+        return False
+    return True
