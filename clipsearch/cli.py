@@ -421,6 +421,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     plan = _segment_plan(args)
     if (args.no_swap or args.drop_old) and not args.alias:
         raise InvalidInput("--no-swap and --drop-old only apply with --alias")
+    if args.alias and shard is not None:
+        raise InvalidInput(
+            "--alias with --shard is not supported: parallel workers would each start their "
+            "own version; fill one collection with --shard, or build the version in one ingest"
+        )
     encoder = load_model(args.model, towers="vision", vision_dtype=args.vision_dtype)
     build = None
     if args.alias:

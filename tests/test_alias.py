@@ -340,6 +340,14 @@ def test_live_search_follows_a_qdrant_alias(tiny_model_dir: Path, other_model_di
     base.close()
 
 
-def test_ingest_alias_flags_need_alias(tiny_synth: Path, tiny_model_dir: Path) -> None:
-    argv = ["ingest", str(tiny_synth), "--model", str(tiny_model_dir), "--drop-old", "-q"]
-    assert main(argv) == 2
+def test_ingest_alias_flag_checks(
+    tiny_synth: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["ingest", str(tiny_synth), "--model", str(tiny_model_dir), "-q"]
+    assert main([*base, "--store", str(tmp_path / "s"), "--drop-old"]) == 2
+    assert "only apply with --alias" in capsys.readouterr().err
+    assert main([*base, "--store", str(tmp_path / "s"), "--alias", "v", "--shard", "0/2"]) == 2
+    assert "--alias with --shard is not supported" in capsys.readouterr().err
+    assert main([*base, "--store", str(tmp_path / "s"), "--alias", "bad__name"]) == 2
+    assert "alias 'bad__name' must be" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
