@@ -509,6 +509,31 @@ def _read_image(path: str) -> Any:
         raise InvalidInput(f"{path} is not an image PIL can read") from None
 
 
+def cmd_store_stats(args: argparse.Namespace) -> int:
+    from clipsearch.store.factory import open_store
+    from clipsearch.store.stats import store_stats
+
+    settings = _store_settings(args)
+    if settings.path and not settings.url and not Path(settings.path).exists():
+        raise InvalidInput(f"no store at {settings.path}")
+    store = open_store(settings)
+    try:
+        stats = store_stats(store)  # type: ignore[arg-type]
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    else:
+        for name in ("videos", "segments"):
+            s = stats[name]
+            print(
+                f"{name}: count {s['count']}, scroll {s['scroll_count']}, "
+                f"duplicates {len(s['duplicate_ids'])}, digest {s['digest']}"
+            )
+        print("consistent" if stats["consistent"] else "NOT consistent")
+    return 0 if stats["consistent"] else EXIT_ERROR
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from clipsearch.model import load_model
     from clipsearch.search import SearchService
@@ -756,6 +781,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="log more")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    common.add_argument(
+        "--progress", action="store_true", help="progress bars even when stderr is not a terminal"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("synth", parents=[common], help="generate the SynthUCF dataset")
@@ -911,6 +939,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_segment_args(p)
     _add_vision_dtype_arg(p)
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("store", help="inspect a vector store")
+    store_sub = p.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+    st = store_sub.add_parser(
+        "stats",
+        parents=[common],
+        help="point counts, scroll counts, duplicate ids and a digest of both indexes "
+        "(two stores with the same digests hold the same points)",
+    )
+    _add_store_args(st)
+    st.add_argument("--json", action="store_true", help="print JSON")
+    st.set_defaults(func=cmd_store_stats)
 
     p = sub.add_parser("search", parents=[common], help="search the index from the shell")
     p.add_argument("query", nargs="?", help='text query, e.g. "a ball bouncing"')

@@ -29,6 +29,9 @@ from clipsearch.store.base import ClipPoint, VectorStore, clip_id
 log = logging.getLogger(__name__)
 
 LOOKUP_CHUNK = 256
+# Every upsert is in the store's WAL as soon as it returns (it survives a killed process);
+# a flush every so often also writes the segments, so a power loss replays little WAL.
+FLUSH_EVERY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,7 @@ def ingest(
     if progress and report.up_to_date:
         progress(report.up_to_date)
     times = StageTimes()
+    flushed = time.perf_counter()
     for batch in embed_clips(
         encoder,
         [c.source for c in todo],
@@ -262,6 +266,9 @@ def ingest(
         if points:
             store.upsert(points)
             report.ingested += len(points)
+            if time.perf_counter() - flushed >= FLUSH_EVERY_S:  # a checkpoint
+                store.flush()
+                flushed = time.perf_counter()
         times.add("upsert", t0)
         if progress:
             progress(len(batch))

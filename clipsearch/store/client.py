@@ -731,6 +731,27 @@ class QdrantClientStore:
                     rows.append(vectors[POOLED])
         return stack_pooled(ids, rows, dim)
 
+    def scroll_points(
+        self, *, segments: bool = False, batch: int = 256
+    ) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """Every point of the video collection (or with ``segments`` the segment
+        collection) as (id, named vectors, payload), in id order."""
+        batch = check_batch(batch)
+        name = self.moments if segments else self.collection
+        if self.dim() is None:
+            return
+        offset: Any = None
+        while True:
+            with self._call("scroll"):
+                records, offset = self.client.scroll(
+                    name, limit=batch, offset=offset, with_payload=True, with_vectors=True
+                )
+            for r in records:
+                vectors = r.vector if isinstance(r.vector, dict) else {}
+                yield str(r.id), dict(vectors), dict(r.payload or {})
+            if offset is None or not records:
+                return
+
     def count(self) -> int:
         """Exact number of videos (0 when the collection does not exist yet)."""
         if self.dim() is None:

@@ -31,7 +31,7 @@ import logging
 import shutil
 import sys
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -674,6 +674,33 @@ class QdrantEdgeStore:
         except Exception as exc:
             raise self._error("export vectors", exc) from None
         return stack_pooled(ids, rows, dim)
+
+    def scroll_points(
+        self, *, segments: bool = False, batch: int = 256
+    ) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """Every point of the video index (or with ``segments`` the segment index) as
+        (id, named vectors, payload), in id order."""
+        batch = check_batch(batch)
+        if self._closed:
+            raise StoreError(f"store {self.path} is closed")
+        shard = self._moments if segments else self._shard
+        if shard is None:
+            return
+        offset: Any = None
+        while True:
+            try:
+                records, offset = shard.scroll(
+                    qe.ScrollRequest(
+                        offset=offset, limit=batch, with_payload=True, with_vector=True
+                    )
+                )
+            except Exception as exc:
+                raise self._error("scroll", exc) from None
+            for r in records:
+                vectors = r.vector if isinstance(r.vector, dict) else {}
+                yield str(r.id), dict(vectors), dict(r.payload or {})
+            if offset is None or not records:
+                return
 
     def count(self) -> int:
         """Exact number of videos (0 when there is no shard yet)."""
