@@ -22,7 +22,13 @@ from typing import Any, Literal
 
 from clipsearch import __version__, indexbench_cli, momentbench
 from clipsearch.errors import ClipSearchError, InvalidInput
-from clipsearch.runmodes import DEFAULT_CACHE_DIR, DEFAULT_TEXT_DTYPE, TEXT_DTYPES, VISION_DTYPES
+from clipsearch.runmodes import (
+    DEFAULT_CACHE_DIR,
+    DEFAULT_MAX_VIDEO_S,
+    DEFAULT_TEXT_DTYPE,
+    TEXT_DTYPES,
+    VISION_DTYPES,
+)
 
 log = logging.getLogger("clipsearch")
 
@@ -445,6 +451,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         limit=args.limit,
         segments=plan,
         shard=shard,
+        max_video_s=args.max_video_s or None,
     )
     try:
         total = len(selected_clips(collection, options))
@@ -916,6 +923,12 @@ def build_parser() -> argparse.ArgumentParser:
         "without overlap (e.g. a Kubernetes Indexed Job: --shard $JOB_COMPLETION_INDEX/N)",
     )
     p.add_argument("--report", metavar="JSON", help="write the ingest report as JSON")
+    p.add_argument(
+        "--max-video-s",
+        type=float,
+        default=DEFAULT_MAX_VIDEO_S,
+        help="skip videos whose headers say they are longer (default %(default)g s; 0: no limit)",
+    )
     g = p.add_argument_group("zero-downtime re-embedding (collections versioned by model)")
     g.add_argument(
         "--alias",

@@ -64,6 +64,7 @@ def embed_clips(
     on_decoded: Callable[[Decoded], None] | None = None,
     plan: SegmentPlan | None = None,
     max_side: int | None = DECODE_MAX_SIDE,
+    max_duration_s: float | None = None,
 ) -> Iterator[list[EmbeddedClip | FailedClip]]:
     """Yield batches of embedded (or failed) clips, in input order.
 
@@ -87,7 +88,15 @@ def embed_clips(
         return [out[i] for i in sorted(out)]
 
     started = time.perf_counter()
-    for decoded in decode_many(sources, num_frames, workers=workers, plan=plan, max_side=max_side):
+    decoded_clips = decode_many(
+        sources,
+        num_frames,
+        workers=workers,
+        plan=plan,
+        max_side=max_side,
+        max_duration_s=max_duration_s,
+    )
+    for decoded in decoded_clips:
         started = times.add("decode_wait", started)
         if on_decoded is not None:
             on_decoded(decoded)

@@ -32,11 +32,17 @@ class Decoded:
 
 
 def _decode(
-    source: Path, num_frames: int, plan: SegmentPlan | None, max_side: int | None
+    source: Path,
+    num_frames: int,
+    plan: SegmentPlan | None,
+    max_side: int | None,
+    max_duration_s: float | None = None,
 ) -> SampledFrames | VideoDecodeError:
     try:
         times = LayoutTimes(num_frames, plan) if plan is not None else None
-        return sample_frames(source, num_frames, times=times, max_side=max_side)
+        return sample_frames(
+            source, num_frames, times=times, max_side=max_side, max_duration_s=max_duration_s
+        )
     except VideoDecodeError as exc:
         return exc
     except Exception as exc:  # a decoder bug must not take the whole run down
@@ -63,6 +69,7 @@ def decode_many(
     ahead: int = 16,
     plan: SegmentPlan | None = None,
     max_side: int | None = None,
+    max_duration_s: float | None = None,
 ) -> Iterator[Decoded]:
     """Yield every clip's sampled frames in input order, decoding up to ``ahead`` in advance.
 
@@ -77,7 +84,7 @@ def decode_many(
         for index in range(len(sources)):
             while submitted < len(sources) and submitted < index + max(ahead, n_workers * 2):
                 pending[submitted] = pool.submit(
-                    _decode, sources[submitted], num_frames, plan, max_side
+                    _decode, sources[submitted], num_frames, plan, max_side, max_duration_s
                 )
                 submitted += 1
             result = pending.pop(index).result()

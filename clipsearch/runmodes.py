@@ -13,3 +13,6 @@ DEFAULT_TEXT_DTYPE = "int8"
 VISION_DTYPES = ("fp32", "bf16")
 # Where the int8 export (and the decoded-frame cache of training) is kept.
 DEFAULT_CACHE_DIR = "var/cache"
+# Ingest skips videos longer than this (seconds): at an hour the segment plan's 120
+# windows already lie 30 s apart; longer videos are better split into scenes.
+DEFAULT_MAX_VIDEO_S = 3600.0

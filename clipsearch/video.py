@@ -176,7 +176,36 @@ def open_video(path: str | Path) -> tuple[av.container.InputContainer, av.video.
     if not container.streams.video:
         container.close()
         raise VideoDecodeError(p, "no video stream")
-    return container, container.streams.video[0]
+    stream = container.streams.video[0]
+    problem = _not_a_clip(
+        container.format.name, stream.codec_context.width, stream.codec_context.height
+    )
+    if problem:
+        container.close()
+        raise VideoDecodeError(p, problem)
+    return container, stream
+
+
+# Frame sizes a clip may have: smaller is not a picture anyone can search, larger (or
+# thinner) is a broken or hostile header whose frames would not fit in memory.
+MIN_SIDE = 16
+MAX_SIDE = 8192
+MAX_ASPECT = 10.0
+
+
+def _not_a_clip(format_name: str, width: int, height: int) -> str | None:
+    """Why a file that opened as media is not a video clip, or None."""
+    names = set(format_name.split(","))
+    if any(n == "image2" or n.endswith("_pipe") for n in names):
+        return f"a still image ({format_name}), not a video"
+    if width > 0 and height > 0:
+        small, large = min(width, height), max(width, height)
+        if small < MIN_SIDE or large > MAX_SIDE or large / small > MAX_ASPECT:
+            return (
+                f"absurd frame size {width}x{height} (sides {MIN_SIDE}-{MAX_SIDE} px, "
+                f"aspect at most {MAX_ASPECT:g}:1)"
+            )
+    return None
 
 
 def frame_rate(stream: av.video.stream.VideoStream) -> float:
@@ -340,6 +369,7 @@ def sample_frames(
     *,
     max_side: int | None = None,
     times: Callable[[float], np.ndarray] | None = None,
+    max_duration_s: float | None = None,
 ) -> SampledFrames:
     """Sample ``num_frames`` frames at segment midpoints, decoding in order.
 
@@ -348,9 +378,10 @@ def sample_frames(
     (``clipsearch.segments.LayoutTimes`` samples a video's moments). If
     ``num_frames`` exceeds the number of frames in the clip, frames repeat
     (each midpoint still gets the frame showing at that time). ``max_side``
-    shrinks the returned frames (aspect ratio kept, never upscaled).
+    shrinks the returned frames (aspect ratio kept, never upscaled). A video whose
+    headers say it is longer than ``max_duration_s`` is refused before any decoding.
 
-    Raises :class:`VideoDecodeError` for a missing, empty, non-video or
+    Raises :class:`VideoDecodeError` for a missing, empty, non-video, too long or
     undecodable file; a truncated file is sampled over its decodable part.
     """
     if num_frames < 1:
@@ -367,6 +398,10 @@ def sample_frames(
         fps = frame_rate(stream)
         width, height = stream.codec_context.width, stream.codec_context.height
         estimate = _metadata_duration(container, stream, fps)
+        if max_duration_s is not None and estimate is not None and estimate > max_duration_s:
+            raise VideoDecodeError(
+                path, f"longer than the {max_duration_s:g}-s limit ({estimate:.0f} s)"
+            )
         first = targets_for(estimate) if estimate else []
         chosen, decoded_times, duration = _first_pass(path, container, stream, fps, first)
     except AV_ERRORS as exc:

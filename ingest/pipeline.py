@@ -23,6 +23,7 @@ from clipsearch.embed import EmbeddedClip, FailedClip, StageTimes, embed_clips
 from clipsearch.errors import InvalidInput, VideoDecodeError
 from clipsearch.media import poster_path, write_poster
 from clipsearch.model import ClipEncoder
+from clipsearch.runmodes import DEFAULT_MAX_VIDEO_S
 from clipsearch.segments import SegmentPlan
 from clipsearch.store.base import ClipPoint, VectorStore, clip_id
 
@@ -78,6 +79,8 @@ class IngestOptions:
     shard: Shard | None = None  # only this share of the clips (applied before ``limit``)
     # moments: one segment vector per window; None stores per-frame vectors instead
     segments: SegmentPlan | None = field(default_factory=SegmentPlan)
+    # videos whose headers say they are longer are skipped (None: no limit)
+    max_video_s: float | None = DEFAULT_MAX_VIDEO_S
 
 
 @dataclass
@@ -246,6 +249,7 @@ def ingest(
         workers=opts.workers,
         times=times,
         plan=opts.segments,
+        max_duration_s=opts.max_video_s,
     ):
         points = []
         t0 = time.perf_counter()
