@@ -75,3 +75,7 @@ class StoreError(ClipSearchError):
 
     status = 503
     code = "store_unavailable"
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached, timed out or answered 5xx: worth trying again."""

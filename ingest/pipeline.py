@@ -7,6 +7,7 @@ points. Clips already stored with the same model and the same source file
 
 from __future__ import annotations
 
+import functools
 import logging
 import tempfile
 import time
@@ -16,11 +17,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from clipsearch.dataset import Clip, Collection, class_phrase
 from clipsearch.embed import EmbeddedClip, FailedClip, StageTimes, embed_clips
-from clipsearch.errors import InvalidInput, VideoDecodeError
+from clipsearch.errors import InvalidInput, StoreUnavailable, VideoDecodeError
 from clipsearch.media import poster_path, write_poster
 from clipsearch.model import ClipEncoder
 from clipsearch.runmodes import DEFAULT_MAX_VIDEO_S
@@ -33,6 +34,8 @@ LOOKUP_CHUNK = 256
 # Every upsert is in the store's WAL as soon as it returns (it survives a killed process);
 # a flush every so often also writes the segments, so a power loss replays little WAL.
 FLUSH_EVERY_S = 30.0
+RETRY_MAX_S = 30.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,41 @@ class IngestOptions:
     segments: SegmentPlan | None = field(default_factory=SegmentPlan)
     # videos whose headers say they are longer are skipped (None: no limit)
     max_video_s: float | None = DEFAULT_MAX_VIDEO_S
+    # a store call that fails (server down, timing out) is tried this many times in all,
+    # waiting retry_base_s, then twice as long each time (at most 30 s): about a minute
+    store_retries: int = 6
+    retry_base_s: float = 1.0
+
+
+class _Retry:
+    """Call a store operation, retrying while the store is unavailable, with exponential
+    backoff. Every call
+    ingest makes is idempotent (upserts by deterministic id), so a retry never duplicates."""
+
+    def __init__(self, attempts: int, base_s: float, sleep: Callable[[float], None] = time.sleep):
+        self.attempts, self.base_s, self.sleep = max(1, attempts), base_s, sleep
+
+    def __call__(self, action: str, fn: Callable[[], T]) -> T:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return fn()
+            except StoreUnavailable as exc:
+                if attempt == self.attempts:
+                    raise StoreUnavailable(
+                        f"{exc.message} (gave up after {self.attempts} attempts to {action}; "
+                        "rerun the same command to resume)"
+                    ) from None
+                wait = min(RETRY_MAX_S, self.base_s * 2 ** (attempt - 1))
+                log.warning(
+                    "store unavailable (%s); retrying %s in %.1f s (attempt %d of %d)",
+                    exc.message,
+                    action,
+                    wait,
+                    attempt + 1,
+                    self.attempts,
+                )
+                self.sleep(wait)
+        raise AssertionError("unreachable")
 
 
 @dataclass
@@ -231,9 +269,12 @@ def ingest(
         model=encoder.model_id,
         shard=None if opts.shard is None else str(opts.shard),
     )
-    store.ensure_collection(encoder.dim)
+    retry = _Retry(opts.store_retries, opts.retry_base_s)
+    retry("create the collection", lambda: store.ensure_collection(encoder.dim))
 
-    skip, report.replaced_other_source = _up_to_date(store, clips, encoder.model_id, opts.segments)
+    skip, report.replaced_other_source = retry(
+        "look up stored clips", lambda: _up_to_date(store, clips, encoder.model_id, opts.segments)
+    )
     if opts.force:
         skip = set()
     todo = [c for c in clips if clip_id(c.path) not in skip]
@@ -268,18 +309,18 @@ def ingest(
             report.frames += len(emb.frames)
         t0 = times.add("posters", t0)
         if points:
-            store.upsert(points)
+            retry("upsert", functools.partial(store.upsert, points))
             report.ingested += len(points)
             if time.perf_counter() - flushed >= FLUSH_EVERY_S:  # a checkpoint
-                store.flush()
+                retry("flush", store.flush)
                 flushed = time.perf_counter()
         times.add("upsert", t0)
         if progress:
             progress(len(batch))
     t0 = time.perf_counter()
-    store.flush()
+    retry("flush", store.flush)
     times.add("upsert", t0)
-    report.store_count = store.count()
+    report.store_count = retry("count", store.count)
     report.stage_seconds = times.rounded()
     report.wall_s = round(time.perf_counter() - started, 3)
     return report

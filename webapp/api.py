@@ -13,6 +13,7 @@ from werkzeug.exceptions import BadRequest
 
 from clipsearch.errors import InvalidInput, StoreError
 from webapp.clips import detail_dict, find_clip, response_dict
+from webapp.errors import RETRY_AFTER_S
 from webapp.images import read_upload
 from webapp.query import SearchParams, from_args, from_mapping
 from webapp.services import default_k, get_search, get_services
@@ -120,7 +121,8 @@ def health() -> ResponseReturnValue:
     try:
         info = service.health()
     except StoreError as exc:
-        return jsonify(status="degraded", model=service.model_id, **exc.to_dict()), exc.status
+        body = jsonify(status="degraded", model=service.model_id, **exc.to_dict())
+        return body, exc.status, {"Retry-After": str(RETRY_AFTER_S)}
     return jsonify(status="ok", alias=get_services().live.stats(), **info)
 
 

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api"
 INTERNAL_MESSAGE = "internal server error"
+RETRY_AFTER_S = 5
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ def handle_error(exc: Exception) -> ResponseReturnValue:
     headers: dict[str, str] = {}
     if isinstance(exc, HTTPException):
         headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    if isinstance(exc, StoreError):  # the store is down or slow: come back shortly
+        headers["Retry-After"] = str(RETRY_AFTER_S)
     if is_api_request():
         return jsonify(info.to_dict()), info.status, headers
     return render_template("error.html", error=info), info.status, headers

@@ -11,7 +11,7 @@ from flask.typing import ResponseReturnValue
 from clipsearch.errors import ClipSearchError, InvalidInput, StoreError
 from clipsearch.search import SearchResponse
 from webapp.clips import NO_GOOD_MATCH, detail_dict, find_clip, response_dict
-from webapp.errors import ErrorInfo, describe
+from webapp.errors import RETRY_AFTER_S, ErrorInfo, describe
 from webapp.images import read_upload
 from webapp.query import SearchParams, from_args
 from webapp.services import default_k, get_search
@@ -87,7 +87,10 @@ def _render(
         image_search=get_search().image_queries,
         footer=footer_info(),
     )
-    return html, error.status if error else 200
+    if error is None:
+        return html, 200
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if error.code == StoreError.code else {}
+    return html, error.status, headers
 
 
 @bp.get("/")

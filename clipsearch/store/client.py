@@ -36,7 +36,7 @@ from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 from qdrant_client.local.qdrant_local import QdrantLocal
 
-from clipsearch.errors import ClipSearchError, InvalidInput, StoreError
+from clipsearch.errors import ClipSearchError, InvalidInput, StoreError, StoreUnavailable
 from clipsearch.store.base import (
     POOLED,
     SEGMENTS,
@@ -324,7 +324,8 @@ class QdrantClientStore:
         except UnexpectedResponse as exc:
             logger.debug("Qdrant error during %s", action, exc_info=True)
             hint = " (check the API key)" if exc.status_code in (401, 403) else ""
-            raise StoreError(
+            error = StoreUnavailable if (exc.status_code or 0) >= 500 else StoreError
+            raise error(
                 f"Qdrant at {self.where} refused to {action} ({name}): "
                 f"HTTP {exc.status_code}: {_response_detail(exc)}{hint}"
             ) from None
@@ -332,7 +333,7 @@ class QdrantClientStore:
             logger.debug("Qdrant error during %s", action, exc_info=True)
             reason = getattr(exc, "details", None)
             detail = reason() if callable(reason) else str(exc) or type(exc).__name__
-            raise StoreError(
+            raise StoreUnavailable(
                 f"cannot reach Qdrant at {self.where} to {action} ({name}): {detail}"
             ) from None
         except (ValueError, RuntimeError, KeyError, TypeError, AssertionError) as exc:

@@ -33,6 +33,8 @@ class StoreSettings:
     shard_number: int | None = None
     replication_factor: int | None = None
     write_consistency_factor: int | None = None
+    # seconds a Qdrant server call may take before it fails (the app then answers 503)
+    timeout_s: int = 10
 
 
 def open_store(settings: StoreSettings) -> VectorStore:
@@ -50,6 +52,7 @@ def open_store(settings: StoreSettings) -> VectorStore:
             settings.url,
             settings.collection,
             api_key=settings.api_key,
+            timeout=settings.timeout_s,
             distribution=Distribution(
                 settings.shard_number,
                 settings.replication_factor,
