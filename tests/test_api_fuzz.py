@@ -156,9 +156,9 @@ def test_clip_and_media_routes_never_fail(
         f"/api/clips/{c}",
         f"/api/clips/{c}/similar",
         f"/clips/{c}",
-        f"/poster/{c}.jpg",
-        f"/segment/{c}/{max(index, 0)}.jpg",
-        f"/video/{c}.mp4",
+        f"/media/poster/{c}.jpg",
+        f"/media/segment/{c}/{max(index, 0)}.jpg",
+        f"/media/video/{c}.mp4",
     ):
         _check(path, client.get(path, query_string=params))
 

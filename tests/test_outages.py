@@ -116,3 +116,44 @@ def test_ingest_retries_with_backoff_then_says_how_to_resume(
     ]
     assert time.monotonic() - started >= 0.35  # 0.05 + 0.1 + 0.2 s of backoff
     store.close()
+
+
+def test_qdrant_api_key_is_sent_and_a_refused_one_is_named(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import http.server
+    import json
+
+    seen: list[str | None] = []
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("api-key"))
+            body = json.dumps({"status": {"error": "Invalid api-key"}}).encode()
+            self.send_response(403)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        settings = Settings(
+            model=str(tiny_model_dir),
+            store=StoreSettings(url=url, collection="clips", api_key="k-123", timeout_s=2),
+            media_dir=str(tmp_path / "media"),
+            text_dtype="fp32",
+            image_search=False,
+            alias_check_s=0,
+        )
+        response = create_app(settings).test_client().get("/api/search?q=ball")
+        assert response.status_code == 503
+        assert "check the API key" in response.get_json()["error"]["message"]
+        assert seen and set(seen) == {"k-123"}  # passed through from the settings
+    finally:
+        server.shutdown()

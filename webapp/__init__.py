@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from clipsearch.search import SearchService
-from webapp import api, errors, headers, media, pages, services
+from webapp import api, auth, errors, headers, media, pages, services
 from webapp.json_provider import OrjsonProvider
 from webapp.settings import Settings
 
@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, *, search: SearchService | None
     services.init_app(app, settings, search)
     errors.init_app(app)
     headers.init_app(app)
+    auth.init_app(app, settings.api_key)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(media.bp)

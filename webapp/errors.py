@@ -61,6 +61,9 @@ def handle_error(exc: Exception) -> ResponseReturnValue:
         headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
     if isinstance(exc, StoreError):  # the store is down or slow: come back shortly
         headers["Retry-After"] = str(RETRY_AFTER_S)
+    if info.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="clipsearch"'
+
     if is_api_request():
         return jsonify(info.to_dict()), info.status, headers
     return render_template("error.html", error=info), info.status, headers

@@ -46,6 +46,10 @@ def _cached_file(
     cache_dir = get_media_dir() / folder
     key = hit.id if variant is None else f"{hit.id}-{variant}"
     cached = cache_dir / f"{key}{suffix}"
+    if cached.is_symlink() or (cached.exists() and not cached.is_file()):
+        # only files this app wrote are sent: a planted link could point anywhere
+        log.warning("clip %s: %s is not a regular file; not serving it", hit.id, cached)
+        raise NotFound(f"the media of clip {hit.id} is not available", code="media_not_found")
     source = hit.payload.get("source")
     if not isinstance(source, str) or not Path(source).is_file():
         if cached.is_file():  # the source moved away; what was built from it is still right

@@ -34,6 +34,7 @@ ENV_BATCH_QUERIES = "CLIPSEARCH_BATCH_QUERIES"
 ENV_BATCH_WAIT_MS = "CLIPSEARCH_BATCH_WAIT_MS"
 ENV_TEXT_THREADS = "CLIPSEARCH_TEXT_THREADS"
 ENV_ALIAS_CHECK_S = "CLIPSEARCH_ALIAS_CHECK_S"
+ENV_APP_API_KEY = "CLIPSEARCH_API_KEY"
 ENV_STORE_CACHE_MB = "CLIPSEARCH_STORE_CACHE_MB"
 ENV_QDRANT_TIMEOUT_S = "CLIPSEARCH_QDRANT_TIMEOUT_S"
 ENV_SHARD_NUMBER = "CLIPSEARCH_SHARD_NUMBER"
@@ -78,6 +79,8 @@ class Settings:
     text_threads: int = 1
     # how often a store named by an alias is checked for a move (0: never)
     alias_check_s: float = 2.0
+    # when set, /api requests (but health and the OpenAPI document) must carry this key
+    api_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.alias_check_s <= 3600:
@@ -127,6 +130,7 @@ class Settings:
             batch_wait_ms=_float(environ, ENV_BATCH_WAIT_MS, defaults.batch_wait_ms),
             text_threads=_int(environ, ENV_TEXT_THREADS, defaults.text_threads),
             alias_check_s=_float(environ, ENV_ALIAS_CHECK_S, defaults.alias_check_s),
+            api_key=_text(environ, ENV_APP_API_KEY),
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipsearch.errors import InvalidInput
@@ -27,7 +27,7 @@ class StoreSettings:
     path: str | None = "var/store"
     url: str | None = None
     collection: str = "clips"
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     cache_mb: float = DEFAULT_VIDEO_CACHE_MB
     # a Qdrant cluster: how collections created through a URL are sharded and replicated
     shard_number: int | None = None
