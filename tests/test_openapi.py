@@ -268,13 +268,14 @@ class BrokenStore:
         raise RuntimeError(f"secret internals ({name})")
 
 
-def make_app(tmp_path: Path, encoder: ClipEncoder, store: Any) -> Flask:
+def make_app(tmp_path: Path, encoder: ClipEncoder, store: Any, api_key: str | None = None) -> Flask:
     settings = Settings(
         model="tiny-random",
         store=StoreSettings(url=":memory:"),
         media_dir=str(tmp_path / "media"),
         default_k=3,
         max_k=MAX_K,
+        api_key=api_key,
     )
     limits = SearchLimits(max_query_chars=200, max_k=MAX_K)
     app = create_app(settings, search=SearchService(encoder, store, limits))
@@ -286,7 +287,8 @@ def make_app(tmp_path: Path, encoder: ClipEncoder, store: Any) -> Flask:
 def clients(
     tmp_path_factory: pytest.TempPathFactory, encoder: ClipEncoder, store: QdrantClientStore
 ) -> dict[str, FlaskClient]:
-    """``ok``: the working app; ``down``: its store refuses; ``broken``: it fails oddly."""
+    """``ok``: the working app; ``down``: its store refuses; ``broken``: it fails oddly;
+    ``locked``: it wants an API key."""
     tmp_path = tmp_path_factory.mktemp("apps")
     closed = QdrantEdgeStore(tmp_path / "closed-store")
     closed.ensure_collection(encoder.dim)
@@ -295,6 +297,8 @@ def clients(
         "ok": make_app(tmp_path, encoder, store).test_client(),
         "down": make_app(tmp_path, encoder, closed).test_client(),
         "broken": make_app(tmp_path, encoder, BrokenStore()).test_client(),
+        # the server has an API key and these requests carry none
+        "locked": make_app(tmp_path, encoder, store, api_key="the-key").test_client(),
     }
 
 
@@ -416,6 +420,8 @@ def _post_image(id: str, status: int, data: Any, **kw: Any) -> Case:
 CASES = [
     # GET /api/search
     _get("get-ok", SEARCH, 200, {"q": "ball bouncing"}, check=_has_next),
+    _get("get-locked", SEARCH, 401, {"q": "ball"}, app="locked", code="unauthorized"),
+    _post_json("post-locked", 401, {"q": "ball"}, app="locked", code="unauthorized"),
     _get("get-alias", SEARCH, 200, {"query": "box spinning", "limit": 2}),
     _get("get-filters", SEARCH, 200, {"q": "ball", "k": 5, **FULL_FILTERS}, check=_filters_echoed),
     _get("get-comma-classes", SEARCH, 200, {"q": "ball", "class": "BallBouncing,BoxSpinning"}),
@@ -478,6 +484,7 @@ CASES = [
     _post_json("post-broken", 500, {"q": "ball"}, app="broken", code="internal_error"),
     # POST /api/search/image
     _post_image("image-ok", 200, _image(), check=_image_results),
+    _post_image("image-locked", 401, _image(), app="locked", code="unauthorized"),
     _post_image("image-fields", 200, _image(k="2", offset="1", **FULL_FILTERS)),
     _post_image("image-no-good-match", 200, _image(min_score="0.999"), check=_no_good_match),
     _post_image("image-missing", 400, lambda: {"k": "2"}, code="missing_image"),
@@ -503,6 +510,7 @@ CASES = [
     _post_image("image-broken", 500, _image(), app="broken", code="internal_error"),
     # GET /api/clips/{clip_id}
     _get("clip-ok", CLIP, 200),
+    _get("clip-locked", CLIP, 401, app="locked", code="unauthorized"),
     _get("clip-loose", CLIP, 200, clip=LOOSE, check=_loose_nulls),
     _get("clip-unknown", CLIP, 404, clip=UNKNOWN, code="clip_not_found"),
     _get("clip-not-uuid", CLIP, 404, clip="not-a-uuid", code="clip_not_found"),
@@ -512,6 +520,7 @@ CASES = [
     _get("clip-broken", CLIP, 500, app="broken", code="internal_error"),
     # GET /api/clips/{clip_id}/similar
     _get("similar-ok", SIMILAR, 200, check=_not_itself),
+    _get("similar-locked", SIMILAR, 401, app="locked", code="unauthorized"),
     _get(
         "similar-page", SIMILAR, 200, {"k": 1, "offset": 1, "class": "BoxSpinning,TriangleRising"}
     ),
