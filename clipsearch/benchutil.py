@@ -30,14 +30,20 @@ def latency_summary(
     }
 
 
-def disk_mb(path: Path, *, digits: int = 1) -> float:
-    """Allocated size of the files below ``path`` in MiB."""
+def disk_bytes(path: Path) -> int:
+    """Allocated size of the files below ``path`` in bytes (a file removed meanwhile, e.g.
+    by the optimizer, counts as nothing)."""
     total = 0
     for root, _, files in os.walk(path):
         for name in files:
             with contextlib.suppress(OSError):
                 total += os.stat(os.path.join(root, name)).st_blocks * 512
-    return round(total / 2**20, digits)
+    return total
+
+
+def disk_mb(path: Path, *, digits: int = 1) -> float:
+    """Allocated size of the files below ``path`` in MiB."""
+    return round(disk_bytes(path) / 2**20, digits)
 
 
 def size_label(n: int) -> str:

@@ -12,7 +12,6 @@ pooled search (``search``, k 10: more-like-this). Its figures feed docs/capacity
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -22,18 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsearch.benchutil import latency_summary
+from clipsearch.benchutil import disk_bytes, latency_summary
 from clipsearch.store.edge import QdrantEdgeStore
-
-
-def du(path: Path) -> int:
-    """Bytes of the files under ``path`` (what the filesystem allocated)."""
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(FileNotFoundError):  # the optimizer may remove it
-                total += os.stat(os.path.join(root, name)).st_blocks * 512
-    return total
 
 
 def rss_bytes() -> int:
@@ -47,11 +36,11 @@ def rss_bytes() -> int:
 def disk_parts(store: Path) -> dict[str, int]:
     moments = store / "moments"
     return {
-        "video_segments": du(store / "segments"),
-        "video_wal": du(store / "wal"),
-        "segment_segments": du(moments / "segments"),
-        "segment_wal": du(moments / "wal"),
-        "total": du(store),
+        "video_segments": disk_bytes(store / "segments"),
+        "video_wal": disk_bytes(store / "wal"),
+        "segment_segments": disk_bytes(moments / "segments"),
+        "segment_wal": disk_bytes(moments / "wal"),
+        "total": disk_bytes(store),
     }
 
 
