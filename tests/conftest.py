@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
+import socket
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -19,6 +24,51 @@ PHRASES = [
     "a large blue box spinning slowly on a noise background",
     "a yellow triangle rising on a flat background",
 ]
+
+
+def free_port() -> int:
+    """A local TCP port nothing listens on (connections to it are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RefusingQdrant:
+    """A local HTTP server answering every request 403 "Invalid API key", as a Qdrant
+    server with another key does; ``api_keys`` holds the ``api-key`` header of each."""
+
+    url: str
+    api_keys: list[str | None] = field(default_factory=list)
+
+
+@pytest.fixture
+def refusing_qdrant() -> Iterator[RefusingQdrant]:
+    seen: list[str | None] = []
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            seen.append(self.headers.get("api-key"))
+            body = json.dumps({"status": {"error": "Invalid API key"}}).encode()
+            self.send_response(403)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield RefusingQdrant(f"http://127.0.0.1:{server.server_address[1]}", seen)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import RefusingQdrant, free_port
 from flask.testing import FlaskClient
 
 from clipsearch.dataset import load_collection
@@ -22,12 +23,6 @@ from clipsearch.store.factory import StoreSettings, open_store
 from ingest.pipeline import IngestOptions, ingest
 from webapp import create_app
 from webapp.settings import Settings
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -87,7 +82,7 @@ def _assert_unavailable(client: FlaskClient) -> None:
 
 
 def test_refused_connections(tiny_model_dir: Path, tmp_path: Path) -> None:
-    _assert_unavailable(_app(tiny_model_dir, tmp_path, f"http://127.0.0.1:{_closed_port()}"))
+    _assert_unavailable(_app(tiny_model_dir, tmp_path, f"http://127.0.0.1:{free_port()}"))
 
 
 def test_a_store_that_never_answers(tiny_model_dir: Path, tmp_path: Path, stalled: str) -> None:
@@ -97,7 +92,7 @@ def test_a_store_that_never_answers(tiny_model_dir: Path, tmp_path: Path, stalle
 def test_ingest_retries_with_backoff_then_says_how_to_resume(
     tiny_model_dir: Path, tiny_synth: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = open_store(StoreSettings(url=f"http://127.0.0.1:{_closed_port()}", timeout_s=1))
+    store = open_store(StoreSettings(url=f"http://127.0.0.1:{free_port()}", timeout_s=1))
     encoder = load_model(tiny_model_dir, towers="vision")
     options = IngestOptions(store_retries=4, retry_base_s=0.05, workers=1)
     started = time.monotonic()
@@ -119,41 +114,20 @@ def test_ingest_retries_with_backoff_then_says_how_to_resume(
 
 
 def test_qdrant_api_key_is_sent_and_a_refused_one_is_named(
-    tiny_model_dir: Path, tmp_path: Path
+    tiny_model_dir: Path, tmp_path: Path, refusing_qdrant: RefusingQdrant
 ) -> None:
-    import http.server
-    import json
-
-    seen: list[str | None] = []
-
-    class Refuse(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen.append(self.headers.get("api-key"))
-            body = json.dumps({"status": {"error": "Invalid api-key"}}).encode()
-            self.send_response(403)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        settings = Settings(
-            model=str(tiny_model_dir),
-            store=StoreSettings(url=url, collection="clips", api_key="k-123", timeout_s=2),
-            media_dir=str(tmp_path / "media"),
-            text_dtype="fp32",
-            image_search=False,
-            alias_check_s=0,
-        )
-        response = create_app(settings).test_client().get("/api/search?q=ball")
-        assert response.status_code == 503
-        assert "check the API key" in response.get_json()["error"]["message"]
-        assert seen and set(seen) == {"k-123"}  # passed through from the settings
-    finally:
-        server.shutdown()
+    settings = Settings(
+        model=str(tiny_model_dir),
+        store=StoreSettings(
+            url=refusing_qdrant.url, collection="clips", api_key="k-123", timeout_s=2
+        ),
+        media_dir=str(tmp_path / "media"),
+        text_dtype="fp32",
+        image_search=False,
+        alias_check_s=0,
+    )
+    response = create_app(settings).test_client().get("/api/search?q=ball")
+    assert response.status_code == 503
+    assert "check the API key" in response.get_json()["error"]["message"]
+    seen = refusing_qdrant.api_keys
+    assert seen and set(seen) == {"k-123"}  # passed through from the settings

@@ -6,7 +6,6 @@ import json
 import os
 import runpy
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from conftest import free_port
 
 from clipsearch.errors import InvalidInput
 from clipsearch.model import load_model
@@ -81,13 +81,6 @@ def test_gunicorn_conf_refuses_several_workers_on_edge(monkeypatch: pytest.Monke
     with pytest.raises(RuntimeError, match="single-process"):
         conf["on_starting"](arbiter)
     conf["on_starting"](SimpleNamespace(cfg=SimpleNamespace(workers=1)))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def get_json(url: str) -> tuple[int, Any]:

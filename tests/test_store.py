@@ -3,7 +3,6 @@ for the video index and the per-segment index behind ``search_segments``."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import qdrant_edge as qe
+from conftest import RefusingQdrant
 from qdrant_client import models as qm
 
 from clipsearch.errors import InvalidInput, StoreError
@@ -870,35 +870,13 @@ def test_client_unreachable_url() -> None:
     store.close()
 
 
-class _Refuse(http.server.BaseHTTPRequestHandler):
-    def _answer(self) -> None:
-        body = json.dumps({"status": {"error": "Invalid API key"}}).encode()
-        self.send_response(403)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_PUT = _answer
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def test_client_http_error_is_store_error() -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refuse)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        store = QdrantClientStore.from_url(url, timeout=2)
-        with pytest.raises(StoreError, match="API key") as info:
-            store.dim()
-        assert url in info.value.message and "403" in info.value.message
-        store.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_client_http_error_is_store_error(refusing_qdrant: RefusingQdrant) -> None:
+    url = refusing_qdrant.url
+    store = QdrantClientStore.from_url(url, timeout=2)
+    with pytest.raises(StoreError, match="API key") as info:
+        store.dim()
+    assert url in info.value.message and "403" in info.value.message
+    store.close()
 
 
 def test_client_local_path_kind(tmp_path: Path) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import functools
 import http.server
-import socket
 import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 from clipsearch import ucf101
 from clipsearch.cli import main
@@ -72,16 +72,10 @@ def test_download_extract_verify_then_nothing_to_do(served: Path, tmp_path: Path
     assert not changed and again.clips == 4
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_offline_is_one_clear_line_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}/UCF101.rar"
+    url = f"http://127.0.0.1:{free_port()}/UCF101.rar"
     monkeypatch.setitem(ucf101.SOURCES, "official", ucf101.Source("official", url, url))
     dest = tmp_path / "ucf"
     assert main(["data", "ucf101", "--dest", str(dest), "-q"]) == 2
