@@ -92,22 +92,17 @@ class IngestOptions:
 
 class _Retry:
     """Call a store operation, retrying while the store is unavailable, with exponential
-    backoff. Every call
-    ingest makes is idempotent (upserts by deterministic id), so a retry never duplicates."""
+    backoff. Every call ingest makes is idempotent (upserts by deterministic id), so a retry
+    never duplicates."""
 
-    def __init__(self, attempts: int, base_s: float, sleep: Callable[[float], None] = time.sleep):
-        self.attempts, self.base_s, self.sleep = max(1, attempts), base_s, sleep
+    def __init__(self, attempts: int, base_s: float):
+        self.attempts, self.base_s = max(1, attempts), base_s
 
     def __call__(self, action: str, fn: Callable[[], T]) -> T:
-        for attempt in range(1, self.attempts + 1):
+        for attempt in range(1, self.attempts):
             try:
                 return fn()
             except StoreUnavailable as exc:
-                if attempt == self.attempts:
-                    raise StoreUnavailable(
-                        f"{exc.message} (gave up after {self.attempts} attempts to {action}; "
-                        "rerun the same command to resume)"
-                    ) from None
                 wait = min(RETRY_MAX_S, self.base_s * 2 ** (attempt - 1))
                 log.warning(
                     "store unavailable (%s); retrying %s in %.1f s (attempt %d of %d)",
@@ -117,8 +112,14 @@ class _Retry:
                     attempt + 1,
                     self.attempts,
                 )
-                self.sleep(wait)
-        raise AssertionError("unreachable")
+                time.sleep(wait)
+        try:
+            return fn()
+        except StoreUnavailable as exc:
+            raise StoreUnavailable(
+                f"{exc.message} (gave up after {self.attempts} attempts to {action}; "
+                "rerun the same command to resume)"
+            ) from None
 
 
 @dataclass
