@@ -12,7 +12,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +28,7 @@ from clipsearch.runmodes import (
     DEFAULT_CACHE_DIR,
     DEFAULT_MAX_VIDEO_S,
     DEFAULT_TEXT_DTYPE,
+    DEFAULT_WATCH_INTERVAL_S,
     TEXT_DTYPES,
     VISION_DTYPES,
 )
@@ -48,6 +51,25 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
@@ -418,16 +440,23 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from clipsearch.dataset import load_collection
     from clipsearch.model import load_model
     from clipsearch.store.factory import open_store
-    from ingest.pipeline import IngestOptions, Shard, ingest, selected_clips
+    from ingest.pipeline import describe_ignored, ingest, selected_clips
 
-    shard = Shard.parse(args.shard) if args.shard else None
+    options = _ingest_options(args)
+    if args.force and not args.prune:
+        raise InvalidInput(
+            "--force only applies with --prune (to remove more than half of a folder's "
+            "videos, or all of an empty folder's); to embed up-to-date clips again, use --reembed"
+        )
+    if args.prune and Path(args.root).is_file():
+        raise InvalidInput(f"--prune needs a folder, and {args.root} is a file")
     collection = load_collection(args.root)
-    if not collection.clips:
-        raise InvalidInput(f"no video files found under {args.root}")
-    plan = _segment_plan(args)
+    if not collection.clips and not args.prune:
+        ignored = f" (ignored {describe_ignored(collection.ignored)})" if collection.ignored else ""
+        raise InvalidInput(f"no video files found under {args.root}{ignored}")
     if (args.no_swap or args.drop_old) and not args.alias:
         raise InvalidInput("--no-swap and --drop-old only apply with --alias")
-    if args.alias and shard is not None:
+    if args.alias and options.shard is not None:
         raise InvalidInput(
             "--alias with --shard is not supported: parallel workers would each start their "
             "own version; fill one collection with --shard, or build the version in one ingest"
@@ -443,16 +472,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         store = build.store
     else:
         store = open_store(_store_settings(args))
-    options = IngestOptions(
-        batch_clips=args.batch,
-        workers=args.workers,
-        force=args.force,
-        media_dir=Path(args.media_dir),
-        limit=args.limit,
-        segments=plan,
-        shard=shard,
-        max_video_s=args.max_video_s or None,
-    )
     try:
         total = len(selected_clips(collection, options))
         with _progress(total, "clip", "ingest", _show_progress(args)) as update:
@@ -481,6 +500,83 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print("clipsearch: error: no clip could be ingested", file=sys.stderr)
         return EXIT_ERROR
     return 0
+
+
+def _ingest_options(args: argparse.Namespace) -> Any:
+    """IngestOptions from the flags `ingest` and `watch` share."""
+    from ingest.pipeline import IngestOptions, Shard
+
+    return IngestOptions(
+        batch_clips=args.batch,
+        workers=args.workers,
+        reembed=args.reembed,
+        prune=args.prune,
+        force=args.force,
+        settle_s=args.settle_s,
+        media_dir=Path(args.media_dir),
+        limit=args.limit,
+        segments=_segment_plan(args),
+        shard=Shard.parse(args.shard) if args.shard else None,
+        max_video_s=args.max_video_s or None,
+    )
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from clipsearch.model import load_model
+    from clipsearch.store.factory import open_store
+    from ingest.watch import Watcher
+
+    for flag, given in (("--reembed", args.reembed), ("--alias", args.alias)):
+        if given:
+            raise InvalidInput(
+                f"watch does not take {flag}: it keeps the store it is given in step with the "
+                "folder (run `clipsearch ingest` for a one-off re-embedding)"
+            )
+    if args.force and not args.prune:
+        raise InvalidInput("--force only applies to pruning, which --no-prune turns off")
+    root = Path(args.root)
+    if not root.is_dir():
+        raise InvalidInput(f"{root} is not a folder")
+    watcher = Watcher(
+        root,
+        _ingest_options(args),
+        interval_s=args.interval,
+        report_path=Path(args.report) if args.report else None,
+    )
+    encoder = load_model(args.model, towers="vision", vision_dtype=args.vision_dtype)
+    store = open_store(_store_settings(args))
+    if not args.quiet:
+        logging.getLogger("clipsearch.changes").setLevel(logging.INFO)
+    print(
+        f"watching {root} every {args.interval:g} s (stop with Ctrl-C or SIGTERM)",
+        file=sys.stderr,
+    )
+    try:
+        with _stop_on_signals(watcher.stop):
+            polls = watcher.run(encoder, store)
+    finally:
+        store.close()
+    print(f"stopped after {polls} polls", file=sys.stderr)
+    return 0
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop`` (the work in flight ends cleanly); a second one
+    interrupts at once."""
+
+    def handler(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        print(f"{signal.Signals(signum).name}: stopping after the batch in flight", file=sys.stderr)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _segment_plan(args: argparse.Namespace) -> Any:
@@ -625,7 +721,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         torch_threads=args.torch_threads,
         text_dtype=args.text_dtype,
         cache_dir=args.cache_dir,
+        watch=args.watch,
+        watch_interval_s=args.watch_interval,
     )
+    if args.watch and not Path(args.watch).is_dir():
+        raise InvalidInput(f"--watch {args.watch} is not a folder")
     print(f"serving http://{args.host}:{args.port}/  (Ctrl-C to stop)", flush=True)
     run(
         settings,
@@ -780,6 +880,70 @@ def cmd_parity(args: argparse.Namespace) -> int:
 # --- parser ------------------------------------------------------------------------------------
 
 
+def _add_ingest_args(p: argparse.ArgumentParser) -> None:
+    """The flags of `ingest`, which `watch` shares."""
+    p.add_argument("root", help="UCF101-layout root or any folder of videos")
+    _add_model_arg(p)
+    _add_store_args(p)
+    p.add_argument("--media-dir", default=_env("CLIPSEARCH_MEDIA_DIR", DEFAULT_MEDIA))
+    p.add_argument("--batch", type=positive_int, default=16, help="clips per embed/upsert batch")
+    p.add_argument("--workers", type=positive_int, default=None, help="decode processes")
+    p.add_argument("--reembed", action="store_true", help="embed again clips already up to date")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="also remove the videos of ROOT whose files are gone (refused when ROOT holds "
+        "no videos or more than half of its videos would go, unless --force)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="with --prune: remove them however many they are"
+    )
+    p.add_argument(
+        "--settle-s",
+        type=non_negative_float,
+        default=2.0,
+        metavar="S",
+        help="files changed in the last minute are looked at again S seconds later and "
+        "skipped as still being written if they changed (default %(default)g; 0: no check)",
+    )
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N clips")
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="only share I (0-based) of N, split by clip id: N workers fill one store "
+        "without overlap (e.g. a Kubernetes Indexed Job: --shard $JOB_COMPLETION_INDEX/N)",
+    )
+    p.add_argument("--report", metavar="JSON", help="write the ingest report as JSON")
+    p.add_argument(
+        "--max-video-s",
+        type=float,
+        default=DEFAULT_MAX_VIDEO_S,
+        help="skip videos longer than this (default %(default)g s; 0: no limit)",
+    )
+    g = p.add_argument_group("zero-downtime re-embedding (collections versioned by model)")
+    g.add_argument(
+        "--alias",
+        metavar="NAME",
+        help="fill the collection NAME__<model>__<UTC time> (or resume this model's "
+        "unfinished one), then point alias NAME at it atomically; apps serving NAME keep "
+        "answering and move over by themselves. Edge: versions are folders under --store and "
+        "NAME a link beside them (serve --store <store>/NAME); server: a Qdrant alias "
+        "(serve --collection NAME)",
+    )
+    g.add_argument(
+        "--no-swap",
+        action="store_true",
+        help="with --alias: leave the alias where it is (add another folder next time)",
+    )
+    g.add_argument(
+        "--drop-old",
+        action="store_true",
+        help="with --alias: delete the previous collection after the swap (default: keep it)",
+    )
+    _add_segment_args(p)
+    _add_vision_dtype_arg(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clipsearch", description="Natural-language search over video collections."
@@ -907,51 +1071,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_load_store)
 
-    p = sub.add_parser("ingest", parents=[common], help="embed a folder of videos into Qdrant")
-    p.add_argument("root", help="UCF101-layout root or any folder of videos")
-    _add_model_arg(p)
-    _add_store_args(p)
-    p.add_argument("--media-dir", default=_env("CLIPSEARCH_MEDIA_DIR", DEFAULT_MEDIA))
-    p.add_argument("--batch", type=positive_int, default=16, help="clips per embed/upsert batch")
-    p.add_argument("--workers", type=positive_int, default=None, help="decode processes")
-    p.add_argument("--force", action="store_true", help="re-embed clips already up to date")
-    p.add_argument("--limit", type=positive_int, default=None, help="only the first N clips")
-    p.add_argument(
-        "--shard",
-        metavar="I/N",
-        help="only share I (0-based) of N, split by clip id: N workers fill one store "
-        "without overlap (e.g. a Kubernetes Indexed Job: --shard $JOB_COMPLETION_INDEX/N)",
+    p = sub.add_parser(
+        "ingest",
+        parents=[common],
+        help="embed a folder of videos into Qdrant (or bring it up to date)",
     )
-    p.add_argument("--report", metavar="JSON", help="write the ingest report as JSON")
-    p.add_argument(
-        "--max-video-s",
-        type=float,
-        default=DEFAULT_MAX_VIDEO_S,
-        help="skip videos whose headers say they are longer (default %(default)g s; 0: no limit)",
-    )
-    g = p.add_argument_group("zero-downtime re-embedding (collections versioned by model)")
-    g.add_argument(
-        "--alias",
-        metavar="NAME",
-        help="fill the collection NAME__<model>__<UTC time> (or resume this model's "
-        "unfinished one), then point alias NAME at it atomically; apps serving NAME keep "
-        "answering and move over by themselves. Edge: versions are folders under --store and "
-        "NAME a link beside them (serve --store <store>/NAME); server: a Qdrant alias "
-        "(serve --collection NAME)",
-    )
-    g.add_argument(
-        "--no-swap",
-        action="store_true",
-        help="with --alias: leave the alias where it is (add another folder next time)",
-    )
-    g.add_argument(
-        "--drop-old",
-        action="store_true",
-        help="with --alias: delete the previous collection after the swap (default: keep it)",
-    )
-    _add_segment_args(p)
-    _add_vision_dtype_arg(p)
+    _add_ingest_args(p)
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser(
+        "watch",
+        parents=[common],
+        help="keep the index in step with a folder: poll it, ingest new and changed files, "
+        "remove deleted ones (the flags of ingest)",
+    )
+    _add_ingest_args(p)
+    p.add_argument(
+        "--interval",
+        type=positive_float,
+        default=DEFAULT_WATCH_INTERVAL_S,
+        metavar="S",
+        help="seconds between two looks at the folder (default %(default)g)",
+    )
+    p.add_argument(
+        "--no-prune",
+        dest="prune",
+        action="store_false",
+        help="leave the videos of deleted files in the index (default: remove them)",
+    )
+    p.set_defaults(func=cmd_watch, prune=True)
 
     p = sub.add_parser("store", help="inspect a vector store")
     store_sub = p.add_subparsers(dest="store_command", required=True, metavar="ACTION")
@@ -1000,6 +1148,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=positive_int, default=None, help="threads per worker")
     p.add_argument("--torch-threads", type=positive_int, default=None)
+    p.add_argument(
+        "--watch",
+        metavar="FOLDER",
+        default=_env("CLIPSEARCH_WATCH"),
+        help="keep the index in step with FOLDER from the server process itself: new and "
+        "changed videos become searchable with no restart, deleted ones go (as `clipsearch "
+        "watch`; the way to watch into an embedded store, which one process holds) "
+        "(env CLIPSEARCH_WATCH)",
+    )
+    p.add_argument(
+        "--watch-interval",
+        type=positive_float,
+        default=_env("CLIPSEARCH_WATCH_INTERVAL_S", str(DEFAULT_WATCH_INTERVAL_S)),
+        metavar="S",
+        help="seconds between two looks at the watched folder (default %(default)s; env "
+        "CLIPSEARCH_WATCH_INTERVAL_S)",
+    )
     _add_text_dtype_arg(p)
     p.set_defaults(func=cmd_serve)
 

@@ -12,17 +12,46 @@ UCF101 facts this module relies on, all true of the real dataset:
 from __future__ import annotations
 
 import logging
+import os
 import re
-from collections.abc import Iterable
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipsearch.errors import DatasetError
+from clipsearch.filenames import display
 from clipsearch.ucf101_classes import UCF101_PHRASES
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"})
+# What video libraries hold (matched case-insensitively): phones and cameras (mp4 m4v mov
+# qt 3gp 3g2, camcorder AVCHD mts m2ts, DV, MXF), discs and broadcast (mpg mpeg mpe vob ts
+# m2t), Windows (wmv asf avi divx), the web (mkv webm flv f4v ogv ogg).
+# fmt: off
+VIDEO_EXTENSIONS = frozenset({
+    ".mp4", ".m4v", ".mov", ".qt", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".mpe", ".vob",
+    ".ts", ".mts", ".m2ts", ".m2t", ".3gp", ".3g2", ".wmv", ".asf", ".flv", ".f4v", ".ogv",
+    ".ogg", ".dv", ".mxf", ".divx",
+})
+# fmt: on
+# Files and folders that operating systems and NAS boxes leave in a library; they are
+# ignored (never reported as broken videos, never entered). Dotfiles (AppleDouble ``._*``,
+# ``.DS_Store``, ``.Trash-1000``, ...) are ignored as well.
+SYSTEM_NAMES = frozenset(
+    {
+        "thumbs.db",
+        "ehthumbs.db",
+        "desktop.ini",
+        "@eadir",
+        "#recycle",
+        "#snapshot",
+        "$recycle.bin",
+        "system volume information",
+        "lost+found",
+    }
+)
+# The key under which ignored system files and folders are counted.
+SYSTEM = "system"
 SPLITS = (1, 2, 3)
 VIDEOS_DIR = "UCF-101"
 LISTS_DIR = "ucfTrainTestlist"
@@ -51,8 +80,8 @@ def class_phrase(name: str, overrides: dict[str, str] | None = None) -> str:
 class Clip:
     """One video file of a collection."""
 
-    path: str  # POSIX path relative to the collection's video root
-    source: Path  # absolute path on disk
+    path: str  # POSIX path relative to the collection's video root (any bytes: PEP 383)
+    source: Path  # absolute path on disk, through the links the walk followed
     label: str | None  # class (folder) name, None for loose files
     group: int | None = None
     clip: int | None = None
@@ -69,6 +98,10 @@ class Collection:
     clips: list[Clip]
     classes: list[str]
     is_ucf: bool
+    # files under the video root that are not videos, by extension (SYSTEM: system files)
+    ignored: dict[str, int] = field(default_factory=dict)
+    # (relative path, what happened) for links not followed and folders not read
+    problems: list[tuple[str, str]] = field(default_factory=list)
 
     def split(self, number: int, side: str) -> list[Clip]:
         """Clips on one side ("train" or "test") of an official split."""
@@ -128,17 +161,107 @@ def parse_ucf_name(filename: str) -> tuple[str, int, int] | None:
     return m["prefix"], int(m["group"]), int(m["clip"])
 
 
-def _video_files(folder: Path) -> Iterable[Path]:
-    for p in sorted(folder.rglob("*")):
-        if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file():
-            yield p
+def is_system_name(name: str) -> bool:
+    """True for the names of files and folders a library's owner did not put there."""
+    return name.startswith(".") or name.lower() in SYSTEM_NAMES
+
+
+@dataclass
+class FolderScan:
+    """Everything under a folder: its video files, and what happened to the rest."""
+
+    # (POSIX path relative to the folder, absolute path through it), in path order
+    videos: list[tuple[str, Path]] = field(default_factory=list)
+    # other files by extension (lower case, "" for none); SYSTEM for system files/folders
+    ignored: Counter[str] = field(default_factory=Counter)
+    # (relative path, what happened): links not followed, folders that cannot be read
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+def scan_folder(root: Path) -> FolderScan:
+    """Walk ``root`` for video files, following links to folders outside it.
+
+    A link to a folder inside ``root`` is not followed (a link to an ancestor would loop
+    forever, any other would read the folder twice); neither is a second link to a folder
+    already read. Each such link, a broken link and an unreadable folder is reported once
+    in ``problems``. System files and folders (:func:`is_system_name`) are counted as
+    ignored and never entered.
+    """
+    scan = FolderScan()
+    real_root = Path(os.path.realpath(root))
+    entered: dict[tuple[int, int], str] = {}
+
+    def walk(folder: Path, rel: str) -> None:
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            scan.problems.append((rel or ".", f"cannot read the folder ({exc.strerror})"))
+            return
+        for entry in entries:
+            path = f"{rel}/{entry.name}" if rel else entry.name
+            if is_system_name(entry.name):
+                scan.ignored[SYSTEM] += 1
+            elif _is_dir(entry):
+                why = _not_followed(entry, path, real_root, entered) if entry.is_symlink() else None
+                if why:
+                    scan.problems.append((path, why))
+                else:
+                    walk(Path(entry.path), path)
+            elif os.path.splitext(entry.name)[1].lower() not in VIDEO_EXTENSIONS:
+                scan.ignored[os.path.splitext(entry.name)[1].lower()] += 1
+            elif _is_file(entry):
+                scan.videos.append((path, Path(entry.path)))
+            elif entry.is_symlink():
+                scan.problems.append((path, "broken link (its target is missing)"))
+            else:
+                scan.problems.append((path, "not a regular file"))
+
+    walk(Path(root), "")
+    return scan
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def _not_followed(
+    link: os.DirEntry[str], path: str, real_root: Path, entered: dict[tuple[int, int], str]
+) -> str | None:
+    """Why the link to a folder at ``path`` is not followed, or None (then it is recorded
+    as entered)."""
+    target = Path(os.path.realpath(link.path))
+    if Path(os.path.realpath(os.path.dirname(link.path))).is_relative_to(target):
+        return f"link to {display(target)}, a folder that contains it (a loop): not followed"
+    if target.is_relative_to(real_root):
+        inside = display(target.relative_to(real_root).as_posix())
+        return f"link to {inside}, a folder read where it is: not followed"
+    try:
+        st = os.stat(link.path)
+    except OSError as exc:
+        return f"cannot read the linked folder ({exc.strerror})"
+    key = (st.st_dev, st.st_ino)
+    if key in entered:
+        return f"link to the folder already read as {display(entered[key])}: not followed"
+    entered[key] = path
+    return None
 
 
 def _clip(file: Path, rel: str, label: str | None, splits: dict[int, str]) -> Clip:
     parsed = parse_ucf_name(file.name)
     return Clip(
         path=rel,
-        source=file.resolve(),
+        source=file,
         label=label,
         group=parsed[1] if parsed else None,
         clip=parsed[2] if parsed else None,
@@ -165,9 +288,9 @@ def _load_ucf(root: Path) -> Collection:
                     raise DatasetError(f"{list_file}: label {number} outside classInd")
                 membership.setdefault(rel.lower(), {})[k] = side
 
+    scan = scan_folder(video_root)
     clips: list[Clip] = []
-    for f in _video_files(video_root):
-        rel = f.relative_to(video_root).as_posix()
+    for rel, f in scan.videos:
         splits = dict(sorted(membership.pop(rel.lower(), {}).items()))
         clips.append(_clip(f, rel, rel.split("/")[0] if "/" in rel else None, splits))
     if membership:
@@ -178,16 +301,16 @@ def _load_ucf(root: Path) -> Collection:
         )
     if not classes:
         classes = sorted({c.label for c in clips if c.label})
-    return Collection(root, video_root, clips, classes, is_ucf=True)
+    return Collection(root, video_root, clips, classes, True, dict(scan.ignored), scan.problems)
 
 
 def _load_folder(root: Path) -> Collection:
-    clips = []
-    for f in _video_files(root):
-        rel = f.relative_to(root).as_posix()
-        clips.append(_clip(f, rel, rel.split("/")[-2] if "/" in rel else None, {}))
+    scan = scan_folder(root)
+    clips = [
+        _clip(f, rel, rel.split("/")[-2] if "/" in rel else None, {}) for rel, f in scan.videos
+    ]
     classes = sorted({c.label for c in clips if c.label})
-    return Collection(root, root, clips, classes, is_ucf=False)
+    return Collection(root, root, clips, classes, False, dict(scan.ignored), scan.problems)
 
 
 def load_collection(root: str | Path) -> Collection:

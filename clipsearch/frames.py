@@ -81,15 +81,19 @@ def decode_many(
     with _executor(n_workers) as pool:
         pending: dict[int, Future[SampledFrames | VideoDecodeError]] = {}
         submitted = 0
-        for index in range(len(sources)):
-            while submitted < len(sources) and submitted < index + max(ahead, n_workers * 2):
-                pending[submitted] = pool.submit(
-                    _decode, sources[submitted], num_frames, plan, max_side, max_duration_s
-                )
-                submitted += 1
-            result = pending.pop(index).result()
-            if isinstance(result, VideoDecodeError):
-                log.warning("%s", result)
-                yield Decoded(index, sources[index], None, result)
-            else:
-                yield Decoded(index, sources[index], result, None)
+        try:
+            for index in range(len(sources)):
+                while submitted < len(sources) and submitted < index + max(ahead, n_workers * 2):
+                    pending[submitted] = pool.submit(
+                        _decode, sources[submitted], num_frames, plan, max_side, max_duration_s
+                    )
+                    submitted += 1
+                result = pending.pop(index).result()
+                if isinstance(result, VideoDecodeError):
+                    log.warning("%s", result)
+                    yield Decoded(index, sources[index], None, result)
+                else:
+                    yield Decoded(index, sources[index], result, None)
+        finally:  # the caller stopped early: drop the decodes not started yet
+            for future in pending.values():
+                future.cancel()

@@ -29,6 +29,7 @@ import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 from PIL import Image
 
+from clipsearch.display import TEMPORAL, Deinterlacer, Geometry, display_geometry
 from clipsearch.errors import ClipSearchError, InvalidInput, VideoDecodeError
 from clipsearch.video import (
     AV_ERRORS,
@@ -43,10 +44,16 @@ from clipsearch.video import (
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "POSTERS",
+    "PREVIEWS",
+    "SEGMENTS",
+    "cached_media",
     "ensure_frame",
     "ensure_poster",
     "ensure_preview",
+    "forget_media",
     "make_preview",
+    "move_media",
     "poster_path",
     "preview_path",
     "validate_key",
@@ -103,9 +110,11 @@ def _even_size(width: int, height: int, max_side: int) -> tuple[int, int]:
 def make_preview(src: Path, dest: Path, *, max_side: int = 480, crf: int = 28) -> Path:
     """Transcode ``src`` to a browser-playable H.264/yuv420p MP4 at ``dest`` (no audio).
 
-    Frame times are those of the source (from the stream start), the frame
-    rate is kept, and ``movflags=+faststart`` puts the index first so
-    playback and seeking start before the whole file has arrived. Raises
+    The pictures are those a player shows (deinterlaced, square pixels, turned upright:
+    the preview carries no display matrix of its own). Frame times are those of the
+    source (from the stream start), the frame rate is kept, and ``movflags=+faststart``
+    puts the index first so playback and seeking start before the whole file has
+    arrived. Raises
     :class:`VideoDecodeError` when the source has no decodable video frames.
     """
     src, dest = Path(src), Path(dest)
@@ -140,36 +149,65 @@ def _transcode(
     max_side: int,
     crf: int,
 ) -> int:
-    """Decode ``stream`` and encode every frame into an MP4 at ``tmp``; return the frame count."""
+    """Decode ``stream`` and encode every frame, as a player shows it (deinterlaced,
+    square pixels, upright), into an MP4 at ``tmp``; return the frame count."""
     fps = frame_rate(stream)
     clock = FrameClock(stream, fps)
+    deinterlacer = Deinterlacer(TEMPORAL)
     reformatter = VideoReformatter()
     encoder: av.video.stream.VideoStream | None = None
+    geometry = Geometry()
     last_pts = -1
     n_frames = 0
     with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
-        for frame in decode_frames(src, container, stream):
+
+        def write(frame: av.VideoFrame) -> None:
+            nonlocal encoder, last_pts, n_frames
             t = clock(frame)
             if encoder is None:
-                width, height = _even_size(frame.width, frame.height, max_side)
+                width, height = _even_size(
+                    *geometry.display_size(frame.width, frame.height), max_side
+                )
                 encoder = _add_h264_stream(out, fps, width, height, crf)
             pts = max(round(t / _OUT_TIME_BASE), last_pts + 1)  # strictly increasing
             last_pts = pts
-            yuv = reformatter.reformat(
-                frame,
-                encoder.width,
-                encoder.height,
-                format="yuv420p",
-                interpolation=Interpolation.AREA,
-            )
+            yuv = _displayed(frame, geometry, encoder.width, encoder.height, reformatter)
             yuv.pts = pts
             yuv.time_base = _OUT_TIME_BASE
             out.mux(encoder.encode(yuv))
             n_frames += 1
+
+        for k, frame in enumerate(decode_frames(src, container, stream)):
+            if k == 0:
+                geometry = display_geometry(stream, frame)
+            for ready in deinterlacer.push(frame):
+                write(ready)
+        for ready in deinterlacer.flush():
+            write(ready)
         if encoder is None:
             raise VideoDecodeError(src, "no decodable video frames")
         out.mux(encoder.encode(None))
     return n_frames
+
+
+def _displayed(
+    frame: av.VideoFrame,
+    geometry: Geometry,
+    width: int,
+    height: int,
+    reformatter: VideoReformatter,
+) -> av.VideoFrame:
+    """``frame`` as shown (square pixels, upright) at ``width`` x ``height``, in yuv420p."""
+    if not geometry.ops:
+        return reformatter.reformat(
+            frame, width, height, format="yuv420p", interpolation=Interpolation.AREA
+        )
+    stored_w, stored_h = (height, width) if geometry.swaps_sides else (width, height)
+    rgb = reformatter.reformat(
+        frame, stored_w, stored_h, format="rgb24", interpolation=Interpolation.AREA
+    )
+    turned = av.VideoFrame.from_ndarray(geometry.apply(rgb.to_ndarray()), format="rgb24")
+    return turned.reformat(width, height, format="yuv420p")
 
 
 def _add_h264_stream(
@@ -216,6 +254,35 @@ def _ensure(src: Path, cached: Path, build: Callable[[], object]) -> Path:
         if not _fresh(cached, src):  # another thread may have built it meanwhile
             build()
     return cached
+
+
+# The media cache of a store: ``<media dir>/posters/<id>.jpg`` (written at ingest, else on
+# first view), ``previews/<id>.mp4`` and ``segments/<id>-<n>.jpg`` (made on first view).
+POSTERS = "posters"
+PREVIEWS = "previews"
+SEGMENTS = "segments"
+
+
+def cached_media(media_dir: Path, clip_id: str) -> list[Path]:
+    """The files cached for a clip (those that exist)."""
+    key = validate_key(clip_id)
+    media_dir = Path(media_dir)
+    files = [media_dir / POSTERS / f"{key}.jpg", media_dir / PREVIEWS / f"{key}.mp4"]
+    thumbnails = sorted((media_dir / SEGMENTS).glob(f"{key}-*.jpg"))
+    return [f for f in [*files, *thumbnails] if f.is_file() and not f.is_symlink()]
+
+
+def forget_media(media_dir: Path, clip_id: str) -> None:
+    """Delete what is cached for a clip (a clip removed from the index)."""
+    for cached in cached_media(media_dir, clip_id):
+        cached.unlink(missing_ok=True)
+
+
+def move_media(media_dir: Path, old_id: str, new_id: str) -> None:
+    """Give a moved clip's cached files its new id."""
+    new_key = validate_key(new_id)
+    for cached in cached_media(media_dir, old_id):
+        os.replace(cached, cached.with_name(cached.name.replace(old_id, new_key, 1)))
 
 
 def preview_path(cache_dir: Path, key: str) -> Path:

@@ -16,3 +16,5 @@ DEFAULT_CACHE_DIR = "var/cache"
 # Ingest skips videos longer than this (seconds): at an hour the segment plan's 120
 # windows already lie 30 s apart; longer videos are better split into scenes.
 DEFAULT_MAX_VIDEO_S = 3600.0
+# `clipsearch watch` looks at its folder this often (seconds).
+DEFAULT_WATCH_INTERVAL_S = 10.0

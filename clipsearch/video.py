@@ -10,14 +10,20 @@ Design (see :func:`sample_frames`):
   target and taking the first decoded frame returns the keyframe *before* the
   target, which for single-keyframe clips (UCF101 AVI) yields N copies of
   frame 0.
-- Only the chosen frames are converted to RGB, with one shared swscale context.
-- Container metadata (duration, frame count) is only an *estimate*. The first
-  pass picks frames from the estimate while recording every frame time; at
-  end-of-stream the real duration is known and, if the estimate chose
-  different frames than the real duration implies (the container lied: AVI
-  headers, truncated files), a second exact pass decodes again and keeps the
-  right frames. Memory stays bounded: one previous frame, the chosen frames
-  and a list of floats.
+- The video stream is the file's main one: attached pictures (cover art) are never
+  taken for it.
+- Only the chosen frames are converted to RGB, with one shared swscale context, and
+  as a player shows them (:mod:`clipsearch.display`): turned upright by the display
+  matrix, stretched to square pixels, deinterlaced.
+- The length of a video is the span of its video stream's timestamps, measured before
+  decoding by reading the stream's last packets (a seek to its last keyframe); headers
+  are used only where that fails. A late start (a recording whose timestamps begin at
+  4000 s) is not length, and audio running on after the picture does not count.
+  The first pass picks frames from that length while recording every frame time; at
+  end-of-stream the real duration is known and, if it implies different frames (a
+  truncated or lying file), a second exact pass decodes again and keeps the right
+  frames. Memory stays bounded: one previous frame, the chosen frames and a list of
+  floats.
 - Times are seconds from the start of the video stream (``stream.start_time``,
   else the first frame), so the first frame of an ordinary file is at 0.0.
   Frames with no pts get ``previous time + 1/fps``.
@@ -33,13 +39,16 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import av.error
 import numpy as np
+from av.stream import Disposition
 from av.video.reformatter import Interpolation, VideoReformatter
 
+from clipsearch.display import Geometry, deinterlace_each, display_geometry
 from clipsearch.errors import InvalidInput, VideoDecodeError
 
 logger = logging.getLogger(__name__)
@@ -48,6 +57,7 @@ __all__ = [
     "AV_ERRORS",
     "FrameClock",
     "SampledFrames",
+    "StreamTiming",
     "VideoInfo",
     "decode_frames",
     "estimate_duration",
@@ -60,6 +70,7 @@ __all__ = [
     "sample_frames",
     "scaled_size",
     "segment_midpoints",
+    "stream_timing",
 ]
 
 # Errors PyAV/FFmpeg (or the OS underneath) raise for unreadable input.
@@ -74,7 +85,9 @@ _TIME_EPS = 1e-6
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """Container-level facts about a video (estimates; headers can be wrong)."""
+    """Facts about a video read without decoding it all: its length (measured from the
+    video stream's timestamps where it can be), frame rate, displayed size (turned upright,
+    square pixels), frame count (from headers, else packets) and codec."""
 
     duration_s: float
     fps: float
@@ -88,11 +101,11 @@ class VideoInfo:
 class SampledFrames:
     """Frames sampled from a clip.
 
-    ``frames`` is (N, H, W, 3) uint8 RGB, at native size unless ``max_side``
-    was given; ``timestamps`` (N,) float64 are the real presentation times
-    (seconds from the stream start) of the returned frames; ``width`` and
-    ``height`` are the *native* video size; ``duration_s`` is the decoded
-    duration (last frame time + its duration).
+    ``frames`` is (N, H, W, 3) uint8 RGB as a player shows them (upright, square
+    pixels, deinterlaced), at that size unless ``max_side`` was given; ``timestamps``
+    (N,) float64 are the real presentation times (seconds from the stream start) of
+    the returned frames; ``width`` and ``height`` are the video's full *displayed*
+    size; ``duration_s`` is the decoded duration (last frame time + its duration).
     """
 
     frames: np.ndarray
@@ -133,20 +146,25 @@ def pick_indices(times: Sequence[float], targets: Sequence[float]) -> list[int]:
 
 def estimate_duration(
     stream_duration_s: float | None,
-    container_duration_s: float | None,
+    span_s: float | None,
     n_frames: int | None,
     fps: float | None,
+    container_duration_s: float | None = None,
 ) -> float | None:
-    """Best metadata guess of the duration, or None when nothing usable is known.
+    """Best guess of a video stream's length, or None when nothing usable is known.
 
-    Prefers the stream duration, then the container duration, then
-    ``frames / fps``; non-positive or non-finite values are ignored.
+    Prefers the measured span of its timestamps, then the stream's own duration header,
+    then ``frames / fps``, and last the container's duration (which counts audio running
+    on after the picture, and in some formats a late start); non-positive or non-finite
+    values are ignored.
     """
-    for value in (stream_duration_s, container_duration_s):
+    for value in (span_s, stream_duration_s):
         if value is not None and math.isfinite(value) and value > 0:
             return float(value)
     if n_frames and fps and n_frames > 0 and fps > 0:
         return n_frames / fps
+    if container_duration_s is not None and math.isfinite(container_duration_s):
+        return float(container_duration_s) if container_duration_s > 0 else None
     return None
 
 
@@ -161,7 +179,7 @@ def scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int
 
 
 def open_video(path: str | Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
-    """Open ``path`` and return (container, first video stream); typed errors only."""
+    """Open ``path`` and return (container, its main video stream); typed errors only."""
     p = Path(path)
     if not p.exists():
         raise VideoDecodeError(p, "file not found")
@@ -173,10 +191,13 @@ def open_video(path: str | Path) -> tuple[av.container.InputContainer, av.video.
         container = av.open(str(p), mode="r")
     except _OPEN_ERRORS as exc:
         raise VideoDecodeError(p, f"not a readable media file ({exc})") from exc
-    if not container.streams.video:
+    stream = _main_video_stream(container)
+    if stream is None:
+        pictures = len(container.streams.video)
         container.close()
-        raise VideoDecodeError(p, "no video stream")
-    stream = container.streams.video[0]
+        raise VideoDecodeError(
+            p, "no video stream (only an attached picture)" if pictures else "no video stream"
+        )
     problem = _not_a_clip(
         container.format.name, stream.codec_context.width, stream.codec_context.height
     )
@@ -184,6 +205,21 @@ def open_video(path: str | Path) -> tuple[av.container.InputContainer, av.video.
         container.close()
         raise VideoDecodeError(p, problem)
     return container, stream
+
+
+# Video streams that are pictures, not video: cover art and other stills attached to a file.
+_NOT_VIDEO = Disposition.attached_pic | Disposition.still_image
+
+
+def _main_video_stream(
+    container: av.container.InputContainer,
+) -> av.video.stream.VideoStream | None:
+    """The stream FFmpeg would play (``av_find_best_stream``), never an attached picture."""
+    videos = [s for s in container.streams.video if not s.disposition & _NOT_VIDEO]
+    if not videos:
+        return None
+    best = container.streams.best("video")
+    return best if best in videos else videos[0]
 
 
 # Frame sizes a clip may have: smaller is not a picture anyone can search, larger (or
@@ -216,41 +252,101 @@ def frame_rate(stream: av.video.stream.VideoStream) -> float:
     return 25.0
 
 
-def _metadata_duration(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream, fps: float
-) -> float | None:
-    stream_s = (
-        float(stream.duration * stream.time_base)
-        if stream.duration is not None and stream.time_base is not None
-        else None
-    )
-    container_s = container.duration / av.time_base if container.duration is not None else None
-    return estimate_duration(stream_s, container_s, stream.frames, fps)
+def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
+    return float(value * time_base) if value is not None and time_base is not None else None
 
 
 def _origin(stream: av.video.stream.VideoStream) -> float | None:
-    if stream.start_time is not None and stream.time_base is not None:
-        return float(stream.start_time * stream.time_base)
-    return None
+    return _seconds(stream.start_time, stream.time_base)
 
 
-def probe(path: str | Path) -> VideoInfo:
-    """Read duration, fps, size and frame count from the headers, without decoding.
+# Far enough past the end of any stream, in its time base (a seek there lands on the last
+# keyframe), and how many packets after it are read before giving up.
+_FAR_TS = 2**62
+_TAIL_PACKETS = 20_000
 
-    When the headers give no duration or frame count, the packets are scanned
-    (demux only, no decoding). Values are estimates: headers can be wrong, and
-    :func:`sample_frames` reports the duration it actually decoded.
-    """
+
+def _measure_span(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> float | None:
+    """Seconds from the stream's first timestamp to the end of its last packet, read by
+    seeking to its last keyframe and demuxing from there (the container is left there).
+    None when the file cannot seek (no index) or has no timestamps."""
+    origin, tb = _origin(stream), stream.time_base
+    if origin is None or tb is None:
+        return None
+    end: float | None = None
+    try:
+        container.seek(_FAR_TS, backward=True, any_frame=False, stream=stream)
+        for n, packet in enumerate(container.demux(stream)):
+            if n >= _TAIL_PACKETS:
+                return None
+            ts = packet.pts if packet.pts is not None else packet.dts
+            if ts is None or packet.size == 0:
+                continue
+            t = float((ts + (packet.duration or 0)) * tb)
+            end = t if end is None else max(end, t)
+    except AV_ERRORS as exc:
+        logger.debug("%s: cannot measure the stream's span (%s)", container.name, exc)
+        return None
+    return end - origin if end is not None and end > origin else None
+
+
+@dataclass(frozen=True)
+class StreamTiming:
+    """What is known of a video stream's length before decoding it."""
+
+    header_s: float | None  # the stream's own duration header
+    span_s: float | None  # first timestamp to the end of the last packet, measured
+    n_frames: int  # frame count from the headers (0: unknown)
+    fps: float
+    container_s: float | None  # the container's duration (audio and start offsets count)
+
+    @property
+    def length_s(self) -> float | None:
+        """The best estimate of the video's length (see :func:`estimate_duration`)."""
+        return estimate_duration(
+            self.header_s, self.span_s, self.n_frames, self.fps, self.container_s
+        )
+
+
+def stream_timing(path: str | Path) -> StreamTiming:
+    """The length facts of ``path``'s video stream, reading only headers and its last packets."""
     container, stream = open_video(path)
     try:
         fps = frame_rate(stream)
+        header = _seconds(stream.duration, stream.time_base)
+        container_s = container.duration / av.time_base if container.duration is not None else None
+        return StreamTiming(
+            header_s=header if header is not None and header > 0 else None,
+            span_s=_measure_span(container, stream),
+            n_frames=int(stream.frames or 0),
+            fps=fps,
+            container_s=container_s,
+        )
+    finally:
+        container.close()
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Length, frame rate, displayed size, frame count and codec, without decoding it all.
+
+    The length is measured from the video stream's timestamps (its last packets), else
+    read from headers; without a frame count in the headers the packets are counted
+    (demux only). One frame is decoded for the display matrix of the displayed size.
+    :func:`sample_frames` reports the duration it actually decoded.
+    """
+    timing = stream_timing(path)
+    container, stream = open_video(path)
+    try:
         width, height = stream.codec_context.width, stream.codec_context.height
-        duration = _metadata_duration(container, stream, fps)
-        n_frames = stream.frames or 0
+        n_frames, duration = timing.n_frames, timing.length_s
         if duration is None or n_frames <= 0:
-            n_frames, scanned = _scan_packets(container, stream, fps)
-            if duration is None:
-                duration = scanned
+            n_frames, scanned = _scan_packets(container, stream, timing.fps)
+            duration = duration or scanned
+            container.seek(0)
+        # any frame carries the display matrix
+        geometry = display_geometry(stream, _first_frame(path, container, stream))
         codec = stream.codec_context.name
     except AV_ERRORS as exc:
         raise VideoDecodeError(path, f"cannot read stream ({exc})") from exc
@@ -258,14 +354,22 @@ def probe(path: str | Path) -> VideoInfo:
         container.close()
     if duration is None or duration <= 0 or width <= 0 or height <= 0:
         raise VideoDecodeError(path, "no usable video stream information")
+    width, height = geometry.display_size(width, height)
     return VideoInfo(
         duration_s=float(duration),
-        fps=fps,
+        fps=timing.fps,
         width=int(width),
         height=int(height),
-        n_frames=int(n_frames) if n_frames > 0 else max(1, round(duration * fps)),
+        n_frames=int(n_frames) if n_frames > 0 else max(1, round(duration * timing.fps)),
         codec=str(codec),
     )
+
+
+def _first_frame(
+    path: str | Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> av.VideoFrame | None:
+    """The first decodable frame (None when there is none; the container is left after it)."""
+    return next(iter(decode_frames(path, container, stream)), None)
 
 
 def _scan_packets(
@@ -379,7 +483,8 @@ def sample_frames(
     ``num_frames`` exceeds the number of frames in the clip, frames repeat
     (each midpoint still gets the frame showing at that time). ``max_side``
     shrinks the returned frames (aspect ratio kept, never upscaled). A video whose
-    headers say it is longer than ``max_duration_s`` is refused before any decoding.
+    length (the span of its timestamps, else its headers) is over ``max_duration_s``
+    is refused before any decoding.
 
     Raises :class:`VideoDecodeError` for a missing, empty, non-video, too long or
     undecodable file; a truncated file is sampled over its decodable part.
@@ -393,17 +498,19 @@ def sample_frames(
             return segment_midpoints(duration_s, num_frames).tolist()
         return [float(t) for t in times(duration_s)]
 
+    timing = stream_timing(path)
+    estimate = timing.length_s
+    if max_duration_s is not None and estimate is not None and estimate > max_duration_s:
+        raise VideoDecodeError(
+            path, f"longer than the {max_duration_s:g}-s limit ({estimate:.0f} s)"
+        )
     container, stream = open_video(path)
     try:
-        fps = frame_rate(stream)
         width, height = stream.codec_context.width, stream.codec_context.height
-        estimate = _metadata_duration(container, stream, fps)
-        if max_duration_s is not None and estimate is not None and estimate > max_duration_s:
-            raise VideoDecodeError(
-                path, f"longer than the {max_duration_s:g}-s limit ({estimate:.0f} s)"
-            )
         first = targets_for(estimate) if estimate else []
-        chosen, decoded_times, duration = _first_pass(path, container, stream, fps, first)
+        chosen, decoded_times, duration, geometry = _first_pass(
+            path, container, stream, timing.fps, first
+        )
     except AV_ERRORS as exc:
         raise VideoDecodeError(path, f"decoding failed ({exc})") from exc
     finally:
@@ -412,27 +519,24 @@ def sample_frames(
         raise VideoDecodeError(path, "no decodable video frames")
 
     wanted = pick_indices(decoded_times, targets_for(duration))
-    if estimate is not None and abs(duration - estimate) > max(0.5, 0.1 * estimate):
-        logger.warning(
-            "%s: headers say %.3f s but %.3f s decoded (truncated file or wrong header)",
-            path,
-            estimate,
-            duration,
-        )
+    _warn_if_short(path, timing, duration)
     if chosen is None or [i for i, _ in chosen] != wanted:
-        logger.debug("%s: metadata picked other frames; exact second pass", path)
+        logger.debug("%s: the estimated length picked other frames; exact second pass", path)
         chosen = _frames_by_index(path, wanted)
     if len(decoded_times) < 2 and len(wanted) > 1:
         logger.debug("%s: single-frame video; repeating it", path)
 
-    frames = frames_to_rgb([f for _, f in chosen], max_side)
+    frames = frames_to_rgb([f for _, f in chosen], max_side, geometry)
+    display_width, display_height = geometry.display_size(
+        width or chosen[0][1].width, height or chosen[0][1].height
+    )
     result = SampledFrames(
         frames=frames,
         timestamps=np.asarray([decoded_times[i] for i in wanted], dtype=np.float64),
         duration_s=float(duration),
-        fps=fps,
-        width=int(width or frames.shape[2]),
-        height=int(height or frames.shape[1]),
+        fps=timing.fps,
+        width=int(display_width),
+        height=int(display_height),
     )
     logger.debug(
         "sampled %d frames from %s in %.1f ms",
@@ -443,25 +547,45 @@ def sample_frames(
     return result
 
 
+def _warn_if_short(path: str | Path, timing: StreamTiming, decoded_s: float) -> None:
+    """Log when the frames decoded span much less (or more) than the stream's packets, or
+    where those could not be measured its duration header: a truncated or corrupt file.
+    (Headers alone are often estimates: an MPEG program stream's comes from its bitrate.)"""
+    expected, what = (
+        (timing.span_s, "packets span") if timing.span_s else (timing.header_s, "headers say")
+    )
+    if expected is not None and abs(decoded_s - expected) > max(0.5, 0.1 * expected):
+        logger.warning(
+            "%s: %s %.3f s but %.3f s decoded (truncated file or wrong header)",
+            path,
+            what,
+            expected,
+            decoded_s,
+        )
+
+
 def _first_pass(
     path: str | Path,
     container: av.container.InputContainer,
     stream: av.video.stream.VideoStream,
     fps: float,
     targets: list[float],
-) -> tuple[list[tuple[int, av.VideoFrame]] | None, list[float], float]:
+) -> tuple[list[tuple[int, av.VideoFrame]] | None, list[float], float, Geometry]:
     """Decode everything once, keeping the frames that ``targets`` (the sample times
-    for the metadata's duration estimate; empty when there is none) select.
+    for the estimated length; empty when there is none) select.
 
     Returns (chosen (index, frame) pairs or None when there were no targets,
-    every frame's time, decoded duration).
+    every frame's time, decoded duration, the display geometry of the first frame).
     """
     clock = FrameClock(stream, fps)
     times: list[float] = []
     chosen: list[tuple[int, av.VideoFrame]] = []
     prev: tuple[int, av.VideoFrame] | None = None
+    geometry = Geometry()
     j = 0
     for k, frame in enumerate(decode_frames(path, container, stream)):
+        if k == 0:
+            geometry = display_geometry(stream, frame)
         t = clock(frame)
         times.append(t)
         while j < len(targets) and targets[j] < t - _TIME_EPS:
@@ -470,7 +594,7 @@ def _first_pass(
         prev = (k, frame)
     if prev is not None:
         chosen.extend([prev] * (len(targets) - j))
-    return (chosen if targets else None), times, clock.end()
+    return (chosen if targets else None), times, clock.end(), geometry
 
 
 def _frames_by_index(path: str | Path, wanted: list[int]) -> list[tuple[int, av.VideoFrame]]:
@@ -495,24 +619,33 @@ def _frames_by_index(path: str | Path, wanted: list[int]) -> list[tuple[int, av.
     return [(i, found[i]) for i in wanted]
 
 
-def frames_to_rgb(frames: Sequence[av.VideoFrame], max_side: int | None = None) -> np.ndarray:
-    """Convert frames to one (N, H, W, 3) uint8 RGB array, sized from the first frame.
+def frames_to_rgb(
+    frames: Sequence[av.VideoFrame],
+    max_side: int | None = None,
+    geometry: Geometry | None = None,
+) -> np.ndarray:
+    """Convert frames to one (N, H, W, 3) uint8 RGB array as a player shows them, sized
+    from the first frame: interlaced ones deinterlaced, stretched to square pixels and
+    turned by ``geometry``, the longer side at most ``max_side``.
 
     A single swscale context is shared (much cheaper than one per frame);
     frames of a different size (mid-stream resolution change) are resized.
     """
     if not frames:
         raise ValueError("no frames to convert")
-    width, height = scaled_size(frames[0].width, frames[0].height, max_side)
+    geometry = geometry or Geometry()
+    unique = list({id(f): f for f in frames}.values())
+    progressive = dict(zip(map(id, unique), deinterlace_each(unique), strict=True))
+    width, height = scaled_size(*geometry.square_size(frames[0].width, frames[0].height), max_side)
     reformatter = VideoReformatter()
-    out = np.empty((len(frames), height, width, 3), dtype=np.uint8)
     converted: dict[int, np.ndarray] = {}
-    for i, frame in enumerate(frames):
+    pictures = []
+    for frame in frames:
         key = id(frame)
         if key not in converted:
             rgb = reformatter.reformat(
-                frame, width, height, format="rgb24", interpolation=Interpolation.AREA
+                progressive[key], width, height, format="rgb24", interpolation=Interpolation.AREA
             )
-            converted[key] = rgb.to_ndarray()
-        out[i] = converted[key]
-    return out
+            converted[key] = geometry.apply(rgb.to_ndarray())
+        pictures.append(converted[key])
+    return np.stack(pictures)

@@ -1,8 +1,20 @@
-"""Ingest: decode -> embed -> upsert, resumable and idempotent.
+"""Ingest: keep a store in step with a folder of videos; resumable, idempotent, crash-safe.
 
-Point ids are UUIDv5 of each clip's relative path, so a rerun upserts the same
-points. Clips already stored with the same model and the same source file
-(size and modification time) are skipped unless ``force`` is set.
+Point ids are UUIDv5 of each clip's relative path (its bytes), so a rerun upserts the same
+points. :mod:`ingest.sync` plans what a run does by comparing the folder with the store's
+videos of this root; then, in this order:
+
+1. files whose content did not change (a ``touch``) get their payload rewritten;
+2. new paths with the content of a stored video get its vectors, with no embedding;
+3. new and changed files are decoded -> embedded -> upserted, a batch at a time (files
+   changed in the last minute are looked at twice first: one still being written is
+   left for the next run);
+4. stored videos of this root whose file is gone are removed when their content lives on
+   at another path (a move), and with ``prune`` otherwise too (their cached media too).
+
+Every store call is an idempotent upsert or delete, and an old id goes only once its
+content is stored under the new one, so a killed run leaves a consistent store
+(``clipsearch store stats``) that the next run completes.
 """
 
 from __future__ import annotations
@@ -10,27 +22,40 @@ from __future__ import annotations
 import functools
 import logging
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from clipsearch.dataset import Clip, Collection, class_phrase
+from clipsearch.dataset import SYSTEM, Clip, Collection, class_phrase
 from clipsearch.embed import EmbeddedClip, FailedClip, StageTimes, embed_clips
 from clipsearch.errors import InvalidInput, StoreUnavailable, VideoDecodeError
-from clipsearch.media import poster_path, write_poster
+from clipsearch.filenames import display, source_fields
+from clipsearch.media import POSTERS, forget_media, move_media, poster_path, write_poster
 from clipsearch.model import ClipEncoder
 from clipsearch.runmodes import DEFAULT_MAX_VIDEO_S
 from clipsearch.segments import SegmentPlan
 from clipsearch.store.base import ClipPoint, VectorStore, clip_id
+from ingest.sync import (
+    LOOKUP_CHUNK,
+    STILL_WRITTEN,
+    Stamp,
+    Work,
+    check_prune,
+    plan_sync,
+    wait_settled,
+)
 
 log = logging.getLogger(__name__)
+# One line per change to the index (added, updated, moved, copied, removed): `clipsearch
+# watch` shows them.
+changes = logging.getLogger("clipsearch.changes")
 
-LOOKUP_CHUNK = 256
 # Every upsert is in the store's WAL as soon as it returns (it survives a killed process);
 # a flush every so often also writes the segments, so a power loss replays little WAL.
 FLUSH_EVERY_S = 30.0
@@ -66,7 +91,10 @@ class Shard:
             raise InvalidInput(f"shard must look like i/N (e.g. 0/4), got {text!r}") from None
 
     def owns(self, relative_path: str) -> bool:
-        return uuid.UUID(clip_id(relative_path)).int % self.count == self.index
+        return self.owns_id(clip_id(relative_path))
+
+    def owns_id(self, point_id: str) -> bool:
+        return uuid.UUID(point_id).int % self.count == self.index
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
@@ -76,7 +104,16 @@ class Shard:
 class IngestOptions:
     batch_clips: int = 16  # clips embedded and upserted together
     workers: int | None = None  # decode processes (default: CPU count, at most 8)
-    force: bool = False  # re-embed clips that are already up to date
+    reembed: bool = False  # embed again clips that are up to date
+    # remove the videos of this root whose file is gone (refused for an empty root or more
+    # than half of its videos, unless ``force``)
+    prune: bool = False
+    force: bool = False
+    # files changed in the last minute are looked at again this much later; those still
+    # changing are skipped as still being written (0: no second look)
+    settle_s: float = 2.0
+    # once set (SIGTERM, SIGINT), the run stops after the batch in flight
+    stop: threading.Event | None = None
     media_dir: Path | None = None  # posters go to <media_dir>/posters/<id>.jpg
     limit: int | None = None  # only the first N clips (in path order)
     shard: Shard | None = None  # only this share of the clips (applied before ``limit``)
@@ -124,24 +161,36 @@ class _Retry:
 
 @dataclass
 class IngestReport:
+    """What a run did with every file under the root: each video file found was ingested
+    (embedded), moved or copied (vectors reused), up to date, or skipped with its reason
+    (``failed``); other files are counted in ``ignored`` by extension."""
+
     found: int = 0
     ingested: int = 0
     up_to_date: int = 0
+    moved: list[dict[str, str]] = field(default_factory=list)  # {"path", "from"}
+    copied: list[dict[str, str]] = field(default_factory=list)  # {"path", "from"}
+    removed: list[str] = field(default_factory=list)  # paths whose videos were removed
     # stored points that came from another file with the same relative path (ids are
     # UUIDv5 of the path relative to the dataset root, so such a clip replaces them)
     replaced_other_source: int = 0
-    failed: list[dict[str, str]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)  # skipped: {"path", "reason"}
+    ignored: dict[str, int] = field(default_factory=dict)  # other files, by extension
+    problems: list[dict[str, str]] = field(default_factory=list)  # links, folders not read
     stage_seconds: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
     frames: int = 0
     store_count: int = 0
     model: str = ""
     shard: str | None = None  # "i/N" when only that share of the folder was ingested
+    stopped: bool = False  # asked to stop before the end
 
     @property
     def ok(self) -> bool:
-        """False only when there was work to do and none of it succeeded."""
-        return self.ingested > 0 or self.found == self.up_to_date
+        """False only when files failed and nothing was stored."""
+        stored = self.ingested + len(self.moved) + len(self.copied)
+        broken = [f for f in self.failed if f["reason"] != STILL_WRITTEN]
+        return stored > 0 or not broken
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -151,24 +200,48 @@ class IngestReport:
 
     def summary(self) -> str:
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.stage_seconds.items())
-        lines = [
-            f"found {self.found} clips{f' in shard {self.shard}' if self.shard else ''}: "
-            f"ingested {self.ingested}, up to date {self.up_to_date}, "
-            f"failed {len(self.failed)}; store now holds {self.store_count} clips",
-            f"{self.wall_s:.1f}s wall ({self.to_dict()['clips_per_s']} clips/s); {stages}",
+        counts = [
+            f"ingested {self.ingested}",
+            *([f"moved {len(self.moved)}"] if self.moved else []),
+            *([f"copied {len(self.copied)}"] if self.copied else []),
+            f"up to date {self.up_to_date}",
+            f"skipped {len(self.failed)}",
+            *([f"removed {len(self.removed)}"] if self.removed else []),
         ]
+        shard = f" in shard {self.shard}" if self.shard else ""
+        lines = [
+            f"found {self.found} video files{shard}: {', '.join(counts)}; "
+            f"store now holds {self.store_count} clips"
+            + (" (stopped early)" if self.stopped else ""),
+        ]
+        if self.ignored:
+            lines.append(f"ignored {describe_ignored(self.ignored)}")
+        lines.append(f"{self.wall_s:.1f}s wall ({self.to_dict()['clips_per_s']} clips/s); {stages}")
         if self.replaced_other_source:
             lines.append(
                 f"warning: {self.replaced_other_source} clips replaced points that came from "
                 "another file with the same relative path (another dataset root?)"
             )
+        lines += [f"  moved {m['from']} -> {m['path']}" for m in self.moved]
+        lines += [f"  copied {m['from']} -> {m['path']} (vectors reused)" for m in self.copied]
+        lines += [f"  removed {path} (file gone)" for path in self.removed]
         lines += [f"  skipped {f['path']}: {f['reason']}" for f in self.failed]
+        lines += [f"  not read {p['path']}: {p['reason']}" for p in self.problems]
         return "\n".join(lines)
 
 
-def source_stamp(path: Path) -> dict[str, int]:
-    st = path.stat()
-    return {"source_size": st.st_size, "source_mtime_ns": st.st_mtime_ns}
+def describe_ignored(ignored: dict[str, int]) -> str:
+    """``7 system files, 2 .jpg files, 1 .txt file``: the most common first."""
+    kinds = sorted(ignored.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(_files(n, ext) for ext, n in kinds)
+
+
+def _files(n: int, ext: str) -> str:
+    """``3 .jpg files``, ``1 system file``, ``2 files without an extension``."""
+    files = "file" if n == 1 else "files"
+    if ext == SYSTEM:
+        return f"{n} system {files}"
+    return f"{n} {ext} {files}" if ext else f"{n} {files} without an extension"
 
 
 def plan_stamp(plan: SegmentPlan | None) -> dict[str, float] | None:
@@ -187,18 +260,50 @@ def segment_times(done: EmbeddedClip) -> list[list[float]]:
     return [[round(s, 3), round(max(e, s), 3)] for s, e in zip(times, ends, strict=True)]
 
 
-def clip_payload(
-    clip: Clip, done: EmbeddedClip, model_id: str, plan: SegmentPlan | None = None
-) -> dict[str, Any]:
-    """What is stored with each clip; every field is plain JSON."""
-    frames = done.frames
+# Payload fields that come from a video's pictures (and the model): the same for any file
+# with the same content, so a moved or copied file takes them from the stored video.
+MEDIA_KEYS = (
+    "duration_s",
+    "fps",
+    "width",
+    "height",
+    "frame_times",
+    "segment_times",
+    "segment_plan",
+    "model",
+    "ingested_at",
+)
+
+
+def root_key(collection: Collection) -> str:
+    """How a store names the folder a collection's paths are relative to."""
+    return display(collection.video_root)
+
+
+def file_payload(clip: Clip, root: str, stamp: Stamp, digest: str) -> dict[str, Any]:
+    """The payload fields that come from the file: where it is, how it is labelled, its
+    size, modification time and content hash."""
+    label = display(clip.label) if clip.label else None
     payload: dict[str, Any] = {
-        "path": clip.path,
-        "source": str(clip.source),
-        "class": clip.label,
-        "label": class_phrase(clip.label) if clip.label else None,
+        "path": display(clip.path),
+        **source_fields(clip.source),
+        "root": root,
+        "class": label,
+        "label": class_phrase(label) if label else None,
         "group": clip.group,
         "clip": clip.clip,
+        **stamp.fields(),
+        "content_hash": digest,
+    }
+    for number, side in clip.splits.items():
+        payload[f"split_{number}"] = side
+    return payload
+
+
+def media_payload(done: EmbeddedClip, model_id: str, plan: SegmentPlan | None) -> dict[str, Any]:
+    """The payload fields that come from the decoded video (see ``MEDIA_KEYS``)."""
+    frames = done.frames
+    return {
         "duration_s": round(float(frames.duration_s), 3),
         "fps": round(float(frames.fps), 3),
         "width": frames.width,
@@ -208,41 +313,7 @@ def clip_payload(
         "segment_plan": plan_stamp(plan),
         "model": model_id,
         "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        **source_stamp(clip.source),
     }
-    for number, side in clip.splits.items():
-        payload[f"split_{number}"] = side
-    return payload
-
-
-def _up_to_date(
-    store: VectorStore, clips: Sequence[Clip], model_id: str, plan: SegmentPlan | None
-) -> tuple[set[str], int]:
-    """Ids of clips already stored from the same file with the same model and segment
-    plan, and how many stored points came from a different file."""
-    done: set[str] = set()
-    other_source = 0
-    for i in range(0, len(clips), LOOKUP_CHUNK):
-        chunk = clips[i : i + LOOKUP_CHUNK]
-        stored = store.retrieve([clip_id(c.path) for c in chunk])
-        for c in chunk:
-            point = stored.get(clip_id(c.path))
-            if point is None:
-                continue
-            if point.payload.get("source") != str(c.source):
-                other_source += 1
-                continue
-            if point.payload.get("model") != model_id:
-                continue
-            if point.payload.get("segment_plan") != plan_stamp(plan):
-                continue
-            try:
-                stamp = source_stamp(c.source)
-            except OSError:
-                continue
-            if all(point.payload.get(k) == v for k, v in stamp.items()):
-                done.add(point.id)
-    return done, other_source
 
 
 def selected_clips(collection: Collection, opts: IngestOptions) -> list[Clip]:
@@ -261,7 +332,11 @@ def ingest(
     options: IngestOptions | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> IngestReport:
-    """Embed every clip of ``collection`` into ``store``; never raises for a bad video."""
+    """Bring ``store`` in step with ``collection``; never raises for a bad video.
+
+    Raises :class:`InvalidInput` (before changing anything) for a prune that looks like a
+    missing folder rather than deleted files (:func:`ingest.sync.check_prune`).
+    """
     opts = options or IngestOptions()
     started = time.perf_counter()
     clips = selected_clips(collection, opts)
@@ -269,62 +344,220 @@ def ingest(
         found=len(clips),
         model=encoder.model_id,
         shard=None if opts.shard is None else str(opts.shard),
+        ignored=dict(collection.ignored),
+        problems=[{"path": display(p), "reason": r} for p, r in collection.problems],
     )
     retry = _Retry(opts.store_retries, opts.retry_base_s)
     retry("create the collection", lambda: store.ensure_collection(encoder.dim))
-
-    skip, report.replaced_other_source = retry(
-        "look up stored clips", lambda: _up_to_date(store, clips, encoder.model_id, opts.segments)
+    root = root_key(collection)
+    looked_at = time.time()
+    plan = retry(
+        "look up stored clips",
+        lambda: plan_sync(
+            clips,
+            [clip_id(c.path) for c in collection.clips],
+            store,
+            root=root,
+            model_id=encoder.model_id,
+            plan_stamp=plan_stamp(opts.segments),
+            reembed=opts.reembed,
+            shard=opts.shard,
+        ),
     )
-    if opts.force:
-        skip = set()
-    todo = [c for c in clips if clip_id(c.path) not in skip]
-    report.up_to_date = len(clips) - len(todo)
-    if progress and report.up_to_date:
-        progress(report.up_to_date)
-    times = StageTimes()
-    flushed = time.perf_counter()
-    for batch in embed_clips(
-        encoder,
-        [c.source for c in todo],
-        batch_clips=opts.batch_clips,
-        workers=opts.workers,
-        times=times,
-        plan=opts.segments,
-        max_duration_s=opts.max_video_s,
-    ):
-        points = []
-        t0 = time.perf_counter()
-        for item in batch:
-            clip = todo[item.index]
-            if isinstance(item, FailedClip):
-                report.failed.append({"path": clip.path, "reason": item.error.reason})
-                continue
-            pid = clip_id(clip.path)
-            if opts.media_dir is not None:
-                _write_poster(item, opts.media_dir, pid)
-            emb = item.embedding
-            segments = emb.segments if emb.segments is not None else emb.frames
-            payload = clip_payload(clip, item, encoder.model_id, opts.segments)
-            points.append(ClipPoint(pid, emb.pooled, segments, payload))
-            report.frames += len(emb.frames)
-        t0 = times.add("posters", t0)
-        if points:
-            retry("upsert", functools.partial(store.upsert, points))
-            report.ingested += len(points)
-            if time.perf_counter() - flushed >= FLUSH_EVERY_S:  # a checkpoint
-                retry("flush", store.flush)
-                flushed = time.perf_counter()
-        times.add("upsert", t0)
-        if progress:
-            progress(len(batch))
+    if opts.prune:
+        check_prune(plan, root, root_has_files=bool(collection.clips), force=opts.force)
+    report.replaced_other_source = plan.replaced_other_source
+    report.up_to_date = len(plan.up_to_date)
+    settled, moving = wait_settled(plan.work, looked_at=looked_at, settle_s=opts.settle_s)
+    for clip, reason in [*plan.skipped, *((w.clip, STILL_WRITTEN) for w in moving)]:
+        _skip(report, clip, reason)
+    if progress:
+        progress(report.up_to_date + len(report.failed))
+    ready = {id(w) for w in settled}
+    run = _Run(encoder, store, opts, report, retry, root, progress)
+    run.stored_hashes.update(plan.present_hashes[clip_id(c.path)] for c in plan.up_to_date)
+    run.rewrite_payloads([w for w in plan.touched if id(w) in ready])
+    run.reuse([w for w in plan.reuse if id(w) in ready], plan.gone)
+    run.embed([w for w in plan.embed if id(w) in ready])
+    if not report.stopped:
+        moved = {
+            i: p for i, p in plan.moved_away().items() if p["content_hash"] in run.stored_hashes
+        }
+        run.remove(moved | (plan.to_prune() if opts.prune else {}), reported=run.moved_from)
     t0 = time.perf_counter()
     retry("flush", store.flush)
-    times.add("upsert", t0)
+    run.times.add("upsert", t0)
     report.store_count = retry("count", store.count)
-    report.stage_seconds = times.rounded()
+    report.stage_seconds = run.times.rounded()
     report.wall_s = round(time.perf_counter() - started, 3)
     return report
+
+
+def _skip(report: IngestReport, clip: Clip, reason: str) -> None:
+    report.failed.append({"path": display(clip.path), "reason": reason})
+
+
+class _Run:
+    """The store writes of one ingest run, with their report and timings."""
+
+    def __init__(
+        self,
+        encoder: ClipEncoder,
+        store: VectorStore,
+        opts: IngestOptions,
+        report: IngestReport,
+        retry: _Retry,
+        root: str,
+        progress: Callable[[int], None] | None,
+    ):
+        self.encoder, self.store, self.opts, self.report = encoder, store, opts, report
+        self.retry, self.root, self.progress = retry, root, progress
+        self.times = StageTimes()
+        self.stored_hashes: set[str] = set()  # content now stored under a present path
+        self.moved_from: set[str] = set()  # old ids of the moves made (reported as moves)
+        self.flushed = time.perf_counter()
+
+    def _advance(self, n: int) -> None:
+        if self.progress and n:
+            self.progress(n)
+
+    def _upsert(self, points: list[ClipPoint]) -> None:
+        if not points:
+            return
+        self.retry("upsert", functools.partial(self.store.upsert, points))
+        if time.perf_counter() - self.flushed >= FLUSH_EVERY_S:  # a checkpoint
+            self.retry("flush", self.store.flush)
+            self.flushed = time.perf_counter()
+
+    def _stored(self, ids: Sequence[str]) -> dict[str, ClipPoint]:
+        return self.retry(
+            "read stored vectors", lambda: self.store.retrieve(list(ids), with_vectors=True)
+        )
+
+    def _point(self, w: Work, stored: ClipPoint) -> ClipPoint:
+        """``w``'s file with the vectors and media fields of a stored point."""
+        media = {k: stored.payload[k] for k in MEDIA_KEYS if k in stored.payload}
+        payload = {**media, **file_payload(w.clip, self.root, w.stamp, str(w.content_hash))}
+        self.stored_hashes.add(str(w.content_hash))
+        return ClipPoint(clip_id(w.clip.path), stored.pooled, stored.segments, payload)
+
+    def rewrite_payloads(self, work: list[Work]) -> None:
+        """Touched files (same content): their stored point with the file's new payload."""
+        for batch in _chunks(work, LOOKUP_CHUNK):
+            t0 = time.perf_counter()
+            stored = self._stored([clip_id(w.clip.path) for w in batch])
+            points = []
+            for w in batch:
+                point = stored.get(clip_id(w.clip.path))
+                if point is not None:  # else removed meanwhile: the next run embeds it
+                    points.append(self._point(w, point))
+                    changes.info("unchanged content, payload updated: %s", display(w.clip.path))
+            self._upsert(points)
+            self.report.up_to_date += len(points)
+            self.times.add("payloads", t0)
+            self._advance(len(batch))
+
+    def reuse(self, work: list[Work], gone: dict[str, dict[str, Any]]) -> None:
+        """Files with the content of a stored video: its vectors under their own id. The
+        first new path of a gone video is its move (the old id is removed with the other
+        gone videos, once this is stored); any other is a copy."""
+        for batch in _chunks(work, LOOKUP_CHUNK):
+            t0 = time.perf_counter()
+            donors = self._stored([str(w.donor) for w in batch])
+            points, moves = [], []
+            for w in batch:
+                donor = donors.get(str(w.donor))
+                if donor is None:  # removed meanwhile: the next run embeds it
+                    continue
+                point = self._point(w, donor)
+                points.append(point)
+                entry = {"path": point.payload["path"], "from": str(donor.payload.get("path"))}
+                if donor.id in gone and donor.id not in self.moved_from:
+                    self.moved_from.add(donor.id)
+                    moves.append((donor.id, point.id))
+                    self.report.moved.append(entry)
+                    changes.info("moved %s -> %s", entry["from"], entry["path"])
+                else:
+                    self.report.copied.append(entry)
+                    changes.info("copied %s -> %s (vectors reused)", entry["from"], entry["path"])
+            self._upsert(points)
+            if self.opts.media_dir is not None:
+                for old_id, new_id in moves:
+                    move_media(self.opts.media_dir, old_id, new_id)
+            self.times.add("reuse", t0)
+            self._advance(len(batch))
+
+    def embed(self, work: list[Work]) -> None:
+        """New and changed files: decode -> embed -> upsert, a batch at a time."""
+        opts, report = self.opts, self.report
+        for batch in embed_clips(
+            self.encoder,
+            [w.clip.source for w in work],
+            batch_clips=opts.batch_clips,
+            workers=opts.workers,
+            times=self.times,
+            plan=opts.segments,
+            max_duration_s=opts.max_video_s,
+        ):
+            points = []
+            t0 = time.perf_counter()
+            for item in batch:
+                w = work[item.index]
+                if isinstance(item, FailedClip):
+                    _skip(report, w.clip, item.error.reason)
+                    continue
+                if _changed_since(w):  # read while it was being written
+                    _skip(report, w.clip, STILL_WRITTEN)
+                    continue
+                pid = clip_id(w.clip.path)
+                if opts.media_dir is not None:
+                    _write_poster(item, opts.media_dir, pid)
+                emb = item.embedding
+                segments = emb.segments if emb.segments is not None else emb.frames
+                payload = {
+                    **media_payload(item, self.encoder.model_id, opts.segments),
+                    **file_payload(w.clip, self.root, w.stamp, str(w.content_hash)),
+                }
+                points.append(ClipPoint(pid, emb.pooled, segments, payload))
+                report.frames += len(emb.frames)
+                self.stored_hashes.add(str(w.content_hash))
+                changes.info("%s %s", "updated" if w.stored else "added", display(w.clip.path))
+            t0 = self.times.add("posters", t0)
+            self._upsert(points)
+            report.ingested += len(points)
+            self.times.add("upsert", t0)
+            self._advance(len(batch))
+            if opts.stop is not None and opts.stop.is_set():
+                report.stopped = True
+                return
+
+    def remove(self, doomed: dict[str, dict[str, Any]], *, reported: set[str]) -> None:
+        """Videos whose file is gone: out of both indexes, then out of the media cache
+        (those in ``reported``, the old ids of moves, are not listed again as removed)."""
+        for batch in _chunks(sorted(doomed), LOOKUP_CHUNK):
+            t0 = time.perf_counter()
+            self.retry("delete", functools.partial(self.store.delete, batch))
+            for pid in batch:
+                if self.opts.media_dir is not None:
+                    forget_media(self.opts.media_dir, pid)
+                if pid not in reported:
+                    path = str(doomed[pid].get("path"))
+                    self.report.removed.append(path)
+                    changes.info("removed %s (file gone)", path)
+            self.times.add("remove", t0)
+
+
+def _changed_since(work: Work) -> bool:
+    """True when the file changed after it was looked at."""
+    try:
+        return Stamp.of(work.clip.source) != work.stamp
+    except OSError:
+        return True
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 @contextmanager
@@ -335,13 +568,14 @@ def scratch_index(
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[VectorStore, IngestReport]]:
     """``collection`` ingested into a throw-away embedded Qdrant Edge store, deleted on exit
-    (how evaluation and calibration measure the product's own ingest and search)."""
+    (how evaluation and calibration measure the product's own ingest and search). The
+    files are taken as they are: no second look for files still being written."""
     from clipsearch.store.edge import QdrantEdgeStore
 
     with tempfile.TemporaryDirectory(prefix="clipsearch-scratch-") as tmp:
         store = QdrantEdgeStore(Path(tmp) / "store")
         try:
-            yield store, ingest(collection, encoder, store, options, progress)
+            yield store, ingest(collection, encoder, store, replace(options, settle_s=0), progress)
         finally:
             store.close()
 
@@ -349,6 +583,6 @@ def scratch_index(
 def _write_poster(item: EmbeddedClip, media_dir: Path, pid: str) -> None:
     frames = item.frames.frames
     try:
-        write_poster(frames[len(frames) // 2], poster_path(media_dir / "posters", pid))
+        write_poster(frames[len(frames) // 2], poster_path(media_dir / POSTERS, pid))
     except (OSError, VideoDecodeError) as exc:  # a poster is rebuilt on demand later
         log.warning("poster for %s not written: %s", item.source, exc)

@@ -452,3 +452,88 @@ def test_error_state_for_a_query_that_is_too_long(tab: Tab) -> None:
     assert "characters" in alert.inner_text()
     assert cards(tab).count() == 0
     tab.shot("error-state")
+
+
+# ---------------------------------------------------------------- portrait phone videos
+
+
+@pytest.fixture(scope="module")
+def served_phone(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An index of a portrait phone video (stored landscape, turned by its display matrix)
+    and a landscape one, served over HTTP."""
+    from videolib import write_video
+    from werkzeug.serving import make_server
+
+    from clipsearch.dataset import load_collection
+    from clipsearch.model import load_model
+    from clipsearch.search import SearchService
+    from clipsearch.store.edge import QdrantEdgeStore
+    from ingest.pipeline import IngestOptions, ingest
+    from webapp import create_app
+    from webapp.settings import Settings
+
+    root = tmp_path_factory.mktemp("phone")
+    (root / "videos").mkdir()
+    write_video(root / "videos" / "portrait.mp4", size=(144, 256), rotation=-90, seconds=2)
+    write_video(root / "videos" / "landscape.mp4", size=(256, 144), seconds=2)
+    encoder = load_model(tiny_model_dir, towers="both")
+    store = QdrantEdgeStore(root / "store")
+    report = ingest(load_collection(root / "videos"), encoder, store, IngestOptions(workers=1))
+    assert report.ingested == 2, report.summary()
+    settings = Settings(model=str(tiny_model_dir), media_dir=str(root / "media"))
+    app = create_app(settings, search=SearchService(encoder, store))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+    store.close()
+
+
+@pytest.fixture
+def phone_tab(browser: Any, served_phone: str, request: pytest.FixtureRequest) -> Iterator[Tab]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    tab = Tab(context.new_page(), served_phone)
+    tab.page.on("pageerror", lambda exc: tab.problems.append(f"script error: {exc}"))
+    yield tab
+    if not tab.shots:
+        tab.shot(request.node.name)
+    context.close()
+    assert tab.problems == []
+
+
+BOX = "el => { const r = el.getBoundingClientRect(); return [r.width, r.height]; }"
+VIDEO_SIZE = """async (v) => {
+  if (v.readyState < 1) {
+    await new Promise(r => v.addEventListener('loadedmetadata', r, {once: true}));
+  }
+  return [v.videoWidth, v.videoHeight];
+}"""
+
+
+def test_a_portrait_video_has_a_portrait_card_and_player(phone_tab: Tab) -> None:
+    from clipsearch.store.base import clip_id
+
+    phone_tab.goto("/?q=an+arrow")
+    portrait = phone_tab.page.locator(f'li.card.result[data-id="{clip_id("portrait.mp4")}"] video')
+    landscape = phone_tab.page.locator(
+        f'li.card.result[data-id="{clip_id("landscape.mp4")}"] video'
+    )
+    width, height = portrait.evaluate(BOX)
+    assert height > 1.5 * width, (width, height)  # 9:16 standing up, not cropped to 4:3
+    width, height = landscape.evaluate(BOX)
+    assert width > 1.5 * height, (width, height)
+    poster = portrait.evaluate_all(POSTERS_LOADED)[0]
+    assert poster["width"] > 0
+    phone_tab.shot("portrait-card")
+
+    phone_tab.goto(f"/clips/{clip_id('portrait.mp4')}")
+    player = phone_tab.page.locator("video.player.big")
+    width, height = player.evaluate(BOX)
+    assert height > 1.5 * width, (width, height)
+    video_width, video_height = player.evaluate(VIDEO_SIZE)  # the preview itself stands up
+    assert (video_width, video_height) == (144, 256)
+    assert "144×256" in phone_tab.page.locator("dl.facts").inner_text()
+    phone_tab.shot("portrait-player")

@@ -18,7 +18,12 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILES = {"default": [], "ingest": ["--profile", "ingest"], "cluster": ["--profile", "cluster"]}
+PROFILES = {
+    "default": [],
+    "ingest": ["--profile", "ingest"],
+    "watch": ["--profile", "watch"],
+    "cluster": ["--profile", "cluster"],
+}
 
 
 def compose(*args: str) -> subprocess.CompletedProcess[str]:
@@ -54,8 +59,9 @@ def test_config_is_valid(profile: str) -> None:
 def test_default_services_and_their_wiring() -> None:
     services = resolved("default")["services"]
     always = {name for name, service in services.items() if not service.get("profiles")}
-    assert always == {"qdrant", "webapp"}  # ingest and the cluster are profiles
+    assert always == {"qdrant", "webapp"}  # ingest, watch and the cluster are profiles
     assert services["ingest"]["profiles"] == ["ingest"]
+    assert services["watch"]["profiles"] == ["watch"]
     qdrant, webapp = services["qdrant"], services["webapp"]
     image = qdrant["image"]
     assert image.startswith("qdrant/qdrant:v") and not image.endswith(":latest")
@@ -91,6 +97,23 @@ def test_ingest_is_a_one_shot_job_under_its_profile() -> None:
     assert ingest["command"][-2:] == ["--alias", app_collection]
     assert ingest["depends_on"]["qdrant"]["condition"] == "service_healthy"
     assert "restart" not in ingest
+
+
+def test_watch_keeps_the_apps_collection_in_step_with_the_data() -> None:
+    services = resolved("watch")["services"]
+    watch, webapp = services["watch"], services["webapp"]
+    assert watch["command"][:3] == ["clipsearch", "watch", "/data"]
+    assert watch["command"][watch["command"].index("--interval") + 1] == "30"
+    env, app_env = watch["environment"], webapp["environment"]
+    for name in ("CLIPSEARCH_QDRANT_URL", "CLIPSEARCH_COLLECTION", "CLIPSEARCH_MODEL"):
+        assert env[name] == app_env[name]  # the store and model the app serves
+    volumes = {v.split(":")[1]: v for v in watch["volumes"]}  # Debian's compose: strings
+    assert volumes["/data"].endswith(":ro")
+    assert volumes["/app/var/media"].startswith("media:")  # the posters the app serves
+    assert volumes["/app/var/media"] in webapp["volumes"]
+    assert watch["depends_on"]["qdrant"]["condition"] == "service_healthy"
+    assert watch["restart"] == "unless-stopped"
+    assert watch["stop_grace_period"] == "60s"  # SIGTERM: the batch in flight ends
 
 
 def test_every_file_they_name_exists() -> None:

@@ -34,7 +34,7 @@ def test_ingest_twice_keeps_one_point_per_clip(tiny_synth: Path, vision, tmp_pat
         assert set(first.stage_seconds) >= {"decode_wait", "embed", "upsert"}
         second = ingest(coll, vision, store, IngestOptions(media_dir=media, workers=2))
         assert (second.ingested, second.up_to_date, store.count()) == (0, 32, 32)
-        forced = ingest(coll, vision, store, IngestOptions(force=True, workers=2))
+        forced = ingest(coll, vision, store, IngestOptions(reembed=True, workers=2))
         assert forced.ingested == 32 and store.count() == 32
 
         clip = coll.clips[0]

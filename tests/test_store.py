@@ -292,6 +292,36 @@ def test_existing_ids(filled: tuple[AnyStore, list[ClipPoint]]) -> None:
     assert store.existing_ids(many) == {p.id for p in points}
 
 
+def test_payloads_by_filter_with_chosen_keys(filled: tuple[AnyStore, list[ClipPoint]]) -> None:
+    store, points = filled
+    everything = dict(store.payloads())
+    assert sorted(everything) == sorted(p.id for p in points)
+    assert everything[points[0].id] == points[0].payload
+    chosen = dict(store.payloads({"class": ["c1", "c2"]}, keys=["path", "model"]))
+    expected = {p.id for p in points if p.payload["class"] in ("c1", "c2")}
+    assert set(chosen) == expected
+    assert all(set(v) == {"path", "model"} for v in chosen.values())
+    assert dict(store.payloads({"class": "nope"})) == {}
+
+
+def test_delete_removes_videos_and_their_segments(
+    filled: tuple[AnyStore, list[ClipPoint]],
+) -> None:
+    store, points = filled
+    doomed = [p.id for p in points[:7]]
+    segments_before = store.segment_count()
+    store.delete([*doomed, doomed[0], clip_id("never/stored.avi")])
+    assert store.count() == len(points) - 7
+    assert not store.existing_ids(doomed)
+    gone = sum(len(p.segments) for p in points[:7])
+    assert store.segment_count() == segments_before - gone
+    query = points[0].segments[0]
+    hits = store.search_segments(query, 10, prefetch=40)
+    assert not {h.id for h in hits} & set(doomed)
+    store.delete([])  # nothing to do
+    assert store.count() == len(points) - 7
+
+
 def test_invalid_arguments(filled: tuple[AnyStore, list[ClipPoint]]) -> None:
     store, points = filled
     q = unit(np.ones(DIM))
@@ -706,9 +736,16 @@ def test_edge_creates_payload_indexes(tmp_path: Path) -> None:
     with QdrantEdgeStore(tmp_path / "s") as store:
         store.ensure_collection(DIM)
         assert store._shard is not None
-        assert {"class", "split_1", "split_2", "split_3", "model"} <= set(
-            store._shard.info().payload_schema
-        )
+        indexed = set(store._shard.info().payload_schema)
+        assert {
+            "class",
+            "split_1",
+            "split_2",
+            "split_3",
+            "model",
+            "root",
+            "content_hash",
+        } <= indexed
 
 
 def test_edge_second_opener_in_process(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from clipsearch.video import (
     sample_frames,
     scaled_size,
     segment_midpoints,
+    stream_timing,
 )
 
 GRID = 4  # 4x4 blocks = 16 bits of frame index
@@ -145,9 +146,12 @@ def test_pick_indices_last_frame_at_or_before_target() -> None:
 
 
 def test_estimate_duration_fallbacks() -> None:
-    assert estimate_duration(7.0, 9.0, 100, 25.0) == 7.0
-    assert estimate_duration(None, 9.0, 100, 25.0) == 9.0
+    # the measured span of the timestamps first, then the stream's header, frames / fps,
+    # and last the container's duration (audio and start offsets count there)
+    assert estimate_duration(7.0, 9.0, 100, 25.0, 4003.0) == 9.0
+    assert estimate_duration(7.0, None, 100, 25.0, 4003.0) == 7.0
     assert estimate_duration(0.0, float("nan"), 100, 25.0) == 4.0
+    assert estimate_duration(None, None, 0, 25.0, 6.0) == 6.0
     assert estimate_duration(None, None, 0, 25.0) is None
 
 
@@ -228,8 +232,11 @@ def test_variable_frame_rate(clips: dict[str, Path]) -> None:
 @pytest.mark.parametrize("name", ["says2s", "says10s"])
 def test_container_that_lies_about_its_duration(clips: dict[str, Path], name: str) -> None:
     # The headers really are wrong (7 s of frames inside) ...
-    assert probe(clips[name]).duration_s == pytest.approx(2.0 if name == "says2s" else 10.0)
-    # ... but sampling follows the frames actually decoded.
+    timing = stream_timing(clips[name])
+    assert timing.header_s == pytest.approx(2.0 if name == "says2s" else 10.0)
+    # ... the packets' timestamps are not, and probe measures them ...
+    assert timing.span_s == pytest.approx(7.0) and probe(clips[name]).duration_s == 7.0
+    # ... and sampling follows the frames actually decoded.
     result = sample_frames(clips[name], 8)
     assert result.duration_s == pytest.approx(7.0, abs=1e-3)
     assert [read_index(f) for f in result.frames] == expected_cfr(175, 8)

@@ -51,6 +51,8 @@ RESULT_KEYS = {
     "thumbnail_url",
     "play_url",
     "duration_s",
+    "width",
+    "height",
     "start_s",
     "end_s",
     "moment",

@@ -98,6 +98,8 @@ def result_dict(result: Result, links: MediaLinks | None = None) -> dict[str, An
         **urls,
         "play_url": f"{urls['video_url']}#t={_span(moment.start_s, moment.end_s)}",
         "duration_s": payload.get("duration_s"),
+        "width": payload.get("width"),
+        "height": payload.get("height"),
         "start_s": round(moment.start_s, 3),
         "end_s": round(moment.end_s, 3),
         "moment": {

@@ -16,6 +16,7 @@ from flask.typing import ResponseReturnValue
 
 from clipsearch import media
 from clipsearch.errors import NotFound, VideoDecodeError
+from clipsearch.filenames import payload_source
 from clipsearch.search import stored_windows
 from webapp.clips import find_clip
 from webapp.services import get_media_dir
@@ -24,9 +25,6 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("media", __name__, url_prefix="/media")
 
-POSTERS = "posters"
-PREVIEWS = "previews"
-SEGMENTS = "segments"
 # Files are revalidated with their ETag after this; a re-ingested clip keeps its id.
 MAX_AGE_S = 3600
 
@@ -50,14 +48,14 @@ def _cached_file(
         # only files this app wrote are sent: a planted link could point anywhere
         log.warning("clip %s: %s is not a regular file; not serving it", hit.id, cached)
         raise NotFound(f"the media of clip {hit.id} is not available", code="media_not_found")
-    source = hit.payload.get("source")
-    if not isinstance(source, str) or not Path(source).is_file():
+    source = payload_source(hit.payload)
+    if source is None or not source.is_file():
         if cached.is_file():  # the source moved away; what was built from it is still right
             return cached
-        log.warning("clip %s: source video %r is missing", hit.id, source)
+        log.warning("clip %s: source video %r is missing", hit.id, hit.payload.get("source"))
         raise NotFound(f"the video of clip {hit.id} is not available", code="media_not_found")
     try:
-        return build(Path(source), cache_dir, key)
+        return build(source, cache_dir, key)
     except VideoDecodeError as exc:  # its message names the file: log it, do not show it
         log.warning("clip %s: %s", hit.id, exc)
         raise VideoDecodeError(hit.id, "the video cannot be decoded") from exc
@@ -66,7 +64,7 @@ def _cached_file(
 @bp.get("/poster/<clip_id>.jpg")
 def poster(clip_id: str) -> ResponseReturnValue:
     """JPEG poster (written at ingest, or now from a frame of the video)."""
-    path = _cached_file(clip_id, POSTERS, ".jpg", media.ensure_poster)
+    path = _cached_file(clip_id, media.POSTERS, ".jpg", media.ensure_poster)
     return send_file(path, mimetype="image/jpeg", conditional=True, max_age=MAX_AGE_S)
 
 
@@ -86,12 +84,12 @@ def _segment_builder(payload: dict[str, object], index: int) -> Builder:
 @bp.get("/segment/<clip_id>/<int:index>.jpg")
 def segment(clip_id: str, index: int) -> ResponseReturnValue:
     """JPEG thumbnail of one segment (the frame at its middle), made on first request."""
-    path = _cached_file(clip_id, SEGMENTS, ".jpg", media.ensure_poster, variant=index)
+    path = _cached_file(clip_id, media.SEGMENTS, ".jpg", media.ensure_poster, variant=index)
     return send_file(path, mimetype="image/jpeg", conditional=True, max_age=MAX_AGE_S)
 
 
 @bp.get("/video/<clip_id>.mp4")
 def video(clip_id: str) -> ResponseReturnValue:
     """H.264 MP4 preview (transcoded on first request), with HTTP Range support."""
-    path = _cached_file(clip_id, PREVIEWS, ".mp4", media.ensure_preview)
+    path = _cached_file(clip_id, media.PREVIEWS, ".mp4", media.ensure_preview)
     return send_file(path, mimetype="video/mp4", conditional=True, max_age=MAX_AGE_S)

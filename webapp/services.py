@@ -6,6 +6,7 @@ Like flaskr's ``get_db()``: views never touch ``app.extensions`` directly.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -27,11 +28,13 @@ _REQUEST_KEY = "_clipsearch_search"
 @dataclass(frozen=True)
 class Services:
     """What a request may need: the search service (through ``live``, which follows an alias
-    when the store names one), the settings and the media cache."""
+    when the store names one), the settings and the media cache; and the folder watcher
+    when the app keeps one in step with its index."""
 
     settings: Settings
     live: LiveSearch
     media_dir: Path
+    watcher: Any = None
 
 
 def build_search(
@@ -118,19 +121,67 @@ def build_live(settings: Settings) -> LiveSearch:
 
 def init_app(app: Flask, settings: Settings, search: SearchService | None = None) -> None:
     """Attach the services to ``app`` (building the search service unless injected)."""
-    app.extensions[EXTENSION] = Services(
-        settings=settings,
-        live=LiveSearch(search) if search is not None else build_live(settings),
-        # absolute: Flask resolves relative send_file paths against the package, not the cwd
-        media_dir=Path(settings.media_dir).resolve(),
-    )
+    live = LiveSearch(search) if search is not None else build_live(settings)
+    # absolute: Flask resolves relative send_file paths against the package, not the cwd
+    media_dir = Path(settings.media_dir).resolve()
+    watcher = start_watcher(settings.watch, settings, live, media_dir) if settings.watch else None
+    app.extensions[EXTENSION] = Services(settings, live, media_dir, watcher)
     app.teardown_request(_release_search)
+
+
+def start_watcher(folder: str, settings: Settings, live: LiveSearch, media_dir: Path) -> Any:
+    """Keep the index in step with ``folder`` from a thread of this process: new
+    and changed videos are searchable at the next poll, with no restart. Each poll uses the
+    search service serving now (its store and, for embedding, its vision tower)."""
+    from ingest.pipeline import IngestOptions
+    from ingest.watch import Watcher
+
+    # decoding in a thread: forking a process that serves requests from threads is unsafe
+    options = IngestOptions(workers=1, media_dir=media_dir, prune=True)
+    watcher = Watcher(Path(folder), options, interval_s=settings.watch_interval_s)
+    vision: dict[str, Any] = {}
+
+    def service() -> tuple[Any, Any, Any]:
+        search = live.acquire()
+        try:
+            encoder = _vision_encoder(settings, search, vision)
+        except BaseException:
+            live.release(search)
+            raise
+        return encoder, search.store, lambda: live.release(search)
+
+    thread = threading.Thread(
+        target=watcher.run_with, args=(service,), name="clipsearch-watch", daemon=True
+    )
+    thread.start()
+    log.info("watching %s every %g s", folder, settings.watch_interval_s)
+    return watcher
+
+
+def _vision_encoder(settings: Settings, search: SearchService, loaded: dict[str, Any]) -> Any:
+    """The vision tower of the model ``search`` serves: its own, or one loaded once."""
+    encoder = search.encoder
+    if getattr(encoder, "towers", "text") != "text":
+        return encoder
+    if search.model_id not in loaded:
+        from clipsearch.model import load_model
+
+        vision = load_model(settings.model, towers="vision", threads=settings.torch_threads)
+        if vision.model_id != search.model_id:
+            raise ValueError(
+                f"{settings.model} is {vision.model_id}, but the index holds {search.model_id}"
+            )
+        loaded[search.model_id] = vision
+    return loaded[search.model_id]
 
 
 def close_app(app: Flask) -> None:
     """Release the vector store of ``app`` (flushes and unlocks an embedded shard)."""
     services: Services | None = app.extensions.pop(EXTENSION, None)
     if services is not None:
+        if services.watcher is not None:
+            services.watcher.stop.set()
+            services.watcher.idle.wait(timeout=60)  # the poll in flight ends its batch
         services.live.close()
 
 

@@ -10,7 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from clipsearch.errors import ClipSearchError
-from clipsearch.runmodes import DEFAULT_CACHE_DIR, DEFAULT_TEXT_DTYPE, TEXT_DTYPES
+from clipsearch.runmodes import (
+    DEFAULT_CACHE_DIR,
+    DEFAULT_TEXT_DTYPE,
+    DEFAULT_WATCH_INTERVAL_S,
+    TEXT_DTYPES,
+)
 from clipsearch.store.factory import StoreSettings
 
 # Variables read by :meth:`Settings.from_env`.
@@ -40,6 +45,8 @@ ENV_QDRANT_TIMEOUT_S = "CLIPSEARCH_QDRANT_TIMEOUT_S"
 ENV_SHARD_NUMBER = "CLIPSEARCH_SHARD_NUMBER"
 ENV_REPLICATION_FACTOR = "CLIPSEARCH_REPLICATION_FACTOR"
 ENV_WRITE_CONSISTENCY = "CLIPSEARCH_WRITE_CONSISTENCY_FACTOR"
+ENV_WATCH = "CLIPSEARCH_WATCH"
+ENV_WATCH_INTERVAL_S = "CLIPSEARCH_WATCH_INTERVAL_S"
 
 
 class ConfigError(ClipSearchError):
@@ -81,6 +88,11 @@ class Settings:
     alias_check_s: float = 2.0
     # when set, /api requests (but health and the OpenAPI document) must carry this key
     api_key: str | None = field(default=None, repr=False)
+    # a folder the app keeps its index in step with, polled every watch_interval_s
+    # (`clipsearch serve --watch`: the way to watch a folder into the embedded store,
+    # which only the serving process may open)
+    watch: str | None = None
+    watch_interval_s: float = DEFAULT_WATCH_INTERVAL_S
 
     def __post_init__(self) -> None:
         if not 0 <= self.alias_check_s <= 3600:
@@ -103,6 +115,8 @@ class Settings:
             raise ConfigError(f"max_k must be >= 1, got {self.max_k}")
         if not 1 <= self.default_k <= self.max_k:
             raise ConfigError(f"default_k must be in 1..{self.max_k}, got {self.default_k}")
+        if not self.watch_interval_s > 0:
+            raise ConfigError(f"watch_interval_s must be > 0, got {self.watch_interval_s}")
         if self.max_query_chars < 1:
             raise ConfigError(f"max_query_chars must be >= 1, got {self.max_query_chars}")
 
@@ -131,6 +145,8 @@ class Settings:
             text_threads=_int(environ, ENV_TEXT_THREADS, defaults.text_threads),
             alias_check_s=_float(environ, ENV_ALIAS_CHECK_S, defaults.alias_check_s),
             api_key=_text(environ, ENV_APP_API_KEY),
+            watch=_text(environ, ENV_WATCH),
+            watch_interval_s=_float(environ, ENV_WATCH_INTERVAL_S, defaults.watch_interval_s),
         )
 
 

@@ -16,15 +16,17 @@ together with the videos and is what :meth:`VectorStore.search_segments` queries
 Edge it is the shard ``<store>/moments/``; on qdrant-client the collection
 ``<collection>_moments``.
 
-Point ids are UUIDv5 of the clip's path relative to its dataset root
+Point ids are UUIDv5 of the (bytes of the) clip's path relative to its dataset root
 (:func:`clip_id`), so re-ingesting a clip is an upsert, never a duplicate; a segment's id
 is UUIDv5 of ``"<video id>/<index>"``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -37,9 +39,17 @@ SEGMENTS = "segments"
 CLIP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://clipsearch.dev/clip")
 
 
-def clip_id(relative_path: str) -> str:
-    """Deterministic point id for a clip, from its POSIX path relative to the dataset root."""
-    return str(uuid.uuid5(CLIP_NAMESPACE, relative_path.replace("\\", "/")))
+def clip_id(relative_path: str | bytes) -> str:
+    """Deterministic point id for a clip: UUIDv5 of the raw bytes of its POSIX path relative
+    to the dataset root (for a UTF-8 name, the same as UUIDv5 of the text)."""
+    raw = relative_path if isinstance(relative_path, bytes) else os.fsencode(relative_path)
+    return str(uuid5_bytes(CLIP_NAMESPACE, raw.replace(b"\\", b"/")))
+
+
+def uuid5_bytes(namespace: uuid.UUID, name: bytes) -> uuid.UUID:
+    """``uuid.uuid5`` of a name given as bytes (any bytes, not only UTF-8 text)."""
+    digest = hashlib.sha1(namespace.bytes + name, usedforsecurity=False).digest()
+    return uuid.UUID(bytes=digest[:16], version=5)
 
 
 @dataclass(frozen=True)
@@ -154,6 +164,19 @@ class VectorStore(Protocol):
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         """The subset of ``ids`` present in the store."""
+        ...
+
+    def payloads(
+        self, filter: PayloadFilter | None = None, *, keys: Sequence[str] | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(id, payload)`` of every video matching ``filter``, in id order; with ``keys``
+        only those payload fields are read."""
+        ...
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove videos and their segment points (unknown ids are ignored). The segment
+        points go first, a batch at a time: an interrupted delete leaves, at worst,
+        videos without their segment points, which deleting them again finishes."""
         ...
 
     def facet(self, key: str, limit: int = 100) -> dict[str, int]:

@@ -25,6 +25,9 @@ from clipsearch.store.base import (
 
 # Payload fields worth a keyword index (filters of the search UI and the evaluation).
 INDEXED_FIELDS = ("class", "split_1", "split_2", "split_3", "model")
+# Keyword indexes of the video index alone: how an ingest finds a folder's videos and a
+# moved file's stored content.
+VIDEO_INDEXED_FIELDS = ("root", "content_hash")
 # Numeric payload fields worth a float index in the segment index (duration filters).
 RANGE_INDEXED_FIELDS = ("duration_s",)
 # Points per update/retrieve call.

@@ -47,8 +47,10 @@ from clipsearch.store.base import (
     SegmentHit,
 )
 from clipsearch.store.checks import (
+    BATCH,
     INDEXED_FIELDS,
     RANGE_INDEXED_FIELDS,
+    VIDEO_INDEXED_FIELDS,
     FilterValue,
     as_point,
     batched,
@@ -480,7 +482,7 @@ class QdrantClientStore:
                         raise
                     created = False
                 if created and not self.local:  # local mode ignores payload indexes
-                    for name in INDEXED_FIELDS:
+                    for name in (*INDEXED_FIELDS, *VIDEO_INDEXED_FIELDS):
                         self.client.create_payload_index(
                             self.collection, name, qm.PayloadSchemaType.KEYWORD, wait=True
                         )
@@ -701,6 +703,57 @@ class QdrantClientStore:
                 )
                 found.update(str(r.id) for r in records)
         return {by_canonical[c] for c in found if c in by_canonical}
+
+    def payloads(
+        self, filter: PayloadFilter | None = None, *, keys: Sequence[str] | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(id, payload)`` of every video matching ``filter`` (only ``keys``), in id order."""
+        scroll_filter = _client_filter(filter)
+        if self.dim() is None:
+            return
+        offset: Any = None
+        while True:
+            with self._call("read payloads"):
+                records, offset = self.client.scroll(
+                    self.collection,
+                    scroll_filter=scroll_filter,
+                    limit=BATCH,
+                    offset=offset,
+                    with_payload=list(keys) if keys is not None else True,
+                    with_vectors=False,
+                )
+            for r in records:
+                yield str(r.id), dict(r.payload or {})
+            if offset is None or not records:
+                return
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove videos and their segment points, segment points first (see VectorStore)."""
+        wanted = list(dict.fromkeys(canonical_id(i) for i in ids))
+        if not wanted or self.dim() is None:
+            return
+        with self._call("delete points"):
+            moments = self.client.collection_exists(self.moments)
+            for batch in batched(wanted, UPSERT_BATCH):
+                if moments:
+                    self.client.delete(
+                        self.moments,
+                        points_selector=qm.FilterSelector(
+                            filter=qm.Filter(
+                                must=[
+                                    qm.FieldCondition(
+                                        key=VIDEO_KEY, match=qm.MatchAny(any=list(batch))
+                                    )
+                                ]
+                            )
+                        ),
+                        wait=True,
+                    )
+                selected: list[qm.ExtendedPointId] = list(batch)
+                self.client.delete(
+                    self.collection, points_selector=qm.PointIdsList(points=selected), wait=True
+                )
+        logger.debug("deleted %d videos from %r at %s", len(wanted), self.collection, self.where)
 
     def facet(self, key: str, limit: int = 100) -> dict[str, int]:
         """The most common values of an indexed keyword field and their exact counts."""

@@ -20,6 +20,10 @@ for (const video of document.querySelectorAll("video[data-start]")) {
 for (const seg of document.querySelectorAll("button.seg[data-score]")) {
   seg.style.setProperty("--score", seg.dataset.score);
 }
+// each player takes its video's shape (portrait phone videos stand up)
+for (const video of document.querySelectorAll("video[data-aspect]")) {
+  video.style.setProperty("--aspect", video.dataset.aspect);
+}
 
 // long videos have many segments: scroll each strip so its winner is in view
 for (const win of document.querySelectorAll(".strip .seg.win, .strip .seg.here")) {
