@@ -534,6 +534,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
             )
     if args.force and not args.prune:
         raise InvalidInput("--force only applies to pruning, which --no-prune turns off")
+    if args.shard and args.prune:
+        raise InvalidInput(
+            "watch prunes, which a share of the folder cannot judge: add --no-prune to --shard"
+        )
     root = Path(args.root)
     if not root.is_dir():
         raise InvalidInput(f"{root} is not a folder")

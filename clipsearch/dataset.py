@@ -208,12 +208,13 @@ def scan_folder(root: Path) -> FolderScan:
                     scan.problems.append((path, why))
                 else:
                     walk(Path(entry.path), path)
+            elif entry.is_symlink() and not _is_file(entry):
+                # a drive or share linked in and now unplugged: its videos are not deleted
+                scan.problems.append((path, "broken link (its target is missing)"))
             elif os.path.splitext(entry.name)[1].lower() not in VIDEO_EXTENSIONS:
                 scan.ignored[os.path.splitext(entry.name)[1].lower()] += 1
             elif _is_file(entry):
                 scan.videos.append((path, Path(entry.path)))
-            elif entry.is_symlink():
-                scan.problems.append((path, "broken link (its target is missing)"))
             else:
                 scan.problems.append((path, "not a regular file"))
 

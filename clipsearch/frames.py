@@ -10,7 +10,13 @@ import logging
 import multiprocessing as mp
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import (
+    BrokenExecutor,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+)
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,9 +62,26 @@ def default_workers() -> int:
 def _executor(workers: int) -> Executor:
     if workers <= 1:
         return ThreadPoolExecutor(max_workers=1)
+    return _processes(workers)
+
+
+def _processes(workers: int) -> ProcessPoolExecutor:
     # fork: workers start instantly; they only run PyAV + numpy, never torch.
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method))
+
+
+Job = tuple[Path, int, SegmentPlan | None, int | None, float | None]
+
+
+def _alone(job: Job) -> SampledFrames | VideoDecodeError:
+    """Decode one file in a process of its own: after a worker died, this tells whether
+    this file was what killed it."""
+    with _processes(1) as pool:
+        try:
+            return pool.submit(_decode, *job).result()
+        except BrokenExecutor:
+            return VideoDecodeError(job[0], "the decoder crashed on this file")
 
 
 def decode_many(
@@ -75,25 +98,34 @@ def decode_many(
 
     With a segment ``plan``, the frames are those of
     :func:`clipsearch.segments.frame_layout` (the whole video's and every window's).
-    ``max_side`` shrinks large frames as they are decoded (never enlarges them).
+    ``max_side`` shrinks large frames as they are decoded (never enlarges them). A file
+    that kills its decode process (a decoder crash, memory) fails alone; the others are
+    decoded again in new processes.
     """
     n_workers = default_workers() if workers is None else workers
-    with _executor(n_workers) as pool:
-        pending: dict[int, Future[SampledFrames | VideoDecodeError]] = {}
-        submitted = 0
-        try:
-            for index in range(len(sources)):
-                while submitted < len(sources) and submitted < index + max(ahead, n_workers * 2):
-                    pending[submitted] = pool.submit(
-                        _decode, sources[submitted], num_frames, plan, max_side, max_duration_s
-                    )
-                    submitted += 1
+    jobs: list[Job] = [(s, num_frames, plan, max_side, max_duration_s) for s in sources]
+    pool = _executor(n_workers)
+    pending: dict[int, Future[SampledFrames | VideoDecodeError]] = {}
+    submitted = 0
+    try:
+        for index in range(len(sources)):
+            while submitted < len(sources) and submitted < index + max(ahead, n_workers * 2):
+                pending[submitted] = pool.submit(_decode, *jobs[submitted])
+                submitted += 1
+            try:
                 result = pending.pop(index).result()
-                if isinstance(result, VideoDecodeError):
-                    log.warning("%s", result)
-                    yield Decoded(index, sources[index], None, result)
-                else:
-                    yield Decoded(index, sources[index], result, None)
-        finally:  # the caller stopped early: drop the decodes not started yet
-            for future in pending.values():
-                future.cancel()
+            except BrokenExecutor:
+                log.warning("a decode process died; finding the file that killed it")
+                pool.shutdown(wait=False, cancel_futures=True)
+                result = _alone(jobs[index])
+                pool = _executor(n_workers)
+                pending = {i: pool.submit(_decode, *jobs[i]) for i in pending}
+            if isinstance(result, VideoDecodeError):
+                log.warning("%s", result)
+                yield Decoded(index, sources[index], None, result)
+            else:
+                yield Decoded(index, sources[index], result, None)
+    finally:  # the caller stopped early: drop the decodes not started yet
+        for future in pending.values():
+            future.cancel()
+        pool.shutdown(wait=True)

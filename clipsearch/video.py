@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "AV_ERRORS",
+    "DECODER",
     "FrameClock",
     "SampledFrames",
     "StreamTiming",
@@ -70,6 +71,7 @@ __all__ = [
     "sample_frames",
     "scaled_size",
     "segment_midpoints",
+    "shown_as_decoded",
     "stream_timing",
 ]
 
@@ -363,6 +365,29 @@ def probe(path: str | Path) -> VideoInfo:
         n_frames=int(n_frames) if n_frames > 0 else max(1, round(duration * timing.fps)),
         codec=str(codec),
     )
+
+
+# What the frames of this module are: 2 = as a player shows them (the main video stream,
+# turned upright, square pixels, deinterlaced). Stored with the vectors made from them, so
+# a store knows which videos were embedded from frames of an earlier kind.
+DECODER = 2
+
+
+def shown_as_decoded(path: str | Path) -> bool:
+    """True when a player shows ``path``'s first video stream as it decodes (no turn, square
+    pixels, progressive): the frames earlier versions, which did none of that, embedded."""
+    container, stream = open_video(path)
+    try:
+        if stream.index != container.streams.video[0].index:
+            return False
+        frame = _first_frame(path, container, stream)
+        return display_geometry(stream, frame).is_identity and not (
+            frame is not None and frame.interlaced_frame
+        )
+    except AV_ERRORS as exc:
+        raise VideoDecodeError(path, f"cannot read stream ({exc})") from exc
+    finally:
+        container.close()
 
 
 def _first_frame(

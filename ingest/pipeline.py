@@ -41,9 +41,11 @@ from clipsearch.model import ClipEncoder
 from clipsearch.runmodes import DEFAULT_MAX_VIDEO_S
 from clipsearch.segments import SegmentPlan
 from clipsearch.store.base import ClipPoint, VectorStore, clip_id
+from clipsearch.video import DECODER
 from ingest.sync import (
     LOOKUP_CHUNK,
     STILL_WRITTEN,
+    PruneRefused,
     Stamp,
     Work,
     check_prune,
@@ -114,6 +116,18 @@ class IngestOptions:
     settle_s: float = 2.0
     # once set (SIGTERM, SIGINT), the run stops after the batch in flight
     stop: threading.Event | None = None
+    # a refused prune: go on without it (the report says why) instead of raising
+    keep_on_refusal: bool = False
+
+    def __post_init__(self) -> None:
+        if self.prune and self.shard is not None:
+            raise InvalidInput(
+                "--prune with --shard is not supported: each worker sees only its share, so "
+                "the safety rules cannot judge the folder; prune in one unsharded run"
+            )
+        if not self.settle_s >= 0:
+            raise InvalidInput(f"settle_s must be >= 0, got {self.settle_s}")
+
     media_dir: Path | None = None  # posters go to <media_dir>/posters/<id>.jpg
     limit: int | None = None  # only the first N clips (in path order)
     shard: Shard | None = None  # only this share of the clips (applied before ``limit``)
@@ -184,6 +198,7 @@ class IngestReport:
     model: str = ""
     shard: str | None = None  # "i/N" when only that share of the folder was ingested
     stopped: bool = False  # asked to stop before the end
+    prune_refused: str | None = None  # why a prune was not done (keep_on_refusal)
 
     @property
     def ok(self) -> bool:
@@ -271,8 +286,22 @@ MEDIA_KEYS = (
     "segment_times",
     "segment_plan",
     "model",
+    "decoder",
     "ingested_at",
 )
+
+
+def stored_segment_plan(
+    store: VectorStore, default: SegmentPlan | None = None
+) -> SegmentPlan | None:
+    """The segment plan a store's videos were cut by (None: frame by frame), read from one
+    of them; ``default`` for an empty store."""
+    for _, payload in store.payloads(keys=["segment_plan"]):
+        stamp = payload.get("segment_plan")
+        if isinstance(stamp, dict):
+            return SegmentPlan(window_s=float(stamp["window_s"]), stride_s=float(stamp["stride_s"]))
+        return None
+    return default
 
 
 def root_key(collection: Collection) -> str:
@@ -312,6 +341,7 @@ def media_payload(done: EmbeddedClip, model_id: str, plan: SegmentPlan | None) -
         "segment_times": segment_times(done),
         "segment_plan": plan_stamp(plan),
         "model": model_id,
+        "decoder": DECODER,
         "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -334,8 +364,9 @@ def ingest(
 ) -> IngestReport:
     """Bring ``store`` in step with ``collection``; never raises for a bad video.
 
-    Raises :class:`InvalidInput` (before changing anything) for a prune that looks like a
-    missing folder rather than deleted files (:func:`ingest.sync.check_prune`).
+    Raises :class:`ingest.sync.PruneRefused` (before changing anything) for a prune that
+    looks like a missing folder rather than deleted files, unless ``keep_on_refusal``
+    (then the run goes on without pruning and the report says why).
     """
     opts = options or IngestOptions()
     started = time.perf_counter()
@@ -350,25 +381,28 @@ def ingest(
     retry = _Retry(opts.store_retries, opts.retry_base_s)
     retry("create the collection", lambda: store.ensure_collection(encoder.dim))
     root = root_key(collection)
-    looked_at = time.time()
-    plan = retry(
-        "look up stored clips",
-        lambda: plan_sync(
-            clips,
-            [clip_id(c.path) for c in collection.clips],
-            store,
-            root=root,
-            model_id=encoder.model_id,
-            plan_stamp=plan_stamp(opts.segments),
-            reembed=opts.reembed,
-            shard=opts.shard,
-        ),
+    plan = plan_sync(
+        clips,
+        collection.clips,
+        store,
+        root=root,
+        model_id=encoder.model_id,
+        plan_stamp=plan_stamp(opts.segments),
+        reembed=opts.reembed,
+        unread=[path for path, _ in collection.problems],
+        call=retry,
     )
-    if opts.prune:
-        check_prune(plan, root, root_has_files=bool(collection.clips), force=opts.force)
+    prune = opts.prune
+    if prune:
+        try:
+            check_prune(plan, root, root_has_files=bool(collection.clips), force=opts.force)
+        except PruneRefused as exc:
+            if not opts.keep_on_refusal:
+                raise
+            report.prune_refused, prune = exc.message, False
     report.replaced_other_source = plan.replaced_other_source
     report.up_to_date = len(plan.up_to_date)
-    settled, moving = wait_settled(plan.work, looked_at=looked_at, settle_s=opts.settle_s)
+    settled, moving = wait_settled(plan.work, looked_at=plan.looked_at, settle_s=opts.settle_s)
     for clip, reason in [*plan.skipped, *((w.clip, STILL_WRITTEN) for w in moving)]:
         _skip(report, clip, reason)
     if progress:
@@ -377,13 +411,13 @@ def ingest(
     run = _Run(encoder, store, opts, report, retry, root, progress)
     run.stored_hashes.update(plan.present_hashes[clip_id(c.path)] for c in plan.up_to_date)
     run.rewrite_payloads([w for w in plan.touched if id(w) in ready])
-    run.reuse([w for w in plan.reuse if id(w) in ready], plan.gone)
-    run.embed([w for w in plan.embed if id(w) in ready])
-    if not report.stopped:
+    not_reused = run.reuse([w for w in plan.reuse if id(w) in ready], plan.gone)
+    run.embed([w for w in plan.embed if id(w) in ready] + not_reused)
+    if not run.stopping():
         moved = {
             i: p for i, p in plan.moved_away().items() if p["content_hash"] in run.stored_hashes
         }
-        run.remove(moved | (plan.to_prune() if opts.prune else {}), reported=run.moved_from)
+        run.remove(moved | (plan.to_prune() if prune else {}), reported=run.moved_from)
     t0 = time.perf_counter()
     retry("flush", store.flush)
     run.times.add("upsert", t0)
@@ -417,6 +451,12 @@ class _Run:
         self.moved_from: set[str] = set()  # old ids of the moves made (reported as moves)
         self.flushed = time.perf_counter()
 
+    def stopping(self) -> bool:
+        """True once asked to stop (the report says so)."""
+        if self.opts.stop is not None and self.opts.stop.is_set():
+            self.report.stopped = True
+        return self.report.stopped
+
     def _advance(self, n: int) -> None:
         if self.progress and n:
             self.progress(n)
@@ -434,16 +474,25 @@ class _Run:
             "read stored vectors", lambda: self.store.retrieve(list(ids), with_vectors=True)
         )
 
+    def _forget_media(self, pid: str) -> None:
+        """A stored id gets other pictures: what was cached for it is stale."""
+        if self.opts.media_dir is not None:
+            forget_media(self.opts.media_dir, pid)
+
     def _point(self, w: Work, stored: ClipPoint) -> ClipPoint:
-        """``w``'s file with the vectors and media fields of a stored point."""
+        """``w``'s file with the vectors and media fields of a stored point (made by this
+        decoder: the plan only reuses such points, or older ones it checked are alike)."""
         media = {k: stored.payload[k] for k in MEDIA_KEYS if k in stored.payload}
-        payload = {**media, **file_payload(w.clip, self.root, w.stamp, str(w.content_hash))}
+        file = file_payload(w.clip, self.root, w.stamp, str(w.content_hash))
         self.stored_hashes.add(str(w.content_hash))
+        payload = {**media, "decoder": DECODER, **file}
         return ClipPoint(clip_id(w.clip.path), stored.pooled, stored.segments, payload)
 
     def rewrite_payloads(self, work: list[Work]) -> None:
         """Touched files (same content): their stored point with the file's new payload."""
         for batch in _chunks(work, LOOKUP_CHUNK):
+            if self.stopping():
+                return
             t0 = time.perf_counter()
             stored = self._stored([clip_id(w.clip.path) for w in batch])
             points = []
@@ -457,20 +506,28 @@ class _Run:
             self.times.add("payloads", t0)
             self._advance(len(batch))
 
-    def reuse(self, work: list[Work], gone: dict[str, dict[str, Any]]) -> None:
+    def reuse(self, work: list[Work], gone: dict[str, dict[str, Any]]) -> list[Work]:
         """Files with the content of a stored video: its vectors under their own id. The
         first new path of a gone video is its move (the old id is removed with the other
-        gone videos, once this is stored); any other is a copy."""
+        gone videos, once this is stored); any other is a copy. Returns the files whose
+        donor no longer holds their content (replaced by an earlier batch of this run, as
+        in a chain of renames): they are embedded instead."""
+        instead: list[Work] = []
         for batch in _chunks(work, LOOKUP_CHUNK):
+            if self.stopping():
+                break
             t0 = time.perf_counter()
             donors = self._stored([str(w.donor) for w in batch])
             points, moves = [], []
             for w in batch:
                 donor = donors.get(str(w.donor))
-                if donor is None:  # removed meanwhile: the next run embeds it
+                if donor is None or donor.payload.get("content_hash") != w.content_hash:
+                    instead.append(w)
                     continue
                 point = self._point(w, donor)
                 points.append(point)
+                if w.stored and point.id != donor.id:
+                    self._forget_media(point.id)
                 entry = {"path": point.payload["path"], "from": str(donor.payload.get("path"))}
                 if donor.id in gone and donor.id not in self.moved_from:
                     self.moved_from.add(donor.id)
@@ -485,10 +542,13 @@ class _Run:
                 for old_id, new_id in moves:
                     move_media(self.opts.media_dir, old_id, new_id)
             self.times.add("reuse", t0)
-            self._advance(len(batch))
+            self._advance(len(points))  # the others are counted when embedded
+        return instead
 
     def embed(self, work: list[Work]) -> None:
         """New and changed files: decode -> embed -> upsert, a batch at a time."""
+        if not work or self.stopping():
+            return
         opts, report = self.opts, self.report
         for batch in embed_clips(
             self.encoder,
@@ -506,10 +566,12 @@ class _Run:
                 if isinstance(item, FailedClip):
                     _skip(report, w.clip, item.error.reason)
                     continue
-                if _changed_since(w):  # read while it was being written
+                if w.stamp.changed(w.clip.source):  # read while it was being written
                     _skip(report, w.clip, STILL_WRITTEN)
                     continue
                 pid = clip_id(w.clip.path)
+                if w.stored:
+                    self._forget_media(pid)
                 if opts.media_dir is not None:
                     _write_poster(item, opts.media_dir, pid)
                 emb = item.embedding
@@ -527,32 +589,24 @@ class _Run:
             report.ingested += len(points)
             self.times.add("upsert", t0)
             self._advance(len(batch))
-            if opts.stop is not None and opts.stop.is_set():
-                report.stopped = True
+            if self.stopping():
                 return
 
     def remove(self, doomed: dict[str, dict[str, Any]], *, reported: set[str]) -> None:
         """Videos whose file is gone: out of both indexes, then out of the media cache
         (those in ``reported``, the old ids of moves, are not listed again as removed)."""
         for batch in _chunks(sorted(doomed), LOOKUP_CHUNK):
+            if self.stopping():
+                return
             t0 = time.perf_counter()
             self.retry("delete", functools.partial(self.store.delete, batch))
             for pid in batch:
-                if self.opts.media_dir is not None:
-                    forget_media(self.opts.media_dir, pid)
+                self._forget_media(pid)
                 if pid not in reported:
                     path = str(doomed[pid].get("path"))
                     self.report.removed.append(path)
                     changes.info("removed %s (file gone)", path)
             self.times.add("remove", t0)
-
-
-def _changed_since(work: Work) -> bool:
-    """True when the file changed after it was looked at."""
-    try:
-        return Stamp.of(work.clip.source) != work.stamp
-    except OSError:
-        return True
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

@@ -29,16 +29,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from clipsearch.dataset import Clip
-from clipsearch.errors import InvalidInput
-from clipsearch.filenames import payload_source
+from clipsearch.errors import InvalidInput, VideoDecodeError
+from clipsearch.filenames import display, payload_source
 from clipsearch.store.base import VectorStore, clip_id
+from clipsearch.video import DECODER, shown_as_decoded
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ SYNC_KEYS = (
     "root",
     "model",
     "segment_plan",
+    "decoder",
     "source_size",
     "source_mtime_ns",
     "content_hash",
@@ -63,17 +65,25 @@ STILL_WRITTEN = "still being written (its size or modification time is changing)
 LOOKUP_CHUNK = 256
 
 
+class PruneRefused(InvalidInput):
+    """A prune that looks like a missing or unmounted folder rather than deleted files."""
+
+    code = "prune_refused"
+
+
 @dataclass(frozen=True)
 class Stamp:
-    """What a file looks like from outside: size and modification time (ns)."""
+    """What a file looks like from outside: size and modification time (ns), and which
+    file it is (device and inode)."""
 
     size: int
     mtime_ns: int
+    inode: tuple[int, int] = (0, 0)
 
     @classmethod
     def of(cls, path: Path) -> Stamp:
         st = path.stat()
-        return cls(st.st_size, st.st_mtime_ns)
+        return cls(st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino))
 
     def fields(self) -> dict[str, int]:
         return {"source_size": self.size, "source_mtime_ns": self.mtime_ns}
@@ -83,6 +93,14 @@ class Stamp:
             payload.get("source_size") == self.size
             and payload.get("source_mtime_ns") == self.mtime_ns
         )
+
+    def changed(self, path: Path) -> bool:
+        """True when the file at ``path`` no longer looks like this (or cannot be read)."""
+        try:
+            now = Stamp.of(path)
+        except OSError:
+            return True
+        return (now.size, now.mtime_ns) != (self.size, self.mtime_ns)
 
 
 def content_hash(path: Path, size: int) -> str:
@@ -123,6 +141,7 @@ class SyncPlan:
     present_hashes: dict[str, str] = field(default_factory=dict)  # id -> hash
     root_count: int = 0  # stored videos of this root before the run
     replaced_other_source: int = 0
+    looked_at: float = 0.0  # when the last file was looked at
 
     @property
     def work(self) -> list[Work]:
@@ -139,50 +158,68 @@ class SyncPlan:
         return {i: p for i, p in self.gone.items() if i not in moved}
 
 
-def is_gone(payload: dict[str, Any]) -> bool:
-    """True when the file a stored video came from no longer exists (an unreadable
-    path - a folder without permission - is not gone)."""
+def is_gone(payload: dict[str, Any], present: Callable[[], set[tuple[int, int]]]) -> bool:
+    """True when the file a stored video came from no longer exists, or is now a file the
+    folder lists under another name (``present()``: the device and inode of each file
+    listed; a case-only rename on a case-insensitive share). A path that cannot be read (a
+    folder without permission) is not gone."""
     source = payload_source(payload)
     if source is None:
         return False
     try:
-        source.stat()
+        st = source.stat()
     except (FileNotFoundError, NotADirectoryError):
         return True
     except OSError:
         return False
-    return False
+    return (st.st_dev, st.st_ino) in present()
+
+
+# A store call, retried while the store is unavailable: call(action, fn) -> fn().
+StoreCall = Callable[[str, Callable[[], Any]], Any]
 
 
 def plan_sync(
     clips: Sequence[Clip],
-    present_ids: Iterable[str],
+    collection_clips: Sequence[Clip],
     store: VectorStore,
     *,
     root: str,
     model_id: str,
     plan_stamp: dict[str, float] | None,
     reembed: bool = False,
-    shard: Any = None,
+    unread: Sequence[str] = (),
+    call: StoreCall = lambda _action, fn: fn(),
 ) -> SyncPlan:
     """Compare ``clips`` (the files to take on) with the store's videos of ``root``.
 
-    ``present_ids`` are the ids of every video file under the root now (``clips`` may
-    be a share or the first N of them): stored videos of the root not among them, whose
-    file is gone, are gone.
+    ``collection_clips`` are every video file under the root now (``clips`` may be a share
+    or the first N of them): the root's stored videos not among them, whose file is gone,
+    are gone, but for those under ``unread`` paths (links and folders the scan could not
+    follow: an unplugged drive is not a deletion). Store reads go through ``call``.
     """
     plan = SyncPlan()
-    present = set(present_ids)
-    rooted = dict(store.payloads({"root": root}, keys=SYNC_KEYS))
+    present = {clip_id(c.path) for c in collection_clips}
+    rooted: dict[str, dict[str, Any]] = call(
+        "look up the folder's videos", lambda: dict(store.payloads({"root": root}, keys=SYNC_KEYS))
+    )
     plan.root_count = len(rooted)
+    inodes = _lazy(lambda: {_inode(c.source) for c in collection_clips})
+    shielded = tuple(display(p).rstrip("/") + "/" for p in unread)
     plan.gone = {
         i: p
         for i, p in rooted.items()
-        if i not in present and (shard is None or shard.owns_id(i)) and is_gone(p)
+        if i not in present
+        and not str(p.get("path", "")).startswith(shielded)
+        and is_gone(p, inodes)
     }
     ids = [clip_id(c.path) for c in clips]
+    missing = [i for i in ids if i not in rooted]
     # videos of these paths stored under another root, or before roots were recorded
-    others = {i: p.payload for i, p in store.retrieve([i for i in ids if i not in rooted]).items()}
+    others = {
+        i: p.payload
+        for i, p in call("look up stored clips", lambda: store.retrieve(missing)).items()
+    }
     to_hash: list[tuple[Work, dict[str, Any] | None]] = []
     for clip, pid in zip(clips, ids, strict=True):
         try:
@@ -191,28 +228,71 @@ def plan_sync(
             plan.skipped.append((clip, f"cannot read the file ({exc.strerror or exc})"))
             continue
         stored = rooted.get(pid, others.get(pid))
-        known = stored is not None
+        work = Work(clip, stamp, stored=stored is not None)
         if stored is not None and payload_source(stored) != clip.source:
             plan.replaced_other_source += 1
             stored = None
-        if stored is not None and (
-            stored.get("model") != model_id or stored.get("segment_plan") != plan_stamp
-        ):
+        if stored is not None and not _same_kind(stored, model_id, plan_stamp):
             stored = None
         if reembed:
-            to_hash.append((Work(clip, stamp, stored=known), None))
+            to_hash.append((work, None))
         elif stored is not None and stamp.matches(stored) and _complete(stored, root):
             plan.up_to_date.append(clip)
             plan.present_hashes[pid] = str(stored["content_hash"])
         else:
-            to_hash.append((Work(clip, stamp, stored=known), stored))
-    _hash_and_route(plan, to_hash, store, root, model_id, plan_stamp, reembed)
+            to_hash.append((work, stored))
+    plan.looked_at = time.time()
+    _hash_and_route(plan, to_hash, store, root, model_id, plan_stamp, reembed, call)
     return plan
 
 
+def _lazy(make: Callable[[], set[tuple[int, int]]]) -> Callable[[], set[tuple[int, int]]]:
+    cache: list[set[tuple[int, int]]] = []
+
+    def get() -> set[tuple[int, int]]:
+        if not cache:
+            cache.append(make())
+        return cache[0]
+
+    return get
+
+
+def _inode(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (st.st_dev, st.st_ino)
+
+
+def _same_kind(payload: dict[str, Any], model_id: str, plan_stamp: dict[str, float] | None) -> bool:
+    """The stored vectors are what this run would make: same model, same segment plan,
+    frames of this decoder (or of the one before it: see ``_legacy_ok``)."""
+    return (
+        payload.get("model") == model_id
+        and payload.get("segment_plan") == plan_stamp
+        and payload.get("decoder", DECODER) == DECODER
+    )
+
+
 def _complete(payload: dict[str, Any], root: str) -> bool:
-    """The payload has what this version records: the content hash and the root."""
-    return isinstance(payload.get("content_hash"), str) and payload.get("root") == root
+    """The payload has what this version records: the decoder, content hash and root."""
+    return (
+        payload.get("decoder") == DECODER
+        and isinstance(payload.get("content_hash"), str)
+        and payload.get("root") == root
+    )
+
+
+def _legacy_ok(work: Work, stored: dict[str, Any]) -> bool:
+    """A video stored before frames were turned, deinterlaced and taken from the main
+    stream keeps its vectors only if that changes nothing for it (and its file did not)."""
+    if not work.stamp.matches(stored):
+        return False
+    try:
+        return shown_as_decoded(work.clip.source)
+    except VideoDecodeError:
+        return False
 
 
 def _hash_and_route(
@@ -223,6 +303,7 @@ def _hash_and_route(
     model_id: str,
     plan_stamp: dict[str, float] | None,
     reembed: bool,
+    call: StoreCall,
 ) -> None:
     """Hash the files that may need work (each with its usable stored payload, if any)
     and sort them into touched, reuse and embed."""
@@ -235,7 +316,10 @@ def _hash_and_route(
                 plan.skipped.append((work.clip, reason))
             else:
                 hashed.append((replace(work, content_hash=digest), stored))
-    donors = {} if reembed else _donors(store, [str(w.content_hash) for w, _ in hashed], model_id)
+    wanted = [str(w.content_hash) for w, _ in hashed]
+    donors = (
+        {} if reembed else call("look up stored content", lambda: _donors(store, wanted, model_id))
+    )
     for work, stored in hashed:
         pid = clip_id(work.clip.path)
         digest = str(work.content_hash)
@@ -244,11 +328,11 @@ def _hash_and_route(
             plan.embed.append(work)
         elif stored is not None and (
             stored.get("content_hash") == digest
-            # stored before content hashes were: the same file if size and mtime say so
-            or ("content_hash" not in stored and work.stamp.matches(stored))
+            if "decoder" in stored
+            else _legacy_ok(work, stored)
         ):
             plan.touched.append(work)
-        elif (donor := _pick_donor(donors.get(digest, []), pid, root, plan_stamp)) is not None:
+        elif (donor := _pick_donor(donors.get(digest, []), pid, plan_stamp, plan.gone)) is not None:
             plan.reuse.append(replace(work, donor=donor))
         else:
             plan.embed.append(work)
@@ -277,16 +361,18 @@ def _donors(
 def _pick_donor(
     candidates: list[tuple[str, dict[str, Any]]],
     pid: str,
-    root: str,
     plan_stamp: dict[str, float] | None,
+    gone: dict[str, dict[str, Any]],
 ) -> str | None:
-    """The stored video to take vectors from: one of this root whose file is gone (a
-    move) first, else any with the same segment plan (a copy)."""
-    same_plan = [(i, p) for i, p in candidates if p.get("segment_plan") == plan_stamp]
-    moved = [i for i, p in same_plan if i != pid and p.get("root") == root and is_gone(p)]
-    if moved:
-        return moved[0]
-    return same_plan[0][0] if same_plan else None
+    """The stored video to take vectors from, among those made as this run would make
+    them: a gone one of this root first (the file moved), else any (a copy)."""
+    usable = [
+        i
+        for i, p in candidates
+        if p.get("segment_plan") == plan_stamp and p.get("decoder") == DECODER
+    ]
+    moved = [i for i in usable if i in gone and i != pid]
+    return moved[0] if moved else (usable[0] if usable else None)
 
 
 def wait_settled(
@@ -298,19 +384,13 @@ def wait_settled(
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[list[Work], list[Work]]:
     """(settled, still being written): files changed in the last minute are looked at
-    again ``settle_s`` after the first look (at ``looked_at``); those whose size or
+    again ``settle_s`` after the last first look (``looked_at``); those whose size or
     modification time moved meanwhile are still being written."""
     recent = [w for w in work if now() - w.stamp.mtime_ns / 1e9 < RECENT_S]
     if not recent or settle_s <= 0:
         return list(work), []
     sleep(max(0.0, looked_at + settle_s - now()))
-    moving: set[int] = set()
-    for w in recent:
-        try:
-            if Stamp.of(w.clip.source) != w.stamp:
-                moving.add(id(w))
-        except OSError:
-            moving.add(id(w))
+    moving = {id(w) for w in recent if w.stamp.changed(w.clip.source)}
     return [w for w in work if id(w) not in moving], [w for w in work if id(w) in moving]
 
 
@@ -321,12 +401,12 @@ def check_prune(plan: SyncPlan, root: str, *, root_has_files: bool, force: bool)
     if force or not doomed:
         return
     if not root_has_files:
-        raise InvalidInput(
+        raise PruneRefused(
             f"refusing to prune: {root} holds no video files, so all {doomed} of its videos "
             "would be removed (is a disk unmounted?); pass --force to remove them"
         )
     if doomed * 2 > plan.root_count:
-        raise InvalidInput(
+        raise PruneRefused(
             f"refusing to prune: {doomed} of the {plan.root_count} videos of {root} would be "
             "removed (more than half: is part of it unmounted?); pass --force to remove them"
         )

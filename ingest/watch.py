@@ -10,7 +10,8 @@ change is logged as one line (the ``clipsearch.changes`` logger).
 
 A stop (SIGTERM, SIGINT: :class:`threading.Event` ``stop``) ends the poll in flight after
 its current batch: what was upserted is in the store, and the next run picks up the rest.
-A file that cannot be decoded is tried again only once it changes.
+A file that cannot be decoded is tried again only once it changes; a poll that fails (the
+store is down, a decoder crashed) is logged and the next one tries again.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from clipsearch.dataset import Collection, load_collection
-from clipsearch.errors import DatasetError, InvalidInput, StoreError
+from clipsearch.errors import DatasetError, InvalidInput
 from clipsearch.filenames import display
 from clipsearch.model import ClipEncoder
 from clipsearch.runmodes import DEFAULT_WATCH_INTERVAL_S
@@ -33,6 +34,9 @@ from ingest.pipeline import IngestOptions, IngestReport, changes, ingest
 from ingest.sync import STILL_WRITTEN, Stamp
 
 log = logging.getLogger(__name__)
+
+# The encoder and store of one poll, and a function that gives them back.
+Lease = tuple[ClipEncoder, VectorStore, Callable[[], None]]
 
 
 @dataclass
@@ -44,65 +48,59 @@ class Watcher:
     interval_s: float = DEFAULT_WATCH_INTERVAL_S
     report_path: Path | None = None
     stop: threading.Event = field(default_factory=threading.Event)
-    idle: threading.Event = field(default_factory=lambda: _set(threading.Event()))  # no poll on
+    # held while a poll runs: whoever closes the store takes it first
+    busy: threading.Lock = field(default_factory=threading.Lock)
     polls: int = 0
     # files that could not be decoded, with how they looked then: not tried again until
     # they change
-    _broken: dict[str, tuple[Stamp, str]] = field(default_factory=dict)
+    _broken: dict[str, Stamp] = field(default_factory=dict)
     _said: set[str] = field(default_factory=set)  # notes already logged (said once)
 
     def __post_init__(self) -> None:
         if not self.interval_s > 0:
             raise InvalidInput(f"the poll interval must be > 0 s, got {self.interval_s}")
+        self.options = replace(self.options, stop=self.stop, keep_on_refusal=True)
 
     def run(self, encoder: ClipEncoder, store: VectorStore) -> int:
         """Poll until ``stop`` is set; the number of polls made."""
-        while not self.stop.is_set():
-            self.poll(encoder, store)
-            self.stop.wait(self.interval_s)
-        return self.polls
+        return self.run_with(lambda: (encoder, store, lambda: None))
 
-    def run_with(
-        self, service: Callable[[], tuple[ClipEncoder, VectorStore, Callable[[], None]]]
-    ) -> None:
-        """Poll until ``stop`` is set, asking ``service`` each time for the encoder and store
-        to use and a function that releases them (the web app's current search service)."""
-        while not self.stop.wait(self.interval_s if self.polls else 0):
-            try:
-                encoder, store, release = service()
-            except Exception as exc:  # the app's store is being switched or is down
-                self._say_once(f"cannot watch {self.root} now: {exc}")
-                continue
-            try:
-                self.poll(encoder, store)
-            finally:
-                release()
+    def run_with(self, lease: Callable[[], Lease]) -> int:
+        """Poll until ``stop`` is set, asking ``lease`` each time for the encoder and store
+        to use and a function that gives them back (the web app's current search
+        service); the number of polls made."""
+        wait = 0.0
+        while not self.stop.wait(wait):
+            wait = self.interval_s
+            with self.busy:
+                if self.stop.is_set():
+                    break
+                try:
+                    encoder, store, release = lease()
+                except Exception as exc:  # the app's store is switching or down
+                    self._say_once(f"cannot watch {self.root} now: {exc}")
+                    continue
+                try:
+                    self.poll(encoder, store)
+                finally:
+                    release()
+        return self.polls
 
     def poll(self, encoder: ClipEncoder, store: VectorStore) -> IngestReport | None:
         """One look at the folder: ingest what changed, prune what is gone."""
-        self.idle.clear()
-        try:
-            return self._poll(encoder, store)
-        finally:
-            self.idle.set()
-
-    def _poll(self, encoder: ClipEncoder, store: VectorStore) -> IngestReport | None:
         self.polls += 1
         try:
             collection = self._collection()
         except DatasetError as exc:
             self._say_once(f"{exc.message}; waiting for it")
             return None
-        options = replace(self.options, stop=self.stop)
         try:
-            try:
-                report = ingest(collection, encoder, store, options)
-            except InvalidInput as exc:  # a refused prune: ingest without it this time
-                self._say_once(exc.message)
-                report = ingest(collection, encoder, store, replace(options, prune=False))
-        except StoreError as exc:
-            log.warning("poll %d of %s failed: %s (trying again later)", self.polls, self.root, exc)
+            report = ingest(collection, encoder, store, self.options)
+        except Exception:  # the store is down, a decoder crashed: the next poll tries again
+            log.exception("poll %d of %s failed; trying again at the next", self.polls, self.root)
             return None
+        if report.prune_refused:
+            self._say_once(report.prune_refused)
         self._remember(collection, report)
         if self.report_path is not None:
             self.report_path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,11 +114,8 @@ class Watcher:
         keep = []
         for clip in collection.clips:
             seen = self._broken.get(clip.path)
-            try:
-                if seen is not None and Stamp.of(clip.source) == seen[0]:
-                    continue  # the same broken file: not tried again
-            except OSError:
-                pass
+            if seen is not None and not seen.changed(clip.source):
+                continue  # the same broken file: not tried again
             keep.append(clip)
         return replace(collection, clips=keep)
 
@@ -133,7 +128,7 @@ class Watcher:
             clip = by_path.get(path)
             if clip is not None and reason != STILL_WRITTEN:
                 with contextlib.suppress(OSError):
-                    self._broken[clip.path] = (Stamp.of(clip.source), reason)
+                    self._broken[clip.path] = Stamp.of(clip.source)
         for problem in report.problems:
             self._say_once(f"not read {problem['path']}: {problem['reason']}")
 
@@ -141,8 +136,3 @@ class Watcher:
         if note not in self._said:
             self._said.add(note)
             changes.warning("%s", note)
-
-
-def _set(event: threading.Event) -> threading.Event:
-    event.set()
-    return event

@@ -107,3 +107,30 @@ def test_the_length_limit_can_be_raised(mixed: Path, tiny_model_dir: Path, tmp_p
     report = json.loads(report_path.read_text())
     assert report["ingested"] == GOOD + 1  # the two-hour video too
     assert "marathon.avi" not in {f["path"] for f in report["failed"]}
+
+
+def test_a_file_that_kills_its_decoder_fails_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decoder crash (a segfault, out of memory) takes its worker process down: that file
+    is reported, the others are decoded again in new processes."""
+    import os
+    import signal
+
+    from clipsearch import frames
+
+    real = frames.sample_frames
+
+    def crashing(path: Path, *args: object, **kwargs: object) -> object:
+        if "poison" in str(path):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(frames, "sample_frames", crashing)
+    files = [_video(tmp_path / f"{name}.avi", seconds=0.5) for name in "ab"]
+    files.insert(1, _video(tmp_path / "poison.avi", seconds=0.5))
+    files += [_video(tmp_path / f"{name}.avi", seconds=0.5) for name in "cde"]
+    out = list(frames.decode_many(files, 4, workers=2))
+    assert [d.source.name for d in out] == [f.name for f in files]
+    failed = {d.source.name: d.error.reason for d in out if d.error is not None}
+    assert failed == {"poison.avi": "the decoder crashed on this file"}

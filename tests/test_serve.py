@@ -44,6 +44,17 @@ def test_server_store_scales_workers_with_cpus() -> None:
     assert plan_workers(StoreSettings(url="http://qdrant:6333"), 3, 1) == (3, 1)
 
 
+def test_a_server_that_watches_a_folder_runs_one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = StoreSettings(url="http://qdrant:6333")
+    assert plan_workers(server, watch=True) == (1, 2)
+    with pytest.raises(InvalidInput, match="each would watch"):
+        plan_workers(server, 2, watch=True)
+    conf = load_conf(monkeypatch, QDRANT_URL="http://qdrant:6333", CLIPSEARCH_WATCH="/videos")
+    assert conf["workers"] == 1
+    with pytest.raises(RuntimeError, match="each would watch"):
+        conf["on_starting"](SimpleNamespace(cfg=SimpleNamespace(workers=4)))
+
+
 @pytest.mark.parametrize(("workers", "threads"), [(2, None), (0, None), (None, 0)])
 def test_bad_sizing_is_refused(workers: int | None, threads: int | None) -> None:
     with pytest.raises(InvalidInput):
@@ -58,7 +69,8 @@ def test_run_refuses_several_workers_on_an_edge_store(tmp_path: Path) -> None:
 
 
 def load_conf(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
-    for name in ("CLIPSEARCH_QDRANT_URL", "QDRANT_URL", "CLIPSEARCH_STORE", "CLIPSEARCH_BIND"):
+    names = ("CLIPSEARCH_QDRANT_URL", "QDRANT_URL", "CLIPSEARCH_STORE", "CLIPSEARCH_BIND")
+    for name in (*names, "CLIPSEARCH_WATCH"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

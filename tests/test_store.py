@@ -748,6 +748,17 @@ def test_edge_creates_payload_indexes(tmp_path: Path) -> None:
         } <= indexed
 
 
+def test_edge_store_from_before_gets_the_sync_indexes(tmp_path: Path) -> None:
+    with QdrantEdgeStore(tmp_path / "s", video_indexes=()) as store:  # as made before
+        store.ensure_collection(DIM)
+        assert store._shard is not None
+        assert "content_hash" not in store._shard.info().payload_schema
+    with QdrantEdgeStore(tmp_path / "s") as store:
+        store.ensure_collection(DIM)  # what ingest does first
+        assert store._shard is not None
+        assert {"root", "content_hash"} <= set(store._shard.info().payload_schema)
+
+
 def test_edge_second_opener_in_process(tmp_path: Path) -> None:
     path = tmp_path / "store"
     first = QdrantEdgeStore(path, payload_indexes=())

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from folders import CLI, age, clips_of, ingest_argv, make_folder, report_of, run, stats
 
@@ -106,6 +107,10 @@ def test_prune_refuses_what_looks_like_a_missing_folder(
     assert code == 2 and "holds no video files" in err
     code, _, err = run(ingest_argv(folder, tiny_model_dir, store, media, "--force"))
     assert code == 2 and "--force only applies with --prune" in err
+    code, _, err = run(
+        ingest_argv(folder, tiny_model_dir, store, media, "--prune", "--shard", "0/2")
+    )
+    assert code == 2 and "--prune with --shard is not supported" in err
     assert stats(store) == before  # nothing was deleted
 
     report = report_of(
@@ -204,3 +209,140 @@ def kill_after_removals(argv: list[str], removals: int) -> bool:
             return True
     proc.wait()
     return False
+
+
+def test_an_unplugged_linked_drive_is_not_a_deletion(
+    tiny_synth: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    folder, store, media = tmp_path / "videos", tmp_path / "store", tmp_path / "media"
+    make_folder(tiny_synth, folder, 4)
+    drive = tmp_path / "usb-drive"
+    make_folder(tiny_synth, drive, 2)
+    (folder / "usb").symlink_to(drive, target_is_directory=True)
+    assert report_of(ingest_argv(folder, tiny_model_dir, store, media), tmp_path)["ingested"] == 6
+    shutil.rmtree(drive)  # unplugged: the link stays, its target is gone
+    report = report_of(
+        ingest_argv(folder, tiny_model_dir, store, media, "--prune", "--force"), tmp_path
+    )
+    assert report["removed"] == [] and report["store_count"] == 6
+    assert report["problems"] == [{"path": "usb", "reason": "broken link (its target is missing)"}]
+
+
+def test_a_store_from_before_display_geometry_is_brought_up_to_date(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Videos stored by a version that did not turn pictures upright (no ``decoder``,
+    ``content_hash`` or ``root`` in their payload): an upright one keeps its vectors, a
+    rotated one is embedded again and loses its stale preview."""
+    from videolib import write_video
+
+    folder, store, media = tmp_path / "videos", tmp_path / "store", tmp_path / "media"
+    folder.mkdir()
+    write_video(folder / "upright.mp4")
+    write_video(folder / "phone.mp4", rotation=-90, size=(112, 192))
+    age(folder)
+    report_of(ingest_argv(folder, tiny_model_dir, store, media), tmp_path)
+    with QdrantEdgeStore(store) as opened:  # as the earlier version stored them
+        points = opened.retrieve([clip_id("upright.mp4"), clip_id("phone.mp4")], with_vectors=True)
+        old = [ClipPoint(p.id, p.pooled, p.segments, _legacy(p.payload)) for p in points.values()]
+        opened.upsert(old)
+    stale = media / "previews" / f"{clip_id('phone.mp4')}.mp4"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"a sideways preview")
+
+    report = report_of(ingest_argv(folder, tiny_model_dir, store, media), tmp_path)
+    assert report["ingested"] == 1 and report["up_to_date"] == 1  # the phone video only
+    assert not stale.exists()
+    with QdrantEdgeStore(store) as opened:
+        got = opened.retrieve([clip_id("upright.mp4"), clip_id("phone.mp4")])
+    assert all(p.payload["decoder"] == 2 and p.payload["content_hash"] for p in got.values())
+    phone = got[clip_id("phone.mp4")].payload
+    assert (phone["width"], phone["height"]) == (112, 192)
+
+
+def _legacy(payload: dict[str, Any]) -> dict[str, Any]:
+    legacy = {k: v for k, v in payload.items() if k not in ("decoder", "content_hash", "root")}
+    if legacy["path"] == "phone.mp4":  # stored sideways
+        legacy["width"], legacy["height"] = payload["height"], payload["width"]
+    return legacy
+
+
+def test_a_donor_that_changed_meanwhile_is_not_copied(
+    tiny_synth: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """A chain of renames (b -> c, a -> b) can overwrite a donor before its vectors are read
+    when the reuses span batches; the file is then embedded instead of taking other
+    vectors."""
+    from clipsearch.dataset import load_collection
+    from clipsearch.model import load_model
+    from ingest.pipeline import IngestOptions, IngestReport, _Retry, _Run, ingest, root_key
+    from ingest.sync import Stamp, Work, content_hash
+
+    folder = tmp_path / "videos"
+    files = make_folder(tiny_synth, folder, 2)
+    encoder = load_model(tiny_model_dir, towers="vision")
+    options = IngestOptions(batch_clips=1, workers=1, settle_s=0, media_dir=None)
+
+    with QdrantEdgeStore(tmp_path / "store") as store:
+        ingest(load_collection(folder), encoder, store, options)
+        donor = clip_id(files[0].relative_to(folder).as_posix())
+        # an earlier batch gave the donor's id the other file's content
+        (other,) = store.retrieve(
+            [clip_id(files[1].relative_to(folder).as_posix())], with_vectors=True
+        ).values()
+        store.upsert([ClipPoint(donor, other.pooled, other.segments, {**other.payload})])
+        new = folder / "renamed.avi"
+        shutil.copyfile(files[0], new)
+        clip = next(c for c in load_collection(folder).clips if c.path == "renamed.avi")
+        stamp = Stamp.of(new)
+        work = Work(clip, stamp, content_hash(new, stamp.size), donor=donor)
+        run = _Run(
+            encoder,
+            store,
+            options,
+            IngestReport(),
+            _Retry(1, 0),
+            root_key(load_collection(folder)),
+            None,
+        )
+        assert run.reuse([work], gone={}) == [work]
+        assert run.report.copied == [] and run.report.moved == []
+
+
+def test_a_file_moved_onto_another_takes_its_media_cache_with_it(
+    tiny_synth: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    folder, store, media = tmp_path / "videos", tmp_path / "store", tmp_path / "media"
+    files = make_folder(tiny_synth, folder, 2)
+    report_of(ingest_argv(folder, tiny_model_dir, store, media), tmp_path)
+    a, b = (clip_id(f.relative_to(folder).as_posix()) for f in files)
+    preview, thumbnail = media / "previews" / f"{b}.mp4", media / "segments" / f"{b}-0.jpg"
+    for stale in (preview, thumbnail):  # what the app had made of b
+        stale.parent.mkdir(parents=True, exist_ok=True)
+        stale.write_bytes(b"b's pictures")
+    a_poster = (media / "posters" / f"{a}.jpg").read_bytes()
+    files[0].replace(files[1])  # mv a b: b's content is a's now, with a's old mtime
+    report = report_of(ingest_argv(folder, tiny_model_dir, store, media, "--prune"), tmp_path)
+    assert report["moved"] == [
+        {
+            "path": files[1].relative_to(folder).as_posix(),
+            "from": files[0].relative_to(folder).as_posix(),
+        }
+    ]
+    assert not preview.exists() and not thumbnail.exists()
+    assert (media / "posters" / f"{b}.jpg").read_bytes() == a_poster
+
+
+def test_a_path_that_is_a_listed_file_under_another_name_is_gone(tmp_path: Path) -> None:
+    """A case-only rename on a case-insensitive share: the old name still opens, but it
+    is a file the folder lists under its new name."""
+    from ingest.sync import is_gone
+
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    (tmp_path / "Clip.MP4").symlink_to(tmp_path / "clip.mp4")  # how the old name resolves
+    (tmp_path / "other.mp4").write_bytes(b"y")
+    st = (tmp_path / "clip.mp4").stat()
+    listed = {(st.st_dev, st.st_ino)}
+    assert is_gone({"source": str(tmp_path / "Clip.MP4")}, lambda: listed)
+    assert not is_gone({"source": str(tmp_path / "other.mp4")}, lambda: listed)
+    assert is_gone({"source": str(tmp_path / "missing.mp4")}, lambda: listed)

@@ -105,6 +105,28 @@ def test_watch_follows_a_folder_one_line_per_change(
     assert state["consistent"] and state["videos"]["count"] == 3
 
 
+def test_a_refused_prune_is_said_once_and_the_watch_goes_on(
+    tiny_synth: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    folder, store, media = tmp_path / "videos", tmp_path / "store", tmp_path / "media"
+    files = make_folder(tiny_synth, folder, 4)
+    watching = Watching(watch_argv(folder, tiny_model_dir, store, media))
+    try:
+        watching.wait_for("added", 4)
+        for f in files[:3]:  # more than half at once: an unmounted share looks like this
+            f.unlink()
+        shutil.copyfile(clips_of(tiny_synth)[6], folder / "new.avi")
+        age(folder)
+        assert watching.wait_for("added", 5)[-1] == "new.avi"
+        time.sleep(1.5)  # more polls
+    finally:
+        assert watching.stop(signal.SIGTERM) == 0
+    refusals = [ln for ln in watching.lines if "refusing to prune: 3 of the 5 videos" in ln]
+    assert len(refusals) == 1, "\n".join(watching.lines)
+    assert watching.changes("removed") == []
+    assert stats(store)["videos"]["count"] == 5
+
+
 def test_sigterm_mid_batch_keeps_what_was_acknowledged(
     tiny_synth: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:

@@ -34,10 +34,11 @@ import os
 from typing import Any
 
 from webapp.serve import TIMEOUT_S, close_worker_app, gunicorn_options, is_embedded, plan_workers
-from webapp.settings import store_settings_from_env
+from webapp.settings import ENV_WATCH, store_settings_from_env
 
 _store = store_settings_from_env(os.environ)
-_workers, _threads = plan_workers(_store)
+_watch = bool(os.environ.get(ENV_WATCH, "").strip())
+_workers, _threads = plan_workers(_store, watch=_watch)
 _options = gunicorn_options(
     host="127.0.0.1",
     port=8000,
@@ -64,6 +65,11 @@ control_socket_disable = _options["control_socket_disable"]
 
 def on_starting(server: Any) -> None:
     """Refuse ``-w N`` (N > 1) on the command line when the store is an Edge directory."""
+    if _watch and server.cfg.workers > 1:
+        raise RuntimeError(
+            f"{ENV_WATCH} is set: run 1 worker (each would watch the folder), or run "
+            "`clipsearch watch` beside the app"
+        )
     if is_embedded(_store) and server.cfg.workers > 1:
         # Gunicorn prints a RuntimeError raised here as "Error: ..." and exits with 1.
         raise RuntimeError(

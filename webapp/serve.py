@@ -36,20 +36,30 @@ def is_embedded(store: StoreSettings) -> bool:
 
 
 def plan_workers(
-    store: StoreSettings, workers: int | None = None, threads: int | None = None
+    store: StoreSettings,
+    workers: int | None = None,
+    threads: int | None = None,
+    *,
+    watch: bool = False,
 ) -> tuple[int, int]:
     """``(workers, threads)`` for ``store``, filling in defaults.
 
     Embedded Edge store: 1 worker (more is refused), 16 threads. Server URL:
-    ``min(4, CPUs)`` workers, 2 threads each.
+    ``min(4, CPUs)`` workers, 2 threads each. A server that ``watch``-es a folder runs one
+    worker: each would watch it.
     """
     embedded = is_embedded(store)
     if workers is None:
-        workers = 1 if embedded else min(MAX_SERVER_WORKERS, os.cpu_count() or 1)
+        workers = 1 if embedded or watch else min(MAX_SERVER_WORKERS, os.cpu_count() or 1)
     if threads is None:
         threads = EDGE_THREADS if embedded else SERVER_THREADS
     if workers < 1 or threads < 1:
         raise InvalidInput(f"workers and threads must be >= 1, got {workers} and {threads}")
+    if watch and workers > 1:
+        raise InvalidInput(
+            f"a server that watches a folder runs 1 worker, not {workers} (each would watch "
+            "it); with a Qdrant server, run `clipsearch watch` beside the app instead"
+        )
     if embedded and workers > 1:
         raise InvalidInput(
             f"the embedded Qdrant Edge store ({store.path}) is single-process: it can be "
@@ -116,7 +126,7 @@ def run(
     log_level: str = "info",
 ) -> None:
     """Serve until interrupted (blocks). See :func:`plan_workers` for the defaults."""
-    workers, threads = plan_workers(settings.store, workers, threads)
+    workers, threads = plan_workers(settings.store, workers, threads, watch=bool(settings.watch))
     if settings.torch_threads is None and workers > 1:
         # Workers share the CPUs: keep torch from starting one thread per core in each.
         settings = replace(settings, torch_threads=max(1, (os.cpu_count() or 1) // workers))

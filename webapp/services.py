@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ from webapp.settings import Settings
 log = logging.getLogger(__name__)
 
 EXTENSION = "clipsearch"
+WATCH_STOP_S = 8.0
 _REQUEST_KEY = "_clipsearch_search"
 
 
@@ -130,10 +131,11 @@ def init_app(app: Flask, settings: Settings, search: SearchService | None = None
 
 
 def start_watcher(folder: str, settings: Settings, live: LiveSearch, media_dir: Path) -> Any:
-    """Keep the index in step with ``folder`` from a thread of this process: new
-    and changed videos are searchable at the next poll, with no restart. Each poll uses the
-    search service serving now (its store and, for embedding, its vision tower)."""
-    from ingest.pipeline import IngestOptions
+    """Keep the index in step with ``folder`` from a thread of this process: new and
+    changed videos are searchable at the next poll, with no restart. Each poll uses the
+    search service serving now: its store, the vision tower of its model and the segment
+    plan its videos were cut by."""
+    from ingest.pipeline import IngestOptions, stored_segment_plan
     from ingest.watch import Watcher
 
     # decoding in a thread: forking a process that serves requests from threads is unsafe
@@ -141,17 +143,19 @@ def start_watcher(folder: str, settings: Settings, live: LiveSearch, media_dir: 
     watcher = Watcher(Path(folder), options, interval_s=settings.watch_interval_s)
     vision: dict[str, Any] = {}
 
-    def service() -> tuple[Any, Any, Any]:
+    def lease() -> tuple[Any, Any, Any]:
         search = live.acquire()
         try:
             encoder = _vision_encoder(settings, search, vision)
+            plan = stored_segment_plan(search.store, options.segments)
         except BaseException:
             live.release(search)
             raise
+        watcher.options = replace(watcher.options, segments=plan)
         return encoder, search.store, lambda: live.release(search)
 
     thread = threading.Thread(
-        target=watcher.run_with, args=(service,), name="clipsearch-watch", daemon=True
+        target=watcher.run_with, args=(lease,), name="clipsearch-watch", daemon=True
     )
     thread.start()
     log.info("watching %s every %g s", folder, settings.watch_interval_s)
@@ -159,7 +163,8 @@ def start_watcher(folder: str, settings: Settings, live: LiveSearch, media_dir: 
 
 
 def _vision_encoder(settings: Settings, search: SearchService, loaded: dict[str, Any]) -> Any:
-    """The vision tower of the model ``search`` serves: its own, or one loaded once."""
+    """The vision tower of the model ``search`` serves: its own, or one loaded once (a
+    model that turns out to be another is not loaded again)."""
     encoder = search.encoder
     if getattr(encoder, "towers", "text") != "text":
         return encoder
@@ -167,21 +172,29 @@ def _vision_encoder(settings: Settings, search: SearchService, loaded: dict[str,
         from clipsearch.model import load_model
 
         vision = load_model(settings.model, towers="vision", threads=settings.torch_threads)
-        if vision.model_id != search.model_id:
-            raise ValueError(
+        loaded[search.model_id] = (
+            vision
+            if vision.model_id == search.model_id
+            else ValueError(
                 f"{settings.model} is {vision.model_id}, but the index holds {search.model_id}"
             )
-        loaded[search.model_id] = vision
-    return loaded[search.model_id]
+        )
+    found = loaded[search.model_id]
+    if isinstance(found, Exception):
+        raise found
+    return found
 
 
 def close_app(app: Flask) -> None:
     """Release the vector store of ``app`` (flushes and unlocks an embedded shard)."""
     services: Services | None = app.extensions.pop(EXTENSION, None)
     if services is not None:
-        if services.watcher is not None:
-            services.watcher.stop.set()
-            services.watcher.idle.wait(timeout=60)  # the poll in flight ends its batch
+        watcher = services.watcher
+        if watcher is not None:
+            watcher.stop.set()
+            # the poll in flight ends its batch (within Gunicorn's graceful timeout)
+            if watcher.busy.acquire(timeout=WATCH_STOP_S):
+                watcher.busy.release()
         services.live.close()
 
 

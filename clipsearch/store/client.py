@@ -491,6 +491,14 @@ class QdrantClientStore:
                         "created collection %r at %s (dim %d)", self.collection, self.where, dim
                     )
                 existing = self._read_dim()
+        if existing == dim and not created and not self.local:
+            with self._call("index payload fields"):
+                have = set(self.client.get_collection(self.collection).payload_schema)
+                for name in VIDEO_INDEXED_FIELDS:  # stores made before ingest filtered by them
+                    if name not in have:
+                        self.client.create_payload_index(
+                            self.collection, name, qm.PayloadSchemaType.KEYWORD, wait=True
+                        )
         if existing != dim:
             raise StoreError(
                 f"collection {self.collection!r} at {self.where} holds vectors of size "

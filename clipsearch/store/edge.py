@@ -429,6 +429,7 @@ class QdrantEdgeStore:
                         f"store {self.path} holds vectors of size {self._dim}, not {dim} "
                         "(use another store path or re-ingest with the same model)"
                     )
+                self._index_missing(self._shard)
                 return
             try:
                 shard = qe.EdgeShard.create(str(self.path), video_shard_config(dim))
@@ -450,6 +451,19 @@ class QdrantEdgeStore:
                 raise
             self._shard, self._moments, self._dim = shard, moments, dim
             logger.info("created Qdrant Edge store %s (dim %d)", self.path, dim)
+
+    def _index_missing(self, shard: qe.EdgeShard) -> None:
+        """Create the video shard's keyword indexes that a store made by an earlier version
+        lacks (``video_indexes``: what ingest filters by)."""
+        try:
+            have = set(shard.info().payload_schema)
+            for name in self.video_indexes:
+                if name not in have:
+                    shard.update(
+                        qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword)
+                    )
+        except Exception as exc:
+            raise self._error("index payload fields", exc) from None
 
     def dim(self) -> int | None:
         """Vector size of the shard, or None if there is none yet."""
