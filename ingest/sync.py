@@ -26,6 +26,7 @@ that is merely missing or unmounted).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -73,17 +74,15 @@ class PruneRefused(InvalidInput):
 
 @dataclass(frozen=True)
 class Stamp:
-    """What a file looks like from outside: size and modification time (ns), and which
-    file it is (device and inode)."""
+    """What a file looks like from outside: size and modification time (ns)."""
 
     size: int
     mtime_ns: int
-    inode: tuple[int, int] = (0, 0)
 
     @classmethod
     def of(cls, path: Path) -> Stamp:
         st = path.stat()
-        return cls(st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino))
+        return cls(st.st_size, st.st_mtime_ns)
 
     def fields(self) -> dict[str, int]:
         return {"source_size": self.size, "source_mtime_ns": self.mtime_ns}
@@ -97,10 +96,9 @@ class Stamp:
     def changed(self, path: Path) -> bool:
         """True when the file at ``path`` no longer looks like this (or cannot be read)."""
         try:
-            now = Stamp.of(path)
+            return Stamp.of(path) != self
         except OSError:
             return True
-        return (now.size, now.mtime_ns) != (self.size, self.mtime_ns)
 
 
 def content_hash(path: Path, size: int) -> str:
@@ -204,7 +202,7 @@ def plan_sync(
         "look up the folder's videos", lambda: dict(store.payloads({"root": root}, keys=SYNC_KEYS))
     )
     plan.root_count = len(rooted)
-    inodes = _lazy(lambda: {_inode(c.source) for c in collection_clips})
+    inodes = functools.cache(lambda: {_inode(c.source) for c in collection_clips})
     shielded = tuple(display(p).rstrip("/") + "/" for p in unread)
     plan.gone = {
         i: p
@@ -244,17 +242,6 @@ def plan_sync(
     plan.looked_at = time.time()
     _hash_and_route(plan, to_hash, store, root, model_id, plan_stamp, reembed, call)
     return plan
-
-
-def _lazy(make: Callable[[], set[tuple[int, int]]]) -> Callable[[], set[tuple[int, int]]]:
-    cache: list[set[tuple[int, int]]] = []
-
-    def get() -> set[tuple[int, int]]:
-        if not cache:
-            cache.append(make())
-        return cache[0]
-
-    return get
 
 
 def _inode(path: Path) -> tuple[int, int]:

@@ -12,37 +12,22 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from folders import CLI, ingest_argv
 
 from clipsearch.store.edge import QdrantEdgeStore
 from clipsearch.store.stats import store_stats
 
 KILLS = 20
-CLI = [sys.executable, "-m", "clipsearch.cli"]
 DONE = re.compile(r"(\d+)/(\d+)")
 
 
 def _ingest_argv(data: Path, model: Path, store: Path, media: Path) -> list[str]:
-    # one clip per batch and one decode process: every clip is embedded in the same shape
-    # in every run, so its vectors are bit-identical however the runs were cut
-    return [
-        *CLI,
-        "ingest",
-        str(data),
-        "--model",
-        str(model),
-        "--store",
-        str(store),
-        "--media-dir",
-        str(media),
-        "--batch",
-        "1",
-        "--workers",
-        "1",
-    ]
+    # one clip per batch and one decode process (see folders.ingest_argv)
+    return [*CLI, *ingest_argv(data, model, store, media)]
 
 
 def _stats(store: Path) -> dict[str, Any]:

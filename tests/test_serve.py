@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import runpy
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import free_port
+from folders import get_json
 
 from clipsearch.errors import InvalidInput
 from clipsearch.model import load_model
@@ -93,14 +91,6 @@ def test_gunicorn_conf_refuses_several_workers_on_edge(monkeypatch: pytest.Monke
     with pytest.raises(RuntimeError, match="single-process"):
         conf["on_starting"](arbiter)
     conf["on_starting"](SimpleNamespace(cfg=SimpleNamespace(workers=1)))
-
-
-def get_json(url: str) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
 
 
 @pytest.fixture

@@ -432,7 +432,14 @@ class QdrantClientStore:
     def _backfill(self, dim: int) -> int:
         """Copy every stored video's segments into the (new, empty) segment collection."""
         written = 0
-        for records in self._scroll_videos(UPSERT_BATCH, with_payload=True, vectors=SEGMENTS):
+        pages = self._scroll(
+            self.collection,
+            UPSERT_BATCH,
+            action="read the stored segments",
+            with_payload=True,
+            with_vectors=[SEGMENTS],
+        )
+        for records in pages:
             structs: list[qm.PointStruct] = []
             for r in records:
                 pid = str(r.id)
@@ -443,19 +450,29 @@ class QdrantClientStore:
             written += len(structs)
         return written
 
-    def _scroll_videos(
-        self, batch: int, *, with_payload: bool, vectors: str
+    def _scroll(
+        self,
+        name: str,
+        batch: int,
+        *,
+        action: str,
+        with_payload: bool | list[str],
+        with_vectors: bool | list[str],
+        filter: qm.Filter | None = None,
     ) -> Iterator[list[qm.Record]]:
-        """Every video point, ``batch`` at a time in id order, with one named vector."""
+        """Every point of collection ``name`` matching ``filter``, a page of ``batch`` at a
+        time in id order."""
         offset: Any = None
         while True:
-            records, offset = self.client.scroll(
-                self.collection,
-                limit=batch,
-                offset=offset,
-                with_payload=with_payload,
-                with_vectors=[vectors],
-            )
+            with self._call(action):
+                records, offset = self.client.scroll(
+                    name,
+                    scroll_filter=filter,
+                    limit=batch,
+                    offset=offset,
+                    with_payload=with_payload,
+                    with_vectors=with_vectors,
+                )
             if records:
                 yield records
             if offset is None or not records:
@@ -719,21 +736,17 @@ class QdrantClientStore:
         scroll_filter = _client_filter(filter)
         if self.dim() is None:
             return
-        offset: Any = None
-        while True:
-            with self._call("read payloads"):
-                records, offset = self.client.scroll(
-                    self.collection,
-                    scroll_filter=scroll_filter,
-                    limit=BATCH,
-                    offset=offset,
-                    with_payload=list(keys) if keys is not None else True,
-                    with_vectors=False,
-                )
+        pages = self._scroll(
+            self.collection,
+            BATCH,
+            action="read payloads",
+            with_payload=list(keys) if keys is not None else True,
+            with_vectors=False,
+            filter=scroll_filter,
+        )
+        for records in pages:
             for r in records:
                 yield str(r.id), dict(r.payload or {})
-            if offset is None or not records:
-                return
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove videos and their segment points, segment points first (see VectorStore)."""
@@ -781,7 +794,14 @@ class QdrantClientStore:
         ids: list[str] = []
         rows: list[Any] = []
         with self._call("export vectors"):
-            for records in self._scroll_videos(batch, with_payload=False, vectors=POOLED):
+            pages = self._scroll(
+                self.collection,
+                batch,
+                action="export vectors",
+                with_payload=False,
+                with_vectors=[POOLED],
+            )
+            for records in pages:
                 for r in records:
                     vectors = r.vector
                     if not isinstance(vectors, dict) or POOLED not in vectors:
@@ -802,17 +822,11 @@ class QdrantClientStore:
         name = self.moments if segments else self.collection
         if self.dim() is None:
             return
-        offset: Any = None
-        while True:
-            with self._call("scroll"):
-                records, offset = self.client.scroll(
-                    name, limit=batch, offset=offset, with_payload=True, with_vectors=True
-                )
+        pages = self._scroll(name, batch, action="scroll", with_payload=True, with_vectors=True)
+        for records in pages:
             for r in records:
                 vectors = r.vector if isinstance(r.vector, dict) else {}
                 yield str(r.id), dict(vectors), dict(r.payload or {})
-            if offset is None or not records:
-                return
 
     def count(self) -> int:
         """Exact number of videos (0 when the collection does not exist yet)."""

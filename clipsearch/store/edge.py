@@ -657,6 +657,20 @@ class QdrantEdgeStore:
         """``(id, payload)`` of every video matching ``filter`` (only ``keys``), in id order."""
         edge_filter = _edge_filter(filter)
         shard, _ = self._shard_or_none()
+        payload = list(keys) if keys is not None else True
+        for r in self._scroll(shard, "read payloads", BATCH, payload, False, edge_filter):
+            yield str(r.id), dict(r.payload or {})
+
+    def _scroll(
+        self,
+        shard: qe.EdgeShard | None,
+        action: str,
+        batch: int,
+        with_payload: bool | list[str],
+        with_vector: bool | list[str],
+        filter: qe.Filter | None = None,
+    ) -> Iterator[Any]:
+        """Every record of ``shard`` (none without one), ``batch`` at a time in id order."""
         if shard is None:
             return
         offset: Any = None
@@ -665,16 +679,15 @@ class QdrantEdgeStore:
                 records, offset = shard.scroll(
                     qe.ScrollRequest(
                         offset=offset,
-                        limit=BATCH,
-                        filter=edge_filter,
-                        with_payload=list(keys) if keys is not None else True,
-                        with_vector=False,
+                        limit=batch,
+                        filter=filter,
+                        with_payload=with_payload,
+                        with_vector=with_vector,
                     )
                 )
             except Exception as exc:
-                raise self._error("read payloads", exc) from None
-            for r in records:
-                yield str(r.id), dict(r.payload or {})
+                raise self._error(action, exc) from None
+            yield from records
             if offset is None or not records:
                 return
 
@@ -724,26 +737,12 @@ class QdrantEdgeStore:
             return [], np.zeros((0, dim or 0), dtype=np.float32)
         ids: list[str] = []
         rows: list[Any] = []
-        offset: Any = None
-        try:
-            while True:
-                records, offset = shard.scroll(
-                    qe.ScrollRequest(
-                        offset=offset, limit=batch, with_payload=False, with_vector=[POOLED]
-                    )
-                )
-                for r in records:
-                    vectors = r.vector
-                    if not isinstance(vectors, dict) or POOLED not in vectors:
-                        raise StoreError(f"point {r.id} in {self.path} has no {POOLED!r} vector")
-                    ids.append(str(r.id))
-                    rows.append(vectors[POOLED])
-                if offset is None or not records:
-                    break
-        except ClipSearchError:
-            raise
-        except Exception as exc:
-            raise self._error("export vectors", exc) from None
+        for r in self._scroll(shard, "export vectors", batch, False, [POOLED]):
+            vectors = r.vector
+            if not isinstance(vectors, dict) or POOLED not in vectors:
+                raise StoreError(f"point {r.id} in {self.path} has no {POOLED!r} vector")
+            ids.append(str(r.id))
+            rows.append(vectors[POOLED])
         return stack_pooled(ids, rows, dim)
 
     def scroll_points(
@@ -755,23 +754,9 @@ class QdrantEdgeStore:
         if self._closed:
             raise StoreError(f"store {self.path} is closed")
         shard = self._moments if segments else self._shard
-        if shard is None:
-            return
-        offset: Any = None
-        while True:
-            try:
-                records, offset = shard.scroll(
-                    qe.ScrollRequest(
-                        offset=offset, limit=batch, with_payload=True, with_vector=True
-                    )
-                )
-            except Exception as exc:
-                raise self._error("scroll", exc) from None
-            for r in records:
-                vectors = r.vector if isinstance(r.vector, dict) else {}
-                yield str(r.id), dict(vectors), dict(r.payload or {})
-            if offset is None or not records:
-                return
+        for r in self._scroll(shard, "scroll", batch, True, True):
+            vectors = r.vector if isinstance(r.vector, dict) else {}
+            yield str(r.id), dict(vectors), dict(r.payload or {})
 
     def count(self) -> int:
         """Exact number of videos (0 when there is no shard yet)."""
