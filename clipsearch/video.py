@@ -288,7 +288,7 @@ def _measure_span(
                 continue
             t = float((ts + (packet.duration or 0)) * tb)
             end = t if end is None else max(end, t)
-    except AV_ERRORS as exc:
+    except _OPEN_ERRORS as exc:
         logger.debug("%s: cannot measure the stream's span (%s)", container.name, exc)
         return None
     return end - origin if end is not None and end > origin else None
