@@ -793,24 +793,22 @@ class QdrantClientStore:
             return [], np.zeros((0, 0), dtype=np.float32)
         ids: list[str] = []
         rows: list[Any] = []
-        with self._call("export vectors"):
-            pages = self._scroll(
-                self.collection,
-                batch,
-                action="export vectors",
-                with_payload=False,
-                with_vectors=[POOLED],
-            )
-            for records in pages:
-                for r in records:
-                    vectors = r.vector
-                    if not isinstance(vectors, dict) or POOLED not in vectors:
-                        raise StoreError(
-                            f"point {r.id} in collection {self.collection!r} has no "
-                            f"{POOLED!r} vector"
-                        )
-                    ids.append(str(r.id))
-                    rows.append(vectors[POOLED])
+        pages = self._scroll(
+            self.collection,
+            batch,
+            action="export vectors",
+            with_payload=False,
+            with_vectors=[POOLED],
+        )
+        for records in pages:
+            for r in records:
+                vectors = r.vector
+                if not isinstance(vectors, dict) or POOLED not in vectors:
+                    raise StoreError(
+                        f"point {r.id} in collection {self.collection!r} has no {POOLED!r} vector"
+                    )
+                ids.append(str(r.id))
+                rows.append(vectors[POOLED])
         return stack_pooled(ids, rows, dim)
 
     def scroll_points(
