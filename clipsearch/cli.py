@@ -127,6 +127,13 @@ def _add_synth_args(p: argparse.ArgumentParser) -> None:
         help="short moments clips holding each class (0: no moments set)",
     )
     p.add_argument("--long-videos", type=int, default=2, help="60-s multi-class videos")
+    p.add_argument(
+        "--rendering",
+        default="synthucf",
+        metavar="{synthucf,alt}",
+        help="how the classes are drawn: synthucf (default) or alt, a held-out look (other "
+        "frame sizes and rates, textures, distractors, motion curves, H.264) to test on",
+    )
 
 
 def _add_model_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -229,6 +236,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
             moments=args.moments_per_class > 0,
             moments_per_class=max(args.moments_per_class, 1),
             long_videos=args.long_videos,
+            rendering=args.rendering,
         )
     print(
         f"wrote {summary.n_clips} clips of {summary.n_classes} classes to {summary.root} "
@@ -280,17 +288,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress_bar=_show_progress(args),
     )
     metrics = train(cfg, run)
-    test = metrics.get(f"split{cfg.split}_test")
+    best = (metrics.get("validation") or {}).get("best") or {}
     if args.metrics:
         from clipsearch.benchutil import scalar_metrics
 
-        validation = metrics.get("validation") or {}
-        summary = scalar_metrics(metrics, nested=[f"split{cfg.split}_test"])
-        summary["best_val_mAP"] = validation.get("best_val_mAP")
+        summary = scalar_metrics(metrics)
+        summary.update({k: v for k, v in best.items() if k.startswith("val_")})
         _write_json(args.metrics, summary)
     line = f"saved {metrics['model_id']} to {args.out} ({metrics['total_s']:.0f}s"
-    if test:
-        line += f"; split {cfg.split} test mAP {test['mAP']:.3f}"
+    if best:
+        figures = ", ".join(f"{k[4:]} {v:.3f}" for k, v in best.items() if k.startswith("val_"))
+        line += f"; validation groups: {figures}"
     print(line + ")")
     return 0
 
@@ -642,13 +650,18 @@ def cmd_store_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from clipsearch.collapse import validate_collapse, validate_near_threshold
     from clipsearch.model import load_model
-    from clipsearch.search import SearchService
+    from clipsearch.search import SearchLimits, SearchService
     from clipsearch.store.factory import open_store
 
+    collapse = validate_collapse(args.collapse)
+    validate_near_threshold(args.near_threshold)
     given = [x for x in (args.query, args.image, args.like) if x is not None]
     if len(given) != 1:
         raise InvalidInput("give exactly one of: a text QUERY, --image FILE or --like CLIP_ID")
+    if args.then and args.query is None:
+        raise InvalidInput('--then follows a text QUERY: search "A" --then "B"')
     flt = _search_filter(args)
     image = _read_image(args.image) if args.image else None
     towers: Literal["both", "text"] = "both" if image is not None else "text"
@@ -658,8 +671,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             args.model, towers=towers, text_dtype=args.text_dtype, cache_dir=args.cache_dir
         )
         min_score = args.min_score if args.min_score is not None else encoder.video.min_score
-        service = SearchService(encoder, store, min_score=min_score)
-        page: dict[str, Any] = {"filter": flt, "offset": args.offset}
+        limits = SearchLimits(near_threshold=args.near_threshold)
+        service = SearchService(encoder, store, limits, min_score=min_score)
+        page: dict[str, Any] = {"filter": flt, "offset": args.offset, "collapse": collapse}
         if image is not None or args.like:  # the calibration is for text queries only
             page["min_score"] = args.min_score
         if image is not None:
@@ -667,7 +681,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         elif args.like:
             response = service.more_like(args.like, args.k, **page)
         else:
-            response = service.search(args.query, args.k, **page)
+            response = service.search(args.query, args.k, then=args.then or (), **page)
         warning = service.model_mismatch()
     finally:
         store.close()
@@ -686,6 +700,21 @@ def cmd_search(args: argparse.Namespace) -> int:
             }
             for r in response.results
         ]
+        if response.collapse != "none":
+            for entry, r in zip(results, response.results, strict=True):
+                entry["collapsed"] = len(r.folded)
+                entry["collapsed_ids"] = list(r.folded)
+        for entry, r in zip(results, response.results, strict=True):
+            if r.moments:
+                entry["moments"] = [
+                    {
+                        "step": step,
+                        "start_s": round(m.start_s, 3),
+                        "end_s": round(m.end_s, 3),
+                        "score": round(m.score, 6),
+                    }
+                    for step, m in zip(r.steps, r.moments, strict=True)
+                ]
         out = {
             "query": response.query,
             "took_ms": round(response.took_ms, 2),
@@ -694,6 +723,12 @@ def cmd_search(args: argparse.Namespace) -> int:
             "next_offset": response.next_offset,
             "results": results,
         }
+        if response.steps:
+            out["steps"] = list(response.steps)
+        if response.collapse != "none":
+            out["collapse"] = response.collapse
+        if response.collapse == "near":
+            out["near_threshold"] = response.near_threshold
         print(json.dumps(out, indent=2))
         return 0
     if response.no_good_match:
@@ -705,11 +740,22 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not response.results:
         print("no results (is the store empty? run `clipsearch ingest` first)")
         return 0
-    print(f"{'#':>3}  {'score':>7}  {'moment':>13}  {'class':<20} path")
+    if response.steps:
+        print(" -> ".join(f"{i}. {step}" for i, step in enumerate(response.steps, 1)))
+    heading = "moments" if response.steps else "moment"
+    print(f"{'#':>3}  {'score':>7}  {heading:>13}  {'class':<20} path")
     for rank, r in enumerate(response.results, 1 + response.offset):
         cls = r.payload.get("class") or "-"
-        span = f"{r.moment.start_s:5.1f}-{r.moment.end_s:5.1f}s"
-        print(f"{rank:>3}  {r.score:>7.4f}  {span:>13}  {cls:<20} {r.payload.get('path')}")
+        span = " -> ".join(f"{m.start_s:5.1f}-{m.end_s:5.1f}s" for m in r.moments or [r.moment])
+        more = f"  (+{len(r.folded)} more like this)" if r.folded else ""
+        print(f"{rank:>3}  {r.score:>7.4f}  {span:>13}  {cls:<20} {r.payload.get('path')}{more}")
+    if response.collapse == "near":
+        threshold = response.near_threshold
+        print(
+            f"near-duplicates: cosine >= {threshold:.4f}"
+            if threshold is not None
+            else "near-duplicates: the store has too few videos to tell; nothing collapsed"
+        )
     return 0
 
 
@@ -811,13 +857,19 @@ def cmd_eval_moments(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from clipsearch.calibrate import calibrate, save_calibration
-    from clipsearch.dataset import load_collection
+    from clipsearch.dataset import load_collection, validation_split
     from clipsearch.model import load_model
 
     if not 0.0 < args.fpr < 1.0:
         raise InvalidInput(f"--fpr must be between 0 and 1, got {args.fpr}")
     collection = load_collection(args.data)
-    clips = collection.split(args.split, "test") if collection.is_ucf else collection.clips
+    clips = collection.clips
+    if collection.is_ucf:
+        clips = collection.split(args.split, "test")
+        if args.clips == "validation":
+            clips = validation_split(collection.split(args.split, "train"))[1]
+        if not clips:
+            raise InvalidInput(f"split {args.split} of {args.data} has no {args.clips} clips")
     encoder = load_model(
         args.model, towers="both", text_dtype=args.text_dtype, cache_dir=args.cache_dir
     )
@@ -831,7 +883,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             workers=args.workers,
             progress=update,
         )
-    result.update({"model": encoder.model_id, "data": str(args.data), "split": args.split})
+    result.update(
+        {
+            "model": encoder.model_id,
+            "data": str(args.data),
+            "split": args.split,
+            "clips": args.clips,
+        }
+    )
     if args.out:
         _write_json(args.out, result)
         where = args.out
@@ -1118,7 +1177,17 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(func=cmd_store_stats)
 
     p = sub.add_parser("search", parents=[common], help="search the index from the shell")
-    p.add_argument("query", nargs="?", help='text query, e.g. "a ball bouncing"')
+    p.add_argument(
+        "query",
+        nargs="?",
+        help='text query, e.g. "a ball bouncing"; "A then B" finds A followed later by B',
+    )
+    p.add_argument(
+        "--then",
+        action="append",
+        metavar="TEXT",
+        help="a later step of a sequence query (repeatable): QUERY, then TEXT",
+    )
     p.add_argument("--image", metavar="FILE", help="search by an image (a photo or a frame)")
     p.add_argument("--like", metavar="CLIP_ID", help="clips like this indexed clip")
     _add_model_arg(p)
@@ -1136,6 +1205,21 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="hide results below this score (default: the model's calibrated threshold)",
+    )
+    p.add_argument(
+        "--collapse",
+        default="none",
+        metavar="{group,near,none}",
+        help="fold near-duplicates into the best-ranked one: same class and group (group), "
+        "pooled vectors closer than a threshold found from the store (near), or not at "
+        "all (none, the default)",
+    )
+    p.add_argument(
+        "--near-threshold",
+        type=float,
+        default=None,
+        metavar="COS",
+        help="cosine for --collapse near (default: found from the store's vectors)",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_text_dtype_arg(p)
@@ -1219,9 +1303,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "calibrate", parents=[common], help="set a model's 'no good match' score threshold"
     )
-    p.add_argument("--data", required=True, help="labelled dataset (UCF101 layout: test split)")
+    p.add_argument("--data", required=True, help="labelled dataset (UCF101 layout)")
     _add_model_arg(p)
     p.add_argument("--split", type=int, default=1, choices=(1, 2, 3))
+    p.add_argument(
+        "--clips",
+        choices=("validation", "test"),
+        default="validation",
+        help="which labelled clips of the split (default: the validation groups training "
+        "carves from its training list, so the test list stays for `clipsearch eval`)",
+    )
     p.add_argument(
         "--fpr", type=float, default=0.01, help="share of irrelevant results let through"
     )

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +88,24 @@ class Clip:
     clip: int | None = None
     # split number -> "train" | "test" (UCF layout only)
     splits: dict[int, str] = field(default_factory=dict)
+
+
+VALIDATION_GROUPS = 3
+"""Groups of a split's training list that training validates on (and calibration uses)."""
+
+
+def validation_split(
+    clips: Sequence[Clip], n_groups: int = VALIDATION_GROUPS
+) -> tuple[list[Clip], list[Clip]]:
+    """(training clips, validation clips) of a split's training list: the last
+    ``n_groups`` groups are validation, for every class, and at least one group always
+    stays for training. Whole groups, never single clips: a group shares its scene and
+    object, so a clip of a training group would be a near-copy of training data. Clips
+    without a group number always train."""
+    groups = sorted({c.group for c in clips if c.group is not None})
+    n = max(0, min(n_groups, len(groups) - 1))
+    held = set(groups[len(groups) - n :]) if n else set()
+    return [c for c in clips if c.group not in held], [c for c in clips if c.group in held]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,13 @@ then every segment's class phrase is searched through the product's own search. 
 segment counts at k when its video is in the top k and that result's moment overlaps
 the true segment at tIoU >= 0.5. Several videos hold each class, and only one of them
 can rank first, so R@1 has a ceiling below 1: ``R@1_bound`` reports it.
+
+Sequence queries: each pair of consecutive segments (A, B) of a video (of different
+classes) is searched as "<template of A> then <template of B>" (each step worded as a
+single-class query, so each step's vector is that query's). ``then_R@5`` counts a pair
+when its video is in the top 5 and both of that result's moments overlap their true
+segments at tIoU >= 0.5; ``then_order_acc`` counts it when the video scores higher for
+"A then B" than for "B then A".
 """
 
 from __future__ import annotations
@@ -24,10 +31,11 @@ from clipsearch.evaluate import QUERY_TEMPLATE
 from clipsearch.model import ClipEncoder
 from clipsearch.search import SearchLimits, SearchService
 from clipsearch.segments import SegmentPlan, temporal_iou
-from clipsearch.store.base import clip_id
+from clipsearch.store.base import ClipPoint, clip_id
 
 TIOU = 0.5
 KS = (1, 5)
+THEN_K = 5
 
 
 def _summary(
@@ -115,10 +123,12 @@ def evaluate_moments(
                         "videos_with_class": len(holders[cls]),
                     }
                 )
+        then_rows = _then_pairs(service, videos, stored, template)
 
     long_rows = [r for r in rows if r["duration_s"] >= 30.0]
     short_rows = [r for r in rows if r["duration_s"] < 30.0]
     metrics = _summary(rows, ks, bound=True)
+    metrics.update(_then_summary(then_rows))
     metrics.update(
         {
             "n_videos": len(videos),
@@ -131,9 +141,77 @@ def evaluate_moments(
             "long": _summary(long_rows, ks),
             "ingest_s": report.wall_s,
             "segments": rows,
+            "then_query_template": f"{template} then {template}",
+            "then_pairs": then_rows,
         }
     )
     return metrics
+
+
+def _then_pairs(
+    service: SearchService,
+    videos: Sequence[dict[str, Any]],
+    stored: dict[str, ClipPoint],
+    template: str,
+) -> list[dict[str, Any]]:
+    """One row per pair of consecutive segments of different classes: the sequence
+    query's rank for the video, its moments' tIoU and the video's score both ways."""
+    rows = []
+    for v in videos:
+        pid = clip_id(v["path"])
+        point = stored[pid]
+        for a, b in zip(v["segments"], v["segments"][1:], strict=False):
+            if a["class"] == b["class"]:
+                continue
+            steps = [template.format(class_phrase(seg["class"])) for seg in (a, b)]
+            results = service.search(f"{steps[0]} then {steps[1]}", THEN_K, min_score=None)
+            rank = next((i for i, r in enumerate(results.results, 1) if r.id == pid), None)
+            vectors = np.stack([service.cache.get(s, service.encode_query) for s in steps])
+            forward = service.sequence(point.segments, point.payload, vectors)
+            backward = service.sequence(point.segments, point.payload, vectors[::-1])
+            truths = [(float(seg["start_s"]), float(seg["end_s"])) for seg in (a, b)]
+            moments = forward[1] if forward is not None else []
+            tious = [
+                round(temporal_iou(t, (m.start_s, m.end_s)), 4)
+                for t, m in zip(truths, moments, strict=True)
+            ]
+            scores = [None if f is None else round(f[0].score, 6) for f in (forward, backward)]
+            rows.append(
+                {
+                    "video": v["path"],
+                    "classes": [a["class"], b["class"]],
+                    "true_s": [list(t) for t in truths],
+                    "moments_s": [[round(m.start_s, 3), round(m.end_s, 3)] for m in moments],
+                    "tIoU": tious,
+                    "rank": rank,
+                    "score": scores[0],
+                    "reversed_score": scores[1],
+                }
+            )
+    return rows
+
+
+def _then_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    if not rows:
+        return {"n_then_pairs": 0, "then_R@5": None, "then_order_acc": None}
+    hits = [
+        r["rank"] is not None
+        and r["rank"] <= THEN_K
+        and len(r["tIoU"]) == 2
+        and min(r["tIoU"]) >= TIOU
+        for r in rows
+    ]
+    ordered = [
+        r["score"] is not None
+        and r["reversed_score"] is not None
+        and r["score"] > r["reversed_score"]
+        for r in rows
+    ]
+    return {
+        "n_then_pairs": len(rows),
+        f"then_R@{THEN_K}": round(float(np.mean(hits)), 4),
+        "then_order_acc": round(float(np.mean(ordered)), 4),
+    }
 
 
 def moments_table(metrics: dict[str, Any]) -> str:
@@ -145,4 +223,9 @@ def moments_table(metrics: dict[str, Any]) -> str:
             continue
         cells = "".join(f"{part[k]:>18.3f}" if k in part else f"{'':>18}" for k in keys)
         lines.append(f"{name + ' (' + str(part['n_segments']) + ')':<10}{cells}")
+    if metrics.get("n_then_pairs"):
+        lines.append(
+            f"then ({metrics['n_then_pairs']} pairs): then_R@{THEN_K} "
+            f"{metrics[f'then_R@{THEN_K}']:.3f}, then_order_acc {metrics['then_order_acc']:.3f}"
+        )
     return "\n".join(lines)

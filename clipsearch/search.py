@@ -4,24 +4,44 @@ Every query becomes one unit vector. The store ranks videos by their best segmen
 (its per-segment index, grouped by video) and returns each result's segment vectors;
 the moment is then found here: the winning window, grown over its neighbours that
 score nearly as well.
+
+A text query of several steps ("A then B") is a sequence query: each step's top videos
+are candidates, scored exactly for a moment of A followed by one of B
+(:mod:`clipsearch.sequence`).
+
+Any query may collapse near-duplicate results (``collapse="group"`` or ``"near"``, see
+:mod:`clipsearch.collapse`): paging then counts kept results, and each kept result names
+the ones folded into it.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
 
 from clipsearch.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, MicroBatcher
+from clipsearch.collapse import (
+    CollapsedPage,
+    NearThreshold,
+    R,
+    collapse_page,
+    group_key,
+    near_threshold,
+    validate_collapse,
+    validate_near_threshold,
+)
 from clipsearch.errors import InvalidInput, NotFound
 from clipsearch.query_cache import QueryCache
 from clipsearch.segments import Moment, best_moment, segment_scores
-from clipsearch.store.base import Hit, PayloadFilter, SegmentHit, VectorStore
+from clipsearch.sequence import SequenceMatch, match_sequence, parse_steps, sequence_moments
+from clipsearch.store.base import Hit, PayloadFilter, SegmentHit, VectorExporter, VectorStore
 from clipsearch.store.checks import canonical_id
 
 log = logging.getLogger(__name__)
@@ -57,16 +77,39 @@ class SearchLimits:
     # gap between the best window and the median one (at least ``moment_min_margin``)
     moment_spread: float = 0.5
     moment_min_margin: float = 0.1
+    # sequence queries: videos fetched per step as candidates (at least offset + k + 1),
+    # and how much a better reversed order costs (see clipsearch.sequence)
+    sequence_candidates: int = 50
+    order_penalty: float = 1.0
+    # collapsed queries: ranked candidates are looked at from ``prefetch`` (sequence
+    # queries: ``sequence_candidates``) or 4 * (offset + k + 1), doubling until a page is
+    # full, up to this many (at least offset + k + 1); a result's ``folded`` counts the
+    # candidates looked at. ``near_threshold`` replaces the one found from the store's
+    # vectors (None: from the data, see clipsearch.collapse)
+    collapse_candidates: int = 1000
+    near_threshold: float | None = None
 
 
 @dataclass(frozen=True)
 class Result:
-    """One video: its score (its best segment's cosine), its moment, every segment's score."""
+    """One video: its score (its best segment's cosine), its moment, every segment's score.
+
+    For a sequence query the score is the sequence's (``sequence.score``), ``moments``
+    holds one moment per step (``moment`` is the first), and a segment's score is its
+    best over the steps.
+    """
 
     hit: SegmentHit
     moment: Moment
     segment_scores: np.ndarray
     windows: list[tuple[float, float]]
+    moments: tuple[Moment, ...] = ()
+    steps: tuple[str, ...] = ()
+    sequence: SequenceMatch | None = None
+    # a collapsed query: the ids folded into this result (best first) and its position
+    # in the ranking before collapsing (None when nothing was collapsed)
+    folded: tuple[str, ...] = ()
+    rank: int | None = None
 
     @property
     def id(self) -> str:
@@ -94,6 +137,11 @@ class SearchResponse:
     no_good_match: bool = False
     best_score: float | None = None
     filters: dict[str, Any] = field(default_factory=dict)
+    # a sequence query's steps, in order (empty for any other query)
+    steps: tuple[str, ...] = ()
+    # how near-duplicates were collapsed, and the ``near`` threshold used (if any)
+    collapse: str = "none"
+    near_threshold: float | None = None
 
     @property
     def hits(self) -> list[Hit]:
@@ -196,7 +244,11 @@ class SearchService:
         self.store = store
         self.limits = limits or SearchLimits()
         self.min_score = validate_min_score(min_score)
+        validate_near_threshold(self.limits.near_threshold)
         self.cache = QueryCache(self.limits.query_cache)
+        # the ``near`` threshold found from the store's vectors, per video count
+        self._near: tuple[int, NearThreshold] | None = None
+        self._near_lock = threading.Lock()
         self.batcher: MicroBatcher | None = None
         if self.limits.batch_queries > 1:
             self.batcher = MicroBatcher(
@@ -236,12 +288,22 @@ class SearchService:
         filter: PayloadFilter | None = None,
         offset: object = 0,
         min_score: object = "default",
+        then: Sequence[object] = (),
+        collapse: object = "none",
     ) -> SearchResponse:
-        """Videos for a text query (validated; bad input raises ``InvalidInput``)."""
+        """Videos for a text query (validated; bad input raises ``InvalidInput``).
+
+        A query with steps ("A then B", or more steps in ``then``) is a sequence query.
+        ``collapse`` (``none``, ``group`` or ``near``) folds near-duplicate results.
+        """
         text = validate_query(query, self.limits)
+        steps = parse_steps(text, then, self.limits.max_query_chars)
+        mode = validate_collapse(collapse)
         start = time.perf_counter()
+        if len(steps) > 1:
+            return self._run_sequence(steps, k, offset, filter, min_score, mode, start)
         vector = self.cache.get(text, self.encode_query)
-        return self._run(vector, text, "text", k, offset, filter, min_score, (), start)
+        return self._run(vector, text, "text", k, offset, filter, min_score, (), mode, start)
 
     def search_image(
         self,
@@ -252,6 +314,7 @@ class SearchService:
         offset: object = 0,
         min_score: object = None,
         name: str = "image",
+        collapse: object = "none",
     ) -> SearchResponse:
         """Videos for an RGB image (H, W, 3) uint8: a photo or a frame.
 
@@ -268,9 +331,10 @@ class SearchService:
                 f"image must be RGB uint8 (H, W, 3), got {pixels.dtype} {pixels.shape}",
                 code="invalid_image",
             )
+        mode = validate_collapse(collapse)
         start = time.perf_counter()
         vector = self.encoder.encode_frames(pixels[None])[0]
-        return self._run(vector, name, "image", k, offset, filter, min_score, (), start)
+        return self._run(vector, name, "image", k, offset, filter, min_score, (), mode, start)
 
     def more_like(
         self,
@@ -280,11 +344,13 @@ class SearchService:
         filter: PayloadFilter | None = None,
         offset: object = 0,
         min_score: object = None,
+        collapse: object = "none",
     ) -> SearchResponse:
         """Videos like an indexed clip (its pooled vector as the query; itself left out).
 
         No threshold by default: the calibration is for text queries.
         """
+        mode = validate_collapse(collapse)
         start = time.perf_counter()
         key = canonical_id(clip_id)
         point = self.store.retrieve([key], with_vectors=True).get(key)
@@ -292,7 +358,7 @@ class SearchService:
             raise NotFound(f"no clip with id {clip_id!r}", code="clip_not_found")
         label = str(point.payload.get("path") or clip_id)
         return self._run(
-            point.pooled, label, "clip", k, offset, filter, min_score, (point.id,), start
+            point.pooled, label, "clip", k, offset, filter, min_score, (point.id,), mode, start
         )
 
     def _run(
@@ -305,24 +371,47 @@ class SearchService:
         filter: PayloadFilter | None,
         min_score: object,
         exclude: Sequence[str],
+        mode: str,
         start: float,
     ) -> SearchResponse:
         top_k = validate_k(k, self.limits)
         skip = validate_offset(offset, self.limits)
         threshold = self.min_score if min_score == "default" else validate_min_score(min_score)
         prefetch = max(self.limits.prefetch, skip + top_k + 1)
-        hits = self.store.search_segments(
-            vector,
-            top_k + 1,  # one more says whether there is a next page
-            prefetch=prefetch,
-            filter=filter,
-            offset=skip,
-            exclude=exclude,
-            score_threshold=threshold,
-        )
-        results = [self._result(hit, vector) for hit in hits[:top_k]]
+        near: float | None = None
+        if mode == "none":
+            hits = self.store.search_segments(
+                vector,
+                top_k + 1,  # one more says whether there is a next page
+                prefetch=prefetch,
+                filter=filter,
+                offset=skip,
+                exclude=exclude,
+                score_threshold=threshold,
+            )
+            results = [self._result(hit, vector) for hit in hits[:top_k]]
+            found, has_next = bool(hits), len(hits) > top_k
+        else:
+
+            def fetch(n: int) -> tuple[list[SegmentHit], bool]:
+                hits = self.store.search_segments(
+                    vector,
+                    n,
+                    prefetch=max(prefetch, n),
+                    filter=filter,
+                    exclude=exclude,
+                    score_threshold=threshold,
+                )
+                return hits, len(hits) < n
+
+            page, near = self._collapse(fetch, mode, skip, top_k, first=self.limits.prefetch)
+            results = [
+                replace(self._result(c.item, vector), folded=c.folded, rank=c.rank)
+                for c in page.results
+            ]
+            found, has_next = page.candidates > 0, page.has_next
         no_good_match, best = False, None
-        if not hits and threshold is not None and skip == 0:
+        if not found and threshold is not None and skip == 0:
             probe = self.store.search_segments(
                 vector, 1, prefetch=prefetch, filter=filter, exclude=exclude
             )
@@ -336,12 +425,189 @@ class SearchService:
             results=results,
             kind=kind,
             offset=skip,
-            next_offset=skip + top_k if len(hits) > top_k else None,
+            next_offset=skip + top_k if has_next else None,
             min_score=threshold,
             no_good_match=no_good_match,
             best_score=best,
             filters=dict(filter or {}),
+            collapse=mode,
+            near_threshold=near,
         )
+
+    def _run_sequence(
+        self,
+        steps: Sequence[str],
+        k: object,
+        offset: object,
+        filter: PayloadFilter | None,
+        min_score: object,
+        mode: str,
+        start: float,
+    ) -> SearchResponse:
+        top_k = validate_k(k, self.limits)
+        skip = validate_offset(offset, self.limits)
+        threshold = self.min_score if min_score == "default" else validate_min_score(min_score)
+        vectors = np.stack([self.cache.get(step, self.encode_query) for step in steps])
+        scored: list[Result] = []  # every candidate of the last round, best first
+        passing: list[Result] = []  # those at or above the threshold
+
+        def fetch(depth: int) -> tuple[list[Result], bool]:
+            nonlocal scored, passing
+            scored, exhausted = self._sequence_ranked(steps, vectors, depth, filter)
+            passing = [r for r in scored if threshold is None or r.score >= threshold]
+            return passing, exhausted
+
+        near: float | None = None
+        if mode == "none":
+            fetch(max(self.limits.sequence_candidates, skip + top_k + 1))
+            results = passing[skip : skip + top_k]
+            has_next = len(passing) > skip + top_k
+        else:
+            page, near = self._collapse(
+                fetch, mode, skip, top_k, first=self.limits.sequence_candidates
+            )
+            results = [replace(c.item, folded=c.folded, rank=c.rank) for c in page.results]
+            has_next = page.has_next
+        no_good_match = not passing and bool(scored) and threshold is not None and skip == 0
+        took_ms = (time.perf_counter() - start) * 1000
+        description = " then ".join(steps)
+        log.debug("sequence query %r: %d candidates in %.1f ms", description, len(scored), took_ms)
+        return SearchResponse(
+            query=description,
+            took_ms=took_ms,
+            results=results,
+            kind="text",
+            offset=skip,
+            next_offset=skip + top_k if has_next else None,
+            min_score=threshold,
+            no_good_match=no_good_match,
+            best_score=scored[0].score if no_good_match else None,
+            filters=dict(filter or {}),
+            steps=tuple(steps),
+            collapse=mode,
+            near_threshold=near,
+        )
+
+    def _sequence_ranked(
+        self,
+        steps: Sequence[str],
+        vectors: np.ndarray,
+        depth: int,
+        filter: PayloadFilter | None,
+    ) -> tuple[list[Result], bool]:
+        """Each step's top ``depth`` videos scored as a sequence, best first, and whether
+        every step ran out of videos before ``depth``."""
+        prefetch = max(self.limits.prefetch, depth)
+        candidates: dict[str, SegmentHit] = {}
+        exhausted = True
+        for vector in dict(zip(steps, vectors, strict=True)).values():  # repeated steps once
+            hits = self.store.search_segments(vector, depth, prefetch=prefetch, filter=filter)
+            exhausted = exhausted and len(hits) < depth
+            for hit in hits:
+                candidates.setdefault(hit.id, hit)
+        scored = [
+            r
+            for hit in candidates.values()
+            if (r := self._sequence_result(hit, vectors, steps)) is not None
+        ]
+        scored.sort(key=lambda r: (-r.score, r.id))
+        return scored, exhausted
+
+    # -- collapsing near-duplicates
+
+    def _collapse(
+        self,
+        fetch: Callable[[int], tuple[list[R], bool]],
+        mode: str,
+        skip: int,
+        top_k: int,
+        *,
+        first: int = 0,
+    ) -> tuple[CollapsedPage[R], float | None]:
+        """One page of a ranking collapsed by ``mode``, and the ``near`` threshold used."""
+        near = self.near_threshold().value if mode == "near" else None
+        page = collapse_page(
+            fetch,
+            mode,
+            offset=skip,
+            k=top_k,
+            max_candidates=self.limits.collapse_candidates,
+            first=first,
+            vectors=self._pooled,
+            threshold=near,
+        )
+        return page, near
+
+    def _pooled(self, ids: Sequence[str]) -> Mapping[str, np.ndarray]:
+        """The stored pooled vectors of these videos (those without one left out)."""
+        points = self.store.retrieve(list(ids), with_vectors=True)
+        return {pid: p.pooled for pid, p in points.items() if p.pooled.size}
+
+    def near_threshold(self) -> NearThreshold:
+        """The ``near`` collapse threshold: the limits' override, else found from the
+        store's pooled vectors and groups (:func:`clipsearch.collapse.near_threshold`),
+        kept until the store's video count changes."""
+        if self.limits.near_threshold is not None:
+            return NearThreshold(self.limits.near_threshold, "override")
+        count = self.store.count()
+        with self._near_lock:
+            if self._near is not None and self._near[0] == count:
+                return self._near[1]
+            found = NearThreshold(None, "none")
+            if isinstance(self.store, VectorExporter):
+                ids, vectors = self.store.export_vectors()
+                keys = {
+                    pid: group_key(p) for pid, p in self.store.payloads(keys=["class", "group"])
+                }
+                found = near_threshold(vectors, [keys.get(pid) for pid in ids])
+            self._near = (count, found)
+        log.info(
+            "near-duplicate threshold %s (%s rule, %d videos sampled, %d in the store)",
+            found.value,
+            found.rule,
+            found.samples,
+            count,
+        )
+        return found
+
+    def _sequence_result(
+        self, hit: SegmentHit, vectors: np.ndarray, steps: Sequence[str]
+    ) -> Result | None:
+        found = self.sequence(hit.segments, hit.payload, vectors)
+        if found is None:
+            return None
+        match, moments, scores, windows = found
+        return Result(
+            replace(hit, score=match.score),
+            moments[0],
+            scores.max(axis=0),
+            windows,
+            moments=tuple(moments),
+            steps=tuple(steps),
+            sequence=match,
+        )
+
+    def sequence(
+        self, segments: np.ndarray, payload: dict[str, Any], vectors: np.ndarray
+    ) -> tuple[SequenceMatch, list[Moment], np.ndarray, list[tuple[float, float]]] | None:
+        """How a stored video matches the step vectors (steps, D) in order: the match, one
+        moment per step, each step's segment scores (steps, S) and the segments'
+        (start_s, end_s); None when the video cannot hold the steps in order."""
+        if len(segments) == 0:
+            return None
+        scores = np.stack([segment_scores(segments, v) for v in vectors])
+        windows = stored_windows(payload, scores.shape[1])
+        match = match_sequence(scores, windows, order_penalty=self.limits.order_penalty)
+        if match is None:
+            return None
+        moments = sequence_moments(
+            scores,
+            windows,
+            match,
+            spread=self.limits.moment_spread,
+            min_margin=self.limits.moment_min_margin,
+        )
+        return match, moments, scores, windows
 
     def _result(self, hit: SegmentHit, vector: np.ndarray) -> Result:
         moment, scores, windows = self.moment(hit.segments, hit.payload, vector)

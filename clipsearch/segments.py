@@ -154,6 +154,34 @@ def best_moment(
     Each window owns the time nearer its centre than its neighbours', so the run's
     edges fall halfway between the centres of its outer windows and the next ones.
     """
+    vals = _score_list(scores, windows)
+    best = max(range(len(vals)), key=vals.__getitem__)
+    return _grow(vals, windows, best, 0, len(vals) - 1, spread, min_margin)[0]
+
+
+def grow_moment(
+    scores: Sequence[float] | np.ndarray,
+    windows: Sequence[Sequence[float]],
+    best: int,
+    *,
+    lo: int = 0,
+    hi: int | None = None,
+    spread: float = 0.5,
+    min_margin: float = 0.1,
+) -> tuple[Moment, int, int]:
+    """Window ``best`` grown as :func:`best_moment` grows its winner, but only over the
+    windows ``lo..hi`` (inclusive; the margin still comes from the whole video's median),
+    with the first and last window of the run it grew over."""
+    vals = _score_list(scores, windows)
+    last = len(vals) - 1 if hi is None else hi
+    if not 0 <= lo <= best <= last < len(vals):
+        raise InvalidInput(f"window {best} is not within {lo}..{last} of {len(vals)} windows")
+    return _grow(vals, windows, best, lo, last, spread, min_margin)
+
+
+def _score_list(
+    scores: Sequence[float] | np.ndarray, windows: Sequence[Sequence[float]]
+) -> list[float]:
     values = np.asarray(scores, dtype=np.float64)
     if values.ndim != 1 or len(values) == 0 or len(values) != len(windows):
         raise InvalidInput(
@@ -161,19 +189,30 @@ def best_moment(
         )
     # plain floats: a video has at most a few hundred windows, and numpy's per-call
     # overhead would dominate (this runs for every result of every query)
-    vals: list[float] = values.tolist()
-    best = max(range(len(vals)), key=vals.__getitem__)
+    out: list[float] = values.tolist()
+    return out
+
+
+def _grow(
+    vals: list[float],
+    windows: Sequence[Sequence[float]],
+    best: int,
+    first: int,
+    last: int,
+    spread: float,
+    min_margin: float,
+) -> tuple[Moment, int, int]:
     top = vals[best]
     margin = max(spread * (top - statistics.median(vals)), min_margin)
     lo = hi = best
-    while lo > 0 and vals[lo - 1] >= top - margin:
+    while lo > first and vals[lo - 1] >= top - margin:
         lo -= 1
-    while hi < len(vals) - 1 and vals[hi + 1] >= top - margin:
+    while hi < last and vals[hi + 1] >= top - margin:
         hi += 1
     centres = [(float(w[0]) + float(w[1])) / 2 for w in windows]
     start = float(windows[0][0]) if lo == 0 else (centres[lo - 1] + centres[lo]) / 2
-    end = float(windows[-1][1]) if hi == len(values) - 1 else (centres[hi] + centres[hi + 1]) / 2
-    return Moment(best, start, end, top)
+    end = float(windows[-1][1]) if hi == len(vals) - 1 else (centres[hi] + centres[hi + 1]) / 2
+    return Moment(best, start, end, top), lo, hi
 
 
 def temporal_iou(a: Sequence[float], b: Sequence[float]) -> float:

@@ -30,6 +30,16 @@ several classes rendered on one :class:`Scene`. :func:`generate_moments`
 Every selected class appears in exactly ``moments_per_class`` short clips; the
 long videos spread the classes as evenly as they can. A clip's scene is one of
 split 1's test scenes (groups 1-7), shared by all its segments.
+
+Renderings: ``rendering="synthucf"`` (the default, described above) or ``"alt"``
+(:mod:`clipsearch.synth_alt`, ``clipsearch synth --rendering alt``): the same classes,
+colour names, size and speed words, layout, split lists and caption wording, drawn the
+way real footage varies (frame sizes 256x192 to 640x360, 12-50 fps, 1.6-9 s, textured
+backgrounds and uneven light, static distractors, eased and damped motion, shaded
+objects, stronger noise, H.264 or low-bitrate MPEG-4). A held-out test set: train on the
+default rendering, evaluate on ``alt``. Its rows in ``synth_meta.jsonl`` and
+``moments.jsonl`` add ``"rendering": "alt"`` and the details of each clip's look; its
+random streams are keyed apart from the default's, so no scene coincides.
 """
 
 from __future__ import annotations
@@ -137,6 +147,12 @@ _DURATION_STEPS = (10, 30)  # 2.0 s .. 6.0 s
 BIT_RATE = 360_000  # for 320x240; scaled with the pixel count
 GOP_SIZE = 25
 
+RENDERINGS: tuple[str, ...] = ("synthucf", "alt")
+DEFAULT_RENDERING = "synthucf"
+# Folded into every SeedSequence key of a non-default rendering (the name's bytes), so
+# its scenes never coincide with the default's for the same seed.
+_RENDERING_KEYS: dict[str, int] = {r: int.from_bytes(r.encode(), "big") for r in RENDERINGS}
+
 MAX_GROUPS = 25
 MAX_CLIPS = 99
 SPLITS = (1, 2, 3)
@@ -238,8 +254,17 @@ def _family(class_name: str) -> str:
     return REVERSED_OF.get(class_name, class_name)
 
 
-def _seq(seed: int, *key: int) -> np.random.SeedSequence:
+def _seq(seed: int, *key: int, rendering: str = DEFAULT_RENDERING) -> np.random.SeedSequence:
+    """The random stream ``key`` of ``seed``; other renderings get keys of their own."""
+    if rendering != DEFAULT_RENDERING:
+        key = (_RENDERING_KEYS[rendering], *key)
     return np.random.SeedSequence(seed, spawn_key=key)
+
+
+def _check_rendering(rendering: object) -> str:
+    if not isinstance(rendering, str) or rendering not in RENDERINGS:
+        raise InvalidInput(f"rendering must be one of {', '.join(RENDERINGS)}, got {rendering!r}")
+    return rendering
 
 
 def _luma(c: RGB | np.ndarray) -> float:
@@ -251,12 +276,17 @@ def _contrasts(bg: RGB, obj: RGB, min_luma: float) -> bool:
     return dist >= 140.0 and abs(_luma(bg) - _luma(obj)) >= min_luma
 
 
-def _pick_bg_color(rng: np.random.Generator, obj: RGB, *, min_luma: float, side: int = 0) -> RGB:
-    """A low-saturation colour that contrasts with ``obj``; ``side`` -1/+1 forces darker/lighter."""
+def _pick_bg_color(
+    rng: np.random.Generator, obj: RGB, *, min_luma: float, side: int = 0, tint: float = 22.0
+) -> RGB:
+    """A low-saturation colour that contrasts with ``obj``; ``side`` -1/+1 forces darker/lighter.
+
+    ``tint`` bounds how far each channel strays from grey.
+    """
     for _ in range(200):
         grey = rng.uniform(12.0, 235.0)
-        tint = rng.uniform(-22.0, 22.0, size=3)
-        c = tuple(int(v) for v in np.clip(grey + tint, 0, 255))
+        tint_rgb = rng.uniform(-tint, tint, size=3)
+        c = tuple(int(v) for v in np.clip(grey + tint_rgb, 0, 255))
         col: RGB = (c[0], c[1], c[2])
         darker = _luma(col) < _luma(obj)
         if side and (side < 0) != darker:
@@ -565,10 +595,25 @@ def render_frames(class_name: str, scene: Scene, spec: ClipSpec) -> np.ndarray:
 
 
 class _AviWriter:
-    """Streams RGB frames into an MPEG-4 Part 2 (XviD tag) AVI, bit-exact; a context manager."""
+    """Streams RGB frames into an AVI, bit-exact; a context manager.
+
+    By default MPEG-4 Part 2 with the XviD tag at :data:`BIT_RATE`; ``codec``,
+    ``codec_tag``, ``options`` (codec private options) and ``gop_size`` select another
+    encoder, and ``bit_rate=0`` leaves the rate to the codec's options (x264's ``crf``).
+    """
 
     def __init__(
-        self, path: str | Path, width: int, height: int, fps: int, *, bit_rate: int | None = None
+        self,
+        path: str | Path,
+        width: int,
+        height: int,
+        fps: int,
+        *,
+        bit_rate: int | None = None,
+        codec: str = "mpeg4",
+        codec_tag: str = "XVID",
+        options: dict[str, str] | None = None,
+        gop_size: int = GOP_SIZE,
     ) -> None:
         if bit_rate is None:
             bit_rate = round(BIT_RATE * (width * height) / (BASE_SIZE[0] * BASE_SIZE[1]))
@@ -579,15 +624,18 @@ class _AviWriter:
         )
         try:
             stream = self._container.add_stream(
-                "mpeg4", rate=Fraction(fps), options={"flags": "+bitexact"}
+                codec, rate=Fraction(fps), options={"flags": "+bitexact", **(options or {})}
             )
+            if not isinstance(stream, av.VideoStream):
+                raise ValueError(f"{codec} is not a video encoder")
             stream.width = width
             stream.height = height
             stream.pix_fmt = "yuv420p"
-            stream.bit_rate = bit_rate
-            stream.gop_size = GOP_SIZE
+            if bit_rate:
+                stream.bit_rate = bit_rate
+            stream.gop_size = gop_size
             stream.codec_context.thread_count = 1
-            stream.codec_context.codec_tag = "XVID"
+            stream.codec_context.codec_tag = codec_tag
         except BaseException:
             self._container.close()
             raise
@@ -654,10 +702,15 @@ class _Job:
     clip: int
     seed: int
     path: Path
+    rendering: str = DEFAULT_RENDERING
 
 
 def _build_clip(job: _Job) -> dict[str, object]:
     """Render, encode and atomically write one clip; return its metadata line."""
+    if job.rendering != DEFAULT_RENDERING:
+        from clipsearch import synth_alt  # it builds on this module
+
+        return synth_alt.build_clip(job.class_name, job.group, job.clip, job.seed, job.path)
     scene = make_scene(job.seed, job.class_name, job.group)
     spec = make_clip_spec(job.seed, job.class_name, job.group, job.clip)
     frames = render_frames(job.class_name, scene, spec)
@@ -746,11 +799,14 @@ def generate(
     moments: bool = True,
     moments_per_class: int = 4,
     long_videos: int = 2,
+    rendering: str = DEFAULT_RENDERING,
 ) -> SynthSummary:
     """Build a SynthUCF dataset under ``out``.
 
     ``classes`` takes the first N classes of :data:`CLASSES`; ``groups`` (1..25) and
-    ``clips`` (clips per group) set the size; ``seed`` fixes every pixel. Rerunning on an
+    ``clips`` (clips per group) set the size; ``seed`` fixes every pixel. ``rendering``
+    (:data:`RENDERINGS`) picks how the classes are drawn: ``"synthucf"`` or ``"alt"``
+    (:mod:`clipsearch.synth_alt`, the moments set included). Rerunning on an
     existing root regenerates it (deterministically); ``synth_meta.jsonl`` is written last,
     so its presence marks a complete build. ``progress(done, total)`` is called per clip
     of the main set.
@@ -770,6 +826,7 @@ def generate(
         raise InvalidInput(f"moments must be true or false, got {moments!r}")
     moments_per_class = _check_int("moments_per_class", moments_per_class, 1, MAX_MOMENTS_PER_CLASS)
     long_videos = _check_int("long_videos", long_videos, 0, MAX_LONG_VIDEOS)
+    rendering = _check_rendering(rendering)
     root = _check_root("out", out)
 
     t0 = time.perf_counter()
@@ -782,7 +839,7 @@ def generate(
     (root / META_FILE).unlink(missing_ok=True)  # the completion marker goes last
 
     jobs = [
-        _Job(c, g, k, seed, video_root / c / clip_filename(c, g, k))
+        _Job(c, g, k, seed, video_root / c / clip_filename(c, g, k), rendering)
         for c in selected
         for g in range(1, groups + 1)
         for k in range(1, clips + 1)
@@ -790,7 +847,8 @@ def generate(
     _remove_stale(video_root, {clip_relpath(j.class_name, j.group, j.clip) for j in jobs})
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     logger.info(
-        "generating SynthUCF at %s: %d classes x %d groups x %d clips = %d clips, %d workers",
+        "generating SynthUCF (%s) at %s: %d classes x %d groups x %d clips = %d clips, %d workers",
+        rendering,
         root,
         classes,
         groups,
@@ -826,6 +884,7 @@ def generate(
             long_videos=long_videos,
             seed=seed,
             workers=n_workers,
+            rendering=rendering,
         )
     else:
         if moments:
@@ -874,6 +933,7 @@ class _MomentJob:
     group: int  # scene group (one of split 1's test groups)
     seed: int
     path: Path
+    rendering: str = DEFAULT_RENDERING
 
 
 _KIND_KEYS = {"short": 0, "long": 1}
@@ -931,12 +991,13 @@ def _plan_moments(
     long_videos: int,
     long_steps: int,
     folder: Path,
+    rendering: str = DEFAULT_RENDERING,
 ) -> list[_MomentJob]:
     """Classes, segment lengths and scene group of every moments file (short ones first)."""
     groups = list(split_test_groups(1))
     jobs: list[_MomentJob] = []
 
-    rng = np.random.default_rng(_seq(seed, 5, 0))
+    rng = np.random.default_rng(_seq(seed, 5, 0, rendering=rendering))
     sizes = _short_sizes(len(selected) * moments_per_class, len(selected))
     sizes = [sizes[int(i)] for i in rng.permutation(len(sizes))]
     need = dict.fromkeys(selected, moments_per_class)
@@ -946,11 +1007,13 @@ def _plan_moments(
         steps = tuple(int(v) for v in rng.integers(lo, hi + 1, size=k))
         name = moment_filename("short", i)
         group = groups[(i - 1) % len(groups)]
-        jobs.append(_MomentJob(name, "short", i, classes, steps, group, seed, folder / name))
+        jobs.append(
+            _MomentJob(name, "short", i, classes, steps, group, seed, folder / name, rendering)
+        )
     if any(need.values()):  # pragma: no cover - guaranteed by _pick_classes
         raise AssertionError(f"unbalanced moments plan: {need}")
 
-    rng = np.random.default_rng(_seq(seed, 5, 1))
+    rng = np.random.default_rng(_seq(seed, 5, 1, rendering=rendering))
     used = dict.fromkeys(selected, 0)
     n_seg = min(LONG_SEGMENTS, len(selected))
     for j in range(1, long_videos + 1):
@@ -958,7 +1021,9 @@ def _plan_moments(
         steps = tuple(_split_steps(rng, long_steps, n_seg))
         name = moment_filename("long", j)
         group = groups[(len(sizes) + j - 1) % len(groups)]
-        jobs.append(_MomentJob(name, "long", j, classes, steps, group, seed, folder / name))
+        jobs.append(
+            _MomentJob(name, "long", j, classes, steps, group, seed, folder / name, rendering)
+        )
     return jobs
 
 
@@ -972,6 +1037,10 @@ def _moment_spec(rng: np.random.Generator, n_frames: int) -> ClipSpec:
 
 def _build_moment(job: _MomentJob) -> dict[str, object]:
     """Render the segments on one scene, stream them into one AVI, write it atomically."""
+    if job.rendering != DEFAULT_RENDERING:
+        from clipsearch import synth_alt  # it builds on this module
+
+        return synth_alt.build_moment(job)
     # The first class's test scene of the group; every drawer works on any scene (the
     # background was picked to contrast with the object colour, whatever the class).
     scene = make_scene(job.seed, job.classes[0], job.group)
@@ -1100,6 +1169,7 @@ def generate_moments(
     workers: int | None = None,
     long_duration_s: float = LONG_DURATION_S,
     progress: Callable[[int, int], None] | None = None,
+    rendering: str = DEFAULT_RENDERING,
 ) -> MomentsSummary:
     """Build the moments set in the folder ``root`` (``<dataset>/moments`` in a full build).
 
@@ -1111,6 +1181,8 @@ def generate_moments(
     one scene (background, colour, size, speed, noise) from split 1's test groups.
     ``moments.jsonl`` is written last, so its presence marks a complete set; files of
     an earlier build with other knobs are removed. Byte-identical for the same knobs.
+    ``rendering="alt"`` draws the set in :mod:`clipsearch.synth_alt`'s style (each file
+    at its own frame size and rate); its entries add ``"rendering": "alt"``.
     """
     classes, moments_per_class, long_videos, long_steps = _check_moments(
         classes, moments_per_class, long_videos, long_duration_s
@@ -1118,13 +1190,14 @@ def generate_moments(
     seed = _check_int("seed", seed, 0)
     if workers is not None:
         workers = _check_int("workers", workers, 1)
+    rendering = _check_rendering(rendering)
     folder = _check_root("root", root)
 
     t0 = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MOMENTS_FILE).unlink(missing_ok=True)  # the completion marker goes last
     jobs = _plan_moments(
-        seed, CLASSES[:classes], moments_per_class, long_videos, long_steps, folder
+        seed, CLASSES[:classes], moments_per_class, long_videos, long_steps, folder, rendering
     )
     _remove_moments(folder, {j.name for j in jobs})
     n_workers = workers if workers is not None else (os.cpu_count() or 1)

@@ -29,7 +29,7 @@ EXAMPLES = settings(
 )
 PHRASES = ["ball bouncing", "box spinning", "a yellow triangle rising"]
 SEARCH_PARAMS = ["q", "query", "k", "limit", "offset", "class", "split", "min_duration"]
-SEARCH_PARAMS += ["max_duration", "model", "min_score"]
+SEARCH_PARAMS += ["max_duration", "model", "min_score", "collapse"]
 
 # text without lone surrogates (which no client can put on the wire as UTF-8)
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=300)

@@ -35,6 +35,7 @@ from webapp.settings import Settings
 
 QUERY = "a red triangle rising"
 MAX_K = 20
+UCF_NAME = re.compile(r"_g(?P<group>\d+)_c(?P<clip>\d+)\.")
 DEFAULT_K = 5
 CLASSES = ("BallBouncing", "BoxSpinning", "TriangleRising")
 VIDEO_S = 5.0
@@ -139,8 +140,9 @@ def payload(spec: Spec, source: Path) -> dict[str, Any]:
         "source": str(source),
         "class": spec.cls,
         "label": spec.cls.lower(),
-        "group": 1,
-        "clip": 1,
+        # UCF101 names carry their group (the search page collapses by it)
+        "group": int(m["group"]) if (m := UCF_NAME.search(spec.path)) else None,
+        "clip": int(m["clip"]) if m else None,
         "duration_s": spec.duration_s,
         "fps": 10.0,
         "width": 64,

@@ -14,6 +14,7 @@ set), where they fail.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,6 +46,12 @@ PAGE_K = 3  # results per page: the 5 clips make two pages
 PLANTED_QUERY = "a red triangle rising"
 PLANTED_PATH = "m_0002.avi"
 PLANTED_SEGMENT = 5
+# A sequence is planted the same way in the 6.6 s moments clip (windows [0, 2], [1, 3],
+# ..., [4, 6], [4.6, 6.6]): the first step's embedding is segment 1, the second's
+# segment 4, the other segments orthogonal to both.
+SEQUENCE_STEPS = ("a green circle shrinking", "a blue square growing")
+SEQUENCE_PATH = "m_0001.avi"
+SEQUENCE_SEGMENTS = (1, 4)
 TIMEOUT_MS = 30_000  # the first request of a preview transcodes it
 
 
@@ -72,6 +79,7 @@ class Served:
     clip_ids: list[str]
     data: Path
     planted: str  # the id of the clip with the planted moment
+    sequence: str  # the id of the clip with the planted sequence
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +113,7 @@ def served(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     assert store.count() == len(ids) == 5
     ids.sort()
     planted = plant_moment(store, encoder.encode_text([PLANTED_QUERY])[0])
+    sequence = plant_sequence(store, [encoder.encode_text([s])[0] for s in SEQUENCE_STEPS])
     settings = Settings(model=str(tiny_model_dir), media_dir=str(media), default_k=PAGE_K)
     app = create_app(settings, search=SearchService(encoder, store))
 
@@ -116,7 +125,7 @@ def served(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     thread = threading.Thread(target=server.serve_forever, name="clipsearch-test-server")
     thread.daemon = True
     thread.start()
-    yield Served(f"http://127.0.0.1:{server.server_port}", ids, root, planted)
+    yield Served(f"http://127.0.0.1:{server.server_port}", ids, root, planted, sequence)
     server.shutdown()
     thread.join(timeout=10)
     store.close()
@@ -136,6 +145,26 @@ def plant_moment(store: Any, query: Any) -> str:
     segments -= np.outer(segments @ q, q)
     segments /= np.linalg.norm(segments, axis=1, keepdims=True)
     segments[PLANTED_SEGMENT] = q
+    store.upsert([ClipPoint(pid, point.pooled, segments, point.payload)])
+    return pid
+
+
+def plant_sequence(store: Any, steps: list[Any]) -> str:
+    """Make each step's vector a segment of ``SEQUENCE_PATH`` (``SEQUENCE_SEGMENTS``), in
+    order, and every other segment orthogonal to all of them."""
+    import numpy as np
+
+    from clipsearch.store.base import ClipPoint, clip_id
+
+    pid = clip_id(SEQUENCE_PATH)
+    point = store.retrieve([pid], with_vectors=True)[pid]
+    basis, _ = np.linalg.qr(np.stack(steps).astype(np.float32).T)
+    segments = np.array(point.segments, dtype=np.float32)
+    assert len(segments) == len(point.payload["segment_times"]) > max(SEQUENCE_SEGMENTS)
+    segments -= (segments @ basis) @ basis.T
+    segments /= np.linalg.norm(segments, axis=1, keepdims=True)
+    for index, step in zip(SEQUENCE_SEGMENTS, steps, strict=True):
+        segments[index] = step
     store.upsert([ClipPoint(pid, point.pooled, segments, point.payload)])
     return pid
 
@@ -357,6 +386,37 @@ def test_clicking_a_segment_seeks_to_it(tab: Tab, served: Served) -> None:
     assert "here" in (buttons.nth(7).get_attribute("class") or "")
     card.scroll_into_view_if_needed()
     tab.shot("segment-seek")
+
+
+def test_a_sequence_result_shows_both_moments_and_seeks_to_the_second(
+    tab: Tab, served: Served
+) -> None:
+    tab.goto("/")
+    search_box(tab, " then ".join(SEQUENCE_STEPS))
+    card = cards(tab).first
+    assert card.get_attribute("data-id") == served.sequence
+    steps = card.locator("ol.sequence button.step")
+    assert steps.count() == 2
+    spans = []
+    for label in steps.all_inner_texts():  # "1. 1.5–2.5 s"
+        match = re.fullmatch(r"(\d)\. (\d+\.\d)–(\d+\.\d) s", label.strip())
+        assert match, label
+        spans.append((float(match[2]), float(match[3])))
+    (a_start, a_end), (b_start, b_end) = spans
+    assert (a_start, a_end) == (1.5, 2.5) and (b_start, b_end) == (4.5, 5.3)
+    text = card.locator("ol.sequence").inner_text()
+    assert "→" in text and all(step in text for step in SEQUENCE_STEPS)
+    assert text.index(SEQUENCE_STEPS[0]) < text.index(SEQUENCE_STEPS[1])
+    assert card.locator("button.seg.win").count() == 2
+    # the player opens at the first moment and plays through the second
+    video = card.locator("video")
+    assert float(video.get_attribute("data-start")) == a_start
+    assert video.locator("source").get_attribute("src").endswith(f"#t={a_start:.2f},{b_end:.2f}")
+    steps.nth(1).click()  # jump to the second moment
+    now = video.evaluate(WAIT_FOR_TIME, [b_start - 0.05, b_end + 0.1])
+    assert b_start - 0.05 <= now <= b_end + 0.1
+    card.scroll_into_view_if_needed()
+    tab.shot("sequence-result")
 
 
 def test_more_like_this_opens_the_clip_page(tab: Tab, served: Served) -> None:

@@ -299,6 +299,48 @@ def test_search_by_image(
     fails(capsys, [*base, "--image", str(tmp_path / "missing.png")], code=1)
 
 
+def test_search_then(
+    indexed: tuple[Path, dict[str, dict[str, Any]]],
+    tiny_model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    store, payloads = indexed
+    second = "a video of box spinning"
+    out = search(capsys, tiny_model_dir, store, QUERY, "--then", second, "-k", "10")
+    assert out["steps"] == [QUERY, second] and out["query"] == f"{QUERY} then {second}"
+    assert out["results"] and out["no_good_match"] is False
+    for r in out["results"]:
+        assert [m["step"] for m in r["moments"]] == [QUERY, second]
+        (a, b) = r["moments"]
+        assert a["start_s"] < b["start_s"] and 0.0 <= a["start_s"] < a["end_s"]
+        assert b["end_s"] <= payloads[r["path"]]["duration_s"] + 1e-3
+        assert (r["start_s"], r["end_s"]) == (a["start_s"], a["end_s"])
+    scores = [r["score"] for r in out["results"]]
+    assert scores == sorted(scores, reverse=True)
+    # the same query written as one text
+    text = search(capsys, tiny_model_dir, store, f"{QUERY} then {second}", "-k", "10")
+    assert text["results"] == out["results"] and text["steps"] == out["steps"]
+    # a single step has no steps or moments
+    single = search(capsys, tiny_model_dir, store, QUERY, "-k", "10")
+    assert "steps" not in single and all("moments" not in r for r in single["results"])
+
+    capsys.readouterr()
+    argv = ["search", f"{QUERY}, then {second}", "--model", str(tiny_model_dir),
+            "--store", str(store), "-k", "2"]  # fmt: skip
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == f"1. {QUERY} -> 2. {second}" and "moments" in lines[1]
+    assert len(lines) == 4
+    assert all(re.search(r"\d+\.\d-\s*\d+\.\ds -> \s*\d+\.\d-\s*\d+\.\ds ", x) for x in lines[2:])
+
+    base = ["search", "--model", str(tiny_model_dir), "--store", str(store)]
+    assert "empty step" in fails(capsys, [*base, "then a ball"])
+    assert "empty step" in fails(capsys, [*base, "a ball then"])
+    assert "empty" in fails(capsys, [*base, "a ball", "--then", " "])
+    like = ["--like", clip_id("m_0001.avi"), "--then", "a box"]
+    assert "--then follows a text QUERY" in fails(capsys, [*base, *like])
+
+
 @pytest.mark.parametrize(
     "given",
     [
@@ -327,7 +369,8 @@ def test_eval_moments_writes_the_documented_figures(
             "--json", str(out), "--workers", "1", "--window-s", "3", "--stride-s", "1.5",
             "-q"]  # fmt: skip
     assert main(argv) == 0
-    assert "R@1_tIoU0.5" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "R@1_tIoU0.5" in printed
     m = json.loads(out.read_text())
     for key in ("R@1_tIoU0.5", "R@5_tIoU0.5", "mean_tIoU", "R@1_bound"):
         assert 0.0 <= m[key] <= 1.0, key
@@ -357,6 +400,33 @@ def test_eval_moments_writes_the_documented_figures(
     assert all(r["rank"] in (1, 2) for r in rows)
     assert m["short"]["n_segments"] == 4 and m["long"] == {"n_segments": 0}
 
+    # sequence queries: each pair of consecutive segments, "A then B"
+    pairs = [
+        (
+            v["path"],
+            [a["class"], b["class"]],
+            [[a["start_s"], a["end_s"]], [b["start_s"], b["end_s"]]],
+        )
+        for v in truth
+        for a, b in zip(v["segments"], v["segments"][1:], strict=False)
+    ]
+    assert m["n_then_pairs"] == len(pairs) == 2
+    assert m["then_query_template"] == "a video of {} then a video of {}"
+    then_rows = m["then_pairs"]
+    assert [(r["video"], r["classes"], r["true_s"]) for r in then_rows] == pairs
+    for r in then_rows:
+        assert len(r["moments_s"]) == 2 and r["moments_s"][0][0] < r["moments_s"][1][0]
+        for truth_s, moment_s, tiou in zip(r["true_s"], r["moments_s"], r["tIoU"], strict=True):
+            assert tiou == pytest.approx(temporal_iou(truth_s, moment_s), abs=1e-3)
+        assert r["rank"] in (1, 2)  # two videos in the store
+        assert isinstance(r["score"], float) and isinstance(r["reversed_score"], float)
+    then_hits = [r["rank"] <= 5 and min(r["tIoU"]) >= 0.5 for r in then_rows]
+    ordered = [r["score"] > r["reversed_score"] for r in then_rows]
+    assert m["then_R@5"] == pytest.approx(np.mean(then_hits), abs=1e-4)
+    assert m["then_order_acc"] == pytest.approx(np.mean(ordered), abs=1e-4)
+    assert f"then (2 pairs): then_R@5 {m['then_R@5']:.3f}" in printed
+    assert f"then_order_acc {m['then_order_acc']:.3f}" in printed
+
 
 def test_eval_moments_on_a_folder_without_moments(
     data: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
@@ -379,7 +449,12 @@ def test_calibrate_writes_the_threshold_into_the_model(
     shutil.copytree(tiny_model_dir, model)
     before = json.loads((model / "clipsearch.json").read_text())
     assert before["min_score"] is None
+    # the default is the validation groups of split 1's training list; this set has none
     argv = ["calibrate", "--data", str(data), "--model", str(model), "--workers", "1", "-q"]
+    assert main(argv) == 2
+    assert "split 1 of" in capsys.readouterr().err
+    assert json.loads((model / "clipsearch.json").read_text())["min_score"] is None
+    argv += ["--clips", "test"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     video = json.loads((model / "clipsearch.json").read_text())
@@ -418,7 +493,8 @@ def test_calibrate_writes_the_threshold_into_the_model(
     shutil.copytree(tiny_model_dir, other)
     config = (other / "clipsearch.json").read_bytes()
     target = tmp_path / "reports" / "calibration.json"
-    assert main([*argv[:4], str(other), "--out", str(target), "--workers", "1", "-q"]) == 0
+    argv = [*argv[:4], str(other), "--clips", "test", "--out", str(target), "--workers", "1", "-q"]
+    assert main(argv) == 0
     assert str(target) in capsys.readouterr().out
     assert (other / "clipsearch.json").read_bytes() == config
     assert not (other / "calibration.json").exists()

@@ -187,12 +187,12 @@ def test_every_operation_documents_its_errors_with_the_error_schema() -> None:
 
 
 def test_search_parameters_are_the_ones_the_app_reads() -> None:
-    accepted = {"q", "query", "k", "limit", "offset", "min_score", *FILTER_KEYS}
+    accepted = {"q", "query", "k", "limit", "offset", "min_score", "collapse", *FILTER_KEYS}
     get = DOC["paths"]["/api/search"]["get"]
     names = {resolve(p)[0]["name"] for p in get["parameters"]}
-    assert names == accepted
+    assert names == accepted | {"then"}  # sequence steps: text queries only
     body = DOC["components"]["schemas"]["SearchRequest"]["properties"]
-    assert set(body) == accepted | {"filters"}
+    assert set(body) == accepted | {"filters", "then"}
     form = DOC["components"]["schemas"]["ImageSearchForm"]["properties"]
     assert set(form) == accepted - {"q", "query"} | {"image"}
     similar = DOC["paths"]["/api/clips/{clip_id}/similar"]["get"]
@@ -369,6 +369,38 @@ def _degraded(body: dict[str, Any]) -> None:
     assert body["status"] == "degraded" and body["error"]["code"] == "store_unavailable"
 
 
+def _sequence(*steps: str) -> Callable[[dict[str, Any]], None]:
+    def check(body: dict[str, Any]) -> None:
+        assert body["steps"] == list(steps) and body["query"] == " then ".join(steps)
+        assert body["results"]
+        for r in body["results"]:
+            assert [m["step"] for m in r["moments"]] == list(steps)
+            starts = [m["start_s"] for m in r["moments"]]
+            assert starts == sorted(starts) and len(set(starts)) == len(starts)
+            assert r["moment"] == {k: v for k, v in r["moments"][0].items() if k != "step"}
+
+    return check
+
+
+def _single_step(body: dict[str, Any]) -> None:
+    assert "steps" not in body and all("moments" not in r for r in body["results"])
+
+
+def _collapsed(mode: str) -> Callable[[dict[str, Any]], None]:
+    def check(body: dict[str, Any]) -> None:
+        assert body["collapse"] == mode and body["results"]
+        assert ("near_threshold" in body) == (mode == "near")
+        for r in body["results"]:
+            assert r["collapsed"] == len(r["collapsed_ids"])
+
+    return check
+
+
+def _not_collapsed(body: dict[str, Any]) -> None:
+    assert "collapse" not in body and "near_threshold" not in body
+    assert all("collapsed" not in r and "collapsed_ids" not in r for r in body["results"])
+
+
 def _document(body: dict[str, Any]) -> None:
     assert body == DOC
 
@@ -420,6 +452,46 @@ def _post_image(id: str, status: int, data: Any, **kw: Any) -> Case:
 CASES = [
     # GET /api/search
     _get("get-ok", SEARCH, 200, {"q": "ball bouncing"}, check=_has_next),
+    _get("get-single-step", SEARCH, 200, {"q": "ball bouncing"}, check=_single_step),
+    _get(
+        "get-sequence",
+        SEARCH,
+        200,
+        {"q": "ball bouncing then box spinning"},
+        check=_sequence("ball bouncing", "box spinning"),
+    ),
+    _get(
+        "get-then",
+        SEARCH,
+        200,
+        {"q": "ball bouncing", "then": ["box spinning", "ball"], "k": 5, "min_score": "off"},
+        check=_sequence("ball bouncing", "box spinning", "ball"),
+    ),
+    _get(
+        "get-collapse-group",
+        SEARCH,
+        200,
+        {"q": "ball", "collapse": "group"},
+        check=_collapsed("group"),
+    ),
+    _get(
+        "get-collapse-near",
+        SEARCH,
+        200,
+        {"q": "ball", "collapse": "near"},
+        check=_collapsed("near"),
+    ),
+    _get("get-collapse-none", SEARCH, 200, {"q": "ball", "collapse": "none"}, check=_not_collapsed),
+    _get(
+        "get-collapse-sequence",
+        SEARCH,
+        200,
+        {"q": "ball bouncing then box spinning", "collapse": "near", "min_score": "off"},
+        check=_collapsed("near"),
+    ),
+    _get("get-collapse-bad", SEARCH, 400, {"q": "b", "collapse": "all"}, code="invalid_collapse"),
+    _get("get-empty-step", SEARCH, 400, {"q": "then box spinning"}, code="empty_step"),
+    _get("get-empty-then", SEARCH, 400, {"q": "ball", "then": " "}, code="empty_step"),
     _get("get-locked", SEARCH, 401, {"q": "ball"}, app="locked", code="unauthorized"),
     _post_json("post-locked", 401, {"q": "ball"}, app="locked", code="unauthorized"),
     _get("get-alias", SEARCH, 200, {"query": "box spinning", "limit": 2}),
@@ -456,6 +528,19 @@ CASES = [
     _get("get-broken", SEARCH, 500, {"q": "ball"}, app="broken", code="internal_error"),
     # POST /api/search
     _post_json("post-ok", 200, {"q": "box spinning", "k": 2}, check=_has_next),
+    _post_json(
+        "post-then",
+        200,
+        {"q": "box spinning", "then": ["ball bouncing"], "class": "BoxSpinning"},
+        check=_sequence("box spinning", "ball bouncing"),
+    ),
+    _post_json("post-then-string", 200, {"q": "box spinning", "then": "ball"}),
+    _post_json("post-collapse", 200, {"q": "box", "collapse": "group"}, check=_collapsed("group")),
+    _post_json("post-collapse-null", 200, {"q": "box", "collapse": None}, check=_not_collapsed),
+    _post_json("post-collapse-bad", 400, {"q": "b", "collapse": 3}, code="invalid_collapse"),
+    _post_json("post-empty-step", 400, {"q": "box spinning, then"}, code="empty_step"),
+    _post_json("post-then-number", 400, {"q": "ball", "then": [1]}, code="invalid_query"),
+    _post_json("post-steps", 400, {"q": "a", "then": ["b"] * 4}, code="too_many_steps"),
     _post_json("post-filters-object", 200, {"query": "ball", "filters": FULL_FILTERS, "limit": 5}),
     _post_json("post-flat-filters", 200, {"q": "ball", **FULL_FILTERS}, check=_filters_echoed),
     _post_json("post-min-score-null", 200, {"q": "ball", "min_score": None, "offset": 1}),
@@ -486,6 +571,8 @@ CASES = [
     _post_image("image-ok", 200, _image(), check=_image_results),
     _post_image("image-locked", 401, _image(), app="locked", code="unauthorized"),
     _post_image("image-fields", 200, _image(k="2", offset="1", **FULL_FILTERS)),
+    _post_image("image-collapse", 200, _image(collapse="near"), check=_collapsed("near")),
+    _post_image("image-bad-collapse", 400, _image(collapse="x"), code="invalid_collapse"),
     _post_image("image-no-good-match", 200, _image(min_score="0.999"), check=_no_good_match),
     _post_image("image-missing", 400, lambda: {"k": "2"}, code="missing_image"),
     _post_image("image-no-name", 400, _image(name=""), code="missing_image"),
@@ -525,6 +612,8 @@ CASES = [
         "similar-page", SIMILAR, 200, {"k": 1, "offset": 1, "class": "BoxSpinning,TriangleRising"}
     ),
     _get("similar-threshold", SIMILAR, 200, {"min_score": 0.9999}, check=_no_good_match),
+    _get("similar-collapse", SIMILAR, 200, {"collapse": "group"}, check=_collapsed("group")),
+    _get("similar-bad-collapse", SIMILAR, 400, {"collapse": "G"}, code="invalid_collapse"),
     _get("similar-bad-k", SIMILAR, 400, {"k": "many"}, code="invalid_k"),
     _get("similar-bad-filter", SIMILAR, 400, {"split": "9:test"}, code="invalid_filter"),
     _get("similar-unknown", SIMILAR, 404, clip=UNKNOWN, code="clip_not_found"),
@@ -626,6 +715,13 @@ def test_validation_catches_drift() -> None:
     assert not validator.is_valid({**good, "next_offset": "1"})
     assert not validator.is_valid({**good, "kind": "audio"})
     assert not validator.is_valid({k: v for k, v in good.items() if k != "message"})
+    assert validator.is_valid({**good, "steps": ["a ball", "a box"]})
+    assert not validator.is_valid({**good, "steps": "a ball then a box"})
+    assert not validator.is_valid({**good, "steps": ["a ball"]})
+    assert validator.is_valid({**good, "collapse": "near", "near_threshold": 0.93})
+    assert validator.is_valid({**good, "collapse": "group"})
+    assert not validator.is_valid({**good, "collapse": "sometimes"})
+    assert not validator.is_valid({**good, "near_threshold": 2})
     error, _ = response_validator(SEARCH, "get", 400)
     assert error.is_valid({"error": {"code": "invalid_k", "message": "k must be ..."}})
     assert not error.is_valid({"error": {"code": "invalid_k"}})

@@ -92,8 +92,8 @@ def test_validation_keeps_the_best_epoch(tiny_model_dir: Path, monkeypatch: Any)
     scores = iter([0.5, 0.9, 0.2])
     monkeypatch.setattr(val, "evaluate", lambda: {"mAP": next(scores)})
     weight = encoder.model.visual_projection.weight
-    logged: list[float] = []
-    module = SimpleNamespace(log=lambda name, value, **kw: logged.append(value))
+    logged: list[tuple[str, float]] = []
+    module = SimpleNamespace(log=lambda name, value, **kw: logged.append((name, value)))
     snapshots = []
     for epoch in range(3):
         with torch.no_grad():
@@ -103,8 +103,9 @@ def test_validation_keeps_the_best_epoch(tiny_model_dir: Path, monkeypatch: Any)
             current_epoch=epoch, max_epochs=3, should_stop=False, global_step=epoch * 10
         )
         val.on_train_epoch_end(trainer, module)  # type: ignore[arg-type]
-    assert logged == [0.5, 0.9, 0.2]
-    assert val.best_epoch == 1 and val.best_map == 0.9
+    assert [v for name, v in logged if name == "val_score"] == [0.5, 0.9, 0.2]
+    assert [v for name, v in logged if name == "val_mAP"] == [0.5, 0.9, 0.2]
+    assert val.best_epoch == 1 and val.best_score == 0.9
     assert [h["epoch"] for h in val.history] == [0, 1, 2]
     val.restore_best()
     assert torch.equal(encoder.model.visual_projection.weight, snapshots[1])

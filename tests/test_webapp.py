@@ -8,6 +8,7 @@ distinct phrases, so searching a phrase returns its own point first.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
@@ -40,6 +41,7 @@ MISSING_SOURCE = "a small red ball bouncing fast"  # indexed, but its video file
 GHOST_PATH = "Ghost/v_Ghost_g01_c01.avi"
 UNKNOWN_ID = clip_id("Nowhere/v_Nowhere_g01_c01.avi")
 MAX_K = 10
+UCF_NAME = re.compile(r"_g(?P<group>\d+)_c(?P<clip>\d+)\.")
 MAX_QUERY_CHARS = 200
 RESULT_KEYS = {
     "id",
@@ -91,8 +93,9 @@ def payload(rel_path: str, cls: str, source: Path) -> dict[str, Any]:
         "source": str(source),
         "class": cls,
         "label": cls.lower(),
-        "group": 1,
-        "clip": 1,
+        # UCF101 names carry their group (the search page collapses by it)
+        "group": int(m["group"]) if (m := UCF_NAME.search(rel_path)) else None,
+        "clip": int(m["clip"]) if m else None,
         "split_1": "test",
         "duration_s": 1.0,
         "fps": 10.0,

@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from clipsearch.dataset import VALIDATION_GROUPS
 from clipsearch.errors import InvalidInput
+from training.augment import AugmentConfig
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 DEFAULT_RECIPE = "synthucf"
@@ -35,25 +37,43 @@ class TrainConfig:
         ("BoxGrowing", "BoxShrinking"),
         ("TriangleRising", "TriangleFalling"),
     )
-    train_frames: int = 8  # random subset of those seen per clip per training step
+    cache_frames: int = 16  # frames decoded per training clip (a step sees train_frames)
+    train_frames: int = 8  # frames per clip per step, taken from the cached ones on a warped clock
     batch_size: int = 64
     max_epochs: int = 30
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_steps: int = 20
     vocab_size: int = 1000  # tokenizer size when training from scratch
-    caption_prob: float = 0.3  # chance a sample's text is its free-form caption
+    # texts from clip attributes ("a red ball", "something spinning", captions), not only
+    # class phrases (training.texts); needs synth_meta.jsonl, else class phrases only
+    attribute_texts: bool = True
+    hard_negative_prob: float = 0.3  # also a copy of the text with one attribute changed
     whiten_patches: bool = True  # from scratch: start the patch embedding as a whitening
     aux_loss_weight: float = 3.0  # training-only cosine class head on clip vectors
+    # training-only classifiers of colour and size on clip vectors (synth_meta.jsonl only)
+    attribute_loss_weight: float = 1.0
     class_loss_weight: float = 1.0  # weight of the clip-vs-all-class-prompts loss
-    color_aug_prob: float = 0.8  # recolour frames paired with a class phrase (not captions)
-    affine_aug: float = 0.1  # random zoom/shift of each clip, as a fraction of the frame
+    # augmentation (training.augment): how video is made varies, the texts follow it
+    time_warp: float = 0.5  # speed and easing of the clock frames are taken on (0: even)
+    recolor_prob: float = 0.5  # the object takes another named colour, and so does its text
+    gray_prob: float = 0.1  # colour dropped
+    scene_prob: float = 0.4  # a static texture, gradient or checkerboard over the background
+    distractor_prob: float = 0.3  # one or two static shapes
+    camera_prob: float = 0.5  # brightness/contrast, sensor noise, blur
+    zoom: float = 0.25  # zoom in by up to this fraction (out by up to half of it)
+    aspect: float = 0.15  # stretch one axis by up to this fraction
+    shift: float = 0.1  # shift by up to this fraction of the frame
     # colour x class combos withheld from training: a count chosen from synth_meta.jsonl
     # (clipsearch.attributes.default_heldout), or explicit "Class:colour" strings
     heldout: int | list[str] = 3
     freeze: str = "none"  # fine-tuning: "none", "proj_ln" or "layers:N" (training.freeze)
-    val_every: int = 1  # epochs between retrieval validations on the test clips (0: never)
-    select_best: bool = True  # keep the epoch with the best validation mAP, not the last
+    # groups of the split's training list kept apart for validation (a group shares scene
+    # and object, so validation clips are never near-copies of training ones); the test
+    # list is only for `clipsearch eval`
+    val_groups: int = VALIDATION_GROUPS
+    val_every: int = 1  # epochs between retrieval validations (0: never)
+    select_best: bool = True  # keep the epoch with the best validation score, not the last
     seed: int = 0
     max_steps: int = -1  # stop after this many optimiser steps (-1: no limit; for smoke tests)
     accelerator: str = "cpu"  # Lightning accelerator: "cpu", "gpu" or "auto"
@@ -84,6 +104,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def augment(self) -> AugmentConfig:
+        return AugmentConfig(
+            **{f.name: getattr(self, f.name) for f in fields(AugmentConfig)}  # same names
+        )
 
 
 def _parse_pairs(value: Any, path: Path) -> tuple[tuple[str, str], ...]:

@@ -20,21 +20,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from clipsearch.dataset import Clip, class_phrase
+from clipsearch.dataset import Clip
 from clipsearch.errors import DatasetError
 from clipsearch.frames import decode_many
 from clipsearch.model import ClipEncoder, ImagePreprocess, clip_frame_features, pool_clips
+from clipsearch.synth import COLORS, SIZES
+from training.augment import AugmentConfig, augment_clip
+from training.texts import Attributes, Text, class_prompt_texts, draw_text, hard_negative
 
 log = logging.getLogger(__name__)
-
-TEMPLATES = (
-    "a video of {}",
-    "{}",
-    "a clip of {}",
-    "footage of {}",
-    "a short video showing {}",
-)
-QUERY_TEMPLATE = TEMPLATES[0]
 
 
 @dataclass(frozen=True)
@@ -112,92 +106,75 @@ def captions_from_meta(meta: dict[str, dict[str, Any]] | None) -> dict[str, str]
     return {path: row["caption"] for path, row in meta.items() if row.get("caption")}
 
 
-def training_texts(classes: Sequence[str], captions: dict[str, str]) -> list[str]:
-    """Every text a model may see in training (for building the tokenizer)."""
-    phrases = [class_phrase(c) for c in classes]
-    return [t.format(p) for p in phrases for t in TEMPLATES] + sorted(set(captions.values()))
-
-
 class ClipTextDataset(Dataset[dict[str, Any]]):
-    """Clip frames (uint8 (T, 3, h, w)) with one text: a class phrase or the clip's caption.
+    """One augmented view of a clip's cached frames with one text that is true of it.
 
-    Each sample also carries the keys that decide positives in the loss: a text's
-    key is its class (for templated class phrases) or the caption itself; a clip
-    matches its class and its own caption.
+    The text comes from the clip's attributes after augmentation
+    (:func:`training.texts.draw_text`); with ``hard_negative_prob`` a sample also
+    carries its text with one attribute changed, which the collate adds as an extra
+    text column.
     """
 
     def __init__(
         self,
         cache: FrameCache,
         classes: Sequence[str],
-        captions: dict[str, str],
-        caption_prob: float,
+        attrs: Sequence[Attributes],
+        *,
+        frames_per_step: int,
+        augment: AugmentConfig,
+        attribute_texts: bool = True,
+        hard_negative_prob: float = 0.0,
+        forbidden: Sequence[str] = (),
         seed: int = 0,
-        frames_per_step: int | None = None,
-        color_aug_prob: float = 0.0,
     ):
+        if len(attrs) != len(cache.clips):
+            raise ValueError("one attribute dict per cached clip")
         self.cache = cache
         self.class_index = {c: i for i, c in enumerate(classes)}
-        self.color_aug_prob = color_aug_prob
+        self.attrs = list(attrs)
         self.frames_per_step = frames_per_step
-        self.captions = captions
-        self.caption_prob = caption_prob
+        self.augment = augment
+        self.attribute_texts = attribute_texts
+        self.hard_negative_prob = hard_negative_prob
+        self.forbidden = list(forbidden)
         self.rng = random.Random(seed)
+        self.np_rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return len(self.cache.clips)
 
-    def _recolor(self, frames: np.ndarray) -> np.ndarray:
-        """Shuffle or drop colour: class phrases name no colour, so the model must look
-        at shape and motion. Never applied to captions, which do name colours."""
-        if self.rng.random() < 0.2:
-            grey = frames.mean(axis=1, keepdims=True).astype(np.uint8)
-            return np.repeat(grey, 3, axis=1)
-        perm = [0, 1, 2]
-        self.rng.shuffle(perm)
-        return frames[:, perm]
-
-    def clip_keys(self, index: int) -> frozenset[str]:
-        clip = self.cache.clips[index]
-        caption = self.captions.get(clip.path)
-        keys = {f"class:{clip.label}"} if clip.label else set()
-        if caption:
-            keys.add(f"caption:{caption}")
-        return frozenset(keys)
-
-    def text_for(self, index: int) -> tuple[str, str]:
-        """(text, key) for one draw."""
-        clip = self.cache.clips[index]
-        caption = self.captions.get(clip.path)
-        if caption and (not clip.label or self.rng.random() < self.caption_prob):
-            return caption, f"caption:{caption}"
-        phrase = class_phrase(clip.label) if clip.label else clip.path
-        return self.rng.choice(TEMPLATES).format(phrase), f"class:{clip.label}"
-
     def __getitem__(self, index: int) -> dict[str, Any]:
-        text, key = self.text_for(index)
-        frames = np.asarray(self.cache.frames[index])
-        slots = list(range(len(frames)))
-        if self.frames_per_step and self.frames_per_step < len(frames):
-            slots = sorted(self.rng.sample(slots, self.frames_per_step))
-            frames = frames[slots]
-        if key.startswith("class:") and self.rng.random() < self.color_aug_prob:
-            frames = self._recolor(frames)
+        view = augment_clip(
+            self.cache.frames[index],
+            self.attrs[index],
+            self.augment,
+            self.np_rng,
+            n_out=min(self.frames_per_step, len(self.cache.frames[index])),
+            forbidden=self.forbidden,
+        )
+        text = draw_text(view.attrs, self.rng, self.attribute_texts)
+        negative = None
+        if self.attribute_texts and self.rng.random() < self.hard_negative_prob:
+            negative = hard_negative(text, view.attrs, self.rng, self.forbidden)
         return {
-            "frames": torch.from_numpy(np.array(frames)),
+            "frames": torch.from_numpy(view.frames),
+            "theta": torch.from_numpy(view.theta),
             "text": text,
-            "slots": torch.tensor(slots),
-            "text_key": key,
+            "negative": negative,
+            "attrs": view.attrs,
             "label": self.class_index.get(self.cache.clips[index].label or "", -1),
-            "clip_keys": self.clip_keys(index),
         }
 
 
 def class_prompts(tokenizer: Any, classes: Sequence[str], max_length: int) -> dict[str, Any]:
     """Every template for every class, tokenised, class-major (for the class-prompt loss)."""
-    texts = [t.format(class_phrase(c)) for c in classes for t in TEMPLATES]
     tok = tokenizer(
-        texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        class_prompt_texts(classes),
+        padding=True,
+        truncation=True,
+        max_length=max_length,
+        return_tensors="pt",
     )
     return {
         "input_ids": tok["input_ids"],
@@ -206,25 +183,41 @@ def class_prompts(tokenizer: Any, classes: Sequence[str], max_length: int) -> di
     }
 
 
+ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {"color": tuple(COLORS), "size": SIZES}
+"""Attributes with a training-only classifier on clip vectors, and their values."""
+
+
 def make_collate(
     tokenizer: Any, max_length: int
 ) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
-    """Batch samples: stacked frames, tokenised texts padded to the batch, positives mask."""
+    """Batch samples: stacked frames, the batch's texts then its hard negatives, tokenised,
+    ``positives`` (clips x texts): which texts describe which clips, and ``attr_<name>``:
+    each clip's value index of the attributes in :data:`ATTRIBUTE_VALUES` (-1: unknown)."""
 
     def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
-        texts = [b["text"] for b in batch]
+        texts: list[Text] = [b["text"] for b in batch]
+        texts += [b["negative"] for b in batch if b["negative"] is not None]
         tok = tokenizer(
-            texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            [t.text for t in texts],
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
         )
-        text_keys = [b["text_key"] for b in batch]
-        positives = torch.tensor([[k in b["clip_keys"] for k in text_keys] for b in batch])
+        positives = torch.tensor([[t.describes(b["attrs"]) for t in texts] for b in batch])
         return {
             "frames": torch.stack([b["frames"] for b in batch]),
-            "slots": torch.stack([b["slots"] for b in batch]),
+            "theta": torch.stack([b["theta"] for b in batch]),
             "input_ids": tok["input_ids"],
             "attention_mask": tok["attention_mask"],
             "positives": positives,
             "labels": torch.tensor([b["label"] for b in batch]),
+            **{
+                f"attr_{name}": torch.tensor(
+                    [values.index(b["attrs"][name]) if name in b["attrs"] else -1 for b in batch]
+                )
+                for name, values in ATTRIBUTE_VALUES.items()
+            },
         }
 
     return collate

@@ -22,16 +22,19 @@ AUX_SCALE = 16.0  # logit scale of the auxiliary cosine classifier
 
 
 def multi_positive_nce(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE where row i may have several positive columns.
+    """Symmetric InfoNCE where a clip may have several positive texts and a text several
+    positive clips.
 
-    ``logits`` (B, B) video x text, ``positives`` (B, B) bool. Same-class clips
-    described by the same class phrase are positives, not negatives.
+    ``logits`` (B, N) clips x texts with N >= B (the batch's own texts, then extra
+    hard-negative texts), ``positives`` (B, N) bool, every clip with at least one
+    positive. Text-to-clip terms count only for texts that describe some clip.
     """
     pos = positives.float()
     v2t = -(pos / pos.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
     pos_t = pos.t()
-    t2v = -(pos_t / pos_t.sum(1, keepdim=True) * logits.t().log_softmax(1)).sum(1).mean()
-    return (v2t + t2v) / 2
+    has = pos_t.sum(1) > 0
+    t2v_rows = -(pos_t[has] / pos_t[has].sum(1, keepdim=True) * logits.t()[has].log_softmax(1))
+    return (v2t + t2v_rows.sum(1).mean()) / 2
 
 
 class ClipVideoModule(L.LightningModule):
@@ -43,7 +46,6 @@ class ClipVideoModule(L.LightningModule):
         lr: float,
         weight_decay: float,
         warmup_steps: int,
-        affine_aug: float = 0.0,
         class_prompts: dict[str, torch.Tensor] | None = None,
         class_loss_weight: float = 1.0,
         temporal: TemporalPooling | None = None,
@@ -51,6 +53,8 @@ class ClipVideoModule(L.LightningModule):
         head_start: float = 0.0,
         n_classes: int = 0,
         aux_loss_weight: float = 0.0,
+        attribute_heads: dict[str, int] | None = None,
+        attribute_loss_weight: float = 0.0,
         reverse_of: list[int] | None = None,
     ):
         super().__init__()
@@ -72,7 +76,17 @@ class ClipVideoModule(L.LightningModule):
             if n_classes and aux_loss_weight > 0
             else None
         )
-        self.affine_aug = affine_aug
+        # training-only cosine classifiers of attributes (colour, size) on clip vectors: the
+        # clip vector must keep what the texts name besides the class
+        self.attribute_loss_weight = attribute_loss_weight
+        self.attribute_heads = nn.ParameterDict(
+            {
+                name: nn.Parameter(torch.randn(n, model.config.projection_dim) * 0.02)
+                for name, n in (attribute_heads or {}).items()
+            }
+            if attribute_loss_weight > 0
+            else {}
+        )
         # tokenised "template x class" prompts, (n_templates * n_classes, L), class-major
         self.class_prompts = class_prompts
         self.class_loss_weight = class_loss_weight
@@ -82,44 +96,36 @@ class ClipVideoModule(L.LightningModule):
         self.weight_decay = weight_decay
         self.warmup_steps = warmup_steps
 
-    def jitter(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Same random zoom and shift for every frame of a clip: (B, T, 3, h, w) floats."""
-        b, t = pixels.shape[:2]
-        a = self.affine_aug
-        scale = 1 - a * torch.rand(b)
-        shift = (torch.rand(b, 2) * 2 - 1) * a
-        theta = torch.zeros(b, 2, 3)
-        theta[:, 0, 0] = theta[:, 1, 1] = scale
-        theta[:, :, 2] = shift
-        theta = theta.repeat_interleave(t, dim=0).to(pixels.device)
+    @staticmethod
+    def jitter(pixels: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """Each clip's zoom/shift/stretch (``theta`` (B, 2, 3), drawn by the dataset) on
+        every frame: (B, T, 3, h, w) floats."""
+        t = pixels.shape[1]
+        theta = theta.float().repeat_interleave(t, dim=0).to(pixels.device)
         flat = pixels.flatten(0, 1)
         grid = F.affine_grid(theta, list(flat.shape), align_corners=False)
         out = F.grid_sample(flat, grid, padding_mode="border", align_corners=False)
         return out.view_as(pixels)
 
-    def encode_clips(self, frames: torch.Tensor, slots: torch.Tensor | None = None) -> torch.Tensor:
+    def encode_clips(self, frames: torch.Tensor, theta: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 (B, T, 3, h, w) -> unit clip vectors (B, D), pooled from unit frame vectors."""
-        return self.encode_clips_both_ways(frames, slots, None)[0]
+        return self.encode_clips_both_ways(frames, theta, None)[0]
 
     def encode_clips_both_ways(
-        self, frames: torch.Tensor, slots: torch.Tensor | None, reverse: torch.Tensor | None
+        self, frames: torch.Tensor, theta: torch.Tensor | None, reverse: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Clip vectors (B, D), and those of the clips picked by the bool mask ``reverse``
         played backwards (the vision tower runs once; only the head runs again)."""
-        b, t = frames.shape[:2]
         pixels = frames.float().div_(255.0)
-        if self.training and self.affine_aug > 0:
-            pixels = self.jitter(pixels)
+        if theta is not None:
+            pixels = self.jitter(pixels, theta)
         pixels = self.preprocess.normalize(pixels.flatten(0, 1)).view_as(pixels)
         per_frame, grid = clip_frame_features(self.model, self.temporal, pixels)
-        video = pool_clips(self.temporal, per_frame, grid, slots)
+        video = pool_clips(self.temporal, per_frame, grid)
         if self.temporal is None or reverse is None or not bool(reverse.any()):
             return video, None
-        if slots is None:
-            slots = torch.arange(t, device=per_frame.device).expand(b, t)
-        back_slots = (slots.max(1, keepdim=True).values - slots).flip(1)[reverse]
         back_grid = None if grid is None else grid[reverse].flip(1)
-        backwards = self.temporal(per_frame[reverse].flip(1), back_slots, tokens=back_grid)
+        backwards = self.temporal(per_frame[reverse].flip(1), tokens=back_grid)
         return video, backwards
 
     def encode_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -141,7 +147,7 @@ class ClipVideoModule(L.LightningModule):
         if self.reverse_of is not None:
             partner = self.reverse_of.to(labels.device)[labels.clamp(min=0)]
             reverse = (labels >= 0) & (partner >= 0)
-        video, backwards = self.encode_clips_both_ways(batch["frames"], batch.get("slots"), reverse)
+        video, backwards = self.encode_clips_both_ways(batch["frames"], batch.get("theta"), reverse)
         text = self.encode_texts(batch["input_ids"], batch["attention_mask"])
         scale = self.model.logit_scale.clamp(max=math.log(100.0)).exp()
         logits = scale * video @ text.t()
@@ -163,6 +169,15 @@ class ClipVideoModule(L.LightningModule):
             aux = F.cross_entropy(AUX_SCALE * labelled @ weights.t(), targets)
             self.log("aux_loss", aux, batch_size=len(video))
             loss = loss + self.aux_loss_weight * aux
+        for name, head in self.attribute_heads.items():
+            target = batch[f"attr_{name}"].to(video.device)
+            known_attr = target >= 0
+            if bool(known_attr.any()):
+                weights = F.normalize(head, dim=-1)
+                logits_attr = AUX_SCALE * video[known_attr] @ weights.t()
+                attr_loss = F.cross_entropy(logits_attr, target[known_attr])
+                self.log(f"{name}_loss", attr_loss, batch_size=len(video))
+                loss = loss + self.attribute_loss_weight * attr_loss
         self.log("train_loss", loss, prog_bar=True, batch_size=len(video))
         self.log("logit_scale", scale, batch_size=len(video))
         return loss

@@ -21,27 +21,26 @@ from torch.utils.data import DataLoader
 
 from clipsearch.architectures import create_model
 from clipsearch.attributes import default_heldout, is_heldout, parse_combo, read_meta
-from clipsearch.dataset import Collection, load_collection
+from clipsearch.dataset import Collection, load_collection, validation_split
 from clipsearch.errors import DatasetError, InvalidInput
-from clipsearch.evaluate import evaluate_vectors
 from clipsearch.model import ClipEncoder, VideoConfig, load_model, save_model, vision_grid
 from clipsearch.temporal import TemporalPooling
 from training.config import TrainConfig
 from training.curves import plot_curves, write_tidy_curves
 from training.data import (
+    ATTRIBUTE_VALUES,
     ClipTextDataset,
     captions_from_meta,
     class_prompts,
-    encode_cached,
     load_frames,
     make_collate,
-    training_texts,
 )
 from training.freeze import apply_freeze
 from training.init import whiten_patch_embedding
 from training.module import ClipVideoModule
+from training.texts import clip_attributes, vocabulary_texts
 from training.tokenizer import build_tokenizer
-from training.validation import RetrievalValidation
+from training.validation import SCORE_PARTS, RetrievalValidation
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,8 @@ def _build_encoder(
         tokenizer, model, preprocess = base.tokenizer, base.model, base.preprocess
         temporal, model_id = base.temporal, base.model_id
     else:
-        tokenizer = build_tokenizer(training_texts(collection.classes, captions), cfg.vocab_size)
+        texts = vocabulary_texts(collection.classes, sorted(set(captions.values())))
+        tokenizer = build_tokenizer(texts, cfg.vocab_size)
         base = create_model(cfg.arch, tokenizer, model_id=f"{cfg.arch}-untrained")
         model, preprocess, temporal, model_id = base.model, base.preprocess, None, base.model_id
     if cfg.pooling == "temporal" and temporal is None:
@@ -130,9 +130,11 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
     if not collection.is_ucf:
         raise DatasetError(f"{run.data} is not a UCF101-layout root (UCF-101/ + ucfTrainTestlist/)")
     train_clips = [c for c in collection.split(cfg.split, "train") if c.label]
-    test_clips = collection.split(cfg.split, "test")
     if not train_clips:
         raise DatasetError(f"split {cfg.split} of {run.data} has no training clips")
+    train_clips, val_clips = validation_split(train_clips, cfg.val_groups)
+    if cfg.val_groups and not val_clips:
+        log.warning("one training group only: no validation, the last epoch is kept")
     meta = read_meta(collection.root)
     captions = captions_from_meta(meta)
     heldout = _heldout_combos(cfg, meta)
@@ -144,24 +146,24 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
         n_withheld = 0
 
     encoder = _build_encoder(cfg, collection, captions, heldout)
-    log.info("decoding %d train + %d test clips", len(train_clips), len(test_clips))
+    log.info("decoding %d train + %d validation clips", len(train_clips), len(val_clips))
     t0 = time.perf_counter()
     train_cache = load_frames(
         train_clips,
-        cfg.num_frames,
+        max(cfg.cache_frames, cfg.train_frames),
         encoder.preprocess,
         cache_dir=run.cache_dir,
         workers=cfg.decode_workers,
     )
-    test_cache = (
+    val_cache = (
         load_frames(
-            test_clips,
+            val_clips,
             cfg.num_frames,
             encoder.preprocess,
             cache_dir=run.cache_dir,
             workers=cfg.decode_workers,
         )
-        if test_clips
+        if val_clips and cfg.val_every > 0
         else None
     )
     decode_s = time.perf_counter() - t0
@@ -169,14 +171,17 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
     freeze_counts = apply_freeze(encoder.model, cfg.freeze)
     if not cfg.init and cfg.whiten_patches:
         whiten_patch_embedding(encoder.model, train_cache.frames, encoder.preprocess, seed=cfg.seed)
+    rows = meta or {}
     dataset = ClipTextDataset(
         train_cache,
         collection.classes,
-        captions,
-        cfg.caption_prob,
-        seed=cfg.seed,
+        [clip_attributes(c.label, rows.get(c.path)) for c in train_cache.clips],
         frames_per_step=cfg.train_frames,
-        color_aug_prob=cfg.color_aug_prob,
+        augment=cfg.augment(),
+        attribute_texts=cfg.attribute_texts,
+        hard_negative_prob=cfg.hard_negative_prob,
+        forbidden=heldout,
+        seed=cfg.seed,
     )
     loader = DataLoader(
         dataset,
@@ -192,7 +197,6 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
         lr=cfg.lr,
         weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_steps,
-        affine_aug=cfg.affine_aug,
         class_prompts=(
             class_prompts(encoder.tokenizer, collection.classes, encoder.video.max_text_tokens)
             if cfg.class_loss_weight > 0
@@ -204,12 +208,24 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
         head_start=cfg.head_start,
         n_classes=len(collection.classes),
         aux_loss_weight=cfg.aux_loss_weight,
+        attribute_heads=(
+            {k: len(v) for k, v in ATTRIBUTE_VALUES.items()}
+            if meta and cfg.attribute_texts
+            else None
+        ),
+        attribute_loss_weight=cfg.attribute_loss_weight,
         reverse_of=reverse_index(collection.classes, cfg.reverse_pairs),
     )
     run.out.mkdir(parents=True, exist_ok=True)
     validation = (
-        RetrievalValidation(encoder, test_cache, collection.classes, every=cfg.val_every)
-        if test_cache is not None and cfg.val_every > 0
+        RetrievalValidation(
+            encoder,
+            val_cache,
+            collection.classes,
+            meta=[rows.get(c.path) for c in val_cache.clips] if meta else None,
+            every=cfg.val_every,
+        )
+        if val_cache is not None
         else None
     )
     loggers: list[Any] = [L.pytorch.loggers.CSVLogger(run.out, name="logs", version="")]
@@ -270,18 +286,18 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
     }
     if validation is not None:
         metrics["validation"] = {
+            "groups": sorted({c.group for c in val_clips if c.group is not None}),
+            "n_clips": len(val_cache.clips) if val_cache is not None else 0,
+            "score": "mean of " + ", ".join(SCORE_PARTS) + " (those the data allow)",
             "best_epoch": validation.best_epoch,
-            "best_val_mAP": validation.best_map,
+            "best_val_score": validation.best_score,
             "selected": "best" if cfg.select_best else "last",
             "seconds": round(validation.seconds, 2),
             "history": validation.history,
         }
-    if test_cache is not None:
-        vectors = encode_cached(encoder, test_cache)
-        labels = [c.label for c in test_cache.clips]
-        rows = [meta.get(c.path) for c in test_cache.clips] if meta else None
-        report = evaluate_vectors(encoder, collection.classes, vectors, labels, meta=rows)
-        metrics[f"split{cfg.split}_test"] = report.metrics
+    if validation is not None and validation.history:
+        best = next(h for h in validation.history if h["epoch"] == validation.best_epoch)
+        metrics["validation"]["best"] = best
     metrics["total_s"] = round(time.perf_counter() - started, 2)
     plot_curves(run.out / "logs" / "metrics.csv", run.out / "training_curves.png", model_id)
     write_tidy_curves(run.out / "logs" / "metrics.csv", run.out / "logs")

@@ -65,7 +65,9 @@ def _respond(response: Any, params: SearchParams) -> ResponseReturnValue:
 
 @bp.route("/search", methods=["GET", "POST"])
 def search() -> ResponseReturnValue:
-    """Videos for a text query ``q`` (query string on GET, JSON body on POST)."""
+    """Videos for a text query ``q`` (query string on GET, JSON body on POST); "A then B"
+    or ``then`` steps make it a sequence query; ``collapse`` (default ``none``) folds
+    near-duplicate results."""
     if request.method == "POST":
         body = _json_body()
         if "q" not in body and "query" not in body:
@@ -78,7 +80,13 @@ def search() -> ResponseReturnValue:
         query = request.args.get("q", request.args.get("query"))
         params = _params()
     response = get_search().search(
-        query, params.k, filter=params.filter, offset=params.offset, min_score=params.min_score
+        query,
+        params.k,
+        filter=params.filter,
+        offset=params.offset,
+        min_score=params.min_score,
+        then=params.then,
+        collapse=params.collapse,
     )
     return _respond(response, params)
 
@@ -95,6 +103,7 @@ def search_image() -> ResponseReturnValue:
         offset=params.offset,
         min_score=_explicit(params.min_score),
         name=name,
+        collapse=params.collapse,
     )
     return _respond(response, params)
 
@@ -110,6 +119,7 @@ def similar(clip_id: str) -> ResponseReturnValue:
         filter=params.filter,
         offset=params.offset,
         min_score=_explicit(params.min_score),
+        collapse=params.collapse,
     )
     return _respond(response, params)
 

@@ -1,4 +1,11 @@
-"""HTML pages: search (text or image, with filters and pages) and a clip's own page."""
+"""HTML pages: search (text or image, with filters and pages) and a clip's own page.
+
+The search page collapses near-duplicates by group unless ``?collapse=`` says otherwise
+(a UCF101 page is otherwise a few scenes, each several times); a result that others were
+folded into links to "N more like this": the same search with ``collapse=none``, from
+that result's place in the full ranking. The image form does not collapse (its results
+page cannot link back to a POST).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +29,12 @@ bp = Blueprint("pages", __name__)
 
 EXAMPLE_QUERIES = ("a ball bouncing", "a box spinning", "a red triangle rising")
 SIMILAR_K = 8
+PAGE_COLLAPSE = "group"  # the search page's default (the API's is "none")
+COLLAPSE_CHOICES = (
+    ("group", "one per source video"),
+    ("near", "one per look-alike set"),
+    ("none", "show all"),
+)
 
 
 def footer_info() -> dict[str, Any]:
@@ -61,6 +74,21 @@ def _page_links(params: SearchParams, response: SearchResponse) -> dict[str, str
     return {"prev": prev, "next": following, "anyway": anyway}
 
 
+def _more_links(response: SearchResponse) -> dict[str, str]:
+    """For each result others were folded into: the same search without collapsing,
+    from that result's place in the full ranking (its copies follow it)."""
+    args: dict[str, Any] = request.args.to_dict(flat=False)
+    args.pop("offset", None)
+    limit = get_search().limits.max_offset
+    return {
+        r.id: url_for(
+            "pages.index", **{**args, "collapse": "none", "offset": str(min(r.rank or 0, limit))}
+        )
+        for r in response.results
+        if r.folded
+    }
+
+
 def _render(
     *,
     query: str,
@@ -69,9 +97,15 @@ def _render(
     response: SearchResponse | None,
     error: ErrorInfo | None,
     kind: str = "text",
+    collapse: object = PAGE_COLLAPSE,
 ) -> ResponseReturnValue:
     given = params.given if params else {}
     body = response_dict(response, len(response.results), given) if response else None
+    if body is not None and response is not None and kind == "text":
+        more = _more_links(response)
+        for r in body["results"]:
+            if r["id"] in more:
+                r["more_url"] = more[r["id"]]
     html = render_template(
         "index.html",
         query=query,
@@ -84,6 +118,8 @@ def _render(
         examples=EXAMPLE_QUERIES,
         classes=class_options(),
         given=given,
+        collapse=collapse,
+        collapse_choices=COLLAPSE_CHOICES,
         image_search=get_search().image_queries,
         footer=footer_info(),
     )
@@ -100,6 +136,7 @@ def index() -> ResponseReturnValue:
     params: SearchParams | None = None
     response: SearchResponse | None = None
     error: ErrorInfo | None = None
+    collapse: object = request.args.get("collapse") or PAGE_COLLAPSE
     try:
         params = from_args(request.args, default_k())
         if query is not None:
@@ -109,11 +146,18 @@ def index() -> ResponseReturnValue:
                 filter=params.filter,
                 offset=params.offset,
                 min_score=params.min_score,
+                then=params.then,
+                collapse=collapse,
             )
     except (InvalidInput, StoreError) as exc:
         error = describe(exc)
     return _render(
-        query=query or "", searched=query is not None, params=params, response=response, error=error
+        query=query or "",
+        searched=query is not None,
+        params=params,
+        response=response,
+        error=error,
+        collapse=collapse,
     )
 
 
@@ -129,12 +173,22 @@ def image_search() -> ResponseReturnValue:
         image, name = read_upload(request.files.get("image"))
         threshold = None if params.min_score == "default" else params.min_score
         response = get_search().search_image(
-            image, params.k, filter=params.filter, min_score=threshold, name=name
+            image,
+            params.k,
+            filter=params.filter,
+            min_score=threshold,
+            name=name,
+            collapse=params.collapse,
         )
     except (InvalidInput, StoreError) as exc:
         error = describe(exc)
     return _render(
-        query="", searched=True, params=params, response=response, error=error, kind="image"
+        query="",
+        searched=True,
+        params=params,
+        response=response,
+        error=error,
+        kind="image",
     )
 
 

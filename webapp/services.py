@@ -68,6 +68,7 @@ def build_search(
         query_cache=settings.query_cache,
         batch_queries=settings.batch_queries,
         batch_wait_s=settings.batch_wait_ms / 1000,
+        near_threshold=settings.near_threshold,
     )
     min_score = settings.min_score if settings.min_score is not None else encoder.video.min_score
     log.info(

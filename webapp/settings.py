@@ -31,6 +31,7 @@ ENV_MAX_K = "CLIPSEARCH_MAX_K"
 ENV_MAX_QUERY_CHARS = "CLIPSEARCH_MAX_QUERY_CHARS"
 ENV_TORCH_THREADS = "CLIPSEARCH_TORCH_THREADS"
 ENV_MIN_SCORE = "CLIPSEARCH_MIN_SCORE"
+ENV_NEAR_THRESHOLD = "CLIPSEARCH_NEAR_THRESHOLD"
 ENV_IMAGE_SEARCH = "CLIPSEARCH_IMAGE_SEARCH"
 ENV_QUERY_CACHE = "CLIPSEARCH_QUERY_CACHE"
 ENV_TEXT_DTYPE = "CLIPSEARCH_TEXT_DTYPE"
@@ -69,6 +70,9 @@ class Settings:
     torch_threads: int | None = None
     # "no good match" threshold; None takes the model's calibrated one (if any)
     min_score: float | None = None
+    # cosine at which ``collapse=near`` folds two results; None finds it from the store's
+    # vectors (see clipsearch.collapse)
+    near_threshold: float | None = None
     # load the vision tower too, for image queries
     image_search: bool = True
     # query embeddings cached per worker process (0: no cache)
@@ -111,6 +115,8 @@ class Settings:
             raise ConfigError(f"query_cache must be >= 0, got {self.query_cache}")
         if self.min_score is not None and not -1.0 <= self.min_score <= 1.0:
             raise ConfigError(f"min_score must be in -1..1, got {self.min_score}")
+        if self.near_threshold is not None and not -1.0 <= self.near_threshold <= 1.0:
+            raise ConfigError(f"near_threshold must be in -1..1, got {self.near_threshold}")
         if self.max_k < 1:
             raise ConfigError(f"max_k must be >= 1, got {self.max_k}")
         if not 1 <= self.default_k <= self.max_k:
@@ -136,6 +142,7 @@ class Settings:
             max_query_chars=_int(environ, ENV_MAX_QUERY_CHARS, defaults.max_query_chars),
             torch_threads=_optional_int(environ, ENV_TORCH_THREADS),
             min_score=_optional_float(environ, ENV_MIN_SCORE),
+            near_threshold=_optional_float(environ, ENV_NEAR_THRESHOLD),
             image_search=_bool(environ, ENV_IMAGE_SEARCH, defaults.image_search),
             query_cache=_int(environ, ENV_QUERY_CACHE, defaults.query_cache),
             text_dtype=_text(environ, ENV_TEXT_DTYPE) or defaults.text_dtype,

@@ -1,5 +1,6 @@
-// Results start at their moment; segment thumbnails seek; one video plays at a time;
-// "/" focuses the search box. Media fragments (#t=start,end) do the same where supported.
+// Results start at their moment; segment thumbnails and a sequence's moments seek; one
+// video plays at a time; "/" focuses the search box. Media fragments (#t=start,end) do
+// the same where supported.
 "use strict";
 
 function seekTo(video, seconds) {
@@ -33,13 +34,15 @@ for (const win of document.querySelectorAll(".strip .seg.win, .strip .seg.here")
 }
 
 document.addEventListener("click", (event) => {
-  const button = event.target.closest("button.seg");
+  const button = event.target.closest("button.seg, button.step");
   if (!button) return;
   const holder = button.closest(".result, .clip-page");
   const video = holder && holder.querySelector("video");
   if (!video) return;
-  for (const other of holder.querySelectorAll("button.seg")) other.classList.remove("here");
-  button.classList.add("here");
+  if (button.classList.contains("seg")) {
+    for (const other of holder.querySelectorAll("button.seg")) other.classList.remove("here");
+    button.classList.add("here");
+  }
   seekTo(video, parseFloat(button.dataset.start));
   video.play().catch(() => {});
 });

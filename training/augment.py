@@ -1,0 +1,226 @@
+"""Clip augmentations for training: what changes between cameras, scenes and renderers.
+
+Each works on one clip's cached frames, uint8 ``(T, 3, h, w)``, draws from the
+caller's RNG, and says which clip attributes it made unknown or changed, so the
+texts written afterwards stay true (:mod:`training.texts`):
+
+- time: which of the cached frames are seen, on a warped clock (speed and easing);
+- colour: the object recoloured to another named colour (the colour attribute
+  changes with it), or all colour dropped;
+- scene: a static overlay (texture, gradient, checkerboard) and static distractor
+  shapes that do not move, so what moves decides the class;
+- camera: brightness and contrast, sensor noise, blur, and zoom/shift/aspect (the
+  zoom is applied in the model, on the batch, but drawn here so sizes stay honest).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from clipsearch.synth import COLORS
+
+# How far a zoom may change an object's apparent size before its size word is unknown.
+SIZE_TOLERANCE = 0.12
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    time_warp: float = 0.0  # 0: the cached frames evenly; up to 1: strong speed/easing changes
+    recolor_prob: float = 0.0  # the object takes another named colour
+    gray_prob: float = 0.0  # colour dropped (colour attribute unknown)
+    scene_prob: float = 0.0  # a static overlay on the background
+    distractor_prob: float = 0.0  # one or two static shapes
+    camera_prob: float = 0.0  # brightness/contrast, noise, blur
+    zoom: float = 0.0  # zoom in up to this fraction, out up to half of it
+    aspect: float = 0.0  # stretch one axis by up to this fraction
+    shift: float = 0.0  # move by up to this fraction of the frame
+
+
+def time_indices(n_cached: int, n_out: int, warp: float, rng: np.random.Generator) -> np.ndarray:
+    """``n_out`` increasing frame indices into ``n_cached`` frames on a warped clock.
+
+    The span seen (a sub-interval when the warp is strong) and an easing curve
+    (``u ** gamma``, or an ease-in-out) change the speed and its profile; the order
+    never reverses, so direction stays what the label says.
+    """
+    u = (np.arange(n_out) + 0.5) / n_out
+    if warp > 0:
+        kind = rng.integers(3)
+        gamma = math.exp(rng.uniform(-1, 1) * 0.7 * warp)
+        if kind == 0:
+            u = u**gamma
+        elif kind == 1:
+            u = 1 - (1 - u) ** gamma
+        else:
+            s = 0.5 - 0.5 * np.cos(np.pi * u)
+            u = (1 - warp * 0.6) * u + warp * 0.6 * s
+        span = 1 - rng.uniform(0, 0.35 * warp)
+        start = rng.uniform(0, 1 - span)
+        u = start + span * u
+    idx = np.clip(np.floor(u * n_cached).astype(int), 0, n_cached - 1)
+    return np.maximum.accumulate(idx)
+
+
+def recolor(frames: np.ndarray, source: str, target: str) -> np.ndarray:
+    """Move pixels of the named ``source`` colour to ``target``, leaving greys alone.
+
+    A pixel's share of the source colour is its projection on the source's chroma
+    direction; that share moves towards the target colour. Low-chroma backgrounds
+    barely move; the object, its anti-aliased edge and its noise move with it.
+    """
+    s = np.asarray(COLORS[source], np.float32)
+    t = np.asarray(COLORS[target], np.float32)
+    c = s - s.mean()
+    x = frames.astype(np.float32)
+    share = np.einsum("tchw,c->thw", x - x.mean(1, keepdims=True), c) / float(c @ (s - s.mean()))
+    weight = np.clip(share, 0, 1.2) / (1 + np.exp(-(share - 0.4) * 12))
+    out = x + (t - s)[None, :, None, None] * weight[:, None]
+    return np.clip(out, 0, 255).round().astype(np.uint8)
+
+
+def grayscale(frames: np.ndarray) -> np.ndarray:
+    luma = np.tensordot(np.array([0.299, 0.587, 0.114], np.float32), frames, axes=([0], [1]))
+    return np.repeat(luma[:, None].round().astype(np.uint8), 3, axis=1)
+
+
+def _field(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A static pattern in [-1, 1]: smooth noise, a linear gradient or a checkerboard."""
+    kind = rng.integers(3)
+    if kind == 0:
+        g = rng.integers(2, 7)
+        grid = rng.uniform(-1, 1, size=(g, g)).astype(np.float32)
+        return np.asarray(Image.fromarray(grid).resize((w, h), Image.Resampling.BICUBIC))
+    if kind == 1:
+        a = rng.uniform(0, 2 * np.pi)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        ramp = (xx - w / 2) * np.cos(a) + (yy - h / 2) * np.sin(a)
+        return ramp / (np.abs(ramp).max() + 1e-6)
+    cell = int(rng.integers(3, 12))
+    yy, xx = np.mgrid[0:h, 0:w]
+    return (((yy // cell) + (xx // cell)) % 2 * 2 - 1).astype(np.float32)
+
+
+def scene_overlay(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Add a static pattern, greyish with a slight tint, to every frame."""
+    _, _, h, w = frames.shape
+    amp = rng.uniform(8, 40)
+    tint = 1 + rng.uniform(-0.15, 0.15, size=3).astype(np.float32)
+    pattern = _field(h, w, rng)[None, None] * amp * tint[None, :, None, None]
+    return np.clip(frames.astype(np.float32) + pattern, 0, 255).round().astype(np.uint8)
+
+
+def _neutral_colour(rng: np.random.Generator) -> tuple[int, int, int]:
+    if rng.random() < 0.2:  # now and then a saturated one
+        return tuple(int(v) for v in rng.integers(0, 256, size=3))  # type: ignore[return-value]
+    grey = rng.uniform(30, 225)
+    return tuple(int(v) for v in np.clip(grey + rng.uniform(-25, 25, size=3), 0, 255))  # type: ignore[return-value]
+
+
+def distractors(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Paint one or two static shapes (bars, blobs, polygons) on every frame."""
+    _, _, h, w = frames.shape
+    img = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(1, 3))):
+        colour = (*_neutral_colour(rng), 255)
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        rx, ry = rng.uniform(0.04, 0.18) * w, rng.uniform(0.04, 0.25) * h
+        kind = rng.integers(3)
+        if kind == 0:
+            draw.rectangle((cx - rx, cy - ry, cx + rx, cy + ry), fill=colour)
+        elif kind == 1:
+            draw.ellipse((cx - rx, cy - ry * 0.5, cx + rx, cy + ry * 0.5), fill=colour)
+        else:
+            n = int(rng.integers(5, 8))
+            angles = np.sort(rng.uniform(0, 2 * np.pi, n))
+            radii = rng.uniform(0.5, 1.0, n)
+            pts = [
+                (cx + rx * r * math.cos(a), cy + ry * r * math.sin(a))
+                for a, r in zip(angles, radii, strict=True)
+            ]
+            draw.polygon(pts, fill=colour)
+    layer = np.asarray(img, np.float32).transpose(2, 0, 1)  # (4, h, w)
+    alpha = layer[3:] / 255.0
+    out = frames.astype(np.float32) * (1 - alpha)[None] + layer[None, :3] * alpha[None]
+    return out.round().astype(np.uint8)
+
+
+def camera(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Brightness/contrast change, sensor noise and, now and then, a slight blur."""
+    x = frames.astype(np.float32)
+    mean = x.mean()
+    x = (x - mean) * rng.uniform(0.75, 1.2) + mean + rng.uniform(-20, 20)
+    sigma = rng.uniform(0, 8)
+    if sigma > 0.5:
+        x = x + rng.normal(0, sigma, size=x.shape).astype(np.float32)
+    if rng.random() < 0.3:
+        pad = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+        h, w = x.shape[2:]
+        shifted = [pad[:, :, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)]
+        x = np.mean(shifted, axis=0, dtype=np.float32)
+    return np.clip(x, 0, 255).round().astype(np.uint8)
+
+
+def affine_params(cfg: AugmentConfig, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """(a 2x3 ``affine_grid`` matrix, the factor it scales objects by) for one clip."""
+    if cfg.zoom <= 0 and cfg.aspect <= 0 and cfg.shift <= 0:
+        return np.array([[1, 0, 0], [0, 1, 0]], np.float32), 1.0
+    scale = 1 - rng.uniform(-0.5 * cfg.zoom, cfg.zoom)  # sampled area: <1 zooms in
+    stretch = math.exp(rng.uniform(-1, 1) * cfg.aspect)
+    sx, sy = scale * math.sqrt(stretch), scale / math.sqrt(stretch)
+    tx, ty = rng.uniform(-1, 1, size=2) * cfg.shift
+    theta = np.array([[sx, 0, tx], [0, sy, ty]], np.float32)
+    return theta, 1 / sy  # sizes are relative to the frame height
+
+
+@dataclass(frozen=True)
+class Augmented:
+    frames: np.ndarray  # uint8 (n_out, 3, h, w)
+    attrs: dict[str, str]
+    theta: np.ndarray  # (2, 3) for the model's zoom/shift
+
+
+def augment_clip(
+    frames: np.ndarray,
+    attrs: Mapping[str, str],
+    cfg: AugmentConfig,
+    rng: np.random.Generator,
+    *,
+    n_out: int,
+    forbidden: Sequence[str] = (),
+) -> Augmented:
+    """One training view of a clip's cached frames and the attributes it still shows.
+
+    ``forbidden`` lists "Class:colour" combinations never to create by recolouring.
+    """
+    out = dict(attrs)
+    idx = time_indices(len(frames), n_out, cfg.time_warp, rng)
+    clip = np.asarray(frames[idx])
+    if cfg.time_warp > 0 and len(set(idx.tolist())) < n_out * 0.75:
+        out.pop("speed", None)
+    color = out.get("color")
+    if color is not None and rng.random() < cfg.gray_prob:
+        clip = grayscale(clip)
+        out.pop("color")
+    elif color in COLORS and color != "white" and rng.random() < cfg.recolor_prob:
+        choices = [c for c in COLORS if c != color and f"{out.get('class')}:{c}" not in forbidden]
+        if choices:
+            target = choices[int(rng.integers(len(choices)))]
+            clip = recolor(clip, color, target)
+            out["color"] = target
+    if rng.random() < cfg.scene_prob:
+        clip = scene_overlay(clip, rng)
+        out.pop("background", None)
+    if rng.random() < cfg.distractor_prob:
+        clip = distractors(clip, rng)
+    if rng.random() < cfg.camera_prob:
+        clip = camera(clip, rng)
+    theta, size_factor = affine_params(cfg, rng)
+    if abs(size_factor - 1) > SIZE_TOLERANCE:
+        out.pop("size", None)
+    return Augmented(np.ascontiguousarray(clip), out, theta)
