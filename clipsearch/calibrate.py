@@ -1,6 +1,7 @@
 """The "no good match" threshold of a model, from its own score distribution.
 
-The labelled clips (a split's test side) are ingested into a throw-away Qdrant Edge
+The labelled clips (by default the validation groups of a split's training list, see
+:func:`clipsearch.dataset.validation_split`) are ingested into a throw-away Qdrant Edge
 store with the product's ingest, and every class phrase is searched the way the
 product searches (pooled prefetch, MaxSim rerank). A (query, clip) pair is relevant
 when the clip is of the query's class. The threshold is the score that only

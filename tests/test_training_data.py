@@ -11,7 +11,7 @@ import pytest
 
 from clipsearch.dataset import Clip, validation_split
 from clipsearch.synth import COLORS
-from training.augment import AugmentConfig, augment_clip, recolor, time_indices
+from training.augment import AugmentConfig, augment_clip, recolor, time_indices, zoomed_size
 from training.texts import Text, clip_attributes, draw_text, hard_negative, write
 from training.validation import validation_score
 
@@ -109,7 +109,17 @@ def test_augmented_attributes_follow_the_pixels() -> None:
         assert view.attrs["color"] not in ("green", "red") and "background" not in view.attrs
         assert view.attrs["class"] == "BallBouncing" and view.theta.shape == (2, 3)
         sizes.add(view.attrs.get("size"))
-    assert sizes == {"small", None}  # a strong zoom makes the size word unknown
+    # a zoom changes the size word, or makes it unknown where the zoomed range straddles two
+    assert (
+        None in sizes and len(sizes - {None}) >= 2 and sizes <= {"small", "medium", "large", None}
+    )
+
+
+def test_size_words_follow_the_zoom() -> None:
+    assert zoomed_size("small", 1.0) == "small" and zoomed_size("small", 1.05) == "small"
+    assert zoomed_size("small", 1.2) is None  # 21.6-26.4 px: small or medium
+    assert zoomed_size("small", 1.35) == "medium" and zoomed_size("small", 2.0) == "large"
+    assert zoomed_size("large", 0.75) == "medium" and zoomed_size("huge", 1.0) is None
 
 
 def _clips(groups: list[int]) -> list[Clip]:

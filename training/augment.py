@@ -22,10 +22,21 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from clipsearch.synth import _SIZE_RANGE as SIZE_RANGES  # radius per size word, at 240 px
 from clipsearch.synth import COLORS
 
-# How far a zoom may change an object's apparent size before its size word is unknown.
-SIZE_TOLERANCE = 0.12
+# the cut between neighbouring size words (halfway between their radius ranges)
+_SIZE_CUTS = ((23.5, "small"), (31.5, "medium"), (float("inf"), "large"))
+
+
+def zoomed_size(size: str, factor: float) -> str | None:
+    """The size word of an object of size ``size`` after a zoom by ``factor``, or None
+    when the zoomed range straddles two words."""
+    if size not in SIZE_RANGES:
+        return None
+    lo, hi = (v * factor for v in SIZE_RANGES[size])
+    words = {next(w for cut, w in _SIZE_CUTS if v < cut) for v in (lo, hi)}
+    return words.pop() if len(words) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -221,6 +232,8 @@ def augment_clip(
     if rng.random() < cfg.camera_prob:
         clip = camera(clip, rng)
     theta, size_factor = affine_params(cfg, rng)
-    if abs(size_factor - 1) > SIZE_TOLERANCE:
-        out.pop("size", None)
+    if "size" in out:
+        size = zoomed_size(out.pop("size"), size_factor)
+        if size is not None:
+            out["size"] = size
     return Augmented(np.ascontiguousarray(clip), out, theta)
