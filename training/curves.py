@@ -61,7 +61,7 @@ def plot_curves(metrics_csv: Path, out_png: Path, title: str = "") -> bool:
     if val[0]:
         ax2 = ax.twinx()
         ax2.plot(*val, color="tab:red", marker="o", ms=3, lw=1.5, label="val mAP")
-        ax2.set_ylabel("val mAP (test clips)", color="tab:red")
+        ax2.set_ylabel("val mAP (validation groups)", color="tab:red")
         ax2.set_ylim(0, 1.02)
     ax.set_title(title or "training")
     fig.tight_layout()
