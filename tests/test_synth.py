@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+from synthfiles import meta_rows, read_lines, tree_hashes
 
 from clipsearch.errors import InvalidInput
 from clipsearch.synth import (
@@ -48,22 +47,6 @@ META_KEYS = {
     "caption",
 }
 NAME_RE = re.compile(r"^v_(?P<prefix>[A-Za-z]+)_g(?P<group>\d\d)_c(?P<clip>\d\d)\.avi$")
-
-
-def _tree_hashes(root: Path) -> dict[str, str]:
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
-def _read_lines(path: Path) -> list[str]:
-    return path.read_bytes().decode("utf-8").splitlines()
-
-
-def _meta(root: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (root / "synth_meta.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -131,17 +114,17 @@ def test_summary_layout_and_progress(
 def test_class_ind(root: Path) -> None:
     raw = (root / "ucfTrainTestlist" / "classInd.txt").read_bytes()
     assert raw.endswith(b"\r\n")
-    lines = _read_lines(root / "ucfTrainTestlist" / "classInd.txt")
+    lines = read_lines(root / "ucfTrainTestlist" / "classInd.txt")
     assert lines == [f"{i} {name}" for i, name in enumerate(sorted(CLASSES), 1)]
 
 
 def _check_splits(root: Path, groups: int) -> None:
     lists = root / "ucfTrainTestlist"
-    labels = {line.split()[1]: int(line.split()[0]) for line in _read_lines(lists / "classInd.txt")}
+    labels = {line.split()[1]: int(line.split()[0]) for line in read_lines(lists / "classInd.txt")}
     all_clips = {p.relative_to(root / "UCF-101").as_posix() for p in root.glob("UCF-101/*/*.avi")}
     for split in (1, 2, 3):
-        train = [line.split(" ") for line in _read_lines(lists / f"trainlist0{split}.txt")]
-        test = _read_lines(lists / f"testlist0{split}.txt")
+        train = [line.split(" ") for line in read_lines(lists / f"trainlist0{split}.txt")]
+        test = read_lines(lists / f"testlist0{split}.txt")
         test_groups = set(range(7 * (split - 1) + 1, 7 * split + 1)) & set(range(1, groups + 1))
         for path, label in train:
             cls, name = path.split("/")
@@ -159,17 +142,17 @@ def _check_splits(root: Path, groups: int) -> None:
 def test_splits_full(split_root: Path) -> None:
     _check_splits(split_root, 22)
     lists = split_root / "ucfTrainTestlist"
-    assert len(_read_lines(lists / "testlist01.txt")) == 7
-    assert len(_read_lines(lists / "trainlist03.txt")) == 15  # groups 1-14 and 22
+    assert len(read_lines(lists / "testlist01.txt")) == 7
+    assert len(read_lines(lists / "trainlist03.txt")) == 15  # groups 1-14 and 22
 
 
 def test_splits_short(root: Path) -> None:
     _check_splits(root, 1)
     lists = root / "ucfTrainTestlist"
-    assert _read_lines(lists / "testlist02.txt") == []  # groups 8-14 do not exist
-    assert len(_read_lines(lists / "trainlist02.txt")) == 12
-    assert len(_read_lines(lists / "testlist01.txt")) == 12
-    assert _read_lines(lists / "trainlist01.txt") == []
+    assert read_lines(lists / "testlist02.txt") == []  # groups 8-14 do not exist
+    assert len(read_lines(lists / "trainlist02.txt")) == 12
+    assert len(read_lines(lists / "testlist01.txt")) == 12
+    assert read_lines(lists / "trainlist01.txt") == []
 
 
 def test_prefix_quirk(root: Path) -> None:
@@ -178,7 +161,7 @@ def test_prefix_quirk(root: Path) -> None:
     entries = [
         line
         for name in ("testlist01.txt", "trainlist02.txt")
-        for line in _read_lines(root / "ucfTrainTestlist" / name)
+        for line in read_lines(root / "ucfTrainTestlist" / name)
         if line.startswith("DotsScattering/")
     ]
     label = sorted(CLASSES).index("DotsScattering") + 1
@@ -190,7 +173,7 @@ def test_prefix_quirk(root: Path) -> None:
 
 
 def test_meta(root: Path) -> None:
-    meta = _meta(root)
+    meta = meta_rows(root)
     assert len(meta) == 12
     assert len({m["path"] for m in meta}) == 12
     for m in meta:
@@ -213,7 +196,7 @@ def test_meta(root: Path) -> None:
 
 
 def test_videos_decode(root: Path) -> None:
-    for m in _meta(root):
+    for m in meta_rows(root):
         with av.open(str(root / "UCF-101" / str(m["path"]))) as container:
             assert container.format.name == "avi"
             stream = container.streams.video[0]
@@ -257,7 +240,7 @@ def test_deterministic(root: Path, tmp_path: Path) -> None:
     again = generate(
         tmp_path / "again", classes=12, groups=1, clips=1, seed=0, workers=1, moments=False
     )
-    assert _tree_hashes(again.root) == _tree_hashes(root)
+    assert tree_hashes(again.root) == tree_hashes(root)
     # a subset build gives the same clips; another seed gives different ones
     subset = generate(
         tmp_path / "subset", classes=2, groups=1, clips=1, seed=0, workers=1, moments=False
@@ -265,11 +248,11 @@ def test_deterministic(root: Path, tmp_path: Path) -> None:
     other = generate(
         tmp_path / "other", classes=2, groups=1, clips=1, seed=1, workers=1, moments=False
     )
-    full = _tree_hashes(root)
-    for rel, digest in _tree_hashes(subset.root).items():
+    full = tree_hashes(root)
+    for rel, digest in tree_hashes(subset.root).items():
         if rel.startswith("UCF-101/"):
             assert full[rel] == digest
-    for rel, digest in _tree_hashes(other.root).items():
+    for rel, digest in tree_hashes(other.root).items():
         if rel.startswith("UCF-101/"):
             assert full[rel] != digest
 
@@ -283,7 +266,7 @@ def test_rerun_removes_stale_files(tmp_path: Path) -> None:
     summary = generate(out, classes=1, groups=1, clips=1, workers=1)
     assert summary.n_clips == 1
     assert [p.name for p in out.rglob("*.avi*")] == ["v_BallBouncing_g01_c01.avi"]
-    assert len(_meta(out)) == 1
+    assert len(meta_rows(out)) == 1
 
 
 def _centroids(frames: np.ndarray, rgb: tuple[int, int, int]) -> np.ndarray:

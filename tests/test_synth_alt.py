@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import colorsys
-import hashlib
-import json
 from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+from synthfiles import meta_rows, read_lines, tree_hashes
 
 from clipsearch import synth_alt
 from clipsearch.cli import main
@@ -70,22 +69,6 @@ ALT_KEYS = {
 LUMA = np.array([0.299, 0.587, 0.114])
 
 
-def _tree_hashes(root: Path) -> dict[str, str]:
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
-def _lines(path: Path) -> list[str]:
-    return path.read_bytes().decode("utf-8").splitlines()
-
-
-def _meta(root: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (root / "synth_meta.jsonl").read_text().splitlines()]
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> SynthSummary:
     """All 12 classes x 2 groups x 1 clip and a small moments set, in the alt rendering."""
@@ -115,20 +98,22 @@ def test_layout_and_splits(built: SynthSummary, root: Path) -> None:
     assert "DotsScattering/v_DotScattering_g02_c01.avi" in videos
     assert not [p for p in root.rglob("*") if p.name.endswith(".tmp")]
     lists = root / "ucfTrainTestlist"
-    assert _lines(lists / "classInd.txt") == [f"{i} {c}" for i, c in enumerate(sorted(CLASSES), 1)]
+    assert read_lines(lists / "classInd.txt") == [
+        f"{i} {c}" for i, c in enumerate(sorted(CLASSES), 1)
+    ]
     labels = {c: i for i, c in enumerate(sorted(CLASSES), 1)}
     # groups 1-2 are split 1's test groups and train groups of splits 2 and 3
-    assert set(_lines(lists / "testlist01.txt")) == videos
-    assert _lines(lists / "trainlist01.txt") == []
+    assert set(read_lines(lists / "testlist01.txt")) == videos
+    assert read_lines(lists / "trainlist01.txt") == []
     for split in (2, 3):
-        train = _lines(lists / f"trainlist0{split}.txt")
+        train = read_lines(lists / f"trainlist0{split}.txt")
         assert {line.split(" ")[0] for line in train} == videos
         assert all(int(line.split(" ")[1]) == labels[line.split("/")[0]] for line in train)
-        assert _lines(lists / f"testlist0{split}.txt") == []
+        assert read_lines(lists / f"testlist0{split}.txt") == []
 
 
 def test_meta_rows(root: Path) -> None:
-    meta = _meta(root)
+    meta = meta_rows(root)
     assert len(meta) == 24
     for m in meta:
         assert set(m) == ALT_KEYS, m
@@ -151,7 +136,7 @@ def test_meta_rows(root: Path) -> None:
 
 def test_videos_decode(root: Path) -> None:
     codecs = set()
-    for m in _meta(root):
+    for m in meta_rows(root):
         path = root / "UCF-101" / m["path"]
         with av.open(str(path)) as container:
             assert container.format.name == "avi"
@@ -168,12 +153,12 @@ def test_videos_decode(root: Path) -> None:
         assert (info.width, info.height, info.codec) == (m["width"], m["height"], m["codec"])
         assert abs(info.duration_s - m["duration_s"]) < 0.1
     assert codecs == {"h264", "mpeg4"}
-    sampled = sample_frames(root / "UCF-101" / _meta(root)[0]["path"], 8)
+    sampled = sample_frames(root / "UCF-101" / meta_rows(root)[0]["path"], 8)
     assert len(sampled.frames) == 8
 
 
 def test_formats_vary(root: Path) -> None:
-    meta = _meta(root)
+    meta = meta_rows(root)
     assert len({(m["width"], m["height"]) for m in meta}) >= 4
     assert len({m["fps"] for m in meta}) >= 4
     assert len({m["background"] for m in meta}) >= 4
@@ -192,15 +177,15 @@ def test_deterministic_and_keyed_apart(root: Path, tmp_path: Path) -> None:
     knobs: dict[str, Any] = {"classes": 3, "groups": 1, "clips": 2, "moments_per_class": 1}
     a = generate(tmp_path / "a", workers=2, long_videos=0, rendering="alt", **knobs)
     b = generate(tmp_path / "b", workers=1, long_videos=0, rendering="alt", **knobs)
-    assert _tree_hashes(a.root) == _tree_hashes(b.root)
+    assert tree_hashes(a.root) == tree_hashes(b.root)
     # a clip is the same in a bigger build, and another seed changes it
-    full = _tree_hashes(root)
-    for rel, digest in _tree_hashes(a.root).items():
+    full = tree_hashes(root)
+    for rel, digest in tree_hashes(a.root).items():
         if rel.endswith("_c01.avi") and rel.startswith("UCF-101/"):
             assert full[rel] == digest
     other = generate(tmp_path / "c", classes=1, groups=1, clips=1, seed=1, rendering="alt")
     rel = "UCF-101/BallBouncing/v_BallBouncing_g01_c01.avi"
-    assert _tree_hashes(other.root)[rel] != full[rel]
+    assert tree_hashes(other.root)[rel] != full[rel]
     # the alt streams are keyed apart from the default's: the scenes do not coincide
     default = [make_scene(0, c, g).color for c in CLASSES for g in range(1, 26)]
     alt = [synth_alt.make_scene(0, c, g).color for c in CLASSES for g in range(1, 26)]
@@ -294,7 +279,7 @@ def test_backgrounds_neutral_and_contrasting() -> None:
 
 def test_distractors_drawn_where_the_meta_says(root: Path) -> None:
     seen = {True: 0, False: 0}
-    for m in _meta(root):
+    for m in meta_rows(root):
         scene = synth_alt.make_scene(0, m["class"], m["group"])
         spec = make_clip_spec(0, m["class"], m["group"], m["clip"])
         with_them = make_backdrop(scene, spec.width, spec.height, spec.seed)
@@ -382,7 +367,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["synth", "--out", str(out), "--classes", "2", "--groups", "1", "--clips", "1"]
     assert main([*argv, "--moments-per-class", "0", "--rendering", "alt", "-q"]) == 0
     assert "wrote 2 clips of 2 classes" in capsys.readouterr().out
-    assert {m["rendering"] for m in _meta(out)} == {"alt"}
+    assert {m["rendering"] for m in meta_rows(out)} == {"alt"}
     assert main([*argv, "--rendering", "fancy"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "rendering must be one of synthucf, alt" in err
