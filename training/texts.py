@@ -24,7 +24,15 @@ from typing import Any
 
 from clipsearch.attributes import CLASS_ATTRIBUTES, composed_query, object_query
 from clipsearch.dataset import class_phrase
-from clipsearch.synth import COLORS, SIZES, SPEEDS
+from clipsearch.synth import (  # the captions' wording, kept in one place
+    _CAPTION_TEMPLATES,
+    _SIZE_WORDS,
+    _SPEED_WORDS,
+    BACKGROUNDS,
+    COLORS,
+    SIZES,
+    SPEEDS,
+)
 
 Attributes = dict[str, str]
 """Attribute name -> value: ``class``, ``object``, ``motion``, ``color``, ``size``,
@@ -38,9 +46,6 @@ TEMPLATES = (
     "a short video showing {}",
 )
 
-_SIZE_WORDS = {"small": "small", "medium": "medium-sized", "large": "large"}
-_SPEED_WORDS = {"slow": "slowly", "medium": "at medium speed", "fast": "fast"}
-_BACKGROUNDS = ("flat", "gradient", "noise")
 
 # view -> the attributes it names; the weights say how often each is drawn
 VIEWS: dict[str, tuple[str, ...]] = {
@@ -105,14 +110,7 @@ def _caption(attrs: Mapping[str, str], rng: random.Random) -> str:
     bg = attrs.get("background")
     if not bg:
         return rng.choice(("{}", "a video of {}")).format(body)
-    return rng.choice(
-        (
-            "{body} on a {bg} background",
-            "{body} against a {bg} background",
-            "a video of {body} on a {bg} background",
-            "{bg} background with {body}",
-        )
-    ).format(body=body, bg=bg)
+    return rng.choice(_CAPTION_TEMPLATES).format(obj=obj, speed=speed, bg=bg)
 
 
 def write(view: str, attrs: Mapping[str, str], rng: random.Random) -> Text:
@@ -205,5 +203,5 @@ def vocabulary_texts(classes: Sequence[str], captions: Sequence[str]) -> list[st
         out += [f"a {color} object something {color}", *(f"an {color} {o}" for o in objects)]
     out += [f"a video of something {m} an object {m}" for m in motions]
     out += [f"{w} {o}" for w in _SIZE_WORDS.values() for o in objects]
-    out += [f"{s} on a {b} background against" for s in _SPEED_WORDS.values() for b in _BACKGROUNDS]
+    out += [f"{s} on a {b} background against" for s in _SPEED_WORDS.values() for b in BACKGROUNDS]
     return out
