@@ -267,6 +267,7 @@ def cmd_data_ucf101(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from clipsearch.heap import keep_freed_memory
     from training.config import TrainConfig
     from training.train import TrainRun, train
 
@@ -287,6 +288,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         progress_bar=_show_progress(args),
     )
+    keep_freed_memory()  # a step's large buffers are reused, not faulted in anew
     metrics = train(cfg, run)
     best = (metrics.get("validation") or {}).get("best") or {}
     if args.metrics:
