@@ -40,7 +40,7 @@ class TrainConfig:
     cache_frames: int = 16  # frames decoded per training clip (a step sees train_frames)
     train_frames: int = 8  # frames per clip per step, taken from the cached ones on a warped clock
     batch_size: int = 64
-    max_epochs: int = 30
+    max_epochs: int = 40
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_steps: int = 20
