@@ -51,7 +51,7 @@ import multiprocessing
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -1054,30 +1054,51 @@ def _build_moment(job: _MomentJob) -> dict[str, object]:
                 start = writer.n_frames
                 spec = _moment_spec(rng, steps * _STEP_FRAMES)
                 writer.write(render_frames(class_name, scene, spec))
-                segments.append(
-                    {
-                        "class": class_name,
-                        "start_s": round(start / MOMENT_FPS, 3),
-                        "end_s": round(writer.n_frames / MOMENT_FPS, 3),
-                    }
-                )
+                segments.append(segment_row(class_name, start, writer.n_frames, MOMENT_FPS))
             n_frames = writer.n_frames
         os.replace(tmp, job.path)
     finally:
         tmp.unlink(missing_ok=True)
-    return {
-        "path": job.name,
-        "kind": job.kind,
-        "duration_s": round(n_frames / MOMENT_FPS, 3),
-        "fps": MOMENT_FPS,
-        "width": width,
-        "height": height,
-        "scene_group": job.group,
+    words = {
         "color": scene.color,
         "background": scene.background,
         "size": scene.size,
         "speed": scene.speed,
+    }
+    return moment_row(job, n_frames, MOMENT_FPS, (width, height), words, segments)
+
+
+def segment_row(class_name: str, start: int, end: int, fps: float) -> dict[str, object]:
+    """One labelled span of a moments file, frames ``start`` to ``end``, in seconds."""
+    return {
+        "class": class_name,
+        "start_s": round(start / fps, 3),
+        "end_s": round(end / fps, 3),
+    }
+
+
+def moment_row(
+    job: _MomentJob,
+    n_frames: int,
+    fps: float,
+    size: tuple[int, int],
+    scene: Mapping[str, object],
+    segments: list[dict[str, object]],
+    extra: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """A moments file's row of ``moments.jsonl`` (``scene``: colour, background, size and
+    speed words; ``extra``: what a rendering adds after the segments)."""
+    return {
+        "path": job.name,
+        "kind": job.kind,
+        "duration_s": round(n_frames / fps, 3),
+        "fps": fps,
+        "width": size[0],
+        "height": size[1],
+        "scene_group": job.group,
+        **scene,
         "segments": segments,
+        **(extra or {}),
     }
 
 

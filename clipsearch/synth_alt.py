@@ -71,6 +71,8 @@ from clipsearch.synth import (
     _regular,
     _rotated,
     clip_relpath,
+    moment_row,
+    segment_row,
 )
 from clipsearch.synth import _seq as _base_seq
 
@@ -958,29 +960,15 @@ def build_moment(job: _MomentJob) -> dict[str, object]:
                 spec = _random_spec(rng, width, height, fps, n_frames)
                 for frame in iter_frames(class_name, scene, spec, layout=layout):
                     out.write(frame[None])
-                segments.append(
-                    {
-                        "class": class_name,
-                        "start_s": round(start / fps, 3),
-                        "end_s": round(out.n_frames / fps, 3),
-                    }
-                )
+                segments.append(segment_row(class_name, start, out.n_frames, fps))
             total = out.n_frames
         os.replace(tmp, job.path)
     finally:
         tmp.unlink(missing_ok=True)
-    return {
-        "path": job.name,
-        "kind": job.kind,
-        "duration_s": round(total / fps, 3),
-        "fps": fps,
-        "width": width,
-        "height": height,
-        "scene_group": job.group,
+    words = {
         "color": scene.color,
         "background": scene.texture,
         "size": scene.size,
         "speed": scene.speed,
-        "segments": segments,
-        **_scene_meta(scene),
     }
+    return moment_row(job, total, fps, (width, height), words, segments, _scene_meta(scene))
