@@ -725,10 +725,7 @@ def _build_clip(job: _Job) -> dict[str, object]:
         "class": job.class_name,
         "group": job.group,
         "clip": job.clip,
-        "color": scene.color,
-        "background": scene.background,
-        "size": scene.size,
-        "speed": scene.speed,
+        **scene_words(scene),
         "fps": spec.fps,
         "width": spec.width,
         "height": spec.height,
@@ -1059,13 +1056,17 @@ def _build_moment(job: _MomentJob) -> dict[str, object]:
         os.replace(tmp, job.path)
     finally:
         tmp.unlink(missing_ok=True)
-    words = {
+    return moment_row(job, n_frames, MOMENT_FPS, (width, height), scene_words(scene), segments)
+
+
+def scene_words(scene: Scene) -> dict[str, str]:
+    """A scene's colour, background, size and speed, as its meta rows name them."""
+    return {
         "color": scene.color,
         "background": scene.background,
         "size": scene.size,
         "speed": scene.speed,
     }
-    return moment_row(job, n_frames, MOMENT_FPS, (width, height), words, segments)
 
 
 def segment_row(class_name: str, start: int, end: int, fps: float) -> dict[str, object]:

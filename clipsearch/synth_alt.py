@@ -894,6 +894,16 @@ def writer(path: str | Path, scene: AltScene, width: int, height: int, fps: int)
     )
 
 
+def _scene_words(scene: AltScene) -> dict[str, str]:
+    """The scene's colour, background (its texture), size and speed words."""
+    return {
+        "color": scene.color,
+        "background": scene.texture,
+        "size": scene.size,
+        "speed": scene.speed,
+    }
+
+
 def _scene_meta(scene: AltScene) -> dict[str, Any]:
     return {
         "rendering": RENDERING,
@@ -924,10 +934,7 @@ def build_clip(class_name: str, group: int, clip: int, seed: int, path: Path) ->
         "class": class_name,
         "group": group,
         "clip": clip,
-        "color": scene.color,
-        "background": scene.texture,
-        "size": scene.size,
-        "speed": scene.speed,
+        **_scene_words(scene),
         "fps": spec.fps,
         "width": spec.width,
         "height": spec.height,
@@ -965,10 +972,5 @@ def build_moment(job: _MomentJob) -> dict[str, object]:
         os.replace(tmp, job.path)
     finally:
         tmp.unlink(missing_ok=True)
-    words = {
-        "color": scene.color,
-        "background": scene.texture,
-        "size": scene.size,
-        "speed": scene.speed,
-    }
+    words = _scene_words(scene)
     return moment_row(job, total, fps, (width, height), words, segments, _scene_meta(scene))
