@@ -11,12 +11,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from clipsearch.errors import VideoDecodeError
 from clipsearch.frames import Decoded, decode_many
 from clipsearch.model import ClipEncoder, VideoEmbedding
-from clipsearch.segments import SegmentPlan, frame_layout
+from clipsearch.segments import SegmentPlan, frame_layout, video_vector
 from clipsearch.video import SampledFrames
 
 # Frames are shrunk to this longest side as they are decoded: the model sees ~224 px,
@@ -68,9 +66,9 @@ def embed_clips(
 ) -> Iterator[list[EmbeddedClip | FailedClip]]:
     """Yield batches of embedded (or failed) clips, in input order.
 
-    With a segment ``plan`` each clip also gets one vector per window of the plan, and
-    ``EmbeddedClip.frames`` holds the frames of its whole-clip view.
-    """
+    With a segment ``plan`` each clip also gets one vector per window of the plan, its
+    vector is their mean, and ``EmbeddedClip.frames`` holds the frames of its whole-clip
+    view (``num_frames`` spread over the clip)."""
     times = times if times is not None else StageTimes()
     num_frames = encoder.video.num_frames
     pending: list[Decoded] = []
@@ -127,14 +125,14 @@ def embed_decoded(
 def _embed_segmented(
     encoder: ClipEncoder, decoded: Sequence[Decoded], plan: SegmentPlan
 ) -> list[EmbeddedClip]:
-    """Pool each clip's whole-clip view and its windows from one pass over its frames."""
+    """Pool each clip's windows from one pass over its frames; the clip's vector is their
+    mean (:func:`clipsearch.segments.video_vector`)."""
     num_frames = encoder.video.num_frames
     videos, layouts = [], []
     for d in decoded:
         assert d.frames is not None
         layout = frame_layout(d.frames.duration_s, num_frames, plan)
-        views = np.concatenate([layout.clip[None], layout.window_frames])
-        videos.append((d.frames.frames, views))
+        videos.append((d.frames.frames, layout.window_frames))
         layouts.append(layout)
     out = []
     for d, layout, (vecs, pooled) in zip(
@@ -151,8 +149,8 @@ def _embed_segmented(
         )
         embedding = VideoEmbedding(
             frames=vecs[layout.clip],
-            pooled=pooled[0],
-            segments=pooled[1:],
+            pooled=video_vector(pooled),
+            segments=pooled,
             windows=tuple(layout.windows),
         )
         out.append(EmbeddedClip(d.index, d.source, clip_view, embedding))

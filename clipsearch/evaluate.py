@@ -70,6 +70,10 @@ class RetrievalReport:
             f"queries {m['n_queries']}  clips {m['n_clips']}",
             f"mAP {m['mAP']:.4f}  P@1 {m['P@1']:.4f}  P@5 {m['P@5']:.4f}  R@10 {m['R@10']:.4f}",
         ]
+        if m.get("window_mAP") is not None:
+            lines.append(
+                f"mAP ranked by each clip's best window (as search does) {m['window_mAP']:.4f}"
+            )
         pairs = m.get("pairs") or {}
         if pairs:
             lines += [
@@ -124,7 +128,7 @@ def compare_table(reports: Sequence[RetrievalReport]) -> str:
 
     rows: list[tuple[str, float | None, float | None]] = [
         (k, m1.get(k), m2.get(k))
-        for k in ("mAP", "P@1", "P@5", "R@10", "freeform_mAP", "heldout_mAP")
+        for k in ("mAP", "window_mAP", "P@1", "P@5", "R@10", "freeform_mAP", "heldout_mAP")
     ]
     pair_names = list(dict.fromkeys([*(m1.get("pairs") or {}), *(m2.get("pairs") or {})]))
     for name in pair_names:
@@ -173,6 +177,23 @@ def retrieval_metrics(
         "n_queries": len(aps),
         "n_clips": len(clip_labels),
     }
+
+
+def window_map(
+    query_vectors: np.ndarray,
+    query_labels: Sequence[str],
+    windows: Sequence[np.ndarray],
+    clip_labels: Sequence[str | None],
+) -> float:
+    """mAP of the class queries when a clip's score is its best window's cosine."""
+    labels = np.asarray(clip_labels, dtype=object)
+    scores = np.stack([(w @ query_vectors.T).max(axis=0) for w in windows]).T
+    aps = []
+    for qi, name in enumerate(query_labels):
+        relevant = labels[np.argsort(-scores[qi], kind="stable")] == name
+        if relevant.any():
+            aps.append(average_precision(relevant))
+    return float(np.mean(aps)) if aps else 0.0
 
 
 def query_aps(
@@ -263,8 +284,12 @@ def evaluate_vectors(
     *,
     meta: Sequence[MetaRow | None] | None = None,
     heldout: Sequence[str] | None = None,
+    windows: Sequence[np.ndarray] | None = None,
 ) -> RetrievalReport:
     """All figures for clip vectors under ``encoder``'s text tower.
+
+    ``windows`` (each clip's window vectors, (S_i, D)) adds ``window_mAP``: the class
+    queries' mAP when each clip scores by its best window, as the search ranks videos.
 
     ``meta`` holds each clip's ``synth_meta.jsonl`` row (None for a clip without
     one), aligned with ``clip_vectors``; without it the free-form and held-out
@@ -285,6 +310,9 @@ def evaluate_vectors(
     held_vecs = vectors[n_class + n_free :]
 
     metrics = retrieval_metrics(class_vecs, present, clip_vectors, clip_labels)
+    metrics["window_mAP"] = (
+        window_map(class_vecs, present, windows, clip_labels) if windows is not None else None
+    )
     metrics["query_template"] = template
     pairs = pair_metrics(
         dict(zip(present, class_vecs, strict=True)),
@@ -322,54 +350,76 @@ def decode_passes(encoders: Sequence[Any]) -> int:
     return len({e.video.num_frames for e in encoders})
 
 
-def _pool_decoded(encoder: Any, decoded: Sequence[Any]) -> dict[int, np.ndarray]:
-    """Pooled vectors of already decoded clips (``frames.Decoded``) by clip index."""
+def _embed_decoded(encoder: Any, decoded: Sequence[Any], plan: Any) -> dict[int, Any]:
+    """Embeddings of already decoded clips (``frames.Decoded``) by clip index."""
+    from clipsearch.embed import embed_decoded
+
     good = [d for d in decoded if d.frames is not None]
-    if not good:
-        return {}
-    embedded = encoder.embed_videos([d.frames.frames for d in good])
-    return {d.index: emb.pooled for d, emb in zip(good, embedded, strict=True)}
+    return {e.index: e.embedding for e in embed_decoded(encoder, good, plan)} if good else {}
+
+
+@dataclass(frozen=True)
+class EvalVectors:
+    """What :func:`embed_for_eval` gives: per encoder, the clips' vectors (n, D) and each
+    clip's window vectors (S_i, D); the indices of the clips every encoder embedded; the
+    paths of the clips that failed."""
+
+    vectors: list[np.ndarray]
+    windows: list[list[np.ndarray]]
+    kept: list[int]
+    failed: list[str]
 
 
 def embed_for_eval(
     encoders: Sequence[Any],
     clips: Sequence[Any],
     *,
+    plan: Any = None,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
-) -> tuple[list[np.ndarray], list[int], list[str]]:
-    """Each encoder's pooled vectors of ``clips`` (``dataset.Clip``), decoded as ingest does.
+) -> EvalVectors:
+    """Each encoder's vectors of ``clips`` (``dataset.Clip``), decoded and cut into windows
+    as ingest does (``plan``: a :class:`~clipsearch.segments.SegmentPlan`, None: ingest's
+    default), so a clip's vector is the mean of its windows' vectors as stored.
 
     Clips are decoded once per distinct frame count and shared by the encoders
-    that sample that many frames. Returns (one (n, D) array per encoder, the
-    indices of the clips every encoder embedded, the paths of clips that failed).
+    that sample that many frames.
     """
     from clipsearch.embed import EmbeddedClip, embed_clips
+    from clipsearch.segments import SegmentPlan
 
+    plan = plan if plan is not None else SegmentPlan()
     sources = [c.source for c in clips]
-    pooled: list[dict[int, np.ndarray]] = [{} for _ in encoders]
+    embedded: list[dict[int, Any]] = [{} for _ in encoders]
     failed: set[int] = set()
     for num_frames in dict.fromkeys(e.video.num_frames for e in encoders):
         group = [i for i, e in enumerate(encoders) if e.video.num_frames == num_frames]
         first, others = group[0], group[1:]
         batch_decoded: list[Any] = []
         hook = batch_decoded.append if others else None
-        for batch in embed_clips(encoders[first], sources, workers=workers, on_decoded=hook):
+        for batch in embed_clips(
+            encoders[first], sources, workers=workers, on_decoded=hook, plan=plan
+        ):
             for item in batch:
                 if isinstance(item, EmbeddedClip):
-                    pooled[first][item.index] = item.embedding.pooled
+                    embedded[first][item.index] = item.embedding
                 else:
                     failed.add(item.index)
             for i in others:
-                pooled[i].update(_pool_decoded(encoders[i], batch_decoded))
+                embedded[i].update(_embed_decoded(encoders[i], batch_decoded, plan))
             batch_decoded.clear()
             if progress:
                 progress(len(batch))
-    kept = [i for i in range(len(clips)) if i not in failed and all(i in p for p in pooled)]
+    kept = [i for i in range(len(clips)) if i not in failed and all(i in e for e in embedded)]
     failed_paths = [clips[i].path for i in range(len(clips)) if i not in set(kept)]
     if not kept:
         raise DatasetError(f"none of the {len(clips)} clips could be decoded")
-    return [np.stack([p[i] for i in kept]) for p in pooled], kept, failed_paths
+    return EvalVectors(
+        vectors=[np.stack([e[i].pooled for i in kept]) for e in embedded],
+        windows=[[e[i].segments for i in kept] for e in embedded],
+        kept=kept,
+        failed=failed_paths,
+    )
 
 
 def evaluate_models(
@@ -388,16 +438,17 @@ def evaluate_models(
     or held-out figures). Held-out combos are the first encoder's own list, or
     else the next one's that has one, and every model is scored on those same combos.
     """
-    vectors, kept, failed = embed_for_eval(encoders, clips, workers=workers, progress=progress)
+    embedded = embed_for_eval(encoders, clips, workers=workers, progress=progress)
+    kept = embedded.kept
     labels = [clips[i].label for i in kept]
     rows = [meta.get(clips[i].path) for i in kept] if meta is not None else None
     combos = next((list(e.video.heldout) for e in encoders if e.video.heldout), [])
     reports = []
-    for encoder, vecs in zip(encoders, vectors, strict=True):
+    for encoder, vecs, windows in zip(encoders, embedded.vectors, embedded.windows, strict=True):
         report = evaluate_vectors(
-            encoder, classes, vecs, labels, template, meta=rows, heldout=combos
+            encoder, classes, vecs, labels, template, meta=rows, heldout=combos, windows=windows
         )
-        report.metrics["failed"] = failed
+        report.metrics["failed"] = embedded.failed
         report.metrics["pooling"] = encoder.video.pooling
         report.metrics["num_frames"] = encoder.video.num_frames
         reports.append(report)

@@ -51,7 +51,7 @@ def clip_payload(i: int, n_windows: int, klass: int) -> dict[str, Any]:
         "width": 320,
         "height": 240,
         "segment_times": [[float(j), float(j + 2)] for j in range(n_windows)],
-        "segment_plan": {"window_s": 2.0, "stride_s": 1.0},
+        "segment_plan": {"window_s": 2.0, "stride_s": 1.0, "video": "window_mean"},
         "model": LOAD_MODEL_ID,
         "split_1": "test" if group % 25 < 7 else "train",
     }

@@ -82,7 +82,8 @@ def text_parity(
     unknown = [p for p in paths if p not in FAST_PATHS]
     if unknown:
         raise ValueError(f"unknown text paths {unknown} (known: {FAST_PATHS})")
-    vectors, kept, failed = embed_for_eval([encoder], clips, workers=workers, progress=progress)
+    embedded = embed_for_eval([encoder], clips, workers=workers, progress=progress)
+    vectors, kept, failed = embedded.vectors, embedded.kept, embedded.failed
     labels = [clips[i].label for i in kept]
     rows = [meta.get(clips[i].path) for i in kept] if meta is not None else None
     present = [c for c in classes if c in set(labels)]

@@ -3,8 +3,10 @@
 A video of any length is cut into windows of ``window_s`` seconds every ``stride_s``
 seconds (the last one ends at the video's end). Each window is sampled like a short
 clip (``num_frames`` frames at the midpoints of equal parts) and pooled by the model's
-head into one segment vector; the whole video is sampled the same way for its pooled
-vector. With the default 2 s windows every 1 s and 8 frames, windows share their
+head into one segment vector. The video's own vector is the mean of its windows'
+vectors (:func:`video_vector`): eight frames spread over a whole long video are too far
+apart to show fast motion (a 9-s clip of a ball rolling every 2 s), while each window
+sees it. With the default 2 s windows every 1 s and 8 frames, windows share their
 frames (a grid of 4 frames per second), so a 7-second clip decodes 36 frames.
 """
 
@@ -75,6 +77,13 @@ class SegmentPlan:
             if not out or window != out[-1]:
                 out.append(window)
         return out
+
+
+def video_vector(window_vectors: np.ndarray) -> np.ndarray:
+    """A video's unit vector from its windows' unit vectors (S, D): their mean, rescaled."""
+    mean = np.asarray(window_vectors, dtype=np.float32).mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return mean / norm if norm > 0 else mean
 
 
 @dataclass(frozen=True)

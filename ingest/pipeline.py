@@ -259,9 +259,16 @@ def _files(n: int, ext: str) -> str:
     return f"{n} {ext} {files}" if ext else f"{n} {files} without an extension"
 
 
-def plan_stamp(plan: SegmentPlan | None) -> dict[str, float] | None:
-    """How the stored segments were cut (a changed plan re-embeds the clip)."""
-    return None if plan is None else {"window_s": plan.window_s, "stride_s": plan.stride_s}
+# How a segmented video's own vector is made from its windows (stored in the plan stamp:
+# videos stored with another rule are embedded again).
+VIDEO_VECTOR = "window_mean"
+
+
+def plan_stamp(plan: SegmentPlan | None) -> dict[str, Any] | None:
+    """How the stored segments were cut and the video vector made (a change re-embeds)."""
+    if plan is None:
+        return None
+    return {"window_s": plan.window_s, "stride_s": plan.stride_s, "video": VIDEO_VECTOR}
 
 
 def segment_times(done: EmbeddedClip) -> list[list[float]]:

@@ -184,7 +184,7 @@ def plan_sync(
     *,
     root: str,
     model_id: str,
-    plan_stamp: dict[str, float] | None,
+    plan_stamp: dict[str, Any] | None,
     reembed: bool = False,
     unread: Sequence[str] = (),
     call: StoreCall = lambda _action, fn: fn(),
@@ -252,7 +252,7 @@ def _inode(path: Path) -> tuple[int, int]:
     return (st.st_dev, st.st_ino)
 
 
-def _same_kind(payload: dict[str, Any], model_id: str, plan_stamp: dict[str, float] | None) -> bool:
+def _same_kind(payload: dict[str, Any], model_id: str, plan_stamp: dict[str, Any] | None) -> bool:
     """The stored vectors are what this run would make: same model, same segment plan,
     frames of this decoder (or of the one before it: see ``_legacy_ok``)."""
     return (
@@ -288,7 +288,7 @@ def _hash_and_route(
     store: VectorStore,
     root: str,
     model_id: str,
-    plan_stamp: dict[str, float] | None,
+    plan_stamp: dict[str, Any] | None,
     reembed: bool,
     call: StoreCall,
 ) -> None:
@@ -348,7 +348,7 @@ def _donors(
 def _pick_donor(
     candidates: list[tuple[str, dict[str, Any]]],
     pid: str,
-    plan_stamp: dict[str, float] | None,
+    plan_stamp: dict[str, Any] | None,
     gone: dict[str, dict[str, Any]],
 ) -> str | None:
     """The stored video to take vectors from, among those made as this run would make

@@ -120,7 +120,11 @@ def test_ingest_window_flags(
             [clip_id(m["path"]) for m in read_moments(data / "moments")], with_vectors=True
         )
     for p in points.values():
-        assert p.payload["segment_plan"] == {"window_s": 4.0, "stride_s": 2.0}
+        assert p.payload["segment_plan"] == {
+            "window_s": 4.0,
+            "stride_s": 2.0,
+            "video": "window_mean",
+        }
         windows = SegmentPlan(window_s=4.0, stride_s=2.0).windows(p.payload["duration_s"])
         assert p.payload["segment_times"] == [[round(a, 3), round(b, 3)] for a, b in windows]
         assert p.segments.shape[0] == len(windows)
@@ -132,7 +136,8 @@ def test_ingest_window_flags(
     with QdrantEdgeStore(store) as s:
         again = s.retrieve(list(points))
     assert all(
-        p.payload["segment_plan"] == {"window_s": 2.0, "stride_s": 1.0} for p in again.values()
+        p.payload["segment_plan"] == {"window_s": 2.0, "stride_s": 1.0, "video": "window_mean"}
+        for p in again.values()
     )
 
     assert "must not exceed window_s" in fails(

@@ -266,6 +266,18 @@ def test_evaluate_vectors_report_shape(tiny_model_dir: Path) -> None:
     assert m["heldout_mAP"] == m["heldout_AP"]["BallBouncing:red"]
     json.dumps(m, allow_nan=False)  # plain JSON, no NaN
     assert "withheld by the other model" in full.table()
+    assert m["window_mAP"] is None and "best window" not in full.table()
+
+    # ranked by best window: one window that is the clip's own vector scores as the clip
+    one = [v[None] for v in vectors]
+    same = evaluate_vectors(encoder, CLASSES, vectors, labels, windows=one).metrics
+    assert same["window_mAP"] == pytest.approx(same["mAP"])
+    # a second window that matches every class query lifts every clip: the ranking changes
+    boost = encoder.encode_text([f"a video of {c}" for c in CLASSES]).mean(0)
+    two = [np.stack([v, boost * (i % 2)]) for i, v in enumerate(vectors)]
+    moved = evaluate_vectors(encoder, CLASSES, vectors, labels, windows=two).metrics
+    assert moved["mAP"] == same["mAP"] and moved["window_mAP"] != same["window_mAP"]
+    assert "best window" in RetrievalReport(moved).table()
 
 
 def test_embed_for_eval_shares_decoding_per_frame_count(
@@ -283,8 +295,14 @@ def test_embed_for_eval_shares_decoding_per_frame_count(
     encoders = [eight, other, eight]
     assert decode_passes(encoders) == 2
     done: list[int] = []
-    vectors, kept, failed = embed_for_eval(encoders, clips, workers=1, progress=done.append)
-    assert sum(done) == 2 * len(clips) and kept == list(range(len(clips))) and failed == []
+    embedded = embed_for_eval(encoders, clips, workers=1, progress=done.append)
+    vectors, kept = embedded.vectors, embedded.kept
+    assert sum(done) == 2 * len(clips) and kept == list(range(len(clips)))
+    assert embedded.failed == []
     # the third encoder reuses the first one's decoded frames: same vectors as its own pass
     np.testing.assert_allclose(vectors[2], vectors[0], atol=1e-5)
     assert not np.allclose(vectors[1], vectors[0], atol=1e-3)  # 4 frames, not 8
+    # as ingest stores them: a clip's vector is the mean of its 2-s windows' vectors
+    for vec, windows in zip(vectors[0], embedded.windows[0], strict=True):
+        mean = windows.mean(0)
+        np.testing.assert_allclose(vec, mean / np.linalg.norm(mean), atol=1e-5)

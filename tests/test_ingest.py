@@ -48,7 +48,7 @@ def test_ingest_twice_keeps_one_point_per_clip(tiny_synth: Path, vision, tmp_pat
     windows = SegmentPlan().windows(p["duration_s"])
     assert p["segment_times"] == [[round(s, 3), round(e, 3)] for s, e in windows]
     assert point.segments.shape == (len(windows), vision.dim) and len(windows) >= 2
-    assert p["segment_plan"] == {"window_s": 2.0, "stride_s": 1.0}
+    assert p["segment_plan"] == {"window_s": 2.0, "stride_s": 1.0, "video": "window_mean"}
     np.testing.assert_allclose(np.linalg.norm(point.pooled), 1.0, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(point.segments, axis=1), 1.0, atol=1e-5)
     assert (media / "posters" / f"{clip_id(clip.path)}.jpg").stat().st_size > 0

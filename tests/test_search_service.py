@@ -322,7 +322,11 @@ def test_frame_by_frame_points_and_a_changed_plan(
         again = ingest(moments, both, s, IngestOptions(workers=1))
         assert (again.ingested, again.up_to_date) == (2, 0)
         for r in SearchService(text, s).search(QUERY, 5).results:
-            assert r.payload["segment_plan"] == {"window_s": 2.0, "stride_s": 1.0}
+            assert r.payload["segment_plan"] == {
+                "window_s": 2.0,
+                "stride_s": 1.0,
+                "video": "window_mean",
+            }
             assert len(r.windows) == len(SegmentPlan().windows(r.payload["duration_s"]))
 
 

@@ -27,6 +27,7 @@ from clipsearch.segments import (
     frame_layout,
     segment_scores,
     temporal_iou,
+    video_vector,
 )
 from clipsearch.video import sample_frames, segment_midpoints
 
@@ -452,11 +453,11 @@ def test_embed_clips_with_a_plan_gives_one_unit_vector_per_window(
     assert emb.windows == tuple(windows) and len(windows) == 3
     assert emb.segments is not None and emb.segments.shape == (len(windows), encoder.dim)
     np.testing.assert_allclose(np.linalg.norm(emb.segments, axis=1), 1.0, atol=1e-5)
+    # the clip's vector: its windows' mean, rescaled (not the 8 frames over the whole clip)
+    mean = emb.segments.mean(0)
+    np.testing.assert_allclose(emb.pooled, mean / np.linalg.norm(mean), atol=1e-5)
     # the clip view: 8 frames at the clip midpoints, the same as embedding without a plan
     assert done.frames.frames.shape[0] == 8 and emb.frames.shape == (8, encoder.dim)
-    np.testing.assert_allclose(
-        emb.pooled, encoder.embed_video(done.frames.frames).pooled, atol=1e-5
-    )
     np.testing.assert_allclose(
         emb.frames, encoder.embed_video(done.frames.frames).frames, atol=1e-5
     )
@@ -474,10 +475,19 @@ def test_embed_clips_with_a_plan_gives_one_unit_vector_per_window(
         np.testing.assert_allclose(emb.segments[j], expected, atol=1e-5)
 
 
-def test_segmented_ingest_pools_the_clip_like_plain_embedding(
+def test_a_video_vector_is_the_mean_of_its_windows() -> None:
+    windows = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=np.float32)
+    np.testing.assert_allclose(video_vector(windows), [2**-0.5, 2**-0.5, 0.0], atol=1e-6)
+    np.testing.assert_allclose(video_vector(windows[:1]), windows[0])
+    assert video_vector(np.array([[1.0, 0.0], [-1.0, 0.0]])).tolist() == [0.0, 0.0]
+
+
+def test_a_clip_no_longer_than_a_window_keeps_its_whole_clip_vector(
     encoder: ClipEncoder, clip_path: Path
 ) -> None:
-    [[done]] = list(embed_clips(encoder, [clip_path], workers=1, plan=SegmentPlan()))
+    plan = SegmentPlan(window_s=30.0, stride_s=30.0)  # one window: the whole clip
+    [[done]] = list(embed_clips(encoder, [clip_path], workers=1, plan=plan))
     [[plain]] = list(embed_clips(encoder, [clip_path], workers=1))
     assert isinstance(done, EmbeddedClip) and isinstance(plain, EmbeddedClip)
+    assert done.embedding.segments is not None and len(done.embedding.segments) == 1
     np.testing.assert_allclose(done.embedding.pooled, plain.embedding.pooled, atol=1e-5)
