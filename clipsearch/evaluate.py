@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from clipsearch.attributes import (
 )
 from clipsearch.dataset import class_phrase
 from clipsearch.errors import DatasetError
+
+if TYPE_CHECKING:
+    from clipsearch.segments import SegmentPlan
 
 QUERY_TEMPLATE = "a video of {}"
 
@@ -350,7 +353,7 @@ def decode_passes(encoders: Sequence[Any]) -> int:
     return len({e.video.num_frames for e in encoders})
 
 
-def _embed_decoded(encoder: Any, decoded: Sequence[Any], plan: Any) -> dict[int, Any]:
+def _embed_decoded(encoder: Any, decoded: Sequence[Any], plan: SegmentPlan) -> dict[int, Any]:
     """Embeddings of already decoded clips (``frames.Decoded``) by clip index."""
     from clipsearch.embed import embed_decoded
 
@@ -374,7 +377,7 @@ def embed_for_eval(
     encoders: Sequence[Any],
     clips: Sequence[Any],
     *,
-    plan: Any = None,
+    plan: SegmentPlan | None = None,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> EvalVectors:
@@ -388,7 +391,7 @@ def embed_for_eval(
     from clipsearch.embed import EmbeddedClip, embed_clips
     from clipsearch.segments import SegmentPlan
 
-    plan = plan if plan is not None else SegmentPlan()
+    cut = plan if plan is not None else SegmentPlan()
     sources = [c.source for c in clips]
     embedded: list[dict[int, Any]] = [{} for _ in encoders]
     failed: set[int] = set()
@@ -398,7 +401,7 @@ def embed_for_eval(
         batch_decoded: list[Any] = []
         hook = batch_decoded.append if others else None
         for batch in embed_clips(
-            encoders[first], sources, workers=workers, on_decoded=hook, plan=plan
+            encoders[first], sources, workers=workers, on_decoded=hook, plan=cut
         ):
             for item in batch:
                 if isinstance(item, EmbeddedClip):
@@ -406,7 +409,7 @@ def embed_for_eval(
                 else:
                     failed.add(item.index)
             for i in others:
-                embedded[i].update(_embed_decoded(encoders[i], batch_decoded, plan))
+                embedded[i].update(_embed_decoded(encoders[i], batch_decoded, cut))
             batch_decoded.clear()
             if progress:
                 progress(len(batch))
