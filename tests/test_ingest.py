@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,24 @@ def test_ingest_twice_keeps_one_point_per_clip(tiny_synth: Path, vision, tmp_pat
     assert p["segment_plan"] == {"window_s": 2.0, "stride_s": 1.0, "video": "window_mean"}
     np.testing.assert_allclose(np.linalg.norm(point.pooled), 1.0, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(point.segments, axis=1), 1.0, atol=1e-5)
+    mean = point.segments.mean(0)  # the video's vector: its windows' mean
+    np.testing.assert_allclose(point.pooled, mean / np.linalg.norm(mean), atol=1e-5)
     assert (media / "posters" / f"{clip_id(clip.path)}.jpg").stat().st_size > 0
+
+
+def test_earlier_video_vectors_embed_again(tiny_synth: Path, vision, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    coll = replace(load_collection(tiny_synth), clips=load_collection(tiny_synth).clips[:4])
+    with QdrantEdgeStore(tmp_path / "store") as store:
+        assert ingest(coll, vision, store, IngestOptions(workers=1)).ingested == 4
+        points = store.retrieve([clip_id(c.path) for c in coll.clips], with_vectors=True)
+        old = [p for i, p in enumerate(points.values()) if i < 2]
+        # as the earlier rule stored them: no "video" in the plan stamp
+        earlier = {"window_s": 2.0, "stride_s": 1.0}
+        store.upsert([replace(p, payload={**p.payload, "segment_plan": earlier}) for p in old])
+        again = ingest(coll, vision, store, IngestOptions(workers=1))
+        assert (again.ingested, again.up_to_date) == (2, 2)
+        stamps = [p.payload["segment_plan"] for p in store.retrieve(list(points)).values()]
+        assert all(s == {"window_s": 2.0, "stride_s": 1.0, "video": "window_mean"} for s in stamps)
 
 
 def test_resume_only_embeds_what_is_missing(tiny_synth: Path, vision, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
