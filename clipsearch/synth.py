@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import av
 import numpy as np
@@ -1059,8 +1059,22 @@ def _build_moment(job: _MomentJob) -> dict[str, object]:
     return moment_row(job, n_frames, MOMENT_FPS, (width, height), scene_words(scene), segments)
 
 
-def scene_words(scene: Scene) -> dict[str, str]:
-    """A scene's colour, background, size and speed, as its meta rows name them."""
+class _Described(Protocol):
+    """What a scene of any rendering names in its meta rows."""
+
+    @property
+    def color(self) -> str: ...
+    @property
+    def background(self) -> str: ...
+    @property
+    def size(self) -> str: ...
+    @property
+    def speed(self) -> str: ...
+
+
+def scene_words(scene: _Described) -> dict[str, str]:
+    """A scene's colour, background, size and speed, as its meta rows name them (a
+    :class:`Scene`, or another rendering's scene with the same four words)."""
     return {
         "color": scene.color,
         "background": scene.background,

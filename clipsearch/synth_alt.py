@@ -72,6 +72,7 @@ from clipsearch.synth import (
     _rotated,
     clip_relpath,
     moment_row,
+    scene_words,
     segment_row,
 )
 from clipsearch.synth import _seq as _base_seq
@@ -894,16 +895,6 @@ def writer(path: str | Path, scene: AltScene, width: int, height: int, fps: int)
     )
 
 
-def _scene_words(scene: AltScene) -> dict[str, str]:
-    """The scene's colour, background (its texture), size and speed words."""
-    return {
-        "color": scene.color,
-        "background": scene.texture,
-        "size": scene.size,
-        "speed": scene.speed,
-    }
-
-
 def _scene_meta(scene: AltScene) -> dict[str, Any]:
     return {
         "rendering": RENDERING,
@@ -934,7 +925,7 @@ def build_clip(class_name: str, group: int, clip: int, seed: int, path: Path) ->
         "class": class_name,
         "group": group,
         "clip": clip,
-        **_scene_words(scene),
+        **scene_words(scene),
         "fps": spec.fps,
         "width": spec.width,
         "height": spec.height,
@@ -972,5 +963,5 @@ def build_moment(job: _MomentJob) -> dict[str, object]:
         os.replace(tmp, job.path)
     finally:
         tmp.unlink(missing_ok=True)
-    words = _scene_words(scene)
+    words = scene_words(scene)
     return moment_row(job, total, fps, (width, height), words, segments, _scene_meta(scene))
