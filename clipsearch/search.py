@@ -611,7 +611,9 @@ class SearchService:
 
     def _result(self, hit: SegmentHit, vector: np.ndarray) -> Result:
         moment, scores, windows = self.moment(hit.segments, hit.payload, vector)
-        return Result(hit, moment, scores, windows)
+        # the moment grows from the best window, whose score the store already gave as the
+        # video's: one figure, not the store's and a recomputation differing in the last digit
+        return Result(hit, replace(moment, score=hit.score), scores, windows)
 
     def moment(
         self, segments: np.ndarray, payload: dict[str, Any], vector: np.ndarray
