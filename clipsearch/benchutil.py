@@ -55,6 +55,43 @@ def size_label(n: int) -> str:
     return str(n)
 
 
+# The CPU features that decide which kernels the models get: AVX2 everywhere on x86-64 of
+# the last decade, AVX-512 (and its VNNI int8 and BF16 dot products) and AMX tiles on
+# recent Xeons. A figure measured on one kind does not hold on another.
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
+    """The CPU's model name and which of :data:`CPU_FLAGS` it has (Linux ``/proc/cpuinfo``;
+    elsewhere the model from ``platform`` and no flags)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            if fields:
+                break  # the first processor's block is enough
+            continue
+        fields.setdefault(key.strip(), value.strip())
+    present = set(fields.get("flags", "").split())
+    return {
+        "model": fields.get("model name") or platform.processor() or platform.machine(),
+        "flags": [flag for flag in CPU_FLAGS if flag in present],
+    }
+
+
+def cpu_line(info: Mapping[str, Any] | None = None) -> str:
+    """``CPU: <model>, 2 cores (avx2, avx512f, ...)``: what every benchmark prints first."""
+    info = info if info is not None else cpu_info()
+    flags = ", ".join(info["flags"]) or "none of " + ", ".join(CPU_FLAGS)
+    return f"CPU: {info['model']}, {os.cpu_count()} cores ({flags})"
+
+
 def environment(packages: Mapping[str, str]) -> dict[str, Any]:
     """The machine and the versions of ``packages`` (result key -> distribution name)."""
     from importlib import metadata
@@ -70,6 +107,7 @@ def environment(packages: Mapping[str, str]) -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "cpu": cpu_info(),
         "numpy": np.__version__,
         **{key: version(dist) for key, dist in packages.items()},
     }

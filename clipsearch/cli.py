@@ -365,7 +365,7 @@ def cmd_load_store(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_text(args: argparse.Namespace) -> int:
-    from clipsearch.benchutil import environment
+    from clipsearch.benchutil import cpu_line, environment
     from clipsearch.model import load_model
     from clipsearch.parity import text_speed
 
@@ -376,6 +376,7 @@ def cmd_bench_text(args: argparse.Namespace) -> int:
     if len(texts) < 2 * args.batch:
         raise InvalidInput(f"{args.texts} holds {len(texts)} texts; give at least {2 * args.batch}")
     texts = texts[: args.queries]
+    print(cpu_line())
     results = []
     for dtype in args.dtypes.split(","):
         if dtype not in TEXT_DTYPES:
@@ -407,8 +408,9 @@ def cmd_bench_text(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_ingest(args: argparse.Namespace) -> int:
+    from clipsearch.benchutil import cpu_line
     from clipsearch.dataset import load_collection
-    from clipsearch.ingestbench import bench_ingest
+    from clipsearch.ingestbench import UCF101_MEAN_S, bench_ingest
     from clipsearch.model import load_model
 
     collection = load_collection(args.data)
@@ -430,15 +432,19 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
         f"clipsearch bench-ingest {args.data} --model {args.model} --limit {args.limit} "
         f"--batch {args.batch} --vision-dtype {args.vision_dtype}"
         + (f" --frames {args.frames}" if args.frames else "")
-        + (f" --segments --window-s {args.window_s} --stride-s {args.stride_s}" if plan else "")
+        + (f" --window-s {args.window_s} --stride-s {args.stride_s}" if plan else " --no-segments")
     )
-    p, m = result["pipeline"], result["model_only"]
+    p, m, u = result["pipeline"], result["model_only"], result["ucf101"]
+    print(cpu_line(result["environment"]["cpu"]))
     print(
-        f"{result['clips']} clips x {result['frames_per_clip']} frames, "
-        f"vision {result['vision_dtype']}: "
+        f"{result['clips']} clips x {result['frames_per_clip']} frames "
+        f"({'windows' if plan else 'no windows'}), vision {result['vision_dtype']}: "
         f"pipeline {p['frames_per_s']:.1f} frames/s ({p['clips_per_s']:.2f} clips/s), model alone "
-        f"{m['frames_per_s']:.1f} frames/s: ingest_efficiency {result['ingest_efficiency']:.3f}; "
-        f"all 13,320 UCF101 clips in {result['projected_ucf101_s'] / 60:.0f} min"
+        f"{m['frames_per_s']:.1f} frames/s: ingest_efficiency {result['ingest_efficiency']:.3f}"
+    )
+    print(
+        f"UCF101 projection: 13,320 clips x {u['frames_per_clip']} frames (a clip of the mean "
+        f"length, {UCF101_MEAN_S} s) at the pipeline's frames/s: {u['projected_s'] / 3600:.1f} h"
     )
     print("stages (s): " + ", ".join(f"{k} {v}" for k, v in p["stage_seconds"].items()))
     if args.json:
@@ -1116,8 +1122,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=positive_int, default=None, help="frames per clip")
     p.add_argument(
         "--segments",
-        action="store_true",
-        help="also embed the moment windows, as ingest does (default: clip frames only)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="embed the moment windows, as `clipsearch ingest` does (the default); "
+        "--no-segments: only the clip's own frames",
     )
     _add_segment_args(p)
     _add_vision_dtype_arg(p)

@@ -39,10 +39,14 @@ class StageTimes:
 
 @dataclass(frozen=True)
 class EmbeddedClip:
+    """A clip's whole-clip view (``frames``), its vectors, and how many distinct frames the
+    vision tower embedded for it (windows included)."""
+
     index: int
     source: Path
     frames: SampledFrames
     embedding: VideoEmbedding
+    frames_embedded: int
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,7 @@ def embed_decoded(
     out = []
     for d, emb in zip(decoded, encoder.embed_videos(clips), strict=True):
         assert d.frames is not None
-        out.append(EmbeddedClip(d.index, d.source, d.frames, emb))
+        out.append(EmbeddedClip(d.index, d.source, d.frames, emb, len(d.frames.frames)))
     return out
 
 
@@ -153,5 +157,5 @@ def _embed_segmented(
             segments=pooled,
             windows=tuple(layout.windows),
         )
-        out.append(EmbeddedClip(d.index, d.source, clip_view, embedding))
+        out.append(EmbeddedClip(d.index, d.source, clip_view, embedding, len(d.frames.frames)))
     return out

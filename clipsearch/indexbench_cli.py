@@ -14,7 +14,7 @@ import shlex
 import sys
 from typing import Any
 
-from clipsearch.benchutil import parse_int_list
+from clipsearch.benchutil import cpu_line, parse_int_list
 from clipsearch.errors import ClipSearchError, InvalidInput
 
 EXIT_ERROR = 1
@@ -154,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
     )
     paths = ib.write_outputs(result, args.out)
+    print(cpu_line())
     for d in result["datasets"]:
         best = d["headline"].get(ib.FLOAT32)
         line = f"{d['name']}: FAISS exact p50 {d['faiss_exact']['p50_ms']:.3f} ms"

@@ -65,7 +65,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from clipsearch.benchutil import disk_mb, environment, latency_summary, parse_int_list, size_label
+from clipsearch.benchutil import (
+    cpu_line,
+    disk_mb,
+    environment,
+    latency_summary,
+    parse_int_list,
+    size_label,
+)
 from clipsearch.errors import ClipSearchError, InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -1632,6 +1639,7 @@ def run(args: argparse.Namespace) -> int:
     )
     # With the JSON on stdout, the table goes to stderr so stdout stays parseable.
     report = sys.stderr if args.json == "-" else sys.stdout
+    print(cpu_line(), file=report)
     print(table(result), file=report)
     for note in result["notes"]:
         print(f"note: {note}", file=report)

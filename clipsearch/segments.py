@@ -7,7 +7,8 @@ head into one segment vector. The video's own vector is the mean of its windows'
 vectors (:func:`video_vector`): eight frames spread over a whole long video are too far
 apart to show fast motion (a 9-s clip of a ball rolling every 2 s), while each window
 sees it. With the default 2 s windows every 1 s and 8 frames, windows share their
-frames (a grid of 4 frames per second), so a 7-second clip decodes 36 frames.
+frames (a grid of 4 frames per second), so a 7-second clip decodes 28 frames; the
+whole-video view (poster, ``frame_times``) takes its frames from that grid.
 """
 
 from __future__ import annotations
@@ -101,18 +102,32 @@ class FrameLayout:
 
 
 def frame_layout(duration_s: float, num_frames: int, plan: SegmentPlan) -> FrameLayout:
-    """The sample times of a video and how its views share them."""
+    """The sample times of a video and how its views share them.
+
+    Only the windows' frames are decoded: the whole-video view (the poster and the
+    stored ``frame_times``) takes, for each of its ``num_frames`` midpoints, the nearest
+    of them. A video no longer than one window has that window's frames, which are the
+    midpoints themselves."""
     windows = plan.windows(duration_s)
-    clip_times = segment_midpoints(duration_s, num_frames)
     window_times = np.stack([s + segment_midpoints(e - s, num_frames) for s, e in windows])
-    rounded = np.round(np.concatenate([clip_times, window_times.ravel()]), _TIME_DECIMALS)
-    times, inverse = np.unique(rounded, return_inverse=True)
+    times, inverse = np.unique(np.round(window_times.ravel(), _TIME_DECIMALS), return_inverse=True)
     return FrameLayout(
         times=times,
-        clip=inverse[:num_frames],
+        clip=nearest(times, segment_midpoints(duration_s, num_frames)),
         windows=windows,
-        window_frames=inverse[num_frames:].reshape(len(windows), num_frames),
+        window_frames=inverse.reshape(len(windows), num_frames),
     )
+
+
+def nearest(times: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """For each target, the index of the nearest of the sorted ``times`` (the earlier one
+    on a tie)."""
+    right = np.clip(np.searchsorted(times, targets), 1, max(len(times) - 1, 1))
+    left = right - 1
+    if len(times) == 1:
+        return np.zeros(len(targets), dtype=np.intp)
+    later = np.abs(times[right] - targets) < np.abs(targets - times[left])
+    return np.where(later, right, left).astype(np.intp)
 
 
 @dataclass(frozen=True)

@@ -588,7 +588,7 @@ class _Run:
                     **file_payload(w.clip, self.root, w.stamp, str(w.content_hash)),
                 }
                 points.append(ClipPoint(pid, emb.pooled, segments, payload))
-                report.frames += len(emb.frames)
+                report.frames += item.frames_embedded
                 self.stored_hashes.add(str(w.content_hash))
                 changes.info("%s %s", "updated" if w.stored else "added", display(w.clip.path))
             t0 = self.times.add("posters", t0)

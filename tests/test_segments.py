@@ -25,6 +25,7 @@ from clipsearch.segments import (
     SegmentPlan,
     best_moment,
     frame_layout,
+    nearest,
     segment_scores,
     temporal_iou,
     video_vector,
@@ -205,15 +206,18 @@ def test_frame_layout_indices_point_at_the_right_times() -> None:
     assert layout.windows == plan.windows(7.0)
     times = layout.times
     assert np.all(np.diff(times) > 0)  # sorted, distinct
-    # the docstring's example: 8 clip times + 4 per second of windows = 36
-    assert len(times) == 36
-    np.testing.assert_allclose(times[layout.clip], segment_midpoints(7.0, 8), atol=1e-6)
+    # the docstring's example: only the windows' frames, 4 a second: 28
+    assert len(times) == 28
     assert layout.window_frames.shape == (len(layout.windows), 8)
     for (s, e), rows in zip(layout.windows, layout.window_frames, strict=True):
         np.testing.assert_allclose(times[rows], s + segment_midpoints(e - s, 8), atol=1e-6)
-    # every time is used by some view
-    used = set(layout.clip.tolist()) | set(layout.window_frames.ravel().tolist())
-    assert used == set(range(len(times)))
+    # every time belongs to a window; the clip view takes the nearest of them
+    assert set(layout.window_frames.ravel().tolist()) == set(range(len(times)))
+    wanted = segment_midpoints(7.0, 8)
+    gaps = np.abs(times[layout.clip] - wanted)
+    assert np.all(gaps <= 0.125 + 1e-9)  # half the grid's step
+    assert np.all(gaps <= np.abs(times[:, None] - wanted[None]).min(axis=0) + 1e-9)
+    assert np.all(np.diff(layout.clip) > 0)  # in order, no frame twice
 
 
 def test_overlapping_windows_share_frames() -> None:
@@ -226,8 +230,8 @@ def test_overlapping_windows_share_frames() -> None:
     # without overlap nothing is shared between windows
     apart = frame_layout(4.0, 8, SegmentPlan(window_s=2.0, stride_s=2.0))
     assert not set(apart.window_frames[0]) & set(apart.window_frames[1])
-    assert len(apart.times) == 24  # 16 window times on a 0.25 s grid + 8 clip midpoints
-    assert len(layout.times) == 24  # the overlapping plan samples no more frames
+    assert len(apart.times) == 16  # 16 window times on a 0.25 s grid
+    assert len(layout.times) == 16  # the overlapping plan samples no more frames
 
 
 def test_frame_layout_of_a_short_video_reuses_the_clip_times() -> None:
@@ -394,12 +398,16 @@ def test_a_target_on_a_frame_boundary_gets_that_frame(clip_path: Path) -> None:
     assert shown == [math.floor(t * FPS + 1e-6) for t in layout.times]
 
 
-def test_the_layout_clip_view_is_plain_sampling(clip_path: Path) -> None:
+def test_the_layout_clip_view_is_near_plain_sampling(clip_path: Path) -> None:
     plan = SegmentPlan()
     layout = frame_layout(N_FRAMES / FPS, 8, plan)
     sampled = sample_frames(clip_path, 8, times=LayoutTimes(8, plan))
     plain = sample_frames(clip_path, 8)
-    np.testing.assert_array_equal(sampled.timestamps[layout.clip], plain.timestamps)
+    assert len(sampled.frames) == len(layout.times)  # no frame beyond the windows'
+    # each clip frame is the grid frame nearest its midpoint: within half the 0.25-s step
+    # of the grid, plus one frame interval for the frame showing at that time
+    gaps = np.abs(sampled.timestamps[layout.clip] - plain.timestamps)
+    assert np.all(gaps <= 0.125 + 1 / FPS + 1e-9)
 
 
 # --------------------------------------------------------------------------- pooling views
@@ -456,7 +464,7 @@ def test_embed_clips_with_a_plan_gives_one_unit_vector_per_window(
     # the clip's vector: its windows' mean, rescaled (not the 8 frames over the whole clip)
     mean = emb.segments.mean(0)
     np.testing.assert_allclose(emb.pooled, mean / np.linalg.norm(mean), atol=1e-5)
-    # the clip view: 8 frames at the clip midpoints, the same as embedding without a plan
+    # the clip view: 8 frames spread over the clip
     assert done.frames.frames.shape[0] == 8 and emb.frames.shape == (8, encoder.dim)
     np.testing.assert_allclose(
         emb.frames, encoder.embed_video(done.frames.frames).frames, atol=1e-5
@@ -465,8 +473,14 @@ def test_embed_clips_with_a_plan_gives_one_unit_vector_per_window(
     assert isinstance(plain, EmbeddedClip)
     assert plain.embedding.segments is None and plain.embedding.windows == ()
     assert plain.frames.frames.shape[0] == 8
-    # the clip view is exactly plain sampling
-    np.testing.assert_array_equal(done.frames.timestamps, plain.frames.timestamps)
+    # the clip view: the window frames nearest plain sampling's (a 0.25-s grid)
+    gaps = np.abs(done.frames.timestamps - plain.frames.timestamps)
+    assert np.all(gaps <= 0.125 + 1 / FPS + 1e-9) and np.all(np.diff(done.frames.timestamps) > 0)
+    # only the windows' frames were embedded
+    layout = frame_layout(done.frames.duration_s, 8, plan)
+    assert done.frames_embedded == len(layout.times) == len(np.unique(layout.window_frames))
+    with_midpoints = np.union1d(layout.times, segment_midpoints(done.frames.duration_s, 8))
+    assert len(with_midpoints) > len(layout.times)  # the clip's own midpoints: not decoded
     # each segment is its window's frames pooled alone
     sampled = sample_frames(clip_path, 8, times=LayoutTimes(8, plan))
     layout = frame_layout(sampled.duration_s, 8, plan)
@@ -491,3 +505,9 @@ def test_a_clip_no_longer_than_a_window_keeps_its_whole_clip_vector(
     assert isinstance(done, EmbeddedClip) and isinstance(plain, EmbeddedClip)
     assert done.embedding.segments is not None and len(done.embedding.segments) == 1
     np.testing.assert_allclose(done.embedding.pooled, plain.embedding.pooled, atol=1e-5)
+
+
+def test_nearest_picks_the_closest_time_and_the_earlier_on_a_tie() -> None:
+    times = np.array([0.0, 1.0, 2.0])
+    assert nearest(times, np.array([-1.0, 0.4, 0.5, 0.6, 1.9, 5.0])).tolist() == [0, 0, 0, 1, 2, 2]
+    assert nearest(np.array([3.0]), np.array([0.0, 9.0])).tolist() == [0, 0]

@@ -11,10 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from clipsearch.benchutil import cpu_info, cpu_line
 from clipsearch.cli import main
+from clipsearch.dataset import load_collection
 from clipsearch.errors import InvalidInput
 from clipsearch.loadstore import build_load_store
+from clipsearch.segments import SegmentPlan, frame_layout
 from clipsearch.store.edge import QdrantEdgeStore
+from clipsearch.video import sample_frames
 from training.tokenizer import OPENAI_MERGES, _byte_alphabet, openai_clip_tokenizer
 from webapp.settings import ConfigError, Settings
 
@@ -101,16 +105,34 @@ def test_bench_ingest_reports_efficiency(
 ) -> None:
     out = tmp_path / "ingest.json"
     args = ["bench-ingest", str(tiny_synth), "--model", str(tiny_model_dir), "--limit", "6"]
-    assert main([*args, "--batch", "3", "--workers", "1", "--json", str(out)]) == 0
-    assert "ingest_efficiency" in capsys.readouterr().out
+    args += ["--batch", "3", "--workers", "1"]
+    # the default: what `clipsearch ingest` does, windows included
+    assert main([*args, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("CPU: ") and "ingest_efficiency" in printed
     r = json.loads(out.read_text())
-    assert r["clips"] == 6 and r["frames_per_clip"] == 8 and r["segments"] is None
-    assert r["pipeline"]["frames"] == r["model_only"]["frames"] == 48
+    assert r["segments"] == {"window_s": 2.0, "stride_s": 1.0}
+    assert r["environment"]["cpu"]["model"] and isinstance(r["environment"]["cpu"]["flags"], list)
+    clips = load_collection(tiny_synth).clips[:6]
+    durations = [sample_frames(c.source, 1).duration_s for c in clips]
+    expected = sum(len(frame_layout(d, 8, SegmentPlan()).times) for d in durations)
+    assert r["clips"] == 6 and r["pipeline"]["frames"] == r["model_only"]["frames"] == expected
+    assert r["frames_per_clip"] == pytest.approx(expected / 6, abs=0.01) and expected > 6 * 8
     assert r["ingest_efficiency"] == pytest.approx(
         r["pipeline"]["frames_per_s"] / r["model_only"]["frames_per_s"], rel=0.01
     )
-    assert r["projected_ucf101_s"] == pytest.approx(13320 / r["pipeline"]["clips_per_s"], rel=0.01)
+    ucf = r["ucf101"]
+    assert ucf["frames_per_clip"] == len(frame_layout(7.21, 8, SegmentPlan()).times)
+    assert ucf["projected_s"] == pytest.approx(
+        13320 * ucf["frames_per_clip"] / r["pipeline"]["frames_per_s"], rel=0.01
+    )
     assert {"decode_wait", "embed", "upsert"} <= set(r["pipeline"]["stage_seconds"])
+    # --no-segments: the clip's own frames only
+    assert main([*args, "--no-segments", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["clips"] == 6 and r["frames_per_clip"] == 8 and r["segments"] is None
+    assert r["pipeline"]["frames"] == r["model_only"]["frames"] == 48
+    assert r["ucf101"]["frames_per_clip"] == 8
 
 
 def test_serving_settings_from_the_environment() -> None:
@@ -146,3 +168,16 @@ def test_bench_text_reports_single_and_batched_rates(
         assert r["queries"] == 16 + 20 // 4 * 4  # 16 singles after the warm-up batch, 5 batches
     assert main([*args, *cache, "--dtypes", "fp16"]) == 2
     assert main([*args, "--texts", str(tmp_path / "missing.txt")]) == 2
+
+
+def test_cpu_info_names_the_model_and_the_flags_that_pick_kernels() -> None:
+    block = (
+        "processor\t: 0\nmodel name\t: AMD EPYC 7B13\n"
+        "flags\t\t: fpu sse2 avx avx2 fma bmi2\n\nprocessor\t: 1\nmodel name\t: other\n"
+    )
+    info = cpu_info(block)
+    assert info == {"model": "AMD EPYC 7B13", "flags": ["avx2"]}
+    assert cpu_line(info).endswith("(avx2)") and "AMD EPYC 7B13" in cpu_line(info)
+    xeon = cpu_info("model name\t: Xeon\nflags\t: avx2 avx512f avx512_vnni amx_int8 amx_bf16\n")
+    assert xeon["flags"] == ["avx2", "avx512f", "avx512_vnni", "amx_bf16", "amx_int8"]
+    assert "none of avx2" in cpu_line(cpu_info("model name\t: Arm\nflags\t: neon\n"))
