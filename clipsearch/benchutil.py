@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from clipsearch.cpu import CPU_FLAGS, cpu_info
 from clipsearch.errors import InvalidInput
 
 _SUFFIXES = {"k": 1_000, "m": 1_000_000}
@@ -53,36 +54,6 @@ def size_label(n: int) -> str:
     if n >= 1000 and n % 1000 == 0:
         return f"{n // 1000}k"
     return str(n)
-
-
-# The CPU features that decide which kernels the models get: AVX2 everywhere on x86-64 of
-# the last decade, AVX-512 (and its VNNI int8 and BF16 dot products) and AMX tiles on
-# recent Xeons. A figure measured on one kind does not hold on another.
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-
-
-def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
-    """The CPU's model name and which of :data:`CPU_FLAGS` it has (Linux ``/proc/cpuinfo``;
-    elsewhere the model from ``platform`` and no flags)."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-                cpuinfo = f.read()
-        except OSError:
-            cpuinfo = ""
-    fields: dict[str, str] = {}
-    for line in cpuinfo.splitlines():
-        key, sep, value = line.partition(":")
-        if not sep:
-            if fields:
-                break  # the first processor's block is enough
-            continue
-        fields.setdefault(key.strip(), value.strip())
-    present = set(fields.get("flags", "").split())
-    return {
-        "model": fields.get("model name") or platform.processor() or platform.machine(),
-        "flags": [flag for flag in CPU_FLAGS if flag in present],
-    }
 
 
 def cpu_line(info: Mapping[str, Any] | None = None) -> str:

@@ -28,6 +28,7 @@ from clipsearch.runmodes import (
     DEFAULT_CACHE_DIR,
     DEFAULT_MAX_VIDEO_S,
     DEFAULT_TEXT_DTYPE,
+    DEFAULT_VISION_DTYPE,
     DEFAULT_WATCH_INTERVAL_S,
     TEXT_DTYPES,
     VISION_DTYPES,
@@ -176,10 +177,11 @@ def _add_vision_dtype_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--vision-dtype",
         choices=VISION_DTYPES,
-        default=_env("CLIPSEARCH_VISION_DTYPE", "fp32"),
-        help="how the vision tower runs (env CLIPSEARCH_VISION_DTYPE; default %(default)s; "
-        "bf16 is about 2x faster on CPUs with AVX-512 BF16 or AMX: `clipsearch bench-ingest` "
-        "and `clipsearch eval --vision-dtype bf16` report what it changes)",
+        default=_env("CLIPSEARCH_VISION_DTYPE", DEFAULT_VISION_DTYPE),
+        help="how the vision tower runs (env CLIPSEARCH_VISION_DTYPE; default %(default)s: "
+        "bf16 on CPUs with AVX-512 BF16 or AMX, where it is 2-3x faster, else fp32; "
+        "`clipsearch bench-ingest` and `clipsearch eval --vision-dtype fp32|bf16` report "
+        "what it changes)",
     )
 
 
@@ -851,7 +853,11 @@ def cmd_eval_moments(args: argparse.Namespace) -> int:
 
     total = len(read_moments(Path(args.data)))
     encoder = load_model(
-        args.model, towers="both", text_dtype=args.text_dtype, cache_dir=args.cache_dir
+        args.model,
+        towers="both",
+        text_dtype=args.text_dtype,
+        cache_dir=args.cache_dir,
+        vision_dtype=args.vision_dtype,
     )
     with _progress(total, "video", "eval-moments", _show_progress(args)) as update:
         metrics = evaluate_moments(
@@ -879,7 +885,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if not clips:
             raise InvalidInput(f"split {args.split} of {args.data} has no {args.clips} clips")
     encoder = load_model(
-        args.model, towers="both", text_dtype=args.text_dtype, cache_dir=args.cache_dir
+        args.model,
+        towers="both",
+        text_dtype=args.text_dtype,
+        cache_dir=args.cache_dir,
+        vision_dtype=args.vision_dtype,
     )
     with _progress(len(clips), "clip", "calibrate", _show_progress(args)) as update:
         result = calibrate(
@@ -1308,6 +1318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="write metrics JSON here ('-' for stdout)")
     _add_segment_args(p)
     _add_text_dtype_arg(p)
+    _add_vision_dtype_arg(p)
     p.set_defaults(func=cmd_eval_moments)
 
     p = sub.add_parser(
@@ -1330,6 +1341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive_int, default=None, help="decode processes")
     _add_segment_args(p)
     _add_text_dtype_arg(p)
+    _add_vision_dtype_arg(p)
     p.set_defaults(func=cmd_calibrate)
     indexbench_cli.add_parser(sub, common)
     momentbench.add_parser(sub, common)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from clipsearch.cpu import native_bf16
 from clipsearch.errors import InvalidInput, ModelLoadError
 from clipsearch.runmodes import DEFAULT_CACHE_DIR, TEXT_DTYPES, VISION_DTYPES
 from clipsearch.temporal import HEAD_FILE, TemporalPooling
@@ -475,7 +476,8 @@ def load_model(
     ``towers="text"`` loads only the text tower (what the query path needs);
     ``text_dtype="bf16"`` runs that tower in bf16, ``"int8"`` as an ONNX Runtime int8
     export cached under ``cache_dir``, on ``text_threads`` threads (default: ``threads``,
-    else torch's). ``vision_dtype="bf16"`` runs the vision tower in bf16.
+    else torch's). ``vision_dtype="bf16"`` runs the vision tower in bf16; ``"auto"``
+    does where the CPU multiplies bf16 in hardware (:func:`clipsearch.cpu.native_bf16`).
     """
     if vision_dtype not in VISION_DTYPES:
         raise InvalidInput(
@@ -540,6 +542,8 @@ def load_model(
         encoder.text_to_bfloat16()
     elif text_dtype == "int8" and towers != "vision":
         encoder.text_to_int8(cache_dir, threads=text_threads or threads)
+    if vision_dtype == "auto":
+        vision_dtype = "bf16" if native_bf16() else "fp32"
     if vision_dtype == "bf16" and towers != "text":
         encoder.vision_to_bfloat16()
     return encoder

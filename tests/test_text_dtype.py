@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from clipsearch.cli import main
+from clipsearch import model as model_module
+from clipsearch.cli import build_parser, main
 from clipsearch.errors import InvalidInput, ModelLoadError
 from clipsearch.model import load_model
 from clipsearch.text_onnx import MODEL_FILE, tower_digest
@@ -71,7 +72,7 @@ def test_a_fast_path_starts_from_fp32(tiny_model_dir: Path, tmp_path: Path) -> N
 def test_unknown_dtypes_are_refused(tiny_model_dir: Path) -> None:
     with pytest.raises(InvalidInput, match="text dtype must be one of fp32, bf16, int8"):
         load_model(tiny_model_dir, text_dtype="fp16")
-    with pytest.raises(InvalidInput, match="vision dtype must be one of fp32, bf16"):
+    with pytest.raises(InvalidInput, match="vision dtype must be one of auto, fp32, bf16"):
         load_model(tiny_model_dir, vision_dtype="int8")
     with pytest.raises(ConfigError):
         Settings(model="m", text_dtype="int4")
@@ -88,6 +89,32 @@ def test_bf16_vision_tower_keeps_clip_vectors_close(tiny_model_dir: Path) -> Non
     assert encoder.vision_dtype == "bf16" and bf16.pooled.dtype == np.float32
     assert float(fp32.pooled @ bf16.pooled) > 0.99 and not np.array_equal(fp32.pooled, bf16.pooled)
     assert np.all(np.sum(fp32.frames * bf16.frames, axis=1) > 0.98)
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_auto_vision_dtype_is_bf16_only_where_the_cpu_has_it(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, native: bool, expected: str
+) -> None:
+    monkeypatch.setattr(model_module, "native_bf16", lambda: native)
+    encoder = load_model(tiny_model_dir, towers="vision", vision_dtype="auto")
+    assert encoder.vision_dtype == expected
+    dtype = next(encoder.model.parameters()).dtype
+    assert dtype == (torch.bfloat16 if native else torch.float32)
+    # the library's own default stays fp32 (training loads through it)
+    assert load_model(tiny_model_dir, towers="vision").vision_dtype == "fp32"
+
+
+def test_the_cli_default_vision_dtype_is_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CLIPSEARCH_VISION_DTYPE", raising=False)
+    parser = build_parser()
+    for argv in (
+        ["ingest", "DATA", "--model", "M"],
+        ["eval", "--data", "D", "--model", "M"],
+        ["eval-moments", "--data", "D", "--model", "M"],
+        ["calibrate", "--data", "D", "--model", "M"],
+        ["bench-ingest", "D", "--model", "M"],
+    ):
+        assert parser.parse_args(argv).vision_dtype == "auto", argv
 
 
 def test_parity_reports_cosine_map_and_speed(

@@ -1,0 +1,51 @@
+"""What the CPU can do fast: its model name and the instruction-set flags that decide which
+kernels the towers get (read from ``/proc/cpuinfo`` on Linux)."""
+
+from __future__ import annotations
+
+import functools
+import platform
+from typing import Any
+
+# AVX2 is on every x86-64 CPU of the last decade; AVX-512 (with its VNNI int8 and BF16 dot
+# products) and AMX tiles on recent Xeons. A speed measured on one kind does not hold on
+# another.
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+# Flags that give bf16 matrix products in hardware; elsewhere torch emulates them (slower
+# than fp32).
+NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
+    """The CPU's model name and which of :data:`CPU_FLAGS` it has (elsewhere than Linux:
+    the model from ``platform`` and no flags)."""
+    if cpuinfo is None:
+        return dict(_this_cpu())
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            if fields:
+                break  # the first processor's block is enough
+            continue
+        fields.setdefault(key.strip(), value.strip())
+    present = set(fields.get("flags", "").split())
+    return {
+        "model": fields.get("model name") or platform.processor() or platform.machine(),
+        "flags": [flag for flag in CPU_FLAGS if flag in present],
+        "native_bf16": any(flag in present for flag in NATIVE_BF16),
+    }
+
+
+@functools.cache
+def _this_cpu() -> dict[str, Any]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return cpu_info(f.read())
+    except OSError:
+        return cpu_info("")
+
+
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AVX-512 BF16 or AMX)."""
+    return bool(_this_cpu()["native_bf16"])
