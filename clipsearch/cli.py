@@ -163,7 +163,7 @@ def _add_onnx_cache_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cache-dir",
         default=_env("CLIPSEARCH_CACHE_DIR", DEFAULT_CACHE_DIR),
-        help="where the int8 export of the text tower is kept (env CLIPSEARCH_CACHE_DIR)",
+        help="where the int8 exports of the towers are kept (env CLIPSEARCH_CACHE_DIR)",
     )
 
 
@@ -179,9 +179,9 @@ def _add_vision_dtype_arg(p: argparse.ArgumentParser) -> None:
         choices=VISION_DTYPES,
         default=_env("CLIPSEARCH_VISION_DTYPE", DEFAULT_VISION_DTYPE),
         help="how the vision tower runs (env CLIPSEARCH_VISION_DTYPE; default %(default)s: "
-        "bf16 on CPUs with AVX-512 BF16 or AMX, where it is 2-3x faster, else fp32; "
-        "`clipsearch bench-ingest` and `clipsearch eval --vision-dtype fp32|bf16` report "
-        "what it changes)",
+        "bf16 on CPUs with AVX-512 BF16 or AMX, else int8 (an ONNX Runtime export, made once "
+        "into the cache directory) on CPUs with VNNI, else fp32; `clipsearch bench-ingest` "
+        "and `clipsearch eval --vision-dtype ...` report what each changes)",
     )
 
 
@@ -418,7 +418,9 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
     collection = load_collection(args.data)
     if not collection.clips:
         raise InvalidInput(f"no video files found under {args.data}")
-    encoder = load_model(args.model, towers="vision", vision_dtype=args.vision_dtype)
+    encoder = load_model(
+        args.model, towers="vision", vision_dtype=args.vision_dtype, cache_dir=args.cache_dir
+    )
     if args.frames:
         encoder.video = replace(encoder.video, num_frames=args.frames)
     plan = _segment_plan(args) if args.segments else None
@@ -479,7 +481,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             "--alias with --shard is not supported: parallel workers would each start their "
             "own version; fill one collection with --shard, or build the version in one ingest"
         )
-    encoder = load_model(args.model, towers="vision", vision_dtype=args.vision_dtype)
+    encoder = load_model(
+        args.model, towers="vision", vision_dtype=args.vision_dtype, cache_dir=args.cache_dir
+    )
     build = None
     if args.alias:
         from ingest.versioned import VersionBuild
@@ -565,7 +569,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
         interval_s=args.interval,
         report_path=Path(args.report) if args.report else None,
     )
-    encoder = load_model(args.model, towers="vision", vision_dtype=args.vision_dtype)
+    encoder = load_model(
+        args.model, towers="vision", vision_dtype=args.vision_dtype, cache_dir=args.cache_dir
+    )
     store = open_store(_store_settings(args))
     if not args.quiet:
         logging.getLogger("clipsearch.changes").setLevel(logging.INFO)
@@ -1023,6 +1029,7 @@ def _add_ingest_args(p: argparse.ArgumentParser) -> None:
     )
     _add_segment_args(p)
     _add_vision_dtype_arg(p)
+    _add_onnx_cache_arg(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1139,6 +1146,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_segment_args(p)
     _add_vision_dtype_arg(p)
+    _add_onnx_cache_arg(p)
     p.add_argument("--json", metavar="OUT", help="write the result as JSON")
     p.set_defaults(func=cmd_bench_ingest)
 

@@ -10,10 +10,21 @@ from typing import Any
 # AVX2 is on every x86-64 CPU of the last decade; AVX-512 (with its VNNI int8 and BF16 dot
 # products) and AMX tiles on recent Xeons. A speed measured on one kind does not hold on
 # another.
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+CPU_FLAGS = (
+    "avx2",
+    "avx_vnni",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_bf16",
+    "amx_int8",
+)
 # Flags that give bf16 matrix products in hardware; elsewhere torch emulates them (slower
 # than fp32).
 NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
+# Flags that give int8 dot products with 32-bit sums. Without them ONNX Runtime's int8
+# kernels sum pairs in 16 bits, which can saturate (its quantization docs).
+INT8_DOT = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
 def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
@@ -34,6 +45,7 @@ def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
         "model": fields.get("model name") or platform.processor() or platform.machine(),
         "flags": [flag for flag in CPU_FLAGS if flag in present],
         "native_bf16": any(flag in present for flag in NATIVE_BF16),
+        "int8_dot": any(flag in present for flag in INT8_DOT),
     }
 
 
@@ -49,3 +61,13 @@ def _this_cpu() -> dict[str, Any]:
 def native_bf16() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (AVX-512 BF16 or AMX)."""
     return bool(_this_cpu()["native_bf16"])
+
+
+def fastest_vision_dtype() -> str:
+    """The vision tower's ``auto`` setting here: bf16 where the CPU multiplies bf16 in
+    hardware (fastest of the three on such CPUs), int8 where it has int8 dot products
+    (VNNI), fp32 elsewhere. Both keep the demo model's figures (RESULTS.md, "Ingest")."""
+    info = _this_cpu()
+    if info["native_bf16"]:
+        return "bf16"
+    return "int8" if info["int8_dot"] else "fp32"

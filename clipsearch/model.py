@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from clipsearch.cpu import native_bf16
+from clipsearch.cpu import fastest_vision_dtype
 from clipsearch.errors import InvalidInput, ModelLoadError
 from clipsearch.runmodes import DEFAULT_CACHE_DIR, TEXT_DTYPES, VISION_DTYPES
 from clipsearch.temporal import HEAD_FILE, TemporalPooling
@@ -212,14 +212,23 @@ def vision_forward(
 
 
 def clip_frame_features(
-    model: Any, temporal: TemporalPooling | None, pixels: torch.Tensor
+    model: Any,
+    temporal: TemporalPooling | None,
+    pixels: torch.Tensor,
+    vision: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Normalised model input (B, T, 3, h, w) -> unit frame vectors (B, T, D) and, when
-    ``temporal`` has a motion branch, the patch tokens it reads (B, T, P, W)."""
+    ``temporal`` has a motion branch, the patch tokens it reads (B, T, P, W). ``vision``
+    (an int8 export giving both) replaces the torch tower."""
     b, t = pixels.shape[:2]
     wants_tokens = temporal is not None and temporal.needs_tokens
     layer = temporal.motion_layer if temporal is not None else -1
-    feats, tokens = vision_forward(model, pixels.flatten(0, 1), tokens=wants_tokens, layer=layer)
+    if vision is not None:
+        feats, tokens = vision(pixels.flatten(0, 1))
+    else:
+        feats, tokens = vision_forward(
+            model, pixels.flatten(0, 1), tokens=wants_tokens, layer=layer
+        )
     per_frame = F.normalize(feats.float(), dim=-1).view(b, t, -1)
     return per_frame, None if tokens is None else tokens.float().view(b, t, *tokens.shape[1:])
 
@@ -269,6 +278,7 @@ class ClipEncoder:
         self.text_dtype = "fp32"
         self.vision_dtype = "fp32"
         self._onnx_text: Any = None
+        self._onnx_vision: Any = None
 
     def vision_to_bfloat16(self) -> None:
         """Run the vision tower in bf16 from now on (frame vectors still come out float32;
@@ -280,6 +290,21 @@ class ClipEncoder:
             self.model.vision_model.to(torch.bfloat16)
             self.model.visual_projection.to(torch.bfloat16)
         self.vision_dtype = "bf16"
+
+    def vision_to_int8(self, cache_dir: str | os.PathLike[str], threads: int | None = None) -> None:
+        """Run the vision tower as ONNX Runtime dynamic int8 from now on (exported on first
+        use into ``cache_dir``; with the patch tokens a motion branch reads)."""
+        from clipsearch.vision_onnx import OnnxVisionTower, cached_vision_int8
+
+        self._require("vision")
+        if self.vision_dtype != "fp32":
+            raise ModelLoadError(
+                f"the int8 export starts from fp32 weights, not {self.vision_dtype}"
+            )
+        layer = self.temporal.motion_layer if self.pools_tokens and self.temporal else None
+        path = cached_vision_int8(self.model, self.preprocess.crop, layer, cache_dir)
+        self._onnx_vision = OnnxVisionTower(path, threads=threads or torch.get_num_threads())
+        self.vision_dtype = "int8"
 
     def text_to_int8(self, cache_dir: str | os.PathLike[str], threads: int | None = None) -> None:
         """Run the text tower as ONNX Runtime dynamic int8 from now on (exported on first
@@ -356,7 +381,11 @@ class ClipEncoder:
         self._require("vision")
         out = []
         for i in range(0, len(frames), batch_size):
-            feats, _ = vision_forward(self.model, self.preprocess(frames[i : i + batch_size]))
+            pixels = self.preprocess(frames[i : i + batch_size])
+            if self._onnx_vision is not None:
+                feats, _ = self._onnx_vision(pixels)
+            else:
+                feats, _ = vision_forward(self.model, pixels)
             out.append(feats.float().numpy())
         vecs = np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
         return l2_normalize(vecs) if normalize else vecs.astype(np.float32)
@@ -401,7 +430,7 @@ class ClipEncoder:
         feats, tokens = [], []
         for i in range(0, len(pixels), batch_size):
             chunk_feats, chunk_tokens = clip_frame_features(
-                self.model, self.temporal, pixels[None, i : i + batch_size]
+                self.model, self.temporal, pixels[None, i : i + batch_size], self._onnx_vision
             )
             feats.append(chunk_feats[0].float())
             if chunk_tokens is not None:
@@ -476,8 +505,9 @@ def load_model(
     ``towers="text"`` loads only the text tower (what the query path needs);
     ``text_dtype="bf16"`` runs that tower in bf16, ``"int8"`` as an ONNX Runtime int8
     export cached under ``cache_dir``, on ``text_threads`` threads (default: ``threads``,
-    else torch's). ``vision_dtype="bf16"`` runs the vision tower in bf16; ``"auto"``
-    does where the CPU multiplies bf16 in hardware (:func:`clipsearch.cpu.native_bf16`).
+    else torch's). ``vision_dtype="bf16"`` runs the vision tower in bf16, ``"int8"`` as
+    an ONNX Runtime int8 export cached under ``cache_dir``, ``"auto"`` as the CPU runs
+    fastest (:func:`clipsearch.cpu.fastest_vision_dtype`).
     """
     if vision_dtype not in VISION_DTYPES:
         raise InvalidInput(
@@ -543,9 +573,11 @@ def load_model(
     elif text_dtype == "int8" and towers != "vision":
         encoder.text_to_int8(cache_dir, threads=text_threads or threads)
     if vision_dtype == "auto":
-        vision_dtype = "bf16" if native_bf16() else "fp32"
+        vision_dtype = fastest_vision_dtype()
     if vision_dtype == "bf16" and towers != "text":
         encoder.vision_to_bfloat16()
+    elif vision_dtype == "int8" and towers != "text":
+        encoder.vision_to_int8(cache_dir, threads=threads)
     return encoder
 
 

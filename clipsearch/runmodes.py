@@ -9,10 +9,11 @@ from __future__ import annotations
 TEXT_DTYPES = ("fp32", "bf16", "int8")
 # The serving default: int8 keeps the demo model's mAP within 0.01 (`clipsearch parity`).
 DEFAULT_TEXT_DTYPE = "int8"
-# The vision tower (ingest): fp32, or bf16 (fast on CPUs with AVX-512 BF16 or AMX only, and
-# emulated, slower than fp32, elsewhere); auto: bf16 where the CPU has it, else fp32.
-VISION_DTYPES = ("auto", "fp32", "bf16")
-# The recommended setting: bf16 keeps the demo model's figures (RESULTS.md, "Ingest").
+# The vision tower (ingest): fp32; bf16 (fast on CPUs with AVX-512 BF16 or AMX only, and
+# emulated, slower than fp32, elsewhere); int8, an ONNX Runtime dynamic-int8 export
+# (clipsearch.vision_onnx); auto: bf16, else int8 where the CPU has VNNI, else fp32.
+VISION_DTYPES = ("auto", "fp32", "bf16", "int8")
+# The recommended setting: bf16 and int8 keep the demo model's figures (RESULTS.md, "Ingest").
 DEFAULT_VISION_DTYPE = "auto"
 # Where the int8 export (and the decoded-frame cache of training) is kept.
 DEFAULT_CACHE_DIR = "var/cache"

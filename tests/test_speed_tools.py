@@ -177,9 +177,14 @@ def test_cpu_info_names_the_model_and_the_flags_that_pick_kernels() -> None:
         "flags\t\t: fpu sse2 avx avx2 fma bmi2\n\nprocessor\t: 1\nmodel name\t: other\n"
     )
     info = cpu_info(block)
-    assert info == {"model": "AMD EPYC 7B13", "flags": ["avx2"], "native_bf16": False}
+    assert info == {
+        "model": "AMD EPYC 7B13",
+        "flags": ["avx2"],
+        "native_bf16": False,
+        "int8_dot": False,
+    }
     assert cpu_line(info).endswith("(avx2)") and "AMD EPYC 7B13" in cpu_line(info)
     xeon = cpu_info("model name\t: Xeon\nflags\t: avx2 avx512f avx512_vnni amx_int8 amx_bf16\n")
     assert xeon["flags"] == ["avx2", "avx512f", "avx512_vnni", "amx_bf16", "amx_int8"]
-    assert xeon["native_bf16"] is True
+    assert xeon["native_bf16"] is True and xeon["int8_dot"] is True
     assert "none of avx2" in cpu_line(cpu_info("model name\t: Arm\nflags\t: neon\n"))

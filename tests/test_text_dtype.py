@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from clipsearch import cpu as cpu_module
 from clipsearch import model as model_module
 from clipsearch.cli import build_parser, main
+from clipsearch.cpu import cpu_info
 from clipsearch.errors import InvalidInput, ModelLoadError
 from clipsearch.model import load_model
 from clipsearch.text_onnx import MODEL_FILE, tower_digest
@@ -72,8 +74,8 @@ def test_a_fast_path_starts_from_fp32(tiny_model_dir: Path, tmp_path: Path) -> N
 def test_unknown_dtypes_are_refused(tiny_model_dir: Path) -> None:
     with pytest.raises(InvalidInput, match="text dtype must be one of fp32, bf16, int8"):
         load_model(tiny_model_dir, text_dtype="fp16")
-    with pytest.raises(InvalidInput, match="vision dtype must be one of auto, fp32, bf16"):
-        load_model(tiny_model_dir, vision_dtype="int8")
+    with pytest.raises(InvalidInput, match="vision dtype must be one of auto, fp32, bf16, int8"):
+        load_model(tiny_model_dir, vision_dtype="fp16")
     with pytest.raises(ConfigError):
         Settings(model="m", text_dtype="int4")
     env = {"CLIPSEARCH_MODEL": "m", "CLIPSEARCH_TEXT_DTYPE": "bf16"}
@@ -91,15 +93,34 @@ def test_bf16_vision_tower_keeps_clip_vectors_close(tiny_model_dir: Path) -> Non
     assert np.all(np.sum(fp32.frames * bf16.frames, axis=1) > 0.98)
 
 
-@pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp32")])
-def test_auto_vision_dtype_is_bf16_only_where_the_cpu_has_it(
-    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, native: bool, expected: str
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ("avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_int8", "bf16"),
+        ("avx2 avx512f avx512_vnni", "int8"),
+        ("avx2 avx_vnni", "int8"),
+        ("avx2 fma", "fp32"),
+    ],
+)
+def test_auto_vision_dtype_follows_the_cpu(
+    monkeypatch: pytest.MonkeyPatch, flags: str, expected: str
 ) -> None:
-    monkeypatch.setattr(model_module, "native_bf16", lambda: native)
-    encoder = load_model(tiny_model_dir, towers="vision", vision_dtype="auto")
-    assert encoder.vision_dtype == expected
+    info = cpu_info(f"model name\t: some CPU\nflags\t: {flags}\n")
+    monkeypatch.setattr(cpu_module, "_this_cpu", lambda: info)
+    assert cpu_module.fastest_vision_dtype() == expected
+
+
+@pytest.mark.parametrize("chosen", ["bf16", "int8", "fp32"])
+def test_load_model_auto_runs_what_the_cpu_runs_fastest(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chosen: str
+) -> None:
+    monkeypatch.setattr(model_module, "fastest_vision_dtype", lambda: chosen)
+    encoder = load_model(
+        tiny_model_dir, towers="vision", vision_dtype="auto", cache_dir=tmp_path / "cache"
+    )
+    assert encoder.vision_dtype == chosen
     dtype = next(encoder.model.parameters()).dtype
-    assert dtype == (torch.bfloat16 if native else torch.float32)
+    assert dtype == (torch.bfloat16 if chosen == "bf16" else torch.float32)
     # the library's own default stays fp32 (training loads through it)
     assert load_model(tiny_model_dir, towers="vision").vision_dtype == "fp32"
 
@@ -136,3 +157,54 @@ def test_parity_reports_cosine_map_and_speed(
         )
         assert r["ok_as_default"] == (r["mAP_delta"] >= -0.01)
         assert r["query_ms"]["single"] > 0 and r["query_ms"]["batched"] > 0
+
+
+def test_int8_vision_tower_keeps_vectors_close_and_is_exported_once(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    frames = np.random.default_rng(1).integers(0, 255, (8, 40, 56, 3), dtype=np.uint8)
+    fp32 = load_model(tiny_model_dir, towers="vision").embed_video(frames)
+    cache = tmp_path / "cache"
+    encoder = load_model(tiny_model_dir, towers="vision", vision_dtype="int8", cache_dir=cache)
+    int8 = encoder.embed_video(frames)
+    assert encoder.vision_dtype == "int8" and int8.pooled.dtype == np.float32
+    assert float(fp32.pooled @ int8.pooled) > 0.99 and not np.array_equal(fp32.pooled, int8.pooled)
+    assert np.all(np.sum(fp32.frames * int8.frames, axis=1) > 0.98)
+    image = encoder.encode_frames(frames[:2])  # image queries too (activations are scaled
+    assert np.all(np.sum(image * int8.frames[:2], axis=1) > 0.995)  # per call: per batch)
+    [export] = list(cache.glob("onnx/*/vision-int8.onnx"))
+    stamp = export.stat().st_mtime_ns
+    again = load_model(tiny_model_dir, towers="vision", vision_dtype="int8", cache_dir=cache)
+    assert export.stat().st_mtime_ns == stamp  # the cached export, not a new one
+    np.testing.assert_allclose(again.embed_video(frames).pooled, int8.pooled, atol=1e-6)
+    with pytest.raises(ModelLoadError, match="starts from fp32"):
+        load_model(tiny_model_dir, towers="vision", vision_dtype="bf16").vision_to_int8(cache)
+
+
+def test_int8_vision_tower_gives_a_motion_head_its_patch_tokens(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from clipsearch.model import ClipEncoder, vision_grid
+    from clipsearch.temporal import TemporalPooling
+
+    base = load_model(tiny_model_dir)
+    grid, width = vision_grid(base.model)
+    torch.manual_seed(0)
+    head = TemporalPooling(
+        base.dim, layers=1, motion_channels=4, token_width=width, grid=grid, motion_layer=1
+    )
+    for p in head.parameters():  # stand-in for training: any non-zero weights
+        torch.nn.init.normal_(p, std=0.2)
+    video = dataclasses.replace(base.video, pooling="temporal", temporal=head.config())
+    frames = np.random.default_rng(3).integers(0, 255, (6, 120, 160, 3), dtype=np.uint8)
+    fp32 = ClipEncoder(base.model, base.tokenizer, base.preprocess, video, "m", temporal=head)
+    expected = fp32.embed_video(frames).pooled
+    int8 = ClipEncoder(base.model, base.tokenizer, base.preprocess, video, "m", temporal=head)
+    int8.vision_to_int8(tmp_path / "cache")
+    got = int8.embed_video(frames).pooled
+    assert float(got @ expected) > 0.98 and not np.array_equal(got, expected)
+    # order still matters: the head sees the int8 tower's tokens
+    backward = int8.embed_video(frames[::-1].copy()).pooled
+    assert not np.allclose(got, backward, atol=1e-3)
