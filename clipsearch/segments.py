@@ -7,8 +7,9 @@ head into one segment vector. The video's own vector is the mean of its windows'
 vectors (:func:`video_vector`): eight frames spread over a whole long video are too far
 apart to show fast motion (a 9-s clip of a ball rolling every 2 s), while each window
 sees it. With the default 2 s windows every 1 s and 8 frames, windows share their
-frames (a grid of 4 frames per second), so a 7-second clip decodes 28 frames; the
-whole-video view (poster, ``frame_times``) takes its frames from that grid.
+frames (a grid of 4 frames per second), so a 7-second clip decodes 28 frames and a
+7.2-second one 29; the whole-video view (poster, ``frame_times``) takes its frames from
+that grid.
 """
 
 from __future__ import annotations
@@ -104,12 +105,19 @@ class FrameLayout:
 def frame_layout(duration_s: float, num_frames: int, plan: SegmentPlan) -> FrameLayout:
     """The sample times of a video and how its views share them.
 
-    Only the windows' frames are decoded: the whole-video view (the poster and the
-    stored ``frame_times``) takes, for each of its ``num_frames`` midpoints, the nearest
-    of them. A video no longer than one window has that window's frames, which are the
-    midpoints themselves."""
+    Only the windows' frames are decoded, on one grid (``window_s / num_frames`` apart):
+    the last window, which ends at the video's end, takes the grid times nearest its own
+    midpoints (within half a step), so it adds at most a frame or two. The whole-video
+    view (the poster and the stored ``frame_times``) takes, for each of its ``num_frames``
+    midpoints, the nearest frame. A video no longer than one window has that window's
+    frames, which are the midpoints themselves."""
     windows = plan.windows(duration_s)
     window_times = np.stack([s + segment_midpoints(e - s, num_frames) for s, e in windows])
+    step = plan.window_s / num_frames
+    if len(windows) > 1 and all(abs(e - s - plan.window_s) < 1e-9 for s, e in windows):
+        # full-length windows sample one grid of times: the last one, which ends at the
+        # video's end wherever that falls, takes the grid times nearest its own
+        window_times = np.floor((window_times - step / 2) / step + 0.5) * step + step / 2
     times, inverse = np.unique(np.round(window_times.ravel(), _TIME_DECIMALS), return_inverse=True)
     return FrameLayout(
         times=times,

@@ -511,3 +511,21 @@ def test_nearest_picks_the_closest_time_and_the_earlier_on_a_tie() -> None:
     times = np.array([0.0, 1.0, 2.0])
     assert nearest(times, np.array([-1.0, 0.4, 0.5, 0.6, 1.9, 5.0])).tolist() == [0, 0, 0, 1, 2, 2]
     assert nearest(np.array([3.0]), np.array([0.0, 9.0])).tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("duration", [3.3, 4.2, 7.21, 9.9])
+def test_the_last_window_takes_the_grid_frames_nearest_its_own(duration: float) -> None:
+    plan = SegmentPlan()
+    layout = frame_layout(duration, 8, plan)
+    step = plan.window_s / 8
+    # every frame is a grid time; the video costs a grid's frames, no extra 8 for the tail
+    np.testing.assert_allclose(
+        (layout.times - step / 2) / step, np.round((layout.times - step / 2) / step), atol=1e-6
+    )
+    assert len(layout.times) == math.ceil(duration / step - 0.5)
+    (start, end) = layout.windows[-1]
+    assert end == pytest.approx(duration) and start == pytest.approx(duration - plan.window_s)
+    tail = layout.times[layout.window_frames[-1]]
+    wanted = start + segment_midpoints(end - start, 8)
+    assert np.all(np.abs(tail - wanted) <= step / 2 + 1e-9)
+    assert np.all(np.diff(tail) == pytest.approx(step))  # still evenly spaced
