@@ -45,4 +45,16 @@ LOCUST_MIX="$MIX" locust/.venv/bin/locust -f locust/locustfile.py --headless \
   --csv "$OUT/stats" --html "$OUT/report.html" --only-summary > "$OUT/locust.log" 2>&1 || true
 curl -sf "$HOST/api/health" > "$OUT/health.json" || true
 locust/.venv/bin/python locust/summarize.py "$OUT/stats_stats.csv" "$OUT/health.json" > "$OUT/summary.json"
+# the machine: a figure from one CPU kind does not hold on another
+.venv/bin/python - "$OUT/summary.json" <<'PY'
+import json, sys
+from pathlib import Path
+from clipsearch.benchutil import cpu_line
+from clipsearch.cpu import cpu_info
+path = Path(sys.argv[1])
+summary = json.loads(path.read_text())
+summary["cpu"] = cpu_info()
+path.write_text(json.dumps(summary, indent=2) + "\n")
+print(cpu_line(), file=sys.stderr)
+PY
 cat "$OUT/summary.json"

@@ -1,5 +1,5 @@
-"""PNG plots of benchmarks/serving/run.sh's results: throughput and latency against users
-(clipsearch and the seed-style baseline), and ingest's stage timings.
+"""The PNG plot of benchmarks/serving/run.sh's results: throughput and latency against
+users (clipsearch and the seed-style baseline). Ingest's: benchmarks/ingest/plot.py.
 
     .venv/bin/python benchmarks/serving/plot.py benchmarks/serving
 """
@@ -55,46 +55,11 @@ def plot_load(out: Path) -> Path | None:
     return target
 
 
-def plot_ingest(out: Path) -> Path | None:
-    runs = [json.loads(p.read_text()) for p in sorted(out.glob("ingest-*.json"))]
-    if not runs:
-        return None
-    stages = sorted({k for r in runs for k in r["pipeline"]["stage_seconds"]})
-    fig, ax = plt.subplots(figsize=(8, 3.8))
-    labels = []
-    for i, run in enumerate(runs):
-        per_clip = {k: v / run["clips"] for k, v in run["pipeline"]["stage_seconds"].items()}
-        left = 0.0
-        for j, stage in enumerate(stages):
-            width = per_clip.get(stage, 0.0)
-            ax.barh(2 * i, width, left=left, color=f"C{j}", label=stage if i == 0 else None)
-            left += width
-        ax.barh(
-            2 * i + 0.8,
-            run["model_only"]["seconds"] / run["clips"],
-            color="grey",
-            label="vision tower alone" if i == 0 else None,
-        )
-        labels += [
-            f"{run['vision_dtype']} pipeline (eff. {run['ingest_efficiency']:.2f})",
-            f"{run['vision_dtype']} model only",
-        ]
-    ax.set_yticks([y for i in range(len(runs)) for y in (2 * i, 2 * i + 0.8)], labels)
-    ax.set(xlabel="seconds per clip (8 frames)", title="Ingest stages, ViT-B/32, 2 CPU cores")
-    ax.legend(fontsize=8, loc="lower right")
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    target = out / "ingest.png"
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
-    return target
-
-
 def main(argv: list[str]) -> int:
     out = Path(argv[0] if argv else "benchmarks/serving")
-    for made in (plot_load(out), plot_ingest(out)):
-        if made is not None:
-            print(made)
+    made = plot_load(out)
+    if made is not None:
+        print(made)
     return 0
 
 

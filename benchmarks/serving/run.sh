@@ -9,16 +9,14 @@
 # 3. the text tower alone: one query and batches of 32, fp32 / bf16 / int8 (`bench-text`);
 # 4. clipsearch and the seed-style baseline under the same unique-query load at each
 #    user count (locust/compare.sh), then clipsearch under the Zipf mix at 32 users;
-# 5. ingest against the vision tower alone, fp32 and bf16, 8 frames per clip
-#    (`bench-ingest` on the SynthUCF clips of $DATA);
-# 6. the plots (benchmarks/serving/plot.py).
+# 5. the plot (benchmarks/serving/plot.py).
+# Ingest has its own: benchmarks/ingest/run.sh.
 # Models, stores and raw locust output go to var/bench/; the JSON summaries and PNGs to OUT.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-benchmarks/serving}
 DURATION=${2:-30s}
 USERS=${3:-1 8 32 64}
-DATA=${DATA:-var/data/synthucf}
 WORK=var/bench
 MODEL=$WORK/vit-b-32
 STORE=$WORK/store-13320
@@ -39,10 +37,4 @@ done
 locust/run.sh "$MODEL" "$STORE" 32 "$DURATION" zipf "$WORK/load/zipf-32u" > /dev/null
 cp "$WORK/load/zipf-32u/summary.json" "$OUT/zipf-32u.json"
 
-if [ -d "$DATA" ]; then
-  for dtype in fp32 bf16; do
-    $CLI bench-ingest "$DATA" --model "$MODEL" --limit 64 --vision-dtype "$dtype" \
-      --json "$OUT/ingest-$dtype.json"
-  done
-fi
 .venv/bin/python benchmarks/serving/plot.py "$OUT"
