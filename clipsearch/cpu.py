@@ -58,11 +58,6 @@ def _this_cpu() -> dict[str, Any]:
         return cpu_info("")
 
 
-def native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 matrices in hardware (AVX-512 BF16 or AMX)."""
-    return bool(_this_cpu()["native_bf16"])
-
-
 def fastest_vision_dtype() -> str:
     """The vision tower's ``auto`` setting here: bf16 where the CPU multiplies bf16 in
     hardware (fastest of the three on such CPUs), int8 where it has int8 dot products

@@ -130,10 +130,10 @@ def frame_layout(duration_s: float, num_frames: int, plan: SegmentPlan) -> Frame
 def nearest(times: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """For each target, the index of the nearest of the sorted ``times`` (the earlier one
     on a tie)."""
-    right = np.clip(np.searchsorted(times, targets), 1, max(len(times) - 1, 1))
-    left = right - 1
     if len(times) == 1:
         return np.zeros(len(targets), dtype=np.intp)
+    right = np.clip(np.searchsorted(times, targets), 1, len(times) - 1)
+    left = right - 1
     later = np.abs(times[right] - targets) < np.abs(targets - times[left])
     return np.where(later, right, left).astype(np.intp)
 

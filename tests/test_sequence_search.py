@@ -342,7 +342,14 @@ def test_a_single_step_query_is_unchanged(service: SearchService, store: QdrantC
     assert scores == sorted(scores, reverse=True)
     for r in response.results:
         assert r.moments == () and r.steps == () and r.sequence is None
-        assert r.moment == best_moment(r.segment_scores, r.windows)
+        expected = best_moment(r.segment_scores, r.windows)
+        assert (r.moment.index, r.moment.start_s, r.moment.end_s) == (
+            expected.index,
+            expected.start_s,
+            expected.end_s,
+        )
+        # the moment's score is the store's for that window: the result's own
+        assert r.moment.score == r.score == pytest.approx(expected.score, abs=1e-6)
 
 
 def test_paging(service: SearchService) -> None:
