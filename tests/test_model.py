@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from motionhead import motion_encoder, train_stand_in
 
 from clipsearch.errors import ModelLoadError
 from clipsearch.model import ImagePreprocess, load_model
@@ -115,21 +116,9 @@ def test_temporal_head_saves_loads_and_sees_order(tiny_model_dir: Path, tmp_path
 def test_motion_head_reads_patch_tokens_and_sees_order(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    import dataclasses
+    from clipsearch.model import save_model
 
-    import torch
-
-    from clipsearch.model import ClipEncoder, save_model, vision_grid
-    from clipsearch.temporal import TemporalPooling
-
-    base = load_model(tiny_model_dir)
-    grid, width = vision_grid(base.model)
-    torch.manual_seed(0)
-    head = TemporalPooling(
-        base.dim, layers=1, motion_channels=4, token_width=width, grid=grid, motion_layer=1
-    )
-    video = dataclasses.replace(base.video, pooling="temporal", temporal=head.config())
-    enc = ClipEncoder(base.model, base.tokenizer, base.preprocess, video, "m", temporal=head)
+    enc, head = motion_encoder(tiny_model_dir)
     assert enc.pools_tokens
     rng = np.random.default_rng(3)
     frames = rng.integers(0, 255, (6, 120, 160, 3), dtype=np.uint8)
@@ -137,8 +126,7 @@ def test_motion_head_reads_patch_tokens_and_sees_order(
     emb = enc.embed_video(frames)
     mean = emb.frames.mean(0) / np.linalg.norm(emb.frames.mean(0))
     np.testing.assert_allclose(emb.pooled, mean, atol=1e-5)
-    for p in head.parameters():  # stand-in for training: any non-zero weights
-        torch.nn.init.normal_(p, std=0.2)
+    train_stand_in(head)
     forward, backward = enc.embed_video(frames), enc.embed_video(frames[::-1].copy())
     np.testing.assert_allclose(forward.frames[::-1], backward.frames, atol=1e-5)
     assert not np.allclose(forward.pooled, backward.pooled, atol=1e-3)  # order matters

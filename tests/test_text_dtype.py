@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from motionhead import motion_encoder, train_stand_in
 
 from clipsearch import cpu as cpu_module
 from clipsearch import model as model_module
 from clipsearch.cli import build_parser, main
 from clipsearch.cpu import cpu_info
 from clipsearch.errors import InvalidInput, ModelLoadError
-from clipsearch.model import load_model
+from clipsearch.model import ClipEncoder, load_model
 from clipsearch.text_onnx import MODEL_FILE, tower_digest
 from webapp.settings import ConfigError, Settings
 
@@ -184,24 +185,11 @@ def test_int8_vision_tower_keeps_vectors_close_and_is_exported_once(
 def test_int8_vision_tower_gives_a_motion_head_its_patch_tokens(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    import dataclasses
-
-    from clipsearch.model import ClipEncoder, vision_grid
-    from clipsearch.temporal import TemporalPooling
-
-    base = load_model(tiny_model_dir)
-    grid, width = vision_grid(base.model)
-    torch.manual_seed(0)
-    head = TemporalPooling(
-        base.dim, layers=1, motion_channels=4, token_width=width, grid=grid, motion_layer=1
-    )
-    for p in head.parameters():  # stand-in for training: any non-zero weights
-        torch.nn.init.normal_(p, std=0.2)
-    video = dataclasses.replace(base.video, pooling="temporal", temporal=head.config())
+    fp32, head = motion_encoder(tiny_model_dir)
+    train_stand_in(head)
     frames = np.random.default_rng(3).integers(0, 255, (6, 120, 160, 3), dtype=np.uint8)
-    fp32 = ClipEncoder(base.model, base.tokenizer, base.preprocess, video, "m", temporal=head)
     expected = fp32.embed_video(frames).pooled
-    int8 = ClipEncoder(base.model, base.tokenizer, base.preprocess, video, "m", temporal=head)
+    int8 = ClipEncoder(fp32.model, fp32.tokenizer, fp32.preprocess, fp32.video, "m", temporal=head)
     int8.vision_to_int8(tmp_path / "cache")
     got = int8.embed_video(frames).pooled
     assert float(got @ expected) > 0.98 and not np.array_equal(got, expected)
