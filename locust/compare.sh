@@ -24,14 +24,12 @@ SERVER_CMD=".venv/bin/uvicorn benchmarks.baseline.app:app --workers 1 --port ${P
 import json, sys
 from pathlib import Path
 from clipsearch.benchutil import cpu_line
-from clipsearch.cpu import cpu_info
 out = Path(sys.argv[1])
 runs = {name: json.loads((out / name / "summary.json").read_text()) for name in ("clipsearch", "baseline")}
 a, b = runs["clipsearch"]["total"], runs["baseline"]["total"]
 runs["rps_ratio"] = round(a["rps"] / b["rps"], 2) if b["rps"] else None
-runs["cpu"] = cpu_info()
 (out / "compare.json").write_text(json.dumps(runs, indent=2) + "\n")
-print(cpu_line())
+print(cpu_line(runs["clipsearch"]["cpu"]))  # locust/run.sh put the machine in each summary
 print(f"clipsearch {a['rps']:.1f} RPS (p95 {a['p95_ms']} ms, {a['failures']} failures); "
       f"baseline {b['rps']:.1f} RPS (p95 {b['p95_ms']} ms, {b['failures']} failures); "
       f"ratio {runs['rps_ratio']}")
