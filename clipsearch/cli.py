@@ -935,6 +935,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
     from clipsearch.parity import FAST_PATHS, text_parity
 
     collection, clips = _test_clips(args)
+    if args.tower == "vision":
+        return _vision_parity(args, collection, clips)
     encoder = load_model(args.model)
     with _progress(len(clips), "clip", "parity", _show_progress(args)) as update:
         report = text_parity(
@@ -958,6 +960,47 @@ def cmd_parity(args: argparse.Namespace) -> int:
             f"{r['metrics']['mAP']:.4f} ({r['mAP_delta']:+.4f}); one query "
             f"{r['query_ms']['single']:.1f} ms; "
             + ("fit to be the default" if r["ok_as_default"] else "NOT fit to be the default")
+        )
+    if args.json:
+        _write_json(args.json, report)
+    return 0
+
+
+def _vision_parity(args: argparse.Namespace, collection: Any, clips: list[Any]) -> int:
+    from clipsearch.attributes import read_meta
+    from clipsearch.parity import VISION_PATHS, vision_parity
+
+    moments = args.moments
+    if moments is None and (Path(args.data) / "moments" / "moments.jsonl").is_file():
+        moments = Path(args.data) / "moments"
+    elif moments is not None and not (Path(moments) / "moments.jsonl").is_file():
+        raise InvalidInput(f"--moments {moments}: no moments.jsonl there")
+    with _progress(len(clips), "clip", "parity", _show_progress(args)) as update:
+        report = vision_parity(
+            args.model,
+            collection.classes,
+            clips,
+            meta=read_meta(collection.root),
+            moments=moments,
+            progress=update,
+            cache_dir=args.cache_dir,
+        )
+    report.update({"data": str(args.data), "split": args.split})
+
+    def figures(metrics: dict[str, Any]) -> str:
+        return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if v is not None)
+
+    print(
+        f"{report['model']}: {report['n_clips']} clips, {report['n_frames']} frames; "
+        f"vision fp32: {figures(report['fp32']['metrics'])}"
+    )
+    for path in VISION_PATHS:
+        r = report[path]
+        worse = ", ".join(r["beyond_tolerance"])
+        print(
+            f"  {path}: frame cosine to fp32 min {r['frame_cosine_to_fp32']['min']:.5f}, mean "
+            f"{r['frame_cosine_to_fp32']['mean']:.5f}; {figures(r['metrics'])}; "
+            + ("fit to be the default" if r["ok_as_default"] else f"NOT fit ({worse} dropped)")
         )
     if args.json:
         _write_json(args.json, report)
@@ -1306,11 +1349,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "parity",
         parents=[common],
-        help="what the int8 and bf16 text towers change (vectors, mAP, speed)",
+        help="what the int8 and bf16 towers change against fp32 (vectors, figures, speed)",
     )
     p.add_argument("--data", required=True, help="labelled dataset (UCF101 layout: test split)")
     _add_model_arg(p)
     p.add_argument("--split", type=int, default=1, choices=(1, 2, 3))
+    p.add_argument(
+        "--tower",
+        choices=("text", "vision"),
+        default="text",
+        help="text (default): queries' vectors, mAP and speed; vision: each frame's vector "
+        "and every retrieval and moment figure, the clips embedded as ingest does",
+    )
+    p.add_argument(
+        "--moments",
+        metavar="DIR",
+        help="with --tower vision: a moments folder for the moment figures "
+        "(default: DATA/moments when it holds moments.jsonl)",
+    )
     p.add_argument("--json", metavar="OUT", help="write the report as JSON")
     _add_onnx_cache_arg(p)
     p.set_defaults(func=cmd_parity)

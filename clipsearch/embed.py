@@ -20,6 +20,8 @@ from clipsearch.video import SampledFrames
 # Frames are shrunk to this longest side as they are decoded: the model sees ~224 px,
 # and a long HD video's hundreds of frames would not fit in memory at full size.
 DECODE_MAX_SIDE = 448
+# A batch of clips is embedded once it holds this many frames, even if short of clips.
+BATCH_FRAMES = 512
 
 
 @dataclass
@@ -61,6 +63,7 @@ def embed_clips(
     sources: Sequence[Path],
     *,
     batch_clips: int = 16,
+    batch_frames: int = BATCH_FRAMES,
     workers: int | None = None,
     times: StageTimes | None = None,
     on_decoded: Callable[[Decoded], None] | None = None,
@@ -68,7 +71,8 @@ def embed_clips(
     max_side: int | None = DECODE_MAX_SIDE,
     max_duration_s: float | None = None,
 ) -> Iterator[list[EmbeddedClip | FailedClip]]:
-    """Yield batches of embedded (or failed) clips, in input order.
+    """Yield batches of embedded (or failed) clips, in input order: ``batch_clips`` clips,
+    or fewer when they hold ``batch_frames`` frames (a long video is a batch of its own).
 
     With a segment ``plan`` each clip also gets one vector per window of the plan, its
     vector is their mean, and ``EmbeddedClip.frames`` holds the frames of its whole-clip
@@ -104,7 +108,8 @@ def embed_clips(
             on_decoded(decoded)
             started = times.add("decoded_hook", started)
         pending.append(decoded)
-        if len(pending) >= batch_clips:
+        held = sum(len(d.frames.frames) for d in pending if d.frames is not None)
+        if len(pending) >= batch_clips or held >= batch_frames:
             yield flush()
             started = time.perf_counter()
     if pending:

@@ -18,7 +18,7 @@ Ranking is exact (all clips scored), so the figures measure the model, not the i
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -371,6 +371,8 @@ class EvalVectors:
     windows: list[list[np.ndarray]]
     kept: list[int]
     failed: list[str]
+    # each clip's whole-clip view, one unit vector per frame (T, D)
+    frames: list[list[np.ndarray]] = field(default_factory=list)
 
 
 def embed_for_eval(
@@ -422,6 +424,7 @@ def embed_for_eval(
         windows=[[e[i].segments for i in kept] for e in embedded],
         kept=kept,
         failed=failed_paths,
+        frames=[[e[i].frames for i in kept] for e in embedded],
     )
 
 
@@ -442,6 +445,19 @@ def evaluate_models(
     else the next one's that has one, and every model is scored on those same combos.
     """
     embedded = embed_for_eval(encoders, clips, workers=workers, progress=progress)
+    return score_embedded(encoders, classes, clips, embedded, meta=meta, template=template)
+
+
+def score_embedded(
+    encoders: Sequence[Any],
+    classes: Sequence[str],
+    clips: Sequence[Any],
+    embedded: EvalVectors,
+    *,
+    meta: Mapping[str, MetaRow] | None = None,
+    template: str = QUERY_TEMPLATE,
+) -> list[RetrievalReport]:
+    """:func:`evaluate_models`'s reports from what :func:`embed_for_eval` gave."""
     kept = embedded.kept
     labels = [clips[i].label for i in kept]
     rows = [meta.get(clips[i].path) for i in kept] if meta is not None else None

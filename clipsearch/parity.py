@@ -1,10 +1,17 @@
-"""What the fast text paths change against fp32: vectors, retrieval figures and speed.
+"""What the fast paths of each tower change against fp32: vectors, retrieval figures and
+(for text) speed.
 
-The clip vectors do not depend on the text tower, so the split's test clips are embedded
-once; the model's own evaluation queries are then encoded and scored with the fp32 tower,
-with its ONNX Runtime int8 export and with bf16 weights (in that order: bf16 changes the
-weights in place). A fast path may become a default only where the mAP drops by at most
-``MAX_MAP_DROP``.
+Text: the clip vectors do not depend on the text tower, so the split's test clips are
+embedded once; the model's own evaluation queries are then encoded and scored with the
+fp32 tower, with its ONNX Runtime int8 export and with bf16 weights (in that order: bf16
+changes the weights in place). A fast path may become a default only where the mAP drops
+by at most ``MAX_MAP_DROP``.
+
+Vision: the clips are decoded once and embedded by the tower in fp32 and in each fast
+path (the text tower stays fp32), as ingest embeds them; then the cosine of each frame's
+vector to fp32's, every retrieval figure, and with a moments folder the moment figures. A
+fast path may become a default only where no figure drops by more than ``MAX_MAP_DROP``
+(moments R@5: ``MAX_MOMENTS_R5_DROP``).
 """
 
 from __future__ import annotations
@@ -12,19 +19,32 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from clipsearch.attributes import MetaRow, freeform_queries
-from clipsearch.evaluate import QUERY_TEMPLATE, class_queries, embed_for_eval, evaluate_vectors
-from clipsearch.model import ClipEncoder
+from clipsearch.evaluate import (
+    QUERY_TEMPLATE,
+    class_queries,
+    embed_for_eval,
+    evaluate_vectors,
+    score_embedded,
+)
+from clipsearch.model import ClipEncoder, load_model
 from clipsearch.runmodes import DEFAULT_CACHE_DIR
 
 MAX_MAP_DROP = 0.01
 SPEED_QUERIES = 32
 FAST_PATHS = ("int8", "bf16")
 METRICS = ("mAP", "P@1", "freeform_mAP", "heldout_mAP", "pairs_mAP")
+VISION_PATHS = ("bf16", "int8")
+VISION_METRICS = ("mAP", "P@1", "window_mAP", "pairs_mAP", "freeform_mAP", "heldout_mAP")
+MOMENT_METRICS = ("R@5_tIoU0.5", "R@1_tIoU0.5", "mean_tIoU")
+MAX_MOMENTS_R5_DROP = 0.02
+# the figures a vision path is judged on (P@1 over 12 class queries moves in steps of 0.083)
+JUDGED = tuple(k for k in VISION_METRICS + MOMENT_METRICS if k != "P@1")
 
 
 def _seconds_per_query(
@@ -139,3 +159,63 @@ def text_speed(encoder: ClipEncoder, texts: Sequence[str], batch: int = 32) -> d
         f"batch{batch}_qps": round(1 / batched_s, 1),
         "queries": len(singles) + len(batches) * batch,
     }
+
+
+def _allowed(metric: str) -> float:
+    return MAX_MOMENTS_R5_DROP if metric == "R@5_tIoU0.5" else MAX_MAP_DROP
+
+
+def vision_parity(
+    model: str | os.PathLike[str],
+    classes: Sequence[str],
+    clips: Sequence[Any],
+    *,
+    meta: Mapping[str, MetaRow] | None = None,
+    moments: str | os.PathLike[str] | None = None,
+    paths: Sequence[str] = VISION_PATHS,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    cache_dir: str | os.PathLike[str] = DEFAULT_CACHE_DIR,
+) -> dict[str, Any]:
+    """The vision tower of ``model`` in fp32 against each of ``paths`` ("bf16", "int8")."""
+    unknown = [p for p in paths if p not in VISION_PATHS]
+    if unknown:
+        raise ValueError(f"unknown vision paths {unknown} (known: {VISION_PATHS})")
+    names = ["fp32", *dict.fromkeys(paths)]
+    encoders = [load_model(model, vision_dtype=name, cache_dir=cache_dir) for name in names]
+    embedded = embed_for_eval(encoders, clips, workers=workers, progress=progress)
+    reports = score_embedded(encoders, classes, clips, embedded, meta=meta)
+    figures = [{k: r.metrics.get(k) for k in VISION_METRICS} for r in reports]
+    if moments is not None:
+        from clipsearch.moments_eval import evaluate_moments
+
+        for encoder, found in zip(encoders, figures, strict=True):
+            got = evaluate_moments(encoder, Path(moments), workers=workers)
+            found.update({k: got.get(k) for k in MOMENT_METRICS})
+    fp32_frames = np.concatenate(embedded.frames[0])
+    out: dict[str, Any] = {
+        "model": encoders[0].model_id,
+        "n_clips": len(embedded.kept),
+        "failed": embedded.failed,
+        "n_frames": len(fp32_frames),
+        "moments": str(moments) if moments is not None else None,
+        "max_map_drop": MAX_MAP_DROP,
+        "max_moments_r5_drop": MAX_MOMENTS_R5_DROP,
+        "fp32": {"metrics": figures[0]},
+    }
+    for j, name in enumerate(names[1:], start=1):
+        base = figures[0]
+        deltas = {
+            k: round(float(v) - float(b), 6)
+            for k, v in figures[j].items()
+            if v is not None and (b := base.get(k)) is not None
+        }
+        worse = sorted(k for k, d in deltas.items() if k in JUDGED and d < -_allowed(k))
+        out[name] = {
+            "metrics": figures[j],
+            "deltas": deltas,
+            "frame_cosine_to_fp32": _cosine(fp32_frames, np.concatenate(embedded.frames[j])),
+            "beyond_tolerance": worse,
+            "ok_as_default": not worse,
+        }
+    return out

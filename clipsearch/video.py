@@ -22,8 +22,9 @@ Design (see :func:`sample_frames`):
   The first pass picks frames from that length while recording every frame time; at
   end-of-stream the real duration is known and, if it implies different frames (a
   truncated or lying file), a second exact pass decodes again and keeps the right
-  frames. Memory stays bounded: one previous frame, the chosen frames and a list of
-  floats.
+  frames. Memory stays bounded: each chosen frame is converted to RGB (at ``max_side``)
+  when it is chosen, so a pass holds one decoded frame, the small RGB pictures and a
+  list of floats, never a long video's decoded frames at full size.
 - Times are seconds from the start of the video stream (``stream.start_time``,
   else the first frame), so the first frame of an ordinary file is at 0.0.
   Frames with no pts get ``previous time + 1/fps``.
@@ -57,6 +58,7 @@ __all__ = [
     "AV_ERRORS",
     "DECODER",
     "FrameClock",
+    "RgbFrames",
     "SampledFrames",
     "StreamTiming",
     "VideoInfo",
@@ -534,7 +536,7 @@ def sample_frames(
         width, height = stream.codec_context.width, stream.codec_context.height
         first = targets_for(estimate) if estimate else []
         chosen, decoded_times, duration, geometry = _first_pass(
-            path, container, stream, timing.fps, first
+            path, container, stream, timing.fps, first, max_side
         )
     except AV_ERRORS as exc:
         raise VideoDecodeError(path, f"decoding failed ({exc})") from exc
@@ -545,18 +547,17 @@ def sample_frames(
 
     wanted = pick_indices(decoded_times, targets_for(duration))
     _warn_if_short(path, timing, duration)
-    if chosen is None or [i for i, _ in chosen] != wanted:
+    if chosen is None or chosen.indices != wanted:
         logger.debug("%s: the estimated length picked other frames; exact second pass", path)
-        chosen = _frames_by_index(path, wanted)
+        chosen = _frames_by_index(path, wanted, RgbFrames(len(wanted), max_side, geometry))
     if len(decoded_times) < 2 and len(wanted) > 1:
         logger.debug("%s: single-frame video; repeating it", path)
 
-    frames = frames_to_rgb([f for _, f in chosen], max_side, geometry)
     display_width, display_height = geometry.display_size(
-        width or chosen[0][1].width, height or chosen[0][1].height
+        width or chosen.source_size[0], height or chosen.source_size[1]
     )
     result = SampledFrames(
-        frames=frames,
+        frames=chosen.pictures(),
         timestamps=np.asarray([decoded_times[i] for i in wanted], dtype=np.float64),
         duration_s=float(duration),
         fps=timing.fps,
@@ -595,53 +596,106 @@ def _first_pass(
     stream: av.video.stream.VideoStream,
     fps: float,
     targets: list[float],
-) -> tuple[list[tuple[int, av.VideoFrame]] | None, list[float], float, Geometry]:
-    """Decode everything once, keeping the frames that ``targets`` (the sample times
-    for the estimated length; empty when there is none) select.
+    max_side: int | None,
+) -> tuple[RgbFrames | None, list[float], float, Geometry]:
+    """Decode everything once, converting the frames that ``targets`` (the sample times
+    for the estimated length; empty when there is none) select as they are chosen.
 
-    Returns (chosen (index, frame) pairs or None when there were no targets,
-    every frame's time, decoded duration, the display geometry of the first frame).
+    Returns (the chosen frames, or None when there were no targets; every frame's time;
+    the decoded duration; the display geometry of the first frame).
     """
     clock = FrameClock(stream, fps)
     times: list[float] = []
-    chosen: list[tuple[int, av.VideoFrame]] = []
+    chosen: RgbFrames | None = None
     prev: tuple[int, av.VideoFrame] | None = None
     geometry = Geometry()
     j = 0
     for k, frame in enumerate(decode_frames(path, container, stream)):
         if k == 0:
             geometry = display_geometry(stream, frame)
+            chosen = RgbFrames(len(targets), max_side, geometry) if targets else None
         t = clock(frame)
         times.append(t)
         while j < len(targets) and targets[j] < t - _TIME_EPS:
-            chosen.append(prev if prev is not None else (k, frame))
+            assert chosen is not None
+            chosen.add(*(prev if prev is not None else (k, frame)))
             j += 1
         prev = (k, frame)
-    if prev is not None:
-        chosen.extend([prev] * (len(targets) - j))
-    return (chosen if targets else None), times, clock.end(), geometry
+    if prev is not None and chosen is not None:
+        for _ in range(len(targets) - j):
+            chosen.add(*prev)
+    return chosen, times, clock.end(), geometry
 
 
-def _frames_by_index(path: str | Path, wanted: list[int]) -> list[tuple[int, av.VideoFrame]]:
+def _frames_by_index(path: str | Path, wanted: list[int], out: RgbFrames) -> RgbFrames:
     """Second, exact pass: decode from the start and keep frames by decode index."""
-    need = set(wanted)
     last = max(wanted)
-    found: dict[int, av.VideoFrame] = {}
+    position = 0
     container, stream = open_video(path)
     try:
         for k, frame in enumerate(decode_frames(path, container, stream)):
-            if k in need:
-                found[k] = frame
+            while position < len(wanted) and wanted[position] == k:
+                out.add(k, frame)
+                position += 1
             if k >= last:
                 break
     except AV_ERRORS as exc:
         raise VideoDecodeError(path, f"decoding failed ({exc})") from exc
     finally:
         container.close()
-    missing = need.difference(found)
-    if missing:  # decoding is deterministic, so this means the file changed under us
-        raise VideoDecodeError(path, f"frames {sorted(missing)[:5]} vanished on re-decode")
-    return [(i, found[i]) for i in wanted]
+    if position < len(wanted):  # decoding is deterministic: the file changed under us
+        raise VideoDecodeError(path, f"frames {wanted[position:][:5]} vanished on re-decode")
+    return out
+
+
+class RgbFrames:
+    """A fixed number of frames converted to RGB one at a time, as a player shows them:
+    interlaced ones deinterlaced, stretched to square pixels and turned by ``geometry``,
+    the longer side at most ``max_side``; all at the size of the first one (a mid-stream
+    resolution change is resized). One swscale context serves them all (much cheaper than
+    one per frame), and a frame added again in a row is converted once."""
+
+    def __init__(self, count: int, max_side: int | None, geometry: Geometry):
+        self.count = count
+        self.max_side = max_side
+        self.geometry = geometry
+        self.indices: list[int] = []
+        self.source_size = (0, 0)
+        self._reformatter = VideoReformatter()
+        self._size: tuple[int, int] | None = None
+        self._out: np.ndarray | None = None
+
+    def add(self, index: int, frame: av.VideoFrame) -> None:
+        if len(self.indices) >= self.count:
+            raise ValueError(f"more than the {self.count} frames expected")
+        assert self._out is not None or not self.indices
+        if self.indices and self.indices[-1] == index:
+            assert self._out is not None
+            self._out[len(self.indices)] = self._out[len(self.indices) - 1]
+        else:
+            picture = self._convert(frame)
+            if self._out is None:
+                self._out = np.empty((self.count, *picture.shape), dtype=np.uint8)
+            self._out[len(self.indices)] = picture
+        self.indices.append(index)
+
+    def _convert(self, frame: av.VideoFrame) -> np.ndarray:
+        if self._size is None:
+            self.source_size = (frame.width, frame.height)
+            square = self.geometry.square_size(frame.width, frame.height)
+            self._size = scaled_size(*square, self.max_side)
+        if frame.interlaced_frame:
+            frame = deinterlace_each([frame])[0]
+        rgb = self._reformatter.reformat(
+            frame, *self._size, format="rgb24", interpolation=Interpolation.AREA
+        )
+        return self.geometry.apply(rgb.to_ndarray())
+
+    def pictures(self) -> np.ndarray:
+        """(count, H, W, 3) uint8 RGB, in the order added."""
+        if self._out is None or len(self.indices) != self.count:
+            raise ValueError(f"{len(self.indices)} of {self.count} frames added")
+        return self._out
 
 
 def frames_to_rgb(
@@ -649,28 +703,10 @@ def frames_to_rgb(
     max_side: int | None = None,
     geometry: Geometry | None = None,
 ) -> np.ndarray:
-    """Convert frames to one (N, H, W, 3) uint8 RGB array as a player shows them, sized
-    from the first frame: interlaced ones deinterlaced, stretched to square pixels and
-    turned by ``geometry``, the longer side at most ``max_side``.
-
-    A single swscale context is shared (much cheaper than one per frame);
-    frames of a different size (mid-stream resolution change) are resized.
-    """
+    """Convert frames to one (N, H, W, 3) uint8 RGB array as :class:`RgbFrames` does."""
     if not frames:
         raise ValueError("no frames to convert")
-    geometry = geometry or Geometry()
-    unique = list({id(f): f for f in frames}.values())
-    progressive = dict(zip(map(id, unique), deinterlace_each(unique), strict=True))
-    width, height = scaled_size(*geometry.square_size(frames[0].width, frames[0].height), max_side)
-    reformatter = VideoReformatter()
-    converted: dict[int, np.ndarray] = {}
-    pictures = []
+    out = RgbFrames(len(frames), max_side, geometry or Geometry())
     for frame in frames:
-        key = id(frame)
-        if key not in converted:
-            rgb = reformatter.reformat(
-                progressive[key], width, height, format="rgb24", interpolation=Interpolation.AREA
-            )
-            converted[key] = geometry.apply(rgb.to_ndarray())
-        pictures.append(converted[key])
-    return np.stack(pictures)
+        out.add(id(frame), frame)
+    return out.pictures()

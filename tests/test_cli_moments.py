@@ -514,3 +514,36 @@ def test_calibrate_refuses_a_meaningless_fpr(
     argv = ["calibrate", "--data", str(data), "--model", str(tiny_model_dir), "--fpr", fpr]
     assert "--fpr must be between 0 and 1" in fails(capsys, argv)
     assert json.loads((tiny_model_dir / "clipsearch.json").read_text())["min_score"] is None
+
+
+# --------------------------------------------------------------------------- parity --tower vision
+
+
+def test_vision_parity_reports_frame_cosines_and_every_figure(
+    data: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "vision.json"
+    argv = ["parity", "--tower", "vision", "--data", str(data), "--model", str(tiny_model_dir),
+            "--json", str(out), "--cache-dir", str(tmp_path / "cache"), "-q"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "bf16: frame cosine to fp32" in printed and "int8: frame cosine to fp32" in printed
+    report = json.loads(out.read_text())
+    assert report["moments"] == str(data / "moments")  # found beside the clips
+    assert report["n_clips"] == 4 and report["n_frames"] == 4 * 8
+    fp32 = report["fp32"]["metrics"]
+    assert {"mAP", "pairs_mAP", "R@5_tIoU0.5", "R@1_tIoU0.5", "mean_tIoU"} <= set(fp32)
+    for path in ("bf16", "int8"):
+        r = report[path]
+        cosine = r["frame_cosine_to_fp32"]
+        assert 0.95 < cosine["min"] <= cosine["mean"] <= 1.0 + 1e-6
+        for key, delta in r["deltas"].items():
+            assert delta == pytest.approx(r["metrics"][key] - fp32[key], abs=1e-6)
+        dropped = [k for k, d in r["deltas"].items() if k != "P@1"
+                   and d < -(0.02 if k == "R@5_tIoU0.5" else 0.01)]  # fmt: skip
+        assert r["beyond_tolerance"] == sorted(dropped)
+        assert r["ok_as_default"] == (not dropped)
+    bad = ["parity", "--tower", "vision", "--data", str(data), "--model", str(tiny_model_dir),
+           "--moments", str(tmp_path)]  # fmt: skip
+    assert main(bad) == 2
+    assert "no moments.jsonl" in capsys.readouterr().err
