@@ -66,7 +66,6 @@ __all__ = [
     "estimate_duration",
     "frame_rate",
     "frame_times",
-    "frames_to_rgb",
     "open_video",
     "pick_indices",
     "probe",
@@ -668,9 +667,7 @@ class RgbFrames:
     def add(self, index: int, frame: av.VideoFrame) -> None:
         if len(self.indices) >= self.count:
             raise ValueError(f"more than the {self.count} frames expected")
-        assert self._out is not None or not self.indices
-        if self.indices and self.indices[-1] == index:
-            assert self._out is not None
+        if self._out is not None and self.indices[-1] == index:
             self._out[len(self.indices)] = self._out[len(self.indices) - 1]
         else:
             picture = self._convert(frame)
@@ -696,17 +693,3 @@ class RgbFrames:
         if self._out is None or len(self.indices) != self.count:
             raise ValueError(f"{len(self.indices)} of {self.count} frames added")
         return self._out
-
-
-def frames_to_rgb(
-    frames: Sequence[av.VideoFrame],
-    max_side: int | None = None,
-    geometry: Geometry | None = None,
-) -> np.ndarray:
-    """Convert frames to one (N, H, W, 3) uint8 RGB array as :class:`RgbFrames` does."""
-    if not frames:
-        raise ValueError("no frames to convert")
-    out = RgbFrames(len(frames), max_side, geometry or Geometry())
-    for frame in frames:
-        out.add(id(frame), frame)
-    return out.pictures()
