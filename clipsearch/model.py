@@ -161,8 +161,10 @@ class ImagePreprocess:
             return self.normalize(self.resize_crop(frames))
         # a few frames at a time: as floats at their decoded size, and through the resize,
         # a long video's frames would take gigabytes
-        out = torch.empty((len(frames), 3, *self.crop))
-        for i in range(0, len(frames), _PREPROCESS_CHUNK):
+        first = self.normalize(self.resize_crop(frames[:_PREPROCESS_CHUNK]))
+        out = first.new_empty((len(frames), *first.shape[1:]))  # same device and dtype
+        out[:_PREPROCESS_CHUNK] = first
+        for i in range(_PREPROCESS_CHUNK, len(frames), _PREPROCESS_CHUNK):
             out[i : i + _PREPROCESS_CHUNK] = self.normalize(
                 self.resize_crop(frames[i : i + _PREPROCESS_CHUNK])
             )
