@@ -628,6 +628,22 @@ def test_create_app_from_environment(
     assert list((tmp_path / "cache" / "onnx").glob("*/text-int8.onnx"))
 
 
+def test_image_queries_run_the_vision_tower_as_configured(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert Settings(model="m").vision_dtype == "auto"  # as `clipsearch ingest`
+    with pytest.raises(ConfigError, match="vision_dtype must be one of"):
+        Settings(model="m", vision_dtype="fp16")
+    monkeypatch.setenv("CLIPSEARCH_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("CLIPSEARCH_QDRANT_URL", ":memory:")
+    monkeypatch.setenv("CLIPSEARCH_MEDIA_DIR", str(tmp_path))
+    monkeypatch.setenv("CLIPSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CLIPSEARCH_VISION_DTYPE", "int8")
+    app = create_app()
+    assert app.extensions["clipsearch"].live.current.encoder.vision_dtype == "int8"
+    assert list((tmp_path / "cache" / "onnx").glob("*/vision-int8.onnx"))
+
+
 def test_relative_media_dir_is_relative_to_the_working_directory(
     tmp_path: Path, encoder: ClipEncoder, store: QdrantClientStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -60,6 +60,7 @@ def build_search(
             text_dtype=settings.text_dtype,
             cache_dir=settings.cache_dir,
             text_threads=settings.text_threads,
+            vision_dtype=settings.vision_dtype,
         )
     opened = open_store(store or settings.store)
     limits = SearchLimits(
@@ -172,7 +173,13 @@ def _vision_encoder(settings: Settings, search: SearchService, loaded: dict[str,
     if search.model_id not in loaded:
         from clipsearch.model import load_model
 
-        vision = load_model(settings.model, towers="vision", threads=settings.torch_threads)
+        vision = load_model(
+            settings.model,
+            towers="vision",
+            threads=settings.torch_threads,
+            vision_dtype=settings.vision_dtype,
+            cache_dir=settings.cache_dir,
+        )
         loaded[search.model_id] = (
             vision
             if vision.model_id == search.model_id

@@ -13,8 +13,10 @@ from clipsearch.errors import ClipSearchError
 from clipsearch.runmodes import (
     DEFAULT_CACHE_DIR,
     DEFAULT_TEXT_DTYPE,
+    DEFAULT_VISION_DTYPE,
     DEFAULT_WATCH_INTERVAL_S,
     TEXT_DTYPES,
+    VISION_DTYPES,
 )
 from clipsearch.store.factory import StoreSettings
 
@@ -36,6 +38,7 @@ ENV_IMAGE_SEARCH = "CLIPSEARCH_IMAGE_SEARCH"
 ENV_QUERY_CACHE = "CLIPSEARCH_QUERY_CACHE"
 ENV_TEXT_DTYPE = "CLIPSEARCH_TEXT_DTYPE"
 ENV_CACHE_DIR = "CLIPSEARCH_CACHE_DIR"
+ENV_VISION_DTYPE = "CLIPSEARCH_VISION_DTYPE"
 ENV_BATCH_QUERIES = "CLIPSEARCH_BATCH_QUERIES"
 ENV_BATCH_WAIT_MS = "CLIPSEARCH_BATCH_WAIT_MS"
 ENV_TEXT_THREADS = "CLIPSEARCH_TEXT_THREADS"
@@ -79,8 +82,11 @@ class Settings:
     query_cache: int = 4096
     # how the text tower runs: "int8" (ONNX Runtime export), "bf16" or "fp32" (torch)
     text_dtype: str = DEFAULT_TEXT_DTYPE
-    # where the int8 export of the text tower is cached
+    # where the int8 exports of the towers are cached
     cache_dir: str = DEFAULT_CACHE_DIR
+    # how the vision tower runs (image queries, --watch): as `clipsearch ingest
+    # --vision-dtype` ("auto": bf16, int8 or fp32, the fastest this CPU has)
+    vision_dtype: str = DEFAULT_VISION_DTYPE
     # concurrent queries encoded in one batch (1: no micro-batching), and how long the
     # first query of a batch waits for company
     batch_queries: int = 32
@@ -104,6 +110,10 @@ class Settings:
         if self.text_dtype not in TEXT_DTYPES:
             raise ConfigError(
                 f"text_dtype must be one of {', '.join(TEXT_DTYPES)}, got {self.text_dtype!r}"
+            )
+        if self.vision_dtype not in VISION_DTYPES:
+            raise ConfigError(
+                f"vision_dtype must be one of {', '.join(VISION_DTYPES)}, got {self.vision_dtype!r}"
             )
         if self.text_threads < 1:
             raise ConfigError(f"text_threads must be >= 1, got {self.text_threads}")
@@ -147,6 +157,7 @@ class Settings:
             query_cache=_int(environ, ENV_QUERY_CACHE, defaults.query_cache),
             text_dtype=_text(environ, ENV_TEXT_DTYPE) or defaults.text_dtype,
             cache_dir=_text(environ, ENV_CACHE_DIR) or defaults.cache_dir,
+            vision_dtype=_text(environ, ENV_VISION_DTYPE) or defaults.vision_dtype,
             batch_queries=_int(environ, ENV_BATCH_QUERIES, defaults.batch_queries),
             batch_wait_ms=_float(environ, ENV_BATCH_WAIT_MS, defaults.batch_wait_ms),
             text_threads=_int(environ, ENV_TEXT_THREADS, defaults.text_threads),
