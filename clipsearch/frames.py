@@ -156,14 +156,15 @@ def decode_many(
             limit = n_workers * 2
             if taken:
                 limit = max(limit, min(ahead, ahead_bytes * taken // max(taken_bytes, 1)))
-            while submitted < len(sources) and submitted < index + limit:
-                pending[submitted] = pool.submit(_decode, *jobs[submitted])
-                submitted += 1
-            try:
+            try:  # a dead worker breaks the pool for submitting and for results alike
+                while submitted < len(sources) and submitted < index + limit:
+                    pending[submitted] = pool.submit(_decode, *jobs[submitted])
+                    submitted += 1
                 result = _taken(pending.pop(index).result())
             except BrokenExecutor:
                 log.warning("a decode process died; finding the file that killed it")
                 pool.shutdown(wait=False, cancel_futures=True)
+                pending.pop(index, None)
                 result = _taken(_alone(jobs[index]))
                 pool = _executor(n_workers)
                 pending = {i: pool.submit(_decode, *jobs[i]) for i in pending}

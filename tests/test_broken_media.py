@@ -4,6 +4,7 @@ in the report, ingests every good clip, and says so in its summary."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import av
@@ -134,3 +135,10 @@ def test_a_file_that_kills_its_decoder_fails_alone(
     assert [d.source.name for d in out] == [f.name for f in files]
     failed = {d.source.name: d.error.reason for d in out if d.error is not None}
     assert failed == {"poison.avi": "the decoder crashed on this file"}
+    # a slow consumer: the worker is dead before the next files are submitted
+    decoding = frames.decode_many(files, 4, workers=2)
+    slow = [next(decoding)]
+    time.sleep(1.0)
+    slow += list(decoding)
+    assert [d.source.name for d in slow] == [f.name for f in files]
+    assert {d.source.name: d.error.reason for d in slow if d.error is not None} == failed
