@@ -26,12 +26,15 @@ from clipsearch import __version__, indexbench_cli, momentbench
 from clipsearch.errors import ClipSearchError, InvalidInput
 from clipsearch.runmodes import (
     DEFAULT_CACHE_DIR,
+    DEFAULT_DEVICE,
     DEFAULT_MAX_VIDEO_S,
     DEFAULT_TEXT_DTYPE,
     DEFAULT_VISION_DTYPE,
     DEFAULT_WATCH_INTERVAL_S,
+    DEVICES,
     TEXT_DTYPES,
     VISION_DTYPES,
+    is_device_name,
 )
 
 log = logging.getLogger("clipsearch")
@@ -182,6 +185,27 @@ def _add_vision_dtype_arg(p: argparse.ArgumentParser) -> None:
         "bf16 on CPUs with AVX-512 BF16 or AMX, else int8 (an ONNX Runtime export, made once "
         "into the cache directory) on CPUs with VNNI, else fp32; `clipsearch bench-ingest` "
         "and `clipsearch eval --vision-dtype ...` report what each changes)",
+    )
+
+
+def device_name(text: str) -> str:
+    """argparse type for ``--device``: one of DEVICES, or cuda:N (checked when loading)."""
+    if not is_device_name(text):
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(DEVICES)} or cuda:N, got {text!r}"
+        )
+    return text
+
+
+def _add_device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        type=device_name,
+        default=_env("CLIPSEARCH_DEVICE", DEFAULT_DEVICE),
+        metavar="{auto,cpu,cuda}",
+        help="where the vision tower runs (env CLIPSEARCH_DEVICE; default %(default)s: CUDA "
+        "when torch sees a GPU, under autocast with --vision-dtype auto, else the CPU; int8 "
+        "runs on the CPU)",
     )
 
 
@@ -419,7 +443,11 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
     if not collection.clips:
         raise InvalidInput(f"no video files found under {args.data}")
     encoder = load_model(
-        args.model, towers="vision", vision_dtype=args.vision_dtype, cache_dir=args.cache_dir
+        args.model,
+        towers="vision",
+        vision_dtype=args.vision_dtype,
+        cache_dir=args.cache_dir,
+        device=args.device,
     )
     if args.frames:
         encoder.video = replace(encoder.video, num_frames=args.frames)
@@ -435,6 +463,7 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
     result["command"] = (
         f"clipsearch bench-ingest {args.data} --model {args.model} --limit {args.limit} "
         f"--batch {args.batch} --vision-dtype {args.vision_dtype}"
+        + (f" --device {args.device}" if args.device != DEFAULT_DEVICE else "")
         + (f" --frames {args.frames}" if args.frames else "")
         + (f" --window-s {args.window_s} --stride-s {args.stride_s}" if plan else " --no-segments")
     )
@@ -442,7 +471,8 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
     print(cpu_line(result["environment"]["cpu"]))
     print(
         f"{result['clips']} clips x {result['frames_per_clip']} frames "
-        f"({'windows' if plan else 'no windows'}), vision {result['vision_dtype']}: "
+        f"({'windows' if plan else 'no windows'}), vision {result['vision_dtype']} "
+        f"on {result['device']}: "
         f"pipeline {p['frames_per_s']:.1f} frames/s ({p['clips_per_s']:.2f} clips/s), model alone "
         f"{m['frames_per_s']:.1f} frames/s: ingest_efficiency {result['ingest_efficiency']:.3f}"
     )
@@ -482,7 +512,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             "own version; fill one collection with --shard, or build the version in one ingest"
         )
     encoder = load_model(
-        args.model, towers="vision", vision_dtype=args.vision_dtype, cache_dir=args.cache_dir
+        args.model,
+        towers="vision",
+        vision_dtype=args.vision_dtype,
+        cache_dir=args.cache_dir,
+        device=args.device,
     )
     build = None
     if args.alias:
@@ -570,7 +604,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
         report_path=Path(args.report) if args.report else None,
     )
     encoder = load_model(
-        args.model, towers="vision", vision_dtype=args.vision_dtype, cache_dir=args.cache_dir
+        args.model,
+        towers="vision",
+        vision_dtype=args.vision_dtype,
+        cache_dir=args.cache_dir,
+        device=args.device,
     )
     store = open_store(_store_settings(args))
     if not args.quiet:
@@ -787,6 +825,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         torch_threads=args.torch_threads,
         text_dtype=args.text_dtype,
         cache_dir=args.cache_dir,
+        device=args.device,
         watch=args.watch,
         watch_interval_s=args.watch_interval,
     )
@@ -827,6 +866,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             text_dtype=args.text_dtype,
             cache_dir=args.cache_dir,
             vision_dtype=args.vision_dtype,
+            device=args.device,
         )
         for name in (args.model, args.compare)
         if name
@@ -864,6 +904,7 @@ def cmd_eval_moments(args: argparse.Namespace) -> int:
         text_dtype=args.text_dtype,
         cache_dir=args.cache_dir,
         vision_dtype=args.vision_dtype,
+        device=args.device,
     )
     with _progress(total, "video", "eval-moments", _show_progress(args)) as update:
         metrics = evaluate_moments(
@@ -896,6 +937,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         text_dtype=args.text_dtype,
         cache_dir=args.cache_dir,
         vision_dtype=args.vision_dtype,
+        device=args.device,
     )
     with _progress(len(clips), "clip", "calibrate", _show_progress(args)) as update:
         result = calibrate(
@@ -1072,6 +1114,7 @@ def _add_ingest_args(p: argparse.ArgumentParser) -> None:
     )
     _add_segment_args(p)
     _add_vision_dtype_arg(p)
+    _add_device_arg(p)
     _add_onnx_cache_arg(p)
 
 
@@ -1189,6 +1232,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_segment_args(p)
     _add_vision_dtype_arg(p)
+    _add_device_arg(p)
     _add_onnx_cache_arg(p)
     p.add_argument("--json", metavar="OUT", help="write the result as JSON")
     p.set_defaults(func=cmd_bench_ingest)
@@ -1325,6 +1369,7 @@ def build_parser() -> argparse.ArgumentParser:
         "CLIPSEARCH_WATCH_INTERVAL_S)",
     )
     _add_text_dtype_arg(p)
+    _add_device_arg(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("eval", parents=[common], help="retrieval metrics on a dataset split")
@@ -1344,6 +1389,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_text_dtype_arg(p)
     _add_vision_dtype_arg(p)
+    _add_device_arg(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
@@ -1383,6 +1429,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_segment_args(p)
     _add_text_dtype_arg(p)
     _add_vision_dtype_arg(p)
+    _add_device_arg(p)
     p.set_defaults(func=cmd_eval_moments)
 
     p = sub.add_parser(
@@ -1406,6 +1453,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_segment_args(p)
     _add_text_dtype_arg(p)
     _add_vision_dtype_arg(p)
+    _add_device_arg(p)
     p.set_defaults(func=cmd_calibrate)
     indexbench_cli.add_parser(sub, common)
     momentbench.add_parser(sub, common)

@@ -89,6 +89,7 @@ def bench_ingest(
     return {
         "model": encoder.model_id,
         "vision_dtype": encoder.vision_dtype,
+        "device": str(encoder.device),
         "clips": report.ingested,
         "failed": len(report.failed),
         "frames_per_clip": round(report.frames / report.ingested, 2),

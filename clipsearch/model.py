@@ -9,6 +9,7 @@ clip, pooling); hub checkpoints get the defaults.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from clipsearch.cpu import fastest_vision_dtype
+from clipsearch.devices import CPU_VISION_BATCH, cuda_autocast_dtype, resolve_device, vision_batch
 from clipsearch.errors import InvalidInput, ModelLoadError
 from clipsearch.runmodes import DEFAULT_CACHE_DIR, TEXT_DTYPES, VISION_DTYPES
 from clipsearch.temporal import HEAD_FILE, TemporalPooling
@@ -32,10 +34,8 @@ VIDEO_CONFIG_NAME = "clipsearch.json"
 # Views pooled per head call (bounds the patch tokens held at once for long videos).
 _VIEWS_PER_POOL = 64
 _PREPROCESS_CHUNK = 32
-# Frames per call of the vision tower. Measured with ViT-B/32 on a 2-core Xeon (AMX):
-# 32 runs bf16 at 1.48x and int8 at 1.1x the speed of 128 (fp32 alike), and holds
-# a tenth of the memory (benchmarks/RESULTS.md, "Ingest").
-VISION_BATCH = 32
+# Frames per call of the vision tower on the CPU (clipsearch.devices.vision_batch).
+VISION_BATCH = CPU_VISION_BATCH
 POOLINGS = ("mean", "temporal")
 Towers = Literal["both", "text", "vision"]
 
@@ -295,6 +295,34 @@ class ClipEncoder:
         self.vision_dtype = "fp32"
         self._onnx_text: Any = None
         self._onnx_vision: Any = None
+        self._autocast: torch.dtype | None = None
+
+    @property
+    def device(self) -> torch.device:
+        """Where the torch towers run (the int8 exports run on the CPU)."""
+        weights = next(iter(self.model.parameters()), None)
+        return weights.device if weights is not None else torch.device("cpu")
+
+    def _on_device(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        x = torch.as_tensor(frames)
+        device = self.device
+        return x if self._onnx_vision is not None or device.type == "cpu" else x.to(device)
+
+    def _vision_precision(self) -> contextlib.AbstractContextManager[Any]:
+        if self._autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self._autocast)
+
+    def vision_to_autocast(self) -> None:
+        """Run the vision tower under autocast from now on (a GPU: bf16 where it has it,
+        else fp16; the weights stay fp32 and frame vectors come out float32)."""
+        self._require("vision")
+        if self.device.type != "cuda":
+            raise ModelLoadError("autocast runs the vision tower on a GPU; on the CPU use bf16")
+        if self.vision_dtype != "fp32":
+            raise ModelLoadError(f"autocast starts from fp32 weights, not {self.vision_dtype}")
+        self._autocast = cuda_autocast_dtype()
+        self.vision_dtype = "autocast-" + ("bf16" if self._autocast == torch.bfloat16 else "fp16")
 
     def vision_to_bfloat16(self) -> None:
         """Run the vision tower in bf16 from now on (frame vectors still come out float32;
@@ -381,11 +409,12 @@ class ClipEncoder:
             if onnx is not None:
                 out.append(onnx(ids, mask))
                 continue
+            ids, mask = ids.to(self.device), mask.to(self.device)
             if hasattr(self.model, "get_text_features"):
                 feats = _features(self.model.get_text_features(input_ids=ids, attention_mask=mask))
             else:
                 feats = self.model(input_ids=ids, attention_mask=mask).text_embeds
-            out.append(feats.float().numpy())
+            out.append(feats.float().cpu().numpy())
         vecs = np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
         return l2_normalize(vecs) if normalize else vecs.astype(np.float32)
 
@@ -397,12 +426,13 @@ class ClipEncoder:
         self._require("vision")
         out = []
         for i in range(0, len(frames), batch_size):
-            pixels = self.preprocess(frames[i : i + batch_size])
+            pixels = self.preprocess(self._on_device(frames[i : i + batch_size]))
             if self._onnx_vision is not None:
                 feats, _ = self._onnx_vision(pixels)
             else:
-                feats, _ = vision_forward(self.model, pixels)
-            out.append(feats.float().numpy())
+                with self._vision_precision():
+                    feats, _ = vision_forward(self.model, pixels)
+            out.append(feats.float().cpu().numpy())
         vecs = np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
         return l2_normalize(vecs) if normalize else vecs.astype(np.float32)
 
@@ -417,10 +447,11 @@ class ClipEncoder:
 
     @torch.inference_mode()
     def embed_videos(
-        self, clips: Sequence[np.ndarray], *, batch_size: int = VISION_BATCH
+        self, clips: Sequence[np.ndarray], *, batch_size: int | None = None
     ) -> list[VideoEmbedding]:
         """Embed several clips' uint8 frames (T_i, H_i, W_i, 3), the vision tower batched
-        across clips; frame sizes may differ between clips."""
+        across clips (``batch_size`` frames a call; default: the device's); frame sizes may
+        differ between clips."""
         views = [np.arange(len(c))[None] for c in clips]
         return [
             VideoEmbedding(vecs, pooled[0])
@@ -429,7 +460,7 @@ class ClipEncoder:
 
     @torch.inference_mode()
     def embed_views(
-        self, videos: Sequence[tuple[np.ndarray, np.ndarray]], *, batch_size: int = VISION_BATCH
+        self, videos: Sequence[tuple[np.ndarray, np.ndarray]], *, batch_size: int | None = None
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """For each video's frames (N, H, W, 3) and views (V, T) (each row: the indices
         of T frames pooled together), its unit frame vectors (N, D) and one pooled unit
@@ -437,17 +468,18 @@ class ClipEncoder:
         return self._embed_views([f for f, _ in videos], [v for _, v in videos], batch_size)
 
     def _embed_views(
-        self, clips: Sequence[np.ndarray], views: Sequence[np.ndarray], batch_size: int
+        self, clips: Sequence[np.ndarray], views: Sequence[np.ndarray], batch_size: int | None
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         self._require("vision")
         if not clips:
             return []
         feats, tokens = [], []
-        for parts in _frame_batches(clips, batch_size):
-            pixels = torch.cat([self.preprocess(part) for part in parts])
-            chunk_feats, chunk_tokens = clip_frame_features(
-                self.model, self.temporal, pixels[None], self._onnx_vision
-            )
+        for parts in _frame_batches(clips, batch_size or vision_batch(self.device)):
+            pixels = torch.cat([self.preprocess(self._on_device(part)) for part in parts])
+            with self._vision_precision():
+                chunk_feats, chunk_tokens = clip_frame_features(
+                    self.model, self.temporal, pixels[None], self._onnx_vision
+                )
             feats.append(chunk_feats[0].float())
             if chunk_tokens is not None:
                 tokens.append(chunk_tokens[0].float())
@@ -458,7 +490,7 @@ class ClipEncoder:
             n = len(clip)
             vecs = all_feats[offset : offset + n]
             tok = None if all_tokens is None else all_tokens[offset : offset + n]
-            index = torch.as_tensor(np.asarray(view), dtype=torch.long)
+            index = torch.as_tensor(np.asarray(view), dtype=torch.long, device=vecs.device)
             if (
                 index.ndim != 2
                 or index.shape[1] == 0
@@ -473,7 +505,7 @@ class ClipEncoder:
                     pool_clips(self.temporal, vecs[rows], None if tok is None else tok[rows])
                 )
             offset += n
-            out.append((vecs.numpy(), torch.cat(pooled).numpy()))
+            out.append((vecs.cpu().numpy(), torch.cat(pooled).cpu().numpy()))
         return out
 
     @torch.inference_mode()
@@ -486,7 +518,8 @@ class ClipEncoder:
             return pool_frames(frame_vectors)
         if self.temporal.needs_tokens:
             raise ModelLoadError(f"{self.model_id}: its temporal head pools from the frames")
-        return self.temporal(torch.from_numpy(frame_vectors)[None].float())[0].numpy()
+        vectors = torch.from_numpy(frame_vectors)[None].float().to(self.device)
+        return self.temporal(vectors)[0].cpu().numpy()
 
 
 def _frame_batches(clips: Sequence[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
@@ -542,7 +575,10 @@ def load_model(
     export cached under ``cache_dir``, on ``text_threads`` threads (default: ``threads``,
     else torch's). ``vision_dtype="bf16"`` runs the vision tower in bf16, ``"int8"`` as
     an ONNX Runtime int8 export cached under ``cache_dir``, ``"auto"`` as the CPU runs
-    fastest (:func:`clipsearch.cpu.fastest_vision_dtype`).
+    fastest (:func:`clipsearch.cpu.fastest_vision_dtype`) or, on a GPU, under autocast.
+
+    ``device`` is ``cpu``, ``cuda[:N]`` or ``auto`` (:func:`clipsearch.devices.resolve_device`);
+    the int8 exports run on the CPU whatever it is, so int8 vision needs the CPU.
     """
     if vision_dtype not in VISION_DTYPES:
         raise InvalidInput(
@@ -560,6 +596,12 @@ def load_model(
         CLIPVisionModelWithProjection,
     )
 
+    target = resolve_device(device)
+    if target.type != "cpu" and vision_dtype == "int8" and towers != "text":
+        raise InvalidInput(
+            f"vision dtype int8 runs on the CPU (ONNX Runtime), not on {target}: "
+            "use --device cpu, or auto/fp32/bf16 on the GPU"
+        )
     if threads:
         torch.set_num_threads(threads)
     name = os.fspath(name_or_path)
@@ -585,7 +627,7 @@ def load_model(
     if model_type != "clip":
         raise ModelLoadError(f"{name!r} is a {model_type!r} checkpoint, not a CLIP model")
     try:
-        model = model_cls.from_pretrained(name).to(device)
+        model = model_cls.from_pretrained(name)  # on the CPU, where the int8 exports are made
         tokenizer = AutoTokenizer.from_pretrained(name) if towers != "vision" else None
         preprocess = _read_preprocess(name, local if is_local else None)
     except Exception as exc:
@@ -601,15 +643,21 @@ def load_model(
                 f"cannot load the temporal head of {name!r}: {one_line(exc)}"
             ) from None
     model_id = (video.model_id or local.resolve().name) if is_local else name
-    log.info("loaded %s (%s towers, text %s) on %s", model_id, towers, text_dtype, device)
+    log.info("loaded %s (%s towers, text %s) on %s", model_id, towers, text_dtype, target)
     encoder = ClipEncoder(model, tokenizer, preprocess, video, model_id, towers, temporal)
     if text_dtype == "bf16" and towers != "vision":
         encoder.text_to_bfloat16()
     elif text_dtype == "int8" and towers != "vision":
         encoder.text_to_int8(cache_dir, threads=text_threads or threads)
+    if target.type != "cpu":
+        model.to(target)
+        if temporal is not None:
+            temporal.to(target)
     if vision_dtype == "auto":
-        vision_dtype = fastest_vision_dtype()
-    if vision_dtype == "bf16" and towers != "text":
+        vision_dtype = "autocast" if target.type == "cuda" else fastest_vision_dtype()
+    if vision_dtype == "autocast" and towers != "text":
+        encoder.vision_to_autocast()
+    elif vision_dtype == "bf16" and towers != "text":
         encoder.vision_to_bfloat16()
     elif vision_dtype == "int8" and towers != "text":
         encoder.vision_to_int8(cache_dir, threads=threads)

@@ -15,6 +15,18 @@ DEFAULT_TEXT_DTYPE = "int8"
 VISION_DTYPES = ("auto", "fp32", "bf16", "int8")
 # The recommended setting: bf16 and int8 keep the demo model's figures (RESULTS.md, "Ingest").
 DEFAULT_VISION_DTYPE = "auto"
+# Where the torch towers run: auto is CUDA when torch sees a GPU, else the CPU. The int8
+# exports run on the CPU (ONNX Runtime) whatever the device.
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_DEVICE = "auto"
+
+
+def is_device_name(text: str) -> bool:
+    """Whether ``text`` names a device: one of :data:`DEVICES`, or ``cuda:N``."""
+    base, sep, index = text.partition(":")
+    return base in DEVICES and (not sep or (base == "cuda" and index.isdigit()))
+
+
 # Where the int8 export (and the decoded-frame cache of training) is kept.
 DEFAULT_CACHE_DIR = "var/cache"
 # Ingest skips videos longer than this (seconds): at an hour the segment plan's 120

@@ -61,6 +61,7 @@ def build_search(
             cache_dir=settings.cache_dir,
             text_threads=settings.text_threads,
             vision_dtype=settings.vision_dtype,
+            device=settings.device,
         )
     opened = open_store(store or settings.store)
     limits = SearchLimits(
@@ -178,6 +179,7 @@ def _vision_encoder(settings: Settings, search: SearchService, loaded: dict[str,
             towers="vision",
             threads=settings.torch_threads,
             vision_dtype=settings.vision_dtype,
+            device=settings.device,
             cache_dir=settings.cache_dir,
         )
         loaded[search.model_id] = (

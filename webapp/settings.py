@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from clipsearch.errors import ClipSearchError
 from clipsearch.runmodes import (
     DEFAULT_CACHE_DIR,
+    DEFAULT_DEVICE,
     DEFAULT_TEXT_DTYPE,
     DEFAULT_VISION_DTYPE,
     DEFAULT_WATCH_INTERVAL_S,
+    DEVICES,
     TEXT_DTYPES,
     VISION_DTYPES,
+    is_device_name,
 )
 from clipsearch.store.factory import StoreSettings
 
@@ -39,6 +42,7 @@ ENV_QUERY_CACHE = "CLIPSEARCH_QUERY_CACHE"
 ENV_TEXT_DTYPE = "CLIPSEARCH_TEXT_DTYPE"
 ENV_CACHE_DIR = "CLIPSEARCH_CACHE_DIR"
 ENV_VISION_DTYPE = "CLIPSEARCH_VISION_DTYPE"
+ENV_DEVICE = "CLIPSEARCH_DEVICE"
 ENV_BATCH_QUERIES = "CLIPSEARCH_BATCH_QUERIES"
 ENV_BATCH_WAIT_MS = "CLIPSEARCH_BATCH_WAIT_MS"
 ENV_TEXT_THREADS = "CLIPSEARCH_TEXT_THREADS"
@@ -87,6 +91,9 @@ class Settings:
     # how the vision tower runs (image queries, --watch): as `clipsearch ingest
     # --vision-dtype` ("auto": bf16, int8 or fp32, the fastest this CPU has)
     vision_dtype: str = DEFAULT_VISION_DTYPE
+    # where the torch towers run: auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N;
+    # the int8 text tower runs on the CPU whatever this is
+    device: str = DEFAULT_DEVICE
     # concurrent queries encoded in one batch (1: no micro-batching), and how long the
     # first query of a batch waits for company
     batch_queries: int = 32
@@ -114,6 +121,10 @@ class Settings:
         if self.vision_dtype not in VISION_DTYPES:
             raise ConfigError(
                 f"vision_dtype must be one of {', '.join(VISION_DTYPES)}, got {self.vision_dtype!r}"
+            )
+        if not is_device_name(self.device):
+            raise ConfigError(
+                f"device must be one of {', '.join(DEVICES)} or cuda:N, got {self.device!r}"
             )
         if self.text_threads < 1:
             raise ConfigError(f"text_threads must be >= 1, got {self.text_threads}")
@@ -158,6 +169,7 @@ class Settings:
             text_dtype=_text(environ, ENV_TEXT_DTYPE) or defaults.text_dtype,
             cache_dir=_text(environ, ENV_CACHE_DIR) or defaults.cache_dir,
             vision_dtype=_text(environ, ENV_VISION_DTYPE) or defaults.vision_dtype,
+            device=_text(environ, ENV_DEVICE) or defaults.device,
             batch_queries=_int(environ, ENV_BATCH_QUERIES, defaults.batch_queries),
             batch_wait_ms=_float(environ, ENV_BATCH_WAIT_MS, defaults.batch_wait_ms),
             text_threads=_int(environ, ENV_TEXT_THREADS, defaults.text_threads),
