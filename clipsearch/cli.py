@@ -155,9 +155,11 @@ def _add_text_dtype_arg(p: argparse.ArgumentParser) -> None:
         "--text-dtype",
         choices=TEXT_DTYPES,
         default=_env("CLIPSEARCH_TEXT_DTYPE", DEFAULT_TEXT_DTYPE),
-        help="how the text tower runs: fp32 or bf16 torch, or int8 (an ONNX Runtime export, "
-        "made once into the cache directory) (env CLIPSEARCH_TEXT_DTYPE; default "
-        "%(default)s; `clipsearch parity` reports what each changes)",
+        help="how the text tower runs: fp32 or bf16 torch, int8 (an ONNX Runtime export, "
+        "made once into the cache directory), or auto: the fastest of these on this machine "
+        "(bf16 only where the CPU has it), measured once per checkpoint and kept beside the "
+        "export (env CLIPSEARCH_TEXT_DTYPE; default %(default)s; `clipsearch parity` reports "
+        "what each changes)",
     )
     _add_onnx_cache_arg(p)
 

@@ -573,9 +573,10 @@ def load_model(
     ``towers="text"`` loads only the text tower (what the query path needs);
     ``text_dtype="bf16"`` runs that tower in bf16, ``"int8"`` as an ONNX Runtime int8
     export cached under ``cache_dir``, on ``text_threads`` threads (default: ``threads``,
-    else torch's). ``vision_dtype="bf16"`` runs the vision tower in bf16, ``"int8"`` as
-    an ONNX Runtime int8 export cached under ``cache_dir``, ``"auto"`` as the CPU runs
-    fastest (:func:`clipsearch.cpu.fastest_vision_dtype`) or, on a GPU, under autocast.
+    else torch's), ``"auto"`` as it runs fastest here (:mod:`clipsearch.text_runtime`).
+    ``vision_dtype="bf16"`` runs the vision tower in bf16, ``"int8"`` as an ONNX Runtime
+    int8 export cached under ``cache_dir``, ``"auto"`` as the CPU runs fastest
+    (:func:`clipsearch.cpu.fastest_vision_dtype`) or, on a GPU, under autocast.
 
     ``device`` is ``cpu``, ``cuda[:N]`` or ``auto`` (:func:`clipsearch.devices.resolve_device`);
     the int8 exports run on the CPU whatever it is, so int8 vision needs the CPU.
@@ -645,6 +646,8 @@ def load_model(
     model_id = (video.model_id or local.resolve().name) if is_local else name
     log.info("loaded %s (%s towers, text %s) on %s", model_id, towers, text_dtype, target)
     encoder = ClipEncoder(model, tokenizer, preprocess, video, model_id, towers, temporal)
+    if text_dtype == "auto" and towers != "vision":
+        text_dtype = _fastest_text_dtype(encoder, name, cache_dir, threads, text_threads)
     if text_dtype == "bf16" and towers != "vision":
         encoder.text_to_bfloat16()
     elif text_dtype == "int8" and towers != "vision":
@@ -662,6 +665,40 @@ def load_model(
     elif vision_dtype == "int8" and towers != "text":
         encoder.vision_to_int8(cache_dir, threads=threads)
     return encoder
+
+
+def _fastest_text_dtype(
+    encoder: ClipEncoder,
+    name: str,
+    cache_dir: str | os.PathLike[str],
+    threads: int | None,
+    text_threads: int | None,
+) -> str:
+    """What ``text_dtype="auto"`` means for ``encoder`` (its text tower still fp32) here:
+    measured once per checkpoint and machine (:mod:`clipsearch.text_runtime`)."""
+    from clipsearch import text_runtime
+    from clipsearch.text_onnx import tower_digest
+
+    int8_threads = text_threads or threads
+
+    def encoders(dtype: str) -> ClipEncoder:
+        if dtype == "fp32":
+            return encoder
+        if dtype == "int8":
+            encoder.text_to_int8(cache_dir, threads=int8_threads)
+            return encoder
+        return load_model(name, towers="text", text_dtype=dtype, threads=threads)
+
+    try:
+        return text_runtime.choose(
+            tower_digest(encoder.model),
+            cache_dir,
+            encoders,
+            torch_threads=torch.get_num_threads(),
+            text_threads=int8_threads or torch.get_num_threads(),
+        )
+    finally:
+        encoder.text_to_torch()  # back to fp32; the caller applies the choice
 
 
 def save_model(encoder: ClipEncoder, directory: str | os.PathLike[str]) -> Path:

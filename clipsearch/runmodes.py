@@ -4,11 +4,13 @@ settings check these names without loading torch."""
 from __future__ import annotations
 
 # The text tower: fp32 torch; bf16 torch (about 2x faster on CPUs with AMX/AVX-512 BF16);
-# int8, an ONNX Runtime dynamic-int8 export (clipsearch.text_onnx). `clipsearch parity`
+# int8, an ONNX Runtime dynamic-int8 export (clipsearch.text_onnx); auto, the fastest of
+# these on this machine, measured once (clipsearch.text_runtime). `clipsearch parity`
 # reports what each changes against fp32.
-TEXT_DTYPES = ("fp32", "bf16", "int8")
-# The serving default: int8 keeps the demo model's mAP within 0.01 (`clipsearch parity`).
-DEFAULT_TEXT_DTYPE = "int8"
+TEXT_DTYPES = ("auto", "fp32", "bf16", "int8")
+# The default: int8 and bf16 keep the demo model's mAP within 0.01 (`clipsearch parity`),
+# so auto may take either.
+DEFAULT_TEXT_DTYPE = "auto"
 # The vision tower (ingest): fp32; bf16 (fast on CPUs with AVX-512 BF16 or AMX only, and
 # emulated, slower than fp32, elsewhere); int8, an ONNX Runtime dynamic-int8 export
 # (clipsearch.vision_onnx); auto: bf16, else int8 where the CPU has VNNI, else fp32.

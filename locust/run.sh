@@ -16,29 +16,10 @@ USERS=${3:-32}
 DURATION=${4:-60s}
 MIX=${5:-unique}
 OUT=${6:-var/load/${MIX}-${USERS}u}
-PORT=${PORT:-8765}
-HOST="http://127.0.0.1:${PORT}"
-PYTHON=${PYTHON:-python3}
-
-if [ ! -x locust/.venv/bin/locust ]; then
-  "$PYTHON" -m venv locust/.venv
-  locust/.venv/bin/pip install -q -r locust/requirements.txt
-fi
+source locust/server.sh
+ensure_locust_venv
 mkdir -p "$OUT"
-
-if [ -n "${SERVER_CMD:-}" ]; then
-  CLIPSEARCH_MODEL="$MODEL" bash -c "exec $SERVER_CMD" > "$OUT/server.log" 2>&1 &
-else
-  .venv/bin/clipsearch serve --model "$MODEL" --store "$STORE" --port "$PORT" > "$OUT/server.log" 2>&1 &
-fi
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 1 120); do
-  curl -sf "$HOST/api/health" > /dev/null && break
-  kill -0 $SERVER 2>/dev/null || { echo "run.sh: the server exited; see $OUT/server.log" >&2; exit 1; }
-  sleep 1
-done
-curl -sf "$HOST/api/health" > /dev/null || { echo "run.sh: the server never answered" >&2; exit 1; }
+start_server "$MODEL" "$STORE" "$OUT"
 
 LOCUST_MIX="$MIX" locust/.venv/bin/locust -f locust/locustfile.py --headless \
   --users "$USERS" --spawn-rate "$USERS" --run-time "$DURATION" --host "$HOST" \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
@@ -22,6 +23,7 @@ def load(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"load_{name}", LOCUST_DIR / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
     spec.loader.exec_module(module)
     return module
 
@@ -80,3 +82,53 @@ def test_summary_of_a_stats_csv(tmp_path: Path) -> None:
     empty.write_text(HEADER + "\n")
     with pytest.raises(ValueError, match="no rows"):
         summarize.summarize(empty)
+
+
+def test_open_loop_percentiles_are_nearest_rank() -> None:
+    openloop = load("openloop")
+    values = [float(v) for v in range(1, 101)]
+    assert openloop.percentile(values, 95) == 95.0
+    assert openloop.percentile(values, 50) == 50.0
+    assert openloop.percentile([7.0], 99) == 7.0
+
+
+def _queueing_server(capacity: float, service_ms: float) -> object:
+    """A stand-in server whose p95 grows as the rate nears its capacity (an M/M/1 queue)."""
+    openloop = load("openloop")
+    tried: list[float] = []
+
+    def run(rate: float) -> object:
+        tried.append(rate)
+        load_ = rate / capacity
+        p95 = service_ms * 3 / (1 - load_) if load_ < 1 else float("inf")
+        answered = int(rate * 10) if load_ < 1 else int(capacity * 10)
+        return openloop.summarize_step(rate, 10, [p95] * answered, 0, [0.0])
+
+    run.tried = tried  # type: ignore[attr-defined]
+    return run
+
+
+def test_open_loop_finds_the_highest_rate_within_the_bound() -> None:
+    openloop = load("openloop")
+    run = _queueing_server(capacity=100, service_ms=10)  # p95 = 100 ms at 70 requests/s
+    steps, sustained = openloop.search_rates(run, start=10, p95_ms=100, refine=4)
+    assert sustained is not None and 65 <= sustained <= 70
+    assert all(openloop.holds(s, 100) == (s.rate <= 70) for s in steps)
+    assert run.tried[:5] == [10, 15, 22.5, 33.8, 50.7]  # type: ignore[attr-defined]
+
+
+def test_open_loop_counts_errors_and_unanswered_requests_as_failing() -> None:
+    openloop = load("openloop")
+    fast = [5.0] * 100
+    assert openloop.holds(openloop.summarize_step(10, 10, fast, 0, []), 100)
+    assert not openloop.holds(openloop.summarize_step(10, 10, fast, 1, []), 100)
+    assert not openloop.holds(openloop.summarize_step(10, 10, [], 0, []), 100)
+    slow = openloop.summarize_step(10, 10, [5.0] * 90 + [500.0] * 10, 0, [])
+    assert slow.p95_ms == 500.0 and not openloop.holds(slow, 100)
+
+
+def test_open_loop_reports_none_when_even_the_first_rate_fails() -> None:
+    openloop = load("openloop")
+    run = _queueing_server(capacity=5, service_ms=40)
+    steps, sustained = openloop.search_rates(run, start=10, p95_ms=100)
+    assert sustained is None and len(steps) == 1
