@@ -9,7 +9,8 @@
 # 3. the text tower alone: one query and batches of 32, fp32 / bf16 / int8 (`bench-text`);
 # 4. clipsearch and the seed-style baseline under the same unique-query load at each
 #    user count (locust/compare.sh), then clipsearch under the Zipf mix at 32 users;
-# 5. the plot (benchmarks/serving/plot.py).
+# 5. both under a fixed arrival rate: the highest rate at p95 <= 100 ms (locust/openloop.sh);
+# 6. the plot (benchmarks/serving/plot.py).
 # Ingest has its own: benchmarks/ingest/run.sh.
 # Models, stores and raw locust output go to var/bench/; the JSON summaries and PNGs to OUT.
 set -euo pipefail
@@ -36,5 +37,7 @@ for u in $USERS; do
 done
 locust/run.sh "$MODEL" "$STORE" 32 "$DURATION" zipf "$WORK/load/zipf-32u" > /dev/null
 cp "$WORK/load/zipf-32u/summary.json" "$OUT/zipf-32u.json"
+locust/openloop.sh "$MODEL" "$STORE" "$WORK/load/openloop"
+cp "$WORK/load/openloop/openloop.json" "$OUT/openloop.json"
 
 .venv/bin/python benchmarks/serving/plot.py "$OUT"
