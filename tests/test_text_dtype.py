@@ -73,7 +73,7 @@ def test_a_fast_path_starts_from_fp32(tiny_model_dir: Path, tmp_path: Path) -> N
 
 
 def test_unknown_dtypes_are_refused(tiny_model_dir: Path) -> None:
-    with pytest.raises(InvalidInput, match="text dtype must be one of fp32, bf16, int8"):
+    with pytest.raises(InvalidInput, match="text dtype must be one of auto, fp32, bf16, int8"):
         load_model(tiny_model_dir, text_dtype="fp16")
     with pytest.raises(InvalidInput, match="vision dtype must be one of auto, fp32, bf16, int8"):
         load_model(tiny_model_dir, vision_dtype="fp16")
@@ -81,7 +81,7 @@ def test_unknown_dtypes_are_refused(tiny_model_dir: Path) -> None:
         Settings(model="m", text_dtype="int4")
     env = {"CLIPSEARCH_MODEL": "m", "CLIPSEARCH_TEXT_DTYPE": "bf16"}
     assert Settings.from_env(env).text_dtype == "bf16"
-    assert Settings(model="m").text_dtype == "int8"  # the default, per `clipsearch parity`
+    assert Settings(model="m").text_dtype == "auto"  # the fastest here of those parity allows
 
 
 def test_bf16_vision_tower_keeps_clip_vectors_close(tiny_model_dir: Path) -> None:
