@@ -184,7 +184,7 @@ def _add_vision_dtype_arg(p: argparse.ArgumentParser) -> None:
         choices=VISION_DTYPES,
         default=_env("CLIPSEARCH_VISION_DTYPE", DEFAULT_VISION_DTYPE),
         help="how the vision tower runs (env CLIPSEARCH_VISION_DTYPE; default %(default)s: "
-        "bf16 on CPUs with AVX-512 BF16 or AMX, else int8 (an ONNX Runtime export, made once "
+        "bf16 on CPUs with AMX, else int8 (an ONNX Runtime export, made once "
         "into the cache directory) on CPUs with VNNI, else fp32; `clipsearch bench-ingest` "
         "and `clipsearch eval --vision-dtype ...` report what each changes)",
     )

@@ -18,6 +18,7 @@ DATA=${DATA:-var/data/synthucf}
 MODEL=var/bench/vit-b-32
 PY=$PWD/.venv/bin/python
 mkdir -p "$OUT" var/bench
+OUT=$(cd "$OUT" && pwd)  # the "before" run works from another directory
 [ -d "$DATA" ] || { echo "no dataset at $DATA: run make data first" >&2; exit 2; }
 [ -f "$MODEL/config.json" ] || .venv/bin/clipsearch model init --arch vit-b-32 --out "$MODEL"
 
@@ -26,7 +27,7 @@ if [ -n "$BEFORE" ]; then
   trap 'git worktree remove --force "$tree" 2>/dev/null || true; rm -rf "$tree"' EXIT
   git worktree add --detach --force "$tree" "$BEFORE" > /dev/null
   (cd "$tree" && PYTHONPATH="$tree" "$PY" -m clipsearch.cli bench-ingest "$OLDPWD/$DATA" \
-    --model "$OLDPWD/$MODEL" --limit "$LIMIT" --segments --json "$OLDPWD/$OUT/before.json")
+    --model "$OLDPWD/$MODEL" --limit "$LIMIT" --segments --json "$OUT/before.json")
 fi
 for dtype in auto fp32 bf16 int8; do
   .venv/bin/clipsearch bench-ingest "$DATA" --model "$MODEL" --limit "$LIMIT" \
