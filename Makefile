@@ -10,14 +10,14 @@ DATA   ?= var/data/synthucf
 MODEL  ?= var/models/demo
 STORE  ?= var/store
 PORT   ?= 8000
-# The browser tests (tests/test_browser.py) drive this Chromium; `make browser-deps`
+# The browser tests (tests/webapp/test_browser.py) drive this Chromium; `make browser-deps`
 # installs Debian's package when it is missing (as root with apt-get).
 CHROMIUM ?= $(or $(CLIPSEARCH_CHROMIUM),/usr/bin/chromium)
 # Extra pip arguments for torch. Where pip's default index would pick the CUDA build
 # (plain Linux x86-64), use: make demo TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP_ARGS ?=
 
-.PHONY: install browser-deps compose-deps demo data model index serve test lint typecheck pytest clean
+.PHONY: install browser-deps compose-deps demo data model index serve test test-fast lint typecheck pytest pytest-fast clean
 
 install: $(VENV)/.installed
 
@@ -44,7 +44,7 @@ browser-deps:
 		echo "browser-deps: note: no Chromium at $(CHROMIUM) (not root with apt-get); the browser tests will skip"; \
 	fi
 
-# Debian's docker-compose, for tests/test_compose.py (`docker-compose config -q`; no engine
+# Debian's docker-compose, for tests/deploy/test_compose.py (`docker-compose config -q`; no engine
 # needed): installed by apt-get when missing and we are root, else those tests skip.
 compose-deps:
 	@if command -v docker-compose >/dev/null 2>&1; then \
@@ -86,10 +86,17 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The full check (the README's): every test but the GPU ones, the slow ones included.
 pytest: install browser-deps compose-deps
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not gpu"
 
 test: lint typecheck pytest
+
+# The edit loop: the same without the tests marked slow (a crash loop, `dvc repro`, ...).
+pytest-fast: install
+	$(BIN)/pytest
+
+test-fast: lint typecheck pytest-fast
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

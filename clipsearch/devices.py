@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from clipsearch.errors import InvalidInput
-from clipsearch.runmodes import DEVICES, is_device_name
+from clipsearch.settings import DEVICES, is_device_name
 
 # Frames per vision-tower call. CPU: measured with ViT-B/32 on a 2-core Xeon (AMX), 32 runs
 # bf16 at 1.48x and int8 at 1.1x the speed of 128 and holds a tenth of the memory

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from clipsearch.cpu import fastest_vision_dtype
 from clipsearch.devices import CPU_VISION_BATCH, cuda_autocast_dtype, resolve_device, vision_batch
 from clipsearch.errors import InvalidInput, ModelLoadError
-from clipsearch.runmodes import DEFAULT_CACHE_DIR, TEXT_DTYPES, VISION_DTYPES
+from clipsearch.settings import DEFAULT_CACHE_DIR, TEXT_DTYPES, VISION_DTYPES
 from clipsearch.temporal import HEAD_FILE, TemporalPooling
 
 log = logging.getLogger(__name__)

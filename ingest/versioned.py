@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,10 +25,10 @@ from clipsearch.store.aliases import (
     SEPARATOR,
     AliasCatalog,
     ClientCatalog,
-    EdgeCatalog,
     ModelRef,
     check_alias,
     model_slug,
+    version_catalog,
     version_name,
 )
 from clipsearch.store.base import VectorStore
@@ -91,23 +91,17 @@ class VersionBuild:
     @classmethod
     def open(cls, settings: StoreSettings, alias: str, model_id: str) -> VersionBuild:
         """The version to fill for ``alias`` on the store ``settings`` names."""
-        check_alias(alias)
-        if settings.url:
-            from clipsearch.store.client import QdrantClientStore
-
-            probe = open_store(replace(settings, collection=alias))
-            assert isinstance(probe, QdrantClientStore)
+        catalog, probe = version_catalog(settings, alias)
+        if probe is not None:
             try:
                 return cls.on_client(probe, alias, model_id, owns_probe=True)
             except BaseException:
                 probe.close()
                 raise
-        if not settings.path:
-            raise StoreError("no vector store configured: give a store path or a Qdrant URL")
-        edge = EdgeCatalog(settings.path)
-        plan = plan_version(edge, alias, model_id)
+        plan = plan_version(catalog, alias, model_id)
+        assert settings.path is not None
         Path(settings.path).mkdir(parents=True, exist_ok=True)
-        return cls(edge, plan, open_store(edge.settings_for(settings, plan.version)))
+        return cls(catalog, plan, open_store(catalog.settings_for(settings, plan.version)))
 
     @classmethod
     def on_client(

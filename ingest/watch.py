@@ -2,7 +2,7 @@
 
 The folder is polled, not watched through inotify: polling sees changes on NFS and SMB
 mounts, where change notifications never arrive. Every poll is one ingest run
-(:func:`ingest.pipeline.ingest`) with prune: new and changed files are embedded once they
+(:func:`clipsearch.pipeline.runner.ingest`) with prune: new and changed files are embedded once they
 have stopped changing (a file still being copied is left for a later poll), moved files
 keep their vectors, and videos whose file is gone are removed under the same safety rules
 as ``ingest --prune`` (a refused prune is logged, and the poll goes on without it). Each
@@ -24,14 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from clipsearch.dataset import Collection, load_collection
+from clipsearch.data.collection import Collection, load_collection
 from clipsearch.errors import DatasetError, InvalidInput
 from clipsearch.filenames import display
 from clipsearch.model import ClipEncoder
-from clipsearch.runmodes import DEFAULT_WATCH_INTERVAL_S
+from clipsearch.pipeline.runner import IngestOptions, IngestReport, changes, ingest
+from clipsearch.pipeline.sync import STILL_WRITTEN, Stamp
+from clipsearch.settings import DEFAULT_WATCH_INTERVAL_S
 from clipsearch.store.base import VectorStore
-from ingest.pipeline import IngestOptions, IngestReport, changes, ingest
-from ingest.sync import STILL_WRITTEN, Stamp
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ SERVER_CMD=".venv/bin/uvicorn benchmarks.baseline.app:app --workers 1 --port ${P
 .venv/bin/python - "$OUT" <<'PY'
 import json, sys
 from pathlib import Path
-from clipsearch.benchutil import cpu_line
+from clipsearch.bench.common import cpu_line
 out = Path(sys.argv[1])
 runs = {name: json.loads((out / name / "summary.json").read_text()) for name in ("clipsearch", "baseline")}
 a, b = runs["clipsearch"]["total"], runs["baseline"]["total"]

@@ -30,7 +30,7 @@ measure() {  # NAME [START_RATE]: the server is already up
 .venv/bin/python - "$OUT" <<'PY'
 import json, sys
 from pathlib import Path
-from clipsearch.benchutil import cpu_line
+from clipsearch.bench.common import cpu_line
 from clipsearch.cpu import cpu_info
 out = Path(sys.argv[1])
 runs = {name: json.loads((out / f"{name}.json").read_text()) for name in ("clipsearch", "baseline")}

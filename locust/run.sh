@@ -30,7 +30,7 @@ locust/.venv/bin/python locust/summarize.py "$OUT/stats_stats.csv" "$OUT/health.
 .venv/bin/python - "$OUT/summary.json" <<'PY'
 import json, sys
 from pathlib import Path
-from clipsearch.benchutil import cpu_line
+from clipsearch.bench.common import cpu_line
 from clipsearch.cpu import cpu_info
 path = Path(sys.argv[1])
 summary = json.loads(path.read_text())

@@ -98,7 +98,7 @@ def memory_store() -> Iterator[object]:
 @pytest.fixture(scope="session")
 def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small SynthUCF build: 4 classes x 8 groups x 1 clip (split 1 trains on group 8)."""
-    from clipsearch.synth import generate
+    from clipsearch.data.synth import generate
 
     root = tmp_path_factory.mktemp("data") / "synthucf"
     generate(root, classes=4, groups=8, clips=1, seed=0, workers=2, moments=False)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from clipsearch.synth import _SIZE_RANGE as SIZE_RANGES  # radius per size word, at 240 px
-from clipsearch.synth import COLORS
+from clipsearch.data.synth import _SIZE_RANGE as SIZE_RANGES  # radius per size word, at 240 px
+from clipsearch.data.synth import COLORS
 
 # the cut between neighbouring size words (halfway between their radius ranges)
 _SIZE_CUTS = ((23.5, "small"), (31.5, "medium"), (float("inf"), "large"))

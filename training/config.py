@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from clipsearch.dataset import VALIDATION_GROUPS
+from clipsearch.data.collection import VALIDATION_GROUPS
 from clipsearch.errors import InvalidInput
 from training.augment import AugmentConfig
 
@@ -65,7 +65,7 @@ class TrainConfig:
     aspect: float = 0.15  # stretch one axis by up to this fraction
     shift: float = 0.1  # shift by up to this fraction of the frame
     # colour x class combos withheld from training: a count chosen from synth_meta.jsonl
-    # (clipsearch.attributes.default_heldout), or explicit "Class:colour" strings
+    # (clipsearch.data.synthucf.default_heldout), or explicit "Class:colour" strings
     heldout: int | list[str] = 3
     freeze: str = "none"  # fine-tuning: "none", "proj_ln" or "layers:N" (training.freeze)
     # groups of the split's training list kept apart for validation (a group shares scene

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from clipsearch.dataset import Clip
+from clipsearch.data.collection import Clip
+from clipsearch.data.synth import COLORS, SIZES
 from clipsearch.errors import DatasetError
-from clipsearch.frames import decode_many
 from clipsearch.model import ClipEncoder, ImagePreprocess, clip_frame_features, pool_clips
-from clipsearch.synth import COLORS, SIZES
+from clipsearch.pipeline.decode import decode_many
 from training.augment import AugmentConfig, augment_clip
 from training.texts import Attributes, Text, class_prompt_texts, draw_text, hard_negative
 
@@ -100,7 +100,7 @@ def load_frames(
 
 
 def captions_from_meta(meta: dict[str, dict[str, Any]] | None) -> dict[str, str]:
-    """Captions by relative path from ``clipsearch.attributes.read_meta`` rows (empty: none)."""
+    """Captions by relative path from ``clipsearch.data.synthucf.read_meta`` rows (empty: none)."""
     if not meta:
         return {}
     return {path: row["caption"] for path, row in meta.items() if row.get("caption")}

@@ -2,7 +2,7 @@
 
 A clip has attributes: its class and, where ``synth_meta.jsonl`` has a row, its
 object, motion, colour, size, speed and background
-(:data:`clipsearch.attributes.CLASS_ATTRIBUTES`). A training text is drawn from
+(:data:`clipsearch.data.synthucf.CLASS_ATTRIBUTES`). A training text is drawn from
 one *view* of them (the class phrase, "a red ball", "something spinning", "a small
 box", "a red ball bouncing", a full caption, ...) and carries the attributes it
 *requires*. A text describes every clip whose attributes meet its requirements, so
@@ -22,9 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from clipsearch.attributes import CLASS_ATTRIBUTES, composed_query, object_query
-from clipsearch.dataset import class_phrase
-from clipsearch.synth import (  # the captions' wording, kept in one place
+from clipsearch.data.collection import class_phrase
+from clipsearch.data.synth import (  # the captions' wording, kept in one place
     _CAPTION_TEMPLATES,
     _SIZE_WORDS,
     _SPEED_WORDS,
@@ -33,6 +32,7 @@ from clipsearch.synth import (  # the captions' wording, kept in one place
     SIZES,
     SPEEDS,
 )
+from clipsearch.data.synthucf import CLASS_ATTRIBUTES, composed_query, object_query
 
 Attributes = dict[str, str]
 """Attribute name -> value: ``class``, ``object``, ``motion``, ``color``, ``size``,

@@ -19,7 +19,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from clipsearch.evaluate import evaluate_vectors
+from clipsearch.evaluation.retrieval import evaluate_vectors
 from clipsearch.model import ClipEncoder
 from training.data import FrameCache, encode_cached
 

@@ -16,8 +16,9 @@ from flask import Blueprint, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from clipsearch.errors import ClipSearchError, InvalidInput, StoreError
+from clipsearch.responses import NO_GOOD_MATCH
 from clipsearch.search import SearchResponse
-from webapp.clips import NO_GOOD_MATCH, detail_dict, find_clip, response_dict
+from webapp.clips import detail_dict, find_clip, response_dict
 from webapp.errors import RETRY_AFTER_S, ErrorInfo, describe
 from webapp.images import read_upload
 from webapp.query import SearchParams, from_args

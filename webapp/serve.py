@@ -32,7 +32,7 @@ ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 
 def is_embedded(store: StoreSettings) -> bool:
     """True for a Qdrant Edge directory (single-process), False for a URL."""
-    return not store.url
+    return store.embedded
 
 
 def plan_workers(

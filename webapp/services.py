@@ -138,7 +138,7 @@ def start_watcher(folder: str, settings: Settings, live: LiveSearch, media_dir: 
     changed videos are searchable at the next poll, with no restart. Each poll uses the
     search service serving now: its store, the vision tower of its model and the segment
     plan its videos were cut by."""
-    from ingest.pipeline import IngestOptions, stored_segment_plan
+    from clipsearch.pipeline.runner import IngestOptions, stored_segment_plan
     from ingest.watch import Watcher
 
     # decoding in a thread: forking a process that serves requests from threads is unsafe

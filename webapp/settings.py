@@ -9,8 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from clipsearch.errors import ClipSearchError
-from clipsearch.runmodes import (
+from clipsearch.settings import (
     DEFAULT_CACHE_DIR,
     DEFAULT_DEVICE,
     DEFAULT_TEXT_DTYPE,
@@ -19,17 +18,20 @@ from clipsearch.runmodes import (
     DEVICES,
     TEXT_DTYPES,
     VISION_DTYPES,
+    ConfigError,
+    env_bool,
+    env_float,
+    env_int,
+    env_optional_float,
+    env_optional_int,
+    env_text,
     is_device_name,
+    store_settings_from_env,
 )
 from clipsearch.store.factory import StoreSettings
 
 # Variables read by :meth:`Settings.from_env`.
 ENV_MODEL = "CLIPSEARCH_MODEL"
-ENV_STORE = "CLIPSEARCH_STORE"
-ENV_QDRANT_URL = "CLIPSEARCH_QDRANT_URL"
-ENV_QDRANT_URL_FALLBACK = "QDRANT_URL"
-ENV_COLLECTION = "CLIPSEARCH_COLLECTION"
-ENV_API_KEY = "QDRANT_API_KEY"
 ENV_MEDIA_DIR = "CLIPSEARCH_MEDIA_DIR"
 ENV_DEFAULT_K = "CLIPSEARCH_DEFAULT_K"
 ENV_MAX_K = "CLIPSEARCH_MAX_K"
@@ -48,20 +50,8 @@ ENV_BATCH_WAIT_MS = "CLIPSEARCH_BATCH_WAIT_MS"
 ENV_TEXT_THREADS = "CLIPSEARCH_TEXT_THREADS"
 ENV_ALIAS_CHECK_S = "CLIPSEARCH_ALIAS_CHECK_S"
 ENV_APP_API_KEY = "CLIPSEARCH_API_KEY"
-ENV_STORE_CACHE_MB = "CLIPSEARCH_STORE_CACHE_MB"
-ENV_QDRANT_TIMEOUT_S = "CLIPSEARCH_QDRANT_TIMEOUT_S"
-ENV_SHARD_NUMBER = "CLIPSEARCH_SHARD_NUMBER"
-ENV_REPLICATION_FACTOR = "CLIPSEARCH_REPLICATION_FACTOR"
-ENV_WRITE_CONSISTENCY = "CLIPSEARCH_WRITE_CONSISTENCY_FACTOR"
 ENV_WATCH = "CLIPSEARCH_WATCH"
 ENV_WATCH_INTERVAL_S = "CLIPSEARCH_WATCH_INTERVAL_S"
-
-
-class ConfigError(ClipSearchError):
-    """A setting is missing or malformed."""
-
-    status = 500
-    code = "config_error"
 
 
 @dataclass(frozen=True)
@@ -157,86 +147,24 @@ class Settings:
         return cls(
             model=model,
             store=store_settings_from_env(environ),
-            media_dir=_text(environ, ENV_MEDIA_DIR) or defaults.media_dir,
-            default_k=_int(environ, ENV_DEFAULT_K, defaults.default_k),
-            max_k=_int(environ, ENV_MAX_K, defaults.max_k),
-            max_query_chars=_int(environ, ENV_MAX_QUERY_CHARS, defaults.max_query_chars),
-            torch_threads=_optional_int(environ, ENV_TORCH_THREADS),
-            min_score=_optional_float(environ, ENV_MIN_SCORE),
-            near_threshold=_optional_float(environ, ENV_NEAR_THRESHOLD),
-            image_search=_bool(environ, ENV_IMAGE_SEARCH, defaults.image_search),
-            query_cache=_int(environ, ENV_QUERY_CACHE, defaults.query_cache),
-            text_dtype=_text(environ, ENV_TEXT_DTYPE) or defaults.text_dtype,
-            cache_dir=_text(environ, ENV_CACHE_DIR) or defaults.cache_dir,
-            vision_dtype=_text(environ, ENV_VISION_DTYPE) or defaults.vision_dtype,
-            device=_text(environ, ENV_DEVICE) or defaults.device,
-            batch_queries=_int(environ, ENV_BATCH_QUERIES, defaults.batch_queries),
-            batch_wait_ms=_float(environ, ENV_BATCH_WAIT_MS, defaults.batch_wait_ms),
-            text_threads=_int(environ, ENV_TEXT_THREADS, defaults.text_threads),
-            alias_check_s=_float(environ, ENV_ALIAS_CHECK_S, defaults.alias_check_s),
-            api_key=_text(environ, ENV_APP_API_KEY),
-            watch=_text(environ, ENV_WATCH),
-            watch_interval_s=_float(environ, ENV_WATCH_INTERVAL_S, defaults.watch_interval_s),
+            media_dir=env_text(environ, ENV_MEDIA_DIR) or defaults.media_dir,
+            default_k=env_int(environ, ENV_DEFAULT_K, defaults.default_k),
+            max_k=env_int(environ, ENV_MAX_K, defaults.max_k),
+            max_query_chars=env_int(environ, ENV_MAX_QUERY_CHARS, defaults.max_query_chars),
+            torch_threads=env_optional_int(environ, ENV_TORCH_THREADS),
+            min_score=env_optional_float(environ, ENV_MIN_SCORE),
+            near_threshold=env_optional_float(environ, ENV_NEAR_THRESHOLD),
+            image_search=env_bool(environ, ENV_IMAGE_SEARCH, defaults.image_search),
+            query_cache=env_int(environ, ENV_QUERY_CACHE, defaults.query_cache),
+            text_dtype=env_text(environ, ENV_TEXT_DTYPE) or defaults.text_dtype,
+            cache_dir=env_text(environ, ENV_CACHE_DIR) or defaults.cache_dir,
+            vision_dtype=env_text(environ, ENV_VISION_DTYPE) or defaults.vision_dtype,
+            device=env_text(environ, ENV_DEVICE) or defaults.device,
+            batch_queries=env_int(environ, ENV_BATCH_QUERIES, defaults.batch_queries),
+            batch_wait_ms=env_float(environ, ENV_BATCH_WAIT_MS, defaults.batch_wait_ms),
+            text_threads=env_int(environ, ENV_TEXT_THREADS, defaults.text_threads),
+            alias_check_s=env_float(environ, ENV_ALIAS_CHECK_S, defaults.alias_check_s),
+            api_key=env_text(environ, ENV_APP_API_KEY),
+            watch=env_text(environ, ENV_WATCH),
+            watch_interval_s=env_float(environ, ENV_WATCH_INTERVAL_S, defaults.watch_interval_s),
         )
-
-
-def store_settings_from_env(environ: Mapping[str, str] = os.environ) -> StoreSettings:
-    """The vector store part of the settings: an embedded path or a Qdrant server URL."""
-    defaults = StoreSettings()
-    return StoreSettings(
-        path=_text(environ, ENV_STORE) or defaults.path,
-        url=_text(environ, ENV_QDRANT_URL) or _text(environ, ENV_QDRANT_URL_FALLBACK),
-        collection=_text(environ, ENV_COLLECTION) or defaults.collection,
-        api_key=_text(environ, ENV_API_KEY),
-        timeout_s=_int(environ, ENV_QDRANT_TIMEOUT_S, defaults.timeout_s),
-        cache_mb=_float(environ, ENV_STORE_CACHE_MB, defaults.cache_mb),
-        shard_number=_optional_int(environ, ENV_SHARD_NUMBER),
-        replication_factor=_optional_int(environ, ENV_REPLICATION_FACTOR),
-        write_consistency_factor=_optional_int(environ, ENV_WRITE_CONSISTENCY),
-    )
-
-
-def _text(environ: Mapping[str, str], name: str) -> str | None:
-    value = environ.get(name, "").strip()
-    return value or None
-
-
-def _int(environ: Mapping[str, str], name: str, default: int) -> int:
-    value = _optional_int(environ, name)
-    return default if value is None else value
-
-
-def _optional_int(environ: Mapping[str, str], name: str) -> int | None:
-    value = _text(environ, name)
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
-
-
-def _optional_float(environ: Mapping[str, str], name: str) -> float | None:
-    value = _text(environ, name)
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {value!r}") from None
-
-
-def _float(environ: Mapping[str, str], name: str, default: float) -> float:
-    value = _optional_float(environ, name)
-    return default if value is None else value
-
-
-def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
-    value = _text(environ, name)
-    if value is None:
-        return default
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be true or false, got {value!r}")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsearch.benchutil import disk_bytes, latency_summary
+from clipsearch.bench.common import disk_bytes, latency_summary
 from clipsearch.store.edge import QdrantEdgeStore
 
 

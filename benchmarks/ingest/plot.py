@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from clipsearch.ingestbench import UCF101_CLIPS, UCF101_MEAN_S
+from clipsearch.bench.ingest import UCF101_CLIPS, UCF101_MEAN_S
 from clipsearch.segments import SegmentPlan, frame_layout
 from clipsearch.video import segment_midpoints
 

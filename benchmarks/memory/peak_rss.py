@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-from clipsearch.benchutil import cpu_line
+from clipsearch.bench.common import cpu_line
 
 MB = 1024 * 1024
 

@@ -32,6 +32,7 @@ from clipsearch.errors import InvalidInput, StoreError
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
+    from clipsearch.store.client import QdrantClientStore
     from clipsearch.store.factory import StoreSettings
 
 if sys.platform != "win32":
@@ -284,7 +285,8 @@ def alias_catalog(settings: StoreSettings) -> tuple[AliasCatalog, str] | None:
     """(catalog, alias) when ``settings`` names an alias, else None: an Edge path that is an
     alias link, or a server collection name that is an alias or not taken yet (so an app
     started before the first ``--alias`` ingest follows it once it exists)."""
-    if settings.url:
+    if not settings.embedded:
+        assert settings.url is not None
         from clipsearch.store.factory import MEMORY_URL
 
         if settings.url == MEMORY_URL or not _could_be_alias(settings.collection):
@@ -315,3 +317,23 @@ def _could_be_alias(name: str) -> bool:
     except InvalidInput:
         return False
     return True
+
+
+def version_catalog(
+    settings: StoreSettings, alias: str
+) -> tuple[AliasCatalog, QdrantClientStore | None]:
+    """The catalog in which versions of ``alias`` are built on the store ``settings``
+    names: a server's aliases, through a store opened on ``alias`` (returned too, so the
+    version can share its connection; the caller closes it), or Edge's folder of
+    versions (``settings.path``)."""
+    check_alias(alias)
+    if not settings.embedded:
+        from clipsearch.store.client import QdrantClientStore
+        from clipsearch.store.factory import open_store
+
+        probe = open_store(replace(settings, collection=alias))
+        assert isinstance(probe, QdrantClientStore)
+        return ClientCatalog(probe.client), probe
+    if not settings.path:
+        raise StoreError("no vector store configured: give a store path or a Qdrant URL")
+    return EdgeCatalog(settings.path), None

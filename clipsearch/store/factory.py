@@ -36,10 +36,18 @@ class StoreSettings:
     # seconds a Qdrant server call may take before it fails (the app then answers 503)
     timeout_s: int = 10
 
+    @property
+    def embedded(self) -> bool:
+        """Whether this is a Qdrant Edge directory (one process holds it), not a server."""
+        return not self.url
+
 
 def open_store(settings: StoreSettings) -> VectorStore:
-    """Open the store described by ``settings`` (the collection may not exist yet)."""
-    if settings.url:
+    """Open the store described by ``settings`` (the collection may not exist yet). This,
+    :func:`clipsearch.store.aliases.alias_catalog` and
+    :func:`clipsearch.store.aliases.version_catalog` are where Edge or server is decided."""
+    if not settings.embedded:
+        assert settings.url is not None
         from clipsearch.store.client import QdrantClientStore
 
         if settings.url == MEMORY_URL:

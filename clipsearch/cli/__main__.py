@@ -1,0 +1,5 @@
+import sys
+
+from clipsearch.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,144 @@
+"""Training data: texts written from clip attributes, augmentations that keep them true,
+and validation groups carved from the training list."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clipsearch.data.collection import Clip, validation_split
+from clipsearch.data.synth import COLORS
+from training.augment import AugmentConfig, augment_clip, recolor, time_indices, zoomed_size
+from training.texts import Text, clip_attributes, draw_text, hard_negative, write
+from training.validation import validation_score
+
+ROW = {"color": "red", "size": "small", "speed": "fast", "background": "noise"}
+
+
+def _attrs() -> dict[str, str]:
+    return clip_attributes("BallBouncing", ROW)
+
+
+def test_attributes_of_a_clip() -> None:
+    assert _attrs() == {
+        "class": "BallBouncing",
+        "object": "ball",
+        "motion": "bouncing",
+        "color": "red",
+        "size": "small",
+        "speed": "fast",
+        "background": "noise",
+    }
+    assert clip_attributes("ApplyEyeMakeup", None) == {"class": "ApplyEyeMakeup"}
+
+
+def test_a_text_describes_the_clips_that_have_what_it_names() -> None:
+    rng = random.Random(0)
+    red_ball = write("color_object", _attrs(), rng)
+    assert red_ball.text in ("a red ball", "red ball", "a video of a red ball")
+    green_ball = clip_attributes("BallRollingLeft", {**ROW, "color": "green"})
+    red_box = clip_attributes("BoxSpinning", ROW)
+    assert red_ball.describes(clip_attributes("BallRollingLeft", ROW))
+    assert not red_ball.describes(green_ball) and not red_ball.describes(red_box)
+    spinning = write("motion", red_box, rng)
+    assert "spinning" in spinning.text and spinning.describes(red_box)
+    caption = write("caption", _attrs(), rng)
+    assert all(w in caption.text for w in ("small", "red", "ball bouncing", "fast", "noise"))
+
+
+def test_class_phrases_only_without_attribute_texts() -> None:
+    rng = random.Random(1)
+    texts = {draw_text(_attrs(), rng, attribute_texts=False).requires for _ in range(50)}
+    assert texts == {(("class", "BallBouncing"),)}
+    ucf = {draw_text({"class": "ApplyEyeMakeup"}, rng).view for _ in range(50)}
+    assert ucf == {"class"}
+
+
+def test_hard_negative_changes_one_attribute_and_never_writes_a_heldout_combo() -> None:
+    rng = random.Random(2)
+    text = write("color_class", _attrs(), rng)
+    for _ in range(50):
+        neg = hard_negative(text, _attrs(), rng, forbidden=["BallBouncing:green"])
+        assert neg is not None and not neg.describes(_attrs())
+        assert dict(neg.requires)["class"] == "BallBouncing"
+        assert dict(neg.requires)["color"] not in ("red", "green")
+    assert hard_negative(Text("a video of ball bouncing", (("class", "X"),)), _attrs(), rng) is None
+
+
+def _clip(color: str) -> np.ndarray:
+    """16 frames of a grey background with a square of ``color`` moving right."""
+    frames = np.full((16, 3, 48, 48), 120, np.uint8)
+    for t in range(16):
+        frames[t, :, 20:30, t * 2 : t * 2 + 10] = np.array(COLORS[color], np.uint8)[:, None, None]
+    return frames
+
+
+def test_recolour_moves_the_object_and_leaves_greys() -> None:
+    out = recolor(_clip("green"), "green", "red")
+    assert np.abs(out[0, :, 25, 5].astype(int) - COLORS["red"]).max() < 25
+    assert np.abs(out[0, :, 5, 40].astype(int) - 120).max() <= 1
+
+
+def test_time_warp_keeps_the_order() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        idx = time_indices(16, 8, 1.0, rng)
+        assert len(idx) == 8 and (np.diff(idx) >= 0).all() and idx[0] >= 0 and idx[-1] < 16
+    assert time_indices(16, 8, 0.0, rng).tolist() == [1, 3, 5, 7, 9, 11, 13, 15]
+
+
+HELD = ["BallBouncing:red"]
+
+
+def test_augmented_attributes_follow_the_pixels() -> None:
+    cfg = AugmentConfig(
+        time_warp=1.0, recolor_prob=1.0, scene_prob=1.0, distractor_prob=1.0, camera_prob=1.0,
+        zoom=0.5, aspect=0.2, shift=0.1,
+    )  # fmt: skip
+    rng = np.random.default_rng(3)
+    attrs = clip_attributes("BallBouncing", {**ROW, "color": "green"})
+    sizes = set()
+    for _ in range(40):
+        view = augment_clip(
+            _clip("green"), attrs, cfg, rng, n_out=8, forbidden=["BallBouncing:red"]
+        )
+        assert view.frames.shape == (8, 3, 48, 48) and view.frames.dtype == np.uint8
+        assert view.attrs["color"] not in ("green", "red") and "background" not in view.attrs
+        assert view.attrs["class"] == "BallBouncing" and view.theta.shape == (2, 3)
+        sizes.add(view.attrs.get("size"))
+    # a zoom changes the size word, or makes it unknown where the zoomed range straddles two
+    assert (
+        None in sizes and len(sizes - {None}) >= 2 and sizes <= {"small", "medium", "large", None}
+    )
+
+
+def test_size_words_follow_the_zoom() -> None:
+    assert zoomed_size("small", 1.0) == "small" and zoomed_size("small", 1.05) == "small"
+    assert zoomed_size("small", 1.2) is None  # 21.6-26.4 px: small or medium
+    assert zoomed_size("small", 1.35) == "medium" and zoomed_size("small", 2.0) == "large"
+    assert zoomed_size("large", 0.75) == "medium" and zoomed_size("huge", 1.0) is None
+
+
+def _clips(groups: list[int]) -> list[Clip]:
+    return [
+        Clip(path=f"A/v_A_g{g:02d}_c01.avi", source=Path("/x"), label="A", group=g) for g in groups
+    ]
+
+
+def test_validation_is_whole_groups_of_the_training_list() -> None:
+    train, val = validation_split(_clips([8, 9, 10, 11, 12, 8, 12]), 2)
+    assert {c.group for c in val} == {11, 12} and len(val) == 3
+    assert {c.group for c in train} == {8, 9, 10}
+    train, val = validation_split(_clips([8, 8]), 3)  # one group: it trains
+    assert val == [] and len(train) == 2
+    assert validation_split(_clips([8, 9]), 0) == (_clips([8, 9]), [])
+
+
+def test_validation_score_is_the_mean_of_what_the_data_allow() -> None:
+    assert validation_score({"mAP": 0.8, "pairs_mAP": 0.6, "freeform_mAP": None}) == pytest.approx(
+        0.7
+    )
+    assert validation_score({"mAP": 0.5}) == 0.5
