@@ -10,7 +10,7 @@ DATA   ?= var/data/synthucf
 MODEL  ?= var/models/demo
 STORE  ?= var/store
 PORT   ?= 8000
-# The browser tests (tests/webapp/test_browser.py) drive this Chromium; `make browser-deps`
+# The browser tests (tests/web/test_browser.py) drive this Chromium; `make browser-deps`
 # installs Debian's package when it is missing (as root with apt-get).
 CHROMIUM ?= $(or $(CLIPSEARCH_CHROMIUM),/usr/bin/chromium)
 # Extra pip arguments for torch. Where pip's default index would pick the CUDA build

@@ -118,3 +118,10 @@ def test_importing_every_library_and_wing_module_loads_no_tool_package() -> None
 def test_the_command_line_loads_no_tool_package_nor_torch_until_a_handler_runs() -> None:
     loaded = _loaded("import clipsearch.cli\nclipsearch.cli.build_parser()")
     assert [m for m in loaded if m.split(".")[0] in (*TOOLS, "torch")] == []
+
+
+def test_no_test_folder_shadows_a_package() -> None:
+    # pytest puts tests/ on sys.path: a tests/webapp/ folder would be found as `webapp`
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    folders = {p.name for p in (ROOT / "tests").iterdir() if p.is_dir()}
+    assert packages & folders == set()
