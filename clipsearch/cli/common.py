@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
@@ -27,18 +26,11 @@ from clipsearch.settings import (
     is_device_name,
 )
 
-log = logging.getLogger("clipsearch")
-
-log = logging.getLogger("clipsearch")
-
 DEFAULT_STORE = "var/store"
-
 DEFAULT_MEDIA = "var/media"
 
 EXIT_ERROR = 1
-
 EXIT_USAGE = 2
-
 EXIT_INTERRUPTED = 130
 
 
