@@ -15,11 +15,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from clipsearch.errors import InvalidInput
 from clipsearch.search import SearchService
-from clipsearch.store.aliases import AliasCatalog, ModelRef
+from clipsearch.store.aliases import AliasCatalog, ModelRef, alias_catalog
+
+if TYPE_CHECKING:
+    from clipsearch.store.factory import StoreSettings
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,15 @@ DEFAULT_CHECK_S = 2.0
 
 # (collection to open, the model recorded with it, the service now serving) -> new service
 Rebuild = Callable[[str, ModelRef | None, SearchService], SearchService]
+
+
+class Build(Protocol):
+    """A search service on ``store``, with the configured model, another one (``model``,
+    a path or hub id) or an encoder already loaded (``encoder``)."""
+
+    def __call__(
+        self, store: StoreSettings, *, model: str | None = None, encoder: Any = None
+    ) -> SearchService: ...
 
 
 class LiveSearch:
@@ -164,3 +176,32 @@ def _close(service: SearchService) -> None:
         service.close()
     except Exception as exc:  # closing an old collection must never fail a request
         log.warning("closing the previous search service failed: %s", exc)
+
+
+def follow_store(store: StoreSettings, build: Build, *, check_s: float) -> LiveSearch:
+    """The search service on ``store``; when that names an alias, on the collection it
+    names now (with the model recorded there), following it as it moves."""
+    follow = alias_catalog(store)
+    if follow is None:
+        return LiveSearch(build(store))
+    catalog, alias = follow
+    try:
+        target = catalog.target(alias)
+    except Exception as exc:  # the server is down: serve the name as it is, look again later
+        log.warning("cannot resolve alias %r yet: %s", alias, exc)
+        target = None
+
+    def rebuild(collection: str, model: ModelRef | None, now: SearchService) -> SearchService:
+        pinned = catalog.settings_for(store, collection)
+        if model is None or model.model_id == now.model_id:
+            if model is None:
+                log.warning("collection %s records no model: keeping %s", collection, now.model_id)
+            return build(pinned, encoder=now.encoder)
+        return build(pinned, model=model.ref)
+
+    if target is None:  # a server alias not made yet: the name as it is, until it is
+        first = build(store)
+    else:
+        recorded = catalog.read_model(target)
+        first = build(catalog.settings_for(store, target), model=recorded.ref if recorded else None)
+    return LiveSearch(first, follow=follow, collection=target, rebuild=rebuild, check_s=check_s)

@@ -13,9 +13,8 @@ from typing import Any, Literal
 
 from flask import Flask, current_app, g
 
-from clipsearch.live import LiveSearch
+from clipsearch.live import LiveSearch, follow_store
 from clipsearch.search import SearchLimits, SearchService
-from clipsearch.store.aliases import ModelRef
 from clipsearch.store.factory import StoreSettings
 from webapp.settings import Settings
 
@@ -83,44 +82,15 @@ def build_search(
 
 
 def build_live(settings: Settings) -> LiveSearch:
-    """The search service on the settings' store; when that names an alias, on the
-    collection it names now (with the model recorded there), following it as it moves."""
-    from clipsearch.store.aliases import alias_catalog
+    """The search service on the settings' store, following it when it names an alias
+    (:func:`clipsearch.live.follow_store`)."""
 
-    follow = alias_catalog(settings.store)
-    if follow is None:
-        return LiveSearch(build_search(settings))
-    catalog, alias = follow
-    try:
-        target = catalog.target(alias)
-    except Exception as exc:  # the server is down: serve the name as it is, look again later
-        log.warning("cannot resolve alias %r yet: %s", alias, exc)
-        target = None
+    def build(
+        store: StoreSettings, *, model: str | None = None, encoder: Any = None
+    ) -> SearchService:
+        return build_search(settings, store, model=model, encoder=encoder)
 
-    def rebuild(collection: str, model: ModelRef | None, now: SearchService) -> SearchService:
-        pinned = catalog.settings_for(settings.store, collection)
-        if model is None or model.model_id == now.model_id:
-            if model is None:
-                log.warning("collection %s records no model: keeping %s", collection, now.model_id)
-            return build_search(settings, pinned, encoder=now.encoder)
-        return build_search(settings, pinned, model=model.ref)
-
-    if target is None:  # a server alias not made yet: the name as it is, until it is
-        first = build_search(settings)
-    else:
-        recorded = catalog.read_model(target)
-        first = build_search(
-            settings,
-            catalog.settings_for(settings.store, target),
-            model=recorded.ref if recorded else None,
-        )
-    return LiveSearch(
-        first,
-        follow=follow,
-        collection=target,
-        rebuild=rebuild,
-        check_s=settings.alias_check_s,
-    )
+    return follow_store(settings.store, build, check_s=settings.alias_check_s)
 
 
 def init_app(app: Flask, settings: Settings, search: SearchService | None = None) -> None:
