@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from clipsearch.cpu import fastest_vision_dtype
-from clipsearch.devices import CPU_VISION_BATCH, cuda_autocast_dtype, resolve_device, vision_batch
+from clipsearch.devices import cuda_autocast_dtype, resolve_device, vision_batch
 from clipsearch.errors import InvalidInput, ModelLoadError
 from clipsearch.settings import DEFAULT_CACHE_DIR, TEXT_DTYPES, VISION_DTYPES
 from clipsearch.temporal import HEAD_FILE, TemporalPooling
@@ -34,8 +34,6 @@ VIDEO_CONFIG_NAME = "clipsearch.json"
 # Views pooled per head call (bounds the patch tokens held at once for long videos).
 _VIEWS_PER_POOL = 64
 _PREPROCESS_CHUNK = 32
-# Frames per call of the vision tower on the CPU (clipsearch.devices.vision_batch).
-VISION_BATCH = CPU_VISION_BATCH
 POOLINGS = ("mean", "temporal")
 Towers = Literal["both", "text", "vision"]
 
@@ -350,15 +348,20 @@ class ClipEncoder:
         self._onnx_vision = OnnxVisionTower(path, threads=threads or torch.get_num_threads())
         self.vision_dtype = "int8"
 
-    def text_to_int8(self, cache_dir: str | os.PathLike[str], threads: int | None = None) -> None:
+    def text_to_int8(
+        self,
+        cache_dir: str | os.PathLike[str],
+        threads: int | None = None,
+        digest: str | None = None,
+    ) -> None:
         """Run the text tower as ONNX Runtime dynamic int8 from now on (exported on first
-        use into ``cache_dir``)."""
+        use into ``cache_dir``; ``digest``: the tower's, when the caller has it already)."""
         from clipsearch.text_onnx import OnnxTextTower, cached_int8
 
         self._require("text")
         if self.text_dtype != "fp32":
             raise ModelLoadError(f"the int8 export starts from fp32 weights, not {self.text_dtype}")
-        path = cached_int8(self.model, self.tokenizer, cache_dir)
+        path = cached_int8(self.model, self.tokenizer, cache_dir, digest)
         self._onnx_text = OnnxTextTower(path, threads=threads or torch.get_num_threads())
         self.text_dtype = "int8"
 
@@ -646,12 +649,18 @@ def load_model(
     model_id = (video.model_id or local.resolve().name) if is_local else name
     log.info("loaded %s (%s towers, text %s) on %s", model_id, towers, text_dtype, target)
     encoder = ClipEncoder(model, tokenizer, preprocess, video, model_id, towers, temporal)
+    text_digest = None  # hashing the weights takes a while: once per load
     if text_dtype == "auto" and towers != "vision":
-        text_dtype = _fastest_text_dtype(encoder, name, cache_dir, threads, text_threads)
+        from clipsearch.text_onnx import tower_digest
+
+        text_digest = tower_digest(model)
+        text_dtype = _fastest_text_dtype(
+            encoder, name, cache_dir, threads, text_threads, text_digest
+        )
     if text_dtype == "bf16" and towers != "vision":
         encoder.text_to_bfloat16()
     elif text_dtype == "int8" and towers != "vision":
-        encoder.text_to_int8(cache_dir, threads=text_threads or threads)
+        encoder.text_to_int8(cache_dir, threads=text_threads or threads, digest=text_digest)
     if target.type != "cpu":
         model.to(target)
         if temporal is not None:
@@ -673,11 +682,12 @@ def _fastest_text_dtype(
     cache_dir: str | os.PathLike[str],
     threads: int | None,
     text_threads: int | None,
+    digest: str,
 ) -> str:
-    """What ``text_dtype="auto"`` means for ``encoder`` (its text tower still fp32) here:
-    measured once per checkpoint and machine (:mod:`clipsearch.text_runtime`)."""
+    """What ``text_dtype="auto"`` means for ``encoder`` (its text tower still fp32, with
+    weights ``digest``) here: measured once per checkpoint and machine
+    (:mod:`clipsearch.text_runtime`)."""
     from clipsearch import text_runtime
-    from clipsearch.text_onnx import tower_digest
 
     int8_threads = text_threads or threads
 
@@ -685,13 +695,13 @@ def _fastest_text_dtype(
         if dtype == "fp32":
             return encoder
         if dtype == "int8":
-            encoder.text_to_int8(cache_dir, threads=int8_threads)
+            encoder.text_to_int8(cache_dir, threads=int8_threads, digest=digest)
             return encoder
         return load_model(name, towers="text", text_dtype=dtype, threads=threads)
 
     try:
         return text_runtime.choose(
-            tower_digest(encoder.model),
+            digest,
             cache_dir,
             encoders,
             torch_threads=torch.get_num_threads(),

@@ -67,11 +67,14 @@ def export_int8(model: Any, tokenizer: Any, out: Path) -> None:
     )
 
 
-def cached_int8(model: Any, tokenizer: Any, cache_dir: str | os.PathLike[str]) -> Path:
-    """The int8 ONNX file of ``model``'s text tower, exported on first use."""
+def cached_int8(
+    model: Any, tokenizer: Any, cache_dir: str | os.PathLike[str], digest: str | None = None
+) -> Path:
+    """The int8 ONNX file of ``model``'s text tower, exported on first use (``digest``:
+    its :func:`tower_digest`, when the caller has it already)."""
     return cached_export(
         cache_dir,
-        tower_digest(model),
+        digest or tower_digest(model),
         MODEL_FILE,
         lambda out: export_int8(model, tokenizer, out),
         "text",

@@ -15,10 +15,10 @@ DURATION=${4:-60s}
 MIX=${5:-unique}
 OUT=${6:-var/load/compare-${MIX}-${USERS}u}
 
-.venv/bin/python -c "import fastapi, uvicorn" 2>/dev/null \
-  || .venv/bin/pip install -q -r benchmarks/baseline/requirements.txt
+source locust/server.sh
+ensure_baseline_deps
 locust/run.sh "$MODEL" "$STORE" "$USERS" "$DURATION" "$MIX" "$OUT/clipsearch" > /dev/null
-SERVER_CMD=".venv/bin/uvicorn benchmarks.baseline.app:app --workers 1 --port ${PORT:-8765}" \
+SERVER_CMD="$BASELINE_CMD" \
   locust/run.sh "$MODEL" "$STORE" "$USERS" "$DURATION" "$MIX" "$OUT/baseline" > /dev/null
 .venv/bin/python - "$OUT" <<'PY'
 import json, sys

@@ -16,8 +16,7 @@ P95_MS=${4:-100}
 STEP_S=${5:-20}
 source locust/server.sh
 ensure_locust_venv
-.venv/bin/python -c "import fastapi, uvicorn" 2>/dev/null \
-  || .venv/bin/pip install -q -r benchmarks/baseline/requirements.txt
+ensure_baseline_deps
 mkdir -p "$OUT/clipsearch" "$OUT/baseline"
 
 measure() {  # NAME [START_RATE]: the server is already up
@@ -25,7 +24,7 @@ measure() {  # NAME [START_RATE]: the server is already up
     --p95-ms "$P95_MS" --step-s "$STEP_S" --start "$2" --out "$OUT/$1.json"
 }
 ( start_server "$MODEL" "$STORE" "$OUT/clipsearch" && measure clipsearch 20 )
-( SERVER_CMD=".venv/bin/uvicorn benchmarks.baseline.app:app --workers 1 --port $PORT" \
+( SERVER_CMD="$BASELINE_CMD" \
     start_server "$MODEL" "$STORE" "$OUT/baseline" && measure baseline 2 )
 .venv/bin/python - "$OUT" <<'PY'
 import json, sys

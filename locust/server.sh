@@ -32,3 +32,11 @@ ensure_locust_venv() {
     locust/.venv/bin/pip install -q -r locust/requirements.txt
   fi
 }
+
+# The seed-style baseline (benchmarks/baseline/app.py) as a SERVER_CMD, with its packages
+# installed into the project's venv on first use.
+BASELINE_CMD=".venv/bin/uvicorn benchmarks.baseline.app:app --workers 1 --port $PORT"
+ensure_baseline_deps() {
+  .venv/bin/python -c "import fastapi, uvicorn" 2>/dev/null \
+    || .venv/bin/pip install -q -r benchmarks/baseline/requirements.txt
+}
