@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from io import BytesIO
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,13 +13,11 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clipsearch.model import load_model
-from clipsearch.search import SearchLimits, SearchService
+from clipsearch.model import ClipEncoder
 from clipsearch.store.base import ClipPoint, clip_id
 from clipsearch.store.client import QdrantClientStore
-from clipsearch.store.factory import StoreSettings
-from webapp import create_app
-from webapp.settings import Settings
+
+from .conftest import make_app, make_settings
 
 EXAMPLES = settings(
     max_examples=120,
@@ -32,7 +29,7 @@ SEARCH_PARAMS = ["q", "query", "k", "limit", "offset", "class", "split", "min_du
 SEARCH_PARAMS += ["max_duration", "model", "min_score", "collapse"]
 
 # text without lone surrogates (which no client can put on the wire as UTF-8)
-TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=300)
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=300)
 NUMBERS = st.one_of(
     st.integers(-(10**30), 10**30).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
@@ -47,36 +44,32 @@ JSON = st.recursive(
 
 
 @pytest.fixture(scope="module")
-def client(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> FlaskClient:
-    encoder = load_model(tiny_model_dir, towers="both")
-    store = QdrantClientStore.in_memory()
-    store.ensure_collection(encoder.dim)
+def points(encoder: ClipEncoder) -> list[ClipPoint]:
     vectors = encoder.encode_text(PHRASES)
-    store.upsert(
-        [
-            ClipPoint(
-                clip_id(f"C{i}/v_C{i}_g01_c01.avi"),
-                v,
-                v[None, :],
-                {
-                    "path": f"C{i}/v_C{i}_g01_c01.avi",
-                    "source": "/nonexistent.avi",
-                    "class": f"C{i}",
-                    "duration_s": 1.0,
-                    "segment_times": [[0.0, 1.0]],
-                    "model": encoder.model_id,
-                },
-            )
-            for i, v in enumerate(vectors)
-        ]
-    )
-    media = tmp_path_factory.mktemp("media")
-    app_settings = Settings(
-        model="tiny-random", store=StoreSettings(url=":memory:"), media_dir=str(media)
-    )
-    service = SearchService(encoder, store, SearchLimits(max_query_chars=200, max_k=50))
-    app = create_app(app_settings, search=service)
-    return app.test_client()
+    return [
+        ClipPoint(
+            clip_id(f"C{i}/v_C{i}_g01_c01.avi"),
+            v,
+            v[None, :],
+            {
+                "path": f"C{i}/v_C{i}_g01_c01.avi",
+                "source": "/nonexistent.avi",
+                "class": f"C{i}",
+                "duration_s": 1.0,
+                "segment_times": [[0.0, 1.0]],
+                "model": encoder.model_id,
+            },
+        )
+        for i, v in enumerate(vectors)
+    ]
+
+
+@pytest.fixture(scope="module")
+def client(
+    tmp_path_factory: pytest.TempPathFactory, encoder: ClipEncoder, store: QdrantClientStore
+) -> FlaskClient:
+    app_settings = make_settings(tmp_path_factory.mktemp("app"), max_query_chars=200, max_k=50)
+    return make_app(app_settings, encoder, store).test_client()
 
 
 def _check(path: str, response: Any) -> None:

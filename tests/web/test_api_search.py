@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -19,19 +18,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
-from test_webapp import write_video  # a small AVI with a moving bar
 
-from clipsearch.model import ClipEncoder, load_model
+from clipsearch.model import ClipEncoder
 from clipsearch.responses import NO_GOOD_MATCH
-from clipsearch.search import SearchLimits, SearchService
 from clipsearch.store.base import ClipPoint, clip_id
 from clipsearch.store.client import QdrantClientStore
-from clipsearch.store.factory import StoreSettings
-from webapp import create_app
 from webapp.settings import Settings
+
+from .conftest import make_app, make_settings, unit
 
 QUERY = "a red triangle rising"
 MAX_K = 20
@@ -98,10 +94,6 @@ def png_bytes() -> bytes:
     return buffer.getvalue()
 
 
-def unit(v: np.ndarray) -> np.ndarray:
-    return np.asarray(v / np.linalg.norm(v), dtype=np.float32)
-
-
 def orthogonal(v: np.ndarray, q: np.ndarray) -> np.ndarray:
     """``v`` with its ``q`` component removed, normalised."""
     return unit(v - float(v @ q) * q)
@@ -111,11 +103,6 @@ def at_cosine(a: float, q: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A unit vector whose cosine with the unit vector ``q`` is ``a``."""
     u = orthogonal(rng.normal(size=q.shape), q)
     return unit(a * q + np.sqrt(max(0.0, 1 - a * a)) * u)
-
-
-@pytest.fixture(scope="module")
-def encoder(tiny_model_dir: Path) -> ClipEncoder:
-    return load_model(tiny_model_dir, towers="both")
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +117,8 @@ def image_vector(encoder: ClipEncoder) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_video(tmp_path_factory.mktemp("videos") / "clip.avi", seconds=VIDEO_S)
+def video_seconds() -> float:
+    return VIDEO_S
 
 
 def payload(spec: Spec, source: Path) -> dict[str, Any]:
@@ -158,7 +145,7 @@ def payload(spec: Spec, source: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def store(q: np.ndarray, image_vector: np.ndarray, video: Path) -> Iterator[QdrantClientStore]:
+def points(q: np.ndarray, image_vector: np.ndarray, video: Path) -> list[ClipPoint]:
     rng = np.random.default_rng(7)
     points = []
     for spec in SPECS:
@@ -168,43 +155,12 @@ def store(q: np.ndarray, image_vector: np.ndarray, video: Path) -> Iterator[Qdra
     photo = Spec(PHOTO_PATH, "Photo", (0.0, 0.0), PHOTO_WINDOWS, VIDEO_S, split_1=None)
     segments = np.stack([photo_segment, photo_segment])
     points.append(ClipPoint(PHOTO, photo_segment, segments, payload(photo, video)))
-    memory = QdrantClientStore.in_memory()
-    memory.ensure_collection(q.shape[0])
-    memory.upsert(points)
-    yield memory
-    memory.close()
-
-
-def make_app(
-    tmp_path: Path,
-    encoder: Any,
-    store: Any,
-    *,
-    min_score: float | None = None,
-    max_k: int = MAX_K,
-) -> Flask:
-    settings = Settings(
-        model="tiny-random",
-        store=StoreSettings(url=":memory:"),
-        media_dir=str(tmp_path / "media"),
-        default_k=min(DEFAULT_K, max_k),
-        max_k=max_k,
-    )
-    limits = SearchLimits(max_k=max_k)
-    service = SearchService(encoder, store, limits, min_score=min_score)
-    app = create_app(settings, search=service)
-    app.config["TESTING"] = True
-    return app
+    return points
 
 
 @pytest.fixture
-def app(tmp_path: Path, encoder: ClipEncoder, store: QdrantClientStore) -> Flask:
-    return make_app(tmp_path, encoder, store)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+def app_settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path, default_k=DEFAULT_K, max_k=MAX_K)
 
 
 def search(client: FlaskClient, **params: Any) -> dict[str, Any]:
@@ -417,9 +373,9 @@ def test_no_good_match_needs_hits_at_all(client: FlaskClient) -> None:
 
 @pytest.mark.parametrize("off", ["off", "none", ""])
 def test_calibrated_threshold_is_the_default(
-    tmp_path: Path, encoder: ClipEncoder, store: QdrantClientStore, off: str
+    app_settings: Settings, encoder: ClipEncoder, store: QdrantClientStore, off: str
 ) -> None:
-    client = make_app(tmp_path, encoder, store, min_score=0.82).test_client()
+    client = make_app(app_settings, encoder, store, min_score=0.82).test_client()
     default = search(client, k=MAX_K)
     assert default["min_score"] == 0.82 and ids(default) == ALL_IDS[:4]
     shown = search(client, k=MAX_K, min_score=off)
@@ -521,10 +477,9 @@ def test_image_search_refuses_missing_or_invalid_images(
 
 
 def test_image_search_without_a_vision_tower(
-    tmp_path: Path, tiny_model_dir: Path, store: QdrantClientStore
+    app_settings: Settings, text_encoder: ClipEncoder, store: QdrantClientStore
 ) -> None:
-    text_only = load_model(tiny_model_dir, towers="text")
-    client = make_app(tmp_path, text_only, store).test_client()
+    client = make_app(app_settings, text_encoder, store).test_client()
     assert error_code(upload(client, png_bytes()), 400) == "image_search_unavailable"
     assert client.get("/api/health").get_json()["image_queries"] is False
     assert "image-search" not in client.get("/").get_data(as_text=True)
@@ -771,9 +726,10 @@ def test_clip_page_without_t(client: FlaskClient) -> None:
 
 
 def test_clip_page_with_a_small_max_k(
-    tmp_path: Path, encoder: ClipEncoder, store: QdrantClientStore
+    app_settings: Settings, encoder: ClipEncoder, store: QdrantClientStore
 ) -> None:
-    client = make_app(tmp_path, encoder, store, max_k=3).test_client()
+    settings = replace(app_settings, default_k=3, max_k=3)
+    client = make_app(settings, encoder, store).test_client()
     text = page(client, f"/clips/{MOMENT.id}")
     assert len(card_ids(text)) == 3
 

@@ -22,25 +22,22 @@ from typing import Any
 
 import numpy as np
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from jsonschema import Draft202012Validator, FormatChecker
 from openapi_spec_validator import validate as validate_spec
 from PIL import Image
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
-from test_webapp import write_video  # a small AVI with a moving bar
 
 import webapp.api
 from clipsearch.filters import FILTER_KEYS
-from clipsearch.model import ClipEncoder, load_model
-from clipsearch.search import SearchLimits, SearchService
+from clipsearch.model import ClipEncoder
 from clipsearch.store.base import ClipPoint, clip_id
 from clipsearch.store.client import QdrantClientStore
 from clipsearch.store.edge import QdrantEdgeStore
-from clipsearch.store.factory import StoreSettings
-from webapp import create_app
 from webapp.settings import Settings
+
+from .conftest import make_app, make_settings, make_store, unit
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC_PATH = ROOT / "webapp" / "openapi.json"
@@ -208,21 +205,12 @@ def test_document_ships_with_the_package() -> None:
 
 
 @pytest.fixture(scope="module")
-def encoder(tiny_model_dir: Path) -> ClipEncoder:
-    return load_model(tiny_model_dir, towers="both")
+def video_seconds() -> float:
+    return 3.0
 
 
 @pytest.fixture(scope="module")
-def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_video(tmp_path_factory.mktemp("videos") / "clip.avi", seconds=3.0)
-
-
-def unit(v: np.ndarray) -> np.ndarray:
-    return np.asarray(v / np.linalg.norm(v), dtype=np.float32)
-
-
-@pytest.fixture(scope="module")
-def store(encoder: ClipEncoder, video: Path) -> Iterator[QdrantClientStore]:
+def points(encoder: ClipEncoder, video: Path) -> list[ClipPoint]:
     """Three labelled clips of three 1 s segments each, plus one loose clip."""
     rng = np.random.default_rng(0)
     vectors = encoder.encode_text([*PHRASES, "a holiday"])
@@ -252,11 +240,7 @@ def store(encoder: ClipEncoder, video: Path) -> Iterator[QdrantClientStore]:
         points.append(ClipPoint(clip_id(rel), unit(segments.mean(0)), segments, payload))
     loose = {"path": LOOSE_PATH, "source": str(video), "model": "tiny-random"}
     points.append(ClipPoint(LOOSE, vectors[-1], vectors[-1][None, :], loose))
-    memory = QdrantClientStore.in_memory()
-    memory.ensure_collection(encoder.dim)
-    memory.upsert(points)
-    yield memory
-    memory.close()
+    return points
 
 
 class BrokenStore:
@@ -268,19 +252,8 @@ class BrokenStore:
         raise RuntimeError(f"secret internals ({name})")
 
 
-def make_app(tmp_path: Path, encoder: ClipEncoder, store: Any, api_key: str | None = None) -> Flask:
-    settings = Settings(
-        model="tiny-random",
-        store=StoreSettings(url=":memory:"),
-        media_dir=str(tmp_path / "media"),
-        default_k=3,
-        max_k=MAX_K,
-        api_key=api_key,
-    )
-    limits = SearchLimits(max_query_chars=200, max_k=MAX_K)
-    app = create_app(settings, search=SearchService(encoder, store, limits))
-    app.config["TESTING"] = True
-    return app
+def settings_in(tmp_path: Path, api_key: str | None = None) -> Settings:
+    return make_settings(tmp_path, default_k=3, max_k=MAX_K, max_query_chars=200, api_key=api_key)
 
 
 @pytest.fixture(scope="module")
@@ -293,12 +266,13 @@ def clients(
     closed = QdrantEdgeStore(tmp_path / "closed-store")
     closed.ensure_collection(encoder.dim)
     closed.close()  # every later call raises StoreError
+    settings = settings_in(tmp_path)
     return {
-        "ok": make_app(tmp_path, encoder, store).test_client(),
-        "down": make_app(tmp_path, encoder, closed).test_client(),
-        "broken": make_app(tmp_path, encoder, BrokenStore()).test_client(),
+        "ok": make_app(settings, encoder, store).test_client(),
+        "down": make_app(settings, encoder, closed).test_client(),
+        "broken": make_app(settings, encoder, BrokenStore()).test_client(),
         # the server has an API key and these requests carry none
-        "locked": make_app(tmp_path, encoder, store, api_key="the-key").test_client(),
+        "locked": make_app(settings_in(tmp_path, "the-key"), encoder, store).test_client(),
     }
 
 
@@ -419,7 +393,7 @@ SIMILAR = "/api/clips/{clip_id}/similar"
 HEALTH = "/api/health"
 OPENAPI = "/api/openapi.json"
 MULTIPART = "multipart/form-data"
-FULL_FILTERS = {
+FULL_FILTERS: dict[str, Any] = {
     "class": ["BallBouncing", "BoxSpinning"],
     "split": "1:test",
     "min_duration": "0.5",
@@ -664,12 +638,10 @@ def test_cases_cover_every_documented_response() -> None:
 def test_health_with_a_model_mismatch_has_a_warning(
     tmp_path: Path, encoder: ClipEncoder, store: QdrantClientStore
 ) -> None:
-    with QdrantClientStore.in_memory() as other:
-        other.ensure_collection(encoder.dim)
-        vector = encoder.encode_text(["ball"])[0]
-        point = ClipPoint(KNOWN, vector, vector[None, :], {"path": "a.avi", "model": "another"})
-        other.upsert([point])
-        response = make_app(tmp_path, encoder, other).test_client().get(HEALTH)
+    vector = encoder.encode_text(["ball"])[0]
+    point = ClipPoint(KNOWN, vector, vector[None, :], {"path": "a.avi", "model": "another"})
+    with make_store(encoder.dim, [point]) as other:
+        response = make_app(settings_in(tmp_path), encoder, other).test_client().get(HEALTH)
         body = assert_matches_doc(HEALTH, "get", response)
     assert "another" in body["warning"] and body["store_model"] == "another"
 

@@ -9,26 +9,25 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import av
-import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
-from clipsearch.model import ClipEncoder, load_model
-from clipsearch.search import SearchLimits, SearchService
+from clipsearch.model import ClipEncoder
 from clipsearch.store.base import ClipPoint, clip_id
 from clipsearch.store.client import QdrantClientStore
 from clipsearch.store.edge import QdrantEdgeStore
 from clipsearch.store.factory import StoreSettings
 from webapp import create_app
 from webapp.settings import ConfigError, Settings
+
+from .conftest import make_app, make_settings, make_store
 
 # phrase -> (class, relative path); the point's vector is the embedding of the phrase.
 CLIPS = {
@@ -62,29 +61,9 @@ RESULT_KEYS = {
 }
 
 
-def write_video(path: Path, *, seconds: float = 1.0, fps: int = 10) -> Path:
-    """A tiny MPEG-4 AVI (64x48) with a moving bar, like a UCF101 clip in miniature."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=fps)
-        assert isinstance(stream, av.video.stream.VideoStream)
-        stream.width, stream.height = 64, 48
-        stream.pix_fmt = "yuv420p"
-        for i in range(round(seconds * fps)):
-            img = np.full((48, 64, 3), 30, np.uint8)
-            img[:, (i * 5) % 56 : (i * 5) % 56 + 8] = (240, 180, 20)
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
-        out.mux(stream.encode(None))
-    return path
-
-
 @pytest.fixture(scope="module")
-def encoder(tiny_model_dir: Path) -> ClipEncoder:
-    return load_model(tiny_model_dir, towers="text")
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_video(tmp_path_factory.mktemp("videos") / "clip.avi")
+def encoder(text_encoder: ClipEncoder) -> ClipEncoder:
+    return text_encoder  # no vision tower: health reports no image queries
 
 
 def payload(rel_path: str, cls: str, source: Path) -> dict[str, Any]:
@@ -108,48 +87,19 @@ def payload(rel_path: str, cls: str, source: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def store(encoder: ClipEncoder, video: Path) -> Iterator[QdrantClientStore]:
-    phrases = [*CLIPS, MISSING_SOURCE]
-    vectors = encoder.encode_text(phrases)
-    points = [
+def points(encoder: ClipEncoder, video: Path) -> list[ClipPoint]:
+    vectors = encoder.encode_text([*CLIPS, MISSING_SOURCE])
+    clips = [
         ClipPoint(clip_id(rel), vec, vec[None, :], payload(rel, cls, video))
         for (cls, rel), vec in zip(CLIPS.values(), vectors[:-1], strict=True)
     ]
     ghost = payload(GHOST_PATH, "Ghost", video.parent / "deleted.avi")
-    points.append(ClipPoint(clip_id(GHOST_PATH), vectors[-1], vectors[-1][None, :], ghost))
-    memory = QdrantClientStore.in_memory()
-    memory.ensure_collection(encoder.dim)
-    memory.upsert(points)
-    yield memory
-    memory.close()
-
-
-def make_settings(tmp_path: Path) -> Settings:
-    return Settings(
-        model="tiny-random",
-        store=StoreSettings(url=":memory:"),
-        media_dir=str(tmp_path / "media"),
-        default_k=3,
-        max_k=MAX_K,
-        max_query_chars=MAX_QUERY_CHARS,
-    )
-
-
-def build_app(settings: Settings, encoder: ClipEncoder, store: Any) -> Flask:
-    limits = SearchLimits(max_query_chars=settings.max_query_chars, max_k=settings.max_k)
-    app = create_app(settings, search=SearchService(encoder, store, limits))
-    app.config["TESTING"] = True
-    return app
+    return [*clips, ClipPoint(clip_id(GHOST_PATH), vectors[-1], vectors[-1][None, :], ghost)]
 
 
 @pytest.fixture
-def app(tmp_path: Path, encoder: ClipEncoder, store: QdrantClientStore) -> Flask:
-    return build_app(make_settings(tmp_path), encoder, store)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+def app_settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path, default_k=3, max_k=MAX_K, max_query_chars=MAX_QUERY_CHARS)
 
 
 def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, str]:
@@ -313,11 +263,7 @@ def test_html_404_is_a_page(client: FlaskClient) -> None:
     assert response.get_json(silent=True) is None
 
 
-def test_unexpected_errors_are_500_without_details(
-    tmp_path: Path, encoder: ClipEncoder, store: QdrantClientStore
-) -> None:
-    app = build_app(make_settings(tmp_path), encoder, store)
-
+def test_unexpected_errors_are_500_without_details(app: Flask) -> None:
     def boom() -> str:
         raise RuntimeError("secret internals")
 
@@ -367,11 +313,13 @@ def test_health(client: FlaskClient) -> None:
     }
 
 
-def test_health_is_503_when_the_store_fails(tmp_path: Path, encoder: ClipEncoder) -> None:
+def test_health_is_503_when_the_store_fails(
+    tmp_path: Path, app_settings: Settings, encoder: ClipEncoder
+) -> None:
     edge = QdrantEdgeStore(tmp_path / "store")
     edge.ensure_collection(encoder.dim)
     edge.close()  # every later call raises StoreError
-    client = build_app(make_settings(tmp_path), encoder, edge).test_client()
+    client = make_app(app_settings, encoder, edge).test_client()
     response = client.get("/api/health")
     assert response.status_code == 503
     body = response.get_json()
@@ -443,10 +391,9 @@ def test_start_page(client: FlaskClient) -> None:
         assert "a ball bouncing" in html
 
 
-def test_search_page_empty_state(tmp_path: Path, encoder: ClipEncoder) -> None:
-    with QdrantClientStore.in_memory() as empty:
-        empty.ensure_collection(encoder.dim)
-        client = build_app(make_settings(tmp_path), encoder, empty).test_client()
+def test_search_page_empty_state(app_settings: Settings, encoder: ClipEncoder) -> None:
+    with make_store(encoder.dim, []) as empty:
+        client = make_app(app_settings, encoder, empty).test_client()
         response = client.get("/?q=ball+bouncing")
         assert response.status_code == 200
         html = response.get_data(as_text=True)
@@ -549,16 +496,17 @@ def test_media_with_missing_source_is_404(client: FlaskClient, kind: str) -> Non
     assert response.status_code == 404
 
 
-def test_undecodable_video_is_422_without_its_path(tmp_path: Path, encoder: ClipEncoder) -> None:
+def test_undecodable_video_is_422_without_its_path(
+    tmp_path: Path, app_settings: Settings, encoder: ClipEncoder
+) -> None:
     broken = tmp_path / "secret-dir" / "broken.avi"
     broken.parent.mkdir()
     broken.write_bytes(b"RIFF not really a video" * 10)
     vector = encoder.encode_text(["ball bouncing"])[0]
     cid = clip_id("Broken/v_Broken_g01_c01.avi")
-    with QdrantClientStore.in_memory() as one:
-        one.ensure_collection(encoder.dim)
-        one.upsert([ClipPoint(cid, vector, vector[None, :], payload("b.avi", "B", broken))])
-        client = build_app(make_settings(tmp_path), encoder, one).test_client()
+    point = ClipPoint(cid, vector, vector[None, :], payload("b.avi", "B", broken))
+    with make_store(encoder.dim, [point]) as one:
+        client = make_app(app_settings, encoder, one).test_client()
         for url in (f"/media/poster/{cid}.jpg", f"/media/video/{cid}.mp4"):
             response = client.get(url)
             assert response.status_code == 422
@@ -645,12 +593,16 @@ def test_image_queries_run_the_vision_tower_as_configured(
 
 
 def test_relative_media_dir_is_relative_to_the_working_directory(
-    tmp_path: Path, encoder: ClipEncoder, store: QdrantClientStore, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    app_settings: Settings,
+    encoder: ClipEncoder,
+    store: QdrantClientStore,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # `clipsearch serve` passes "var/media": it must mean ./var/media, not webapp/var/media
     monkeypatch.chdir(tmp_path)
-    settings = dataclasses.replace(make_settings(tmp_path), media_dir="var/media")
-    client = build_app(settings, encoder, store).test_client()
+    settings = dataclasses.replace(app_settings, media_dir="var/media")
+    client = make_app(settings, encoder, store).test_client()
     cid = clip_id(CLIPS["box spinning"][1])
     poster = tmp_path / "var" / "media" / "posters" / f"{cid}.jpg"
     poster.parent.mkdir(parents=True)
