@@ -172,12 +172,12 @@ class ImagePreprocess:
 @dataclass(frozen=True)
 class VideoEmbedding:
     """Per-frame vectors (N, D) and the pooled clip vector (D,), all L2-normalised; with
-    a segment plan also one vector per window (S, D) and the windows' (start_s, end_s)."""
+    a window plan also one vector per window (S, D) and the windows' (start_s, end_s)."""
 
     frames: np.ndarray
     pooled: np.ndarray
-    segments: np.ndarray | None = None
-    windows: tuple[tuple[float, float], ...] = ()
+    windows: np.ndarray | None = None
+    window_times: tuple[tuple[float, float], ...] = ()
 
 
 def one_line(exc: BaseException) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from clipsearch.search import Result, SearchResponse
-from clipsearch.segments import Moment
+from clipsearch.windows import Moment
 
 
 class Links(Protocol):
@@ -19,7 +19,7 @@ class Links(Protocol):
 
     def clip(self, clip_id: str) -> dict[str, str]: ...
 
-    def segments(self, clip_id: str, n: int) -> list[str]: ...
+    def windows(self, clip_id: str, n: int) -> list[str]: ...
 
 
 NO_GOOD_MATCH = "no good match: every result scores below this model's threshold"
@@ -45,7 +45,7 @@ MAX_COLLAPSED_IDS = 20
 def result_dict(
     result: Result, links: Links | None = None, *, collapsed: bool = False
 ) -> dict[str, Any]:
-    """One search result as the API returns it: the video, its moment, its segments.
+    """One search result as the API returns it: the video, its moment, its windows.
 
     A sequence query's result adds ``moments`` (one per step, in order; ``moment`` is the
     first) and plays from the first moment's start to the last one's end. A result of a
@@ -55,11 +55,11 @@ def result_dict(
     payload, moment = result.payload, result.moment
     until = result.moments[-1].end_s if result.moments else moment.end_s
     urls: dict[str, str] = {}
-    thumbnails: list[str | None] = [None] * len(result.windows)
+    thumbnails: list[str | None] = [None] * len(result.window_times)
     if links is not None:
         urls = links.clip(result.id)
         urls["play_url"] = f"{urls['video_url']}#t={_span(moment.start_s, until)}"
-        thumbnails = list(links.segments(result.id, len(result.windows)))
+        thumbnails = list(links.windows(result.id, len(result.window_times)))
     out = {
         "id": result.id,
         "path": payload.get("path"),
@@ -81,7 +81,7 @@ def result_dict(
                 **({} if thumbnail is None else {"thumbnail_url": thumbnail}),
             }
             for thumbnail, (start, end), score in zip(
-                thumbnails, result.windows, result.segment_scores, strict=True
+                thumbnails, result.window_times, result.window_scores, strict=True
             )
         ],
     }

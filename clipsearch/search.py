@@ -1,7 +1,7 @@
 """Search: a text, image or clip query -> videos, each with its best-matching moment.
 
-Every query becomes one unit vector. The store ranks videos by their best segment
-(its per-segment index, grouped by video) and returns each result's segment vectors;
+Every query becomes one unit vector. The store ranks videos by their best window
+(its per-window index, grouped by video) and returns each result's window vectors;
 the moment is then found here: the winning window, grown over its neighbours that
 score nearly as well.
 
@@ -39,10 +39,10 @@ from clipsearch.collapse import (
 )
 from clipsearch.errors import InvalidInput, NotFound
 from clipsearch.query_cache import QueryCache
-from clipsearch.segments import Moment, best_moment, segment_scores
 from clipsearch.sequence import SequenceMatch, match_sequence, parse_steps, sequence_moments
-from clipsearch.store.base import Hit, PayloadFilter, SegmentHit, VectorExporter, VectorStore
+from clipsearch.store.base import Hit, PayloadFilter, VectorExporter, VectorStore, WindowHit
 from clipsearch.store.checks import canonical_id
+from clipsearch.windows import Moment, best_moment, window_scores
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class SearchLimits:
     # ``batch_wait_s`` after the first (1 turns micro-batching off)
     batch_queries: int = DEFAULT_MAX_BATCH
     batch_wait_s: float = DEFAULT_MAX_WAIT_S
-    # segments fetched in the store's first round (doubled until enough videos)
+    # windows fetched in the store's first round (doubled until enough videos)
     prefetch: int = 64
     # a moment grows over neighbouring windows scoring within ``moment_spread`` of the
     # gap between the best window and the median one (at least ``moment_min_margin``)
@@ -92,17 +92,17 @@ class SearchLimits:
 
 @dataclass(frozen=True)
 class Result:
-    """One video: its score (its best segment's cosine), its moment, every segment's score.
+    """One video: its score (its best window's cosine), its moment, every window's score.
 
     For a sequence query the score is the sequence's (``sequence.score``), ``moments``
-    holds one moment per step (``moment`` is the first), and a segment's score is its
+    holds one moment per step (``moment`` is the first), and a window's score is its
     best over the steps.
     """
 
-    hit: SegmentHit
+    hit: WindowHit
     moment: Moment
-    segment_scores: np.ndarray
-    windows: list[tuple[float, float]]
+    window_scores: np.ndarray
+    window_times: list[tuple[float, float]]
     moments: tuple[Moment, ...] = ()
     steps: tuple[str, ...] = ()
     sequence: SequenceMatch | None = None
@@ -208,7 +208,7 @@ def validate_min_score(value: object) -> float | None:
 
 
 def stored_windows(payload: dict[str, Any], n: int) -> list[tuple[float, float]]:
-    """(start_s, end_s) of a stored point's ``n`` segment vectors.
+    """(start_s, end_s) of a stored point's ``n`` window vectors.
 
     Points ingested before moments were stored per frame: their spans run from one
     frame time to the next.
@@ -380,7 +380,7 @@ class SearchService:
         prefetch = max(self.limits.prefetch, skip + top_k + 1)
         near: float | None = None
         if mode == "none":
-            hits = self.store.search_segments(
+            hits = self.store.search_windows(
                 vector,
                 top_k + 1,  # one more says whether there is a next page
                 prefetch=prefetch,
@@ -393,8 +393,8 @@ class SearchService:
             found, has_next = bool(hits), len(hits) > top_k
         else:
 
-            def fetch(n: int) -> tuple[list[SegmentHit], bool]:
-                hits = self.store.search_segments(
+            def fetch(n: int) -> tuple[list[WindowHit], bool]:
+                hits = self.store.search_windows(
                     vector,
                     n,
                     prefetch=max(prefetch, n),
@@ -412,7 +412,7 @@ class SearchService:
             found, has_next = page.candidates > 0, page.has_next
         no_good_match, best = False, None
         if not found and threshold is not None and skip == 0:
-            probe = self.store.search_segments(
+            probe = self.store.search_windows(
                 vector, 1, prefetch=prefetch, filter=filter, exclude=exclude
             )
             if probe:
@@ -498,10 +498,10 @@ class SearchService:
         """Each step's top ``depth`` videos scored as a sequence, best first, and whether
         every step ran out of videos before ``depth``."""
         prefetch = max(self.limits.prefetch, depth)
-        candidates: dict[str, SegmentHit] = {}
+        candidates: dict[str, WindowHit] = {}
         exhausted = True
         for vector in dict(zip(steps, vectors, strict=True)).values():  # repeated steps once
-            hits = self.store.search_segments(vector, depth, prefetch=prefetch, filter=filter)
+            hits = self.store.search_windows(vector, depth, prefetch=prefetch, filter=filter)
             exhausted = exhausted and len(hits) < depth
             for hit in hits:
                 candidates.setdefault(hit.id, hit)
@@ -571,64 +571,64 @@ class SearchService:
         return found
 
     def _sequence_result(
-        self, hit: SegmentHit, vectors: np.ndarray, steps: Sequence[str]
+        self, hit: WindowHit, vectors: np.ndarray, steps: Sequence[str]
     ) -> Result | None:
-        found = self.sequence(hit.segments, hit.payload, vectors)
+        found = self.sequence(hit.windows, hit.payload, vectors)
         if found is None:
             return None
-        match, moments, scores, windows = found
+        match, moments, scores, times = found
         return Result(
             replace(hit, score=match.score),
             moments[0],
             scores.max(axis=0),
-            windows,
+            times,
             moments=tuple(moments),
             steps=tuple(steps),
             sequence=match,
         )
 
     def sequence(
-        self, segments: np.ndarray, payload: dict[str, Any], vectors: np.ndarray
+        self, windows: np.ndarray, payload: dict[str, Any], vectors: np.ndarray
     ) -> tuple[SequenceMatch, list[Moment], np.ndarray, list[tuple[float, float]]] | None:
         """How a stored video matches the step vectors (steps, D) in order: the match, one
-        moment per step, each step's segment scores (steps, S) and the segments'
+        moment per step, each step's window scores (steps, S) and the windows'
         (start_s, end_s); None when the video cannot hold the steps in order."""
-        if len(segments) == 0:
+        if len(windows) == 0:
             return None
-        scores = np.stack([segment_scores(segments, v) for v in vectors])
-        windows = stored_windows(payload, scores.shape[1])
-        match = match_sequence(scores, windows, order_penalty=self.limits.order_penalty)
+        scores = np.stack([window_scores(windows, v) for v in vectors])
+        times = stored_windows(payload, scores.shape[1])
+        match = match_sequence(scores, times, order_penalty=self.limits.order_penalty)
         if match is None:
             return None
         moments = sequence_moments(
             scores,
-            windows,
+            times,
             match,
             spread=self.limits.moment_spread,
             min_margin=self.limits.moment_min_margin,
         )
-        return match, moments, scores, windows
+        return match, moments, scores, times
 
-    def _result(self, hit: SegmentHit, vector: np.ndarray) -> Result:
-        moment, scores, windows = self.moment(hit.segments, hit.payload, vector)
+    def _result(self, hit: WindowHit, vector: np.ndarray) -> Result:
+        moment, scores, times = self.moment(hit.windows, hit.payload, vector)
         # the moment grows from the best window, whose score the store already gave as the
         # video's: one figure, not the store's and a recomputation differing in the last digit
-        return Result(hit, replace(moment, score=hit.score), scores, windows)
+        return Result(hit, replace(moment, score=hit.score), scores, times)
 
     def moment(
-        self, segments: np.ndarray, payload: dict[str, Any], vector: np.ndarray
+        self, windows: np.ndarray, payload: dict[str, Any], vector: np.ndarray
     ) -> tuple[Moment, np.ndarray, list[tuple[float, float]]]:
-        """A stored video's best moment for a query vector, every segment's score and the
-        segments' (start_s, end_s)."""
-        scores = segment_scores(segments, vector)
-        windows = stored_windows(payload, len(scores))
+        """A stored video's best moment for a query vector, every window's score and the
+        windows' (start_s, end_s)."""
+        scores = window_scores(windows, vector)
+        times = stored_windows(payload, len(scores))
         moment = best_moment(
             scores,
-            windows,
+            times,
             spread=self.limits.moment_spread,
             min_margin=self.limits.moment_min_margin,
         )
-        return moment, scores, windows
+        return moment, scores, times
 
     # -- clips and health
 

@@ -14,7 +14,7 @@ video is scored exactly from its stored window vectors:
   ``in_order - order_penalty * (reversed - in_order)``, else ``in_order``; a video
   showing B before A sinks below one showing A before B.
 * each step's moment grows around its window as a single moment does
-  (:func:`clipsearch.segments.grow_moment`), but only over windows that keep the order:
+  (:func:`clipsearch.windows.grow_moment`), but only over windows that keep the order:
   after the previous step's moment, before the next step's window.
 """
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from clipsearch.errors import InvalidInput
-from clipsearch.segments import Moment, grow_moment
+from clipsearch.windows import Moment, grow_moment
 
 MAX_STEPS = 4
 # "then" as a whole word: not "thence", "then-president" or "and-then"

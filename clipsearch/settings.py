@@ -42,7 +42,7 @@ def is_device_name(text: str) -> bool:
 
 # Where the int8 export (and the decoded-frame cache of training) is kept.
 DEFAULT_CACHE_DIR = "var/cache"
-# Ingest skips videos longer than this (seconds): at an hour the segment plan's 120
+# Ingest skips videos longer than this (seconds): at an hour the window plan's 120
 # windows already lie 30 s apart; longer videos are better split into scenes.
 DEFAULT_MAX_VIDEO_S = 3600.0
 # `clipsearch watch` looks at its folder this often (seconds).

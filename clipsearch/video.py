@@ -1,7 +1,7 @@
 """Video probing and sparse frame sampling with PyAV.
 
 Sampling follows TSN/CLIP4Clip: the clip is split into ``num_frames`` equal
-segments and, for each segment midpoint ``t``, the frame whose presentation
+intervals and, for each interval midpoint ``t``, the frame whose presentation
 interval contains ``t`` is returned (the last frame with ``time <= t``).
 
 Design (see :func:`sample_frames`):
@@ -66,12 +66,12 @@ __all__ = [
     "estimate_duration",
     "frame_rate",
     "frame_times",
+    "interval_midpoints",
     "open_video",
     "pick_indices",
     "probe",
     "sample_frames",
     "scaled_size",
-    "segment_midpoints",
     "shown_as_decoded",
     "stream_timing",
 ]
@@ -119,8 +119,8 @@ class SampledFrames:
     height: int
 
 
-def segment_midpoints(duration_s: float, num_frames: int) -> np.ndarray:
-    """Midpoints ``(i + 0.5) * duration / num_frames`` of ``num_frames`` equal segments."""
+def interval_midpoints(duration_s: float, num_frames: int) -> np.ndarray:
+    """Midpoints ``(i + 0.5) * duration / num_frames`` of ``num_frames`` equal intervals."""
     if num_frames < 1:
         raise InvalidInput(f"num_frames must be >= 1, got {num_frames}")
     return (np.arange(num_frames, dtype=np.float64) + 0.5) * (float(duration_s) / num_frames)
@@ -501,11 +501,11 @@ def sample_frames(
     times: Callable[[float], np.ndarray] | None = None,
     max_duration_s: float | None = None,
 ) -> SampledFrames:
-    """Sample ``num_frames`` frames at segment midpoints, decoding in order.
+    """Sample ``num_frames`` frames at interval midpoints, decoding in order.
 
     Returns the frame showing at each midpoint with its real timestamp. ``times``
     replaces the midpoints: given the duration, it returns the sorted sample times
-    (``clipsearch.segments.LayoutTimes`` samples a video's moments). If
+    (``clipsearch.windows.LayoutTimes`` samples a video's moments). If
     ``num_frames`` exceeds the number of frames in the clip, frames repeat
     (each midpoint still gets the frame showing at that time). ``max_side``
     shrinks the returned frames (aspect ratio kept, never upscaled). A video whose
@@ -521,7 +521,7 @@ def sample_frames(
 
     def targets_for(duration_s: float) -> list[float]:
         if times is None:
-            return segment_midpoints(duration_s, num_frames).tolist()
+            return interval_midpoints(duration_s, num_frames).tolist()
         return [float(t) for t in times(duration_s)]
 
     timing = stream_timing(path)

@@ -138,7 +138,7 @@ def health() -> ResponseReturnValue:
 
 @bp.get("/clips/<clip_id>")
 def clip(clip_id: str) -> ResponseReturnValue:
-    """One clip's payload (without filesystem paths), media URLs and segments."""
+    """One clip's payload (without filesystem paths), media URLs and windows."""
     return jsonify(detail_dict(find_clip(clip_id)))
 
 

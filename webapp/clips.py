@@ -59,13 +59,13 @@ _PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 
 class MediaLinks:
     """The media URLs of many clips from three ``url_for`` calls (a response lists dozens
-    of clips and segments, and building each URL through the router costs more than
+    of clips and windows, and building each URL through the router costs more than
     finding the clip)."""
 
     def __init__(self) -> None:
         self.video = url_for("media.video", clip_id=_PLACEHOLDER)
         self.poster = url_for("media.poster", clip_id=_PLACEHOLDER)
-        self.segment = url_for("media.segment", clip_id=_PLACEHOLDER, index=0)[: -len("0.jpg")]
+        self.window = url_for("media.window", clip_id=_PLACEHOLDER, index=0)[: -len("0.jpg")]
 
     def clip(self, clip_id: str) -> dict[str, str]:
         """Absolute-path URLs of a clip's preview video and poster."""
@@ -74,9 +74,9 @@ class MediaLinks:
             "thumbnail_url": self.poster.replace(_PLACEHOLDER, clip_id),
         }
 
-    def segments(self, clip_id: str, n: int) -> list[str]:
-        """The thumbnail URLs of a clip's ``n`` segments."""
-        head = self.segment.replace(_PLACEHOLDER, clip_id)
+    def windows(self, clip_id: str, n: int) -> list[str]:
+        """The thumbnail URLs of a clip's ``n`` windows."""
+        head = self.window.replace(_PLACEHOLDER, clip_id)
         return [f"{head}{i}.jpg" for i in range(n)]
 
 
@@ -86,7 +86,7 @@ def response_dict(response: SearchResponse, limit: int, given: dict[str, Any]) -
 
 
 def detail_dict(hit: Hit) -> dict[str, Any]:
-    """One clip's public payload plus its media URLs and segment thumbnails."""
+    """One clip's public payload plus its media URLs and window thumbnails."""
     payload = hit.payload
     links = MediaLinks()
     detail = {
@@ -99,6 +99,6 @@ def detail_dict(hit: Hit) -> dict[str, Any]:
     windows = stored_windows(payload, n)
     detail["segments"] = [
         {"start_s": round(s, 3), "end_s": round(e, 3), "thumbnail_url": thumbnail}
-        for (s, e), thumbnail in zip(windows, links.segments(hit.id, len(windows)), strict=True)
+        for (s, e), thumbnail in zip(windows, links.windows(hit.id, len(windows)), strict=True)
     ]
     return detail

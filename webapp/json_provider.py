@@ -1,4 +1,4 @@
-"""Flask's JSON through orjson: a search response lists dozens of segments, and the
+"""Flask's JSON through orjson: a search response lists dozens of windows, and the
 standard library's encoder was a tenth of a request's time."""
 
 from __future__ import annotations

@@ -36,11 +36,11 @@ def _cached_file(
 ) -> Path:
     """The cache file of an indexed clip, built from its source video when missing or stale.
 
-    ``variant`` picks one of several files per clip (a segment's thumbnail).
+    ``variant`` picks one of several files per clip (a window's thumbnail).
     """
     hit = find_clip(clip_id)
     if variant is not None:
-        build = _segment_builder(hit.payload, variant)
+        build = _window_builder(hit.payload, variant)
     cache_dir = get_media_dir() / folder
     key = hit.id if variant is None else f"{hit.id}-{variant}"
     cached = cache_dir / f"{key}{suffix}"
@@ -68,7 +68,7 @@ def poster(clip_id: str) -> ResponseReturnValue:
     return send_file(path, mimetype="image/jpeg", conditional=True, max_age=MAX_AGE_S)
 
 
-def _segment_builder(payload: dict[str, object], index: int) -> Builder:
+def _window_builder(payload: dict[str, object], index: int) -> Builder:
     spans = payload.get("segment_times")
     count = len(spans) if isinstance(spans, list) else len(payload.get("frame_times") or [])  # type: ignore[arg-type]
     if not 0 <= index < count:
@@ -82,9 +82,9 @@ def _segment_builder(payload: dict[str, object], index: int) -> Builder:
 
 
 @bp.get("/segment/<clip_id>/<int:index>.jpg")
-def segment(clip_id: str, index: int) -> ResponseReturnValue:
-    """JPEG thumbnail of one segment (the frame at its middle), made on first request."""
-    path = _cached_file(clip_id, media.SEGMENTS, ".jpg", media.ensure_poster, variant=index)
+def window(clip_id: str, index: int) -> ResponseReturnValue:
+    """JPEG thumbnail of one window (the frame at its middle), made on first request."""
+    path = _cached_file(clip_id, media.WINDOWS_VECTOR, ".jpg", media.ensure_poster, variant=index)
     return send_file(path, mimetype="image/jpeg", conditional=True, max_age=MAX_AGE_S)
 
 

@@ -195,7 +195,7 @@ def image_search() -> ResponseReturnValue:
 
 @bp.get("/clips/<clip_id>")
 def clip(clip_id: str) -> ResponseReturnValue:
-    """One video: the player (from ``?t=`` seconds), its segments and similar videos."""
+    """One video: the player (from ``?t=`` seconds), its windows and similar videos."""
     hit = find_clip(clip_id)
     detail = detail_dict(hit)
     start = request.args.get("t", type=float)
@@ -213,27 +213,27 @@ def clip(clip_id: str) -> ResponseReturnValue:
         "clip.html",
         clip=detail,
         start=start,
-        here=_segment_at(detail["segments"], start),
+        here=_window_at(detail["segments"], start),
         similar=similar,
         error=error,
         footer=footer_info(),
     )
 
 
-def _segment_at(segments: list[dict[str, Any]], t: float | None) -> int | None:
-    """Index of the one segment showing at ``t``: of those spanning it (windows overlap),
+def _window_at(windows: list[dict[str, Any]], t: float | None) -> int | None:
+    """Index of the one window showing at ``t``: of those spanning it (windows overlap),
     the one whose centre is nearest (the later one on a tie); None when none spans ``t``."""
     if t is None:
         return None
-    last = len(segments) - 1
+    last = len(windows) - 1
     spanning = [
         i
-        for i, s in enumerate(segments)
+        for i, s in enumerate(windows)
         if s["start_s"] <= t < s["end_s"] or (i == last and t == s["end_s"])
     ]
     if not spanning:
         return None
     return min(
         spanning,
-        key=lambda i: (abs((segments[i]["start_s"] + segments[i]["end_s"]) / 2 - t), -i),
+        key=lambda i: (abs((windows[i]["start_s"] + windows[i]["end_s"]) / 2 - t), -i),
     )

@@ -106,9 +106,9 @@ def init_app(app: Flask, settings: Settings, search: SearchService | None = None
 def start_watcher(folder: str, settings: Settings, live: LiveSearch, media_dir: Path) -> Any:
     """Keep the index in step with ``folder`` from a thread of this process: new and
     changed videos are searchable at the next poll, with no restart. Each poll uses the
-    search service serving now: its store, the vision tower of its model and the segment
+    search service serving now: its store, the vision tower of its model and the window
     plan its videos were cut by."""
-    from clipsearch.pipeline.runner import IngestOptions, stored_segment_plan
+    from clipsearch.pipeline.runner import IngestOptions, stored_window_plan
     from ingest.watch import Watcher
 
     # decoding in a thread: forking a process that serves requests from threads is unsafe
@@ -120,11 +120,11 @@ def start_watcher(folder: str, settings: Settings, live: LiveSearch, media_dir: 
         search = live.acquire()
         try:
             encoder = _vision_encoder(settings, search, vision)
-            plan = stored_segment_plan(search.store, options.segments)
+            plan = stored_window_plan(search.store, options.windows)
         except BaseException:
             live.release(search)
             raise
-        watcher.options = replace(watcher.options, segments=plan)
+        watcher.options = replace(watcher.options, windows=plan)
         return encoder, search.store, lambda: live.release(search)
 
     thread = threading.Thread(

@@ -2,10 +2,10 @@
 
     python benchmarks/capacity/measure.py STORE [STORE ...] --out benchmarks/capacity/capacity.json
 
-For each store: bytes on disk by part (video shard, segment shard, their WALs), the resident
+For each store: bytes on disk by part (video shard, window shard, their WALs), the resident
 memory the process gains by opening it and by running the queries, the open time, and the
 latency of the product's two searches with random unit queries, one at a time on one thread:
-the segment search (``search_segments``, prefetch 64, k 10: what /api/search runs) and the
+the window search (``search_windows``, prefetch 64, k 10: what /api/search runs) and the
 pooled search (``search``, k 10: more-like-this). Its figures feed docs/capacity.md.
 """
 
@@ -55,13 +55,13 @@ def measure(path: Path, queries: int, seed: int) -> dict[str, object]:
         dim = store.dim()
         assert dim, f"{path} holds no collection"
         clips = store.count()
-        segments = store.segment_count() if hasattr(store, "segment_count") else None
+        windows = store.window_count() if hasattr(store, "window_count") else None
         rng = np.random.default_rng(seed)
         q = rng.normal(size=(queries + 20, dim)).astype(np.float32)
         q /= np.linalg.norm(q, axis=1, keepdims=True)
         results: dict[str, object] = {}
         for name, run in (
-            ("segment_search", lambda v: store.search_segments(v, 10, prefetch=64)),
+            ("segment_search", lambda v: store.search_windows(v, 10, prefetch=64)),
             ("pooled_search", lambda v: store.search(v, 10)),
         ):
             for v in q[:20]:  # warm-up
@@ -79,7 +79,7 @@ def measure(path: Path, queries: int, seed: int) -> dict[str, object]:
     return {
         "store": str(path),
         "clips": clips,
-        "segments": segments,
+        "segments": windows,
         "dim": dim,
         "disk_bytes": parts,
         "disk_bytes_per_clip": round(parts["total"] / clips),
@@ -105,13 +105,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         row = measure(path, args.queries, args.seed)
         rows.append(row)
-        seg, pooled = row["segment_search"], row["pooled_search"]
+        win, pooled = row["segment_search"], row["pooled_search"]
         print(
             f"{path}: {row['clips']:,} clips, {row['segments'] or '?'} segments, "
             f"{row['disk_bytes']['total'] / 1e6:,.0f} MB on disk "
             f"({row['disk_bytes_per_clip']:,} B/clip), open {row['open_s']} s, "
             f"RSS +{row['rss_gain_after_queries_bytes'] / 1e6:,.0f} MB; "
-            f"segment search p50 {seg['p50_ms']} ms p95 {seg['p95_ms']} ms ({seg['qps']} q/s), "
+            f"segment search p50 {win['p50_ms']} ms p95 {win['p95_ms']} ms ({win['qps']} q/s), "
             f"pooled p50 {pooled['p50_ms']} ms"
         )
     if args.out:

@@ -20,8 +20,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from clipsearch.bench.ingest import UCF101_CLIPS, UCF101_MEAN_S
-from clipsearch.segments import SegmentPlan, frame_layout
-from clipsearch.video import segment_midpoints
+from clipsearch.video import interval_midpoints
+from clipsearch.windows import WindowPlan, frame_layout
 
 ORDER = ("before", "auto", "fp32", "bf16", "int8")
 
@@ -29,12 +29,12 @@ ORDER = ("before", "auto", "fp32", "bf16", "int8")
 def ucf_frames(name: str, num_frames: int = 8) -> int:
     """Frames a UCF101 clip of the mean length costs: today's layout, or before's (the
     clip's own 8 midpoints decoded beside the windows' frames)."""
-    plan = SegmentPlan()
+    plan = WindowPlan()
     if name != "before":
         return len(frame_layout(UCF101_MEAN_S, num_frames, plan).times)
     windows = plan.windows(UCF101_MEAN_S)
-    times = [segment_midpoints(UCF101_MEAN_S, num_frames)]
-    times += [s + segment_midpoints(e - s, num_frames) for s, e in windows]
+    times = [interval_midpoints(UCF101_MEAN_S, num_frames)]
+    times += [s + interval_midpoints(e - s, num_frames) for s, e in windows]
     return len(np.unique(np.round(np.concatenate(times), 6)))
 
 

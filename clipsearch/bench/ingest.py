@@ -22,7 +22,7 @@ from clipsearch.errors import InvalidInput
 from clipsearch.model import ClipEncoder
 from clipsearch.pipeline.decode import Decoded, decode_many
 from clipsearch.pipeline.embed import DECODE_MAX_SIDE, embed_decoded
-from clipsearch.segments import SegmentPlan, frame_layout
+from clipsearch.windows import WindowPlan, frame_layout
 
 UCF101_CLIPS = 13_320
 # UCF101's mean clip length (Soomro et al. 2012: 13,320 clips, 27 hours, 1.06-71.04 s)
@@ -31,7 +31,7 @@ PACKAGES = {"torch": "torch", "qdrant_edge": "qdrant-edge-py", "av": "av"}
 
 
 def model_only(
-    encoder: ClipEncoder, decoded: Sequence[Decoded], batch_clips: int, plan: SegmentPlan | None
+    encoder: ClipEncoder, decoded: Sequence[Decoded], batch_clips: int, plan: WindowPlan | None
 ) -> tuple[int, float]:
     """(frames, seconds) of the vision tower (and pooling) alone on decoded clips, embedded
     by the same call as ingest's."""
@@ -50,14 +50,14 @@ def bench_ingest(
     limit: int = 96,
     batch_clips: int = 16,
     workers: int | None = None,
-    plan: SegmentPlan | None = None,
+    plan: WindowPlan | None = None,
 ) -> dict[str, Any]:
     """The pipeline's and the model's frames/s on the first ``limit`` clips (path order),
     both counting every frame the vision tower embedded (windows included), and the time
     all of UCF101 would take at the pipeline's frames/s."""
     from clipsearch.pipeline.runner import IngestOptions, scratch_index, selected_clips
 
-    options = IngestOptions(batch_clips=batch_clips, workers=workers, limit=limit, segments=plan)
+    options = IngestOptions(batch_clips=batch_clips, workers=workers, limit=limit, windows=plan)
     clips = selected_clips(collection, options)
     if not clips:
         raise InvalidInput("no clips to ingest")

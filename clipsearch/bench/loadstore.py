@@ -5,7 +5,7 @@ seed-style baseline searches 13,320 vectors), but ingesting 13,320 real clips wi
 ViT-B/32 takes hours on a CPU. These clips are made of seeded synthetic vectors
 (``momentbench.synthetic_moments``: UCF101-like lengths, 3-10 two-second windows) with the
 payload ingest writes, and go in through the store's own ``upsert``, so every query pays
-the real cost of the segment search. Their answers mean nothing: they are for speed only.
+the real cost of the window search. Their answers mean nothing: they are for speed only.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ SOURCE = "synthetic"
 @dataclass(frozen=True)
 class LoadStoreReport:
     clips: int
-    segments: int
+    windows: int
     dim: int
     upsert_s: float
     optimize_s: float
@@ -82,7 +82,7 @@ def build_load_store(
                 ClipPoint(
                     id=clip_id(f"{SOURCE}/{i}"),
                     pooled=data.pooled[i],
-                    segments=data.video(i),
+                    windows=data.video(i),
                     payload=clip_payload(i, int(data.counts[i]), int(data.video_class[i])),
                 )
                 for i in range(lo, hi)
@@ -99,7 +99,7 @@ def build_load_store(
         store.flush()
     return LoadStoreReport(
         clips=clips,
-        segments=data.n_segments,
+        windows=data.n_windows,
         dim=dim,
         upsert_s=round(upsert_s, 2),
         optimize_s=round(time.perf_counter() - started, 2),

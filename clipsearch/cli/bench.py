@@ -1,5 +1,5 @@
-"""Benchmarks: ``bench-text``, ``bench-ingest``, ``load-store``, ``bench-index`` and
-``bench-moments``."""
+"""Benchmarks: ``bench-text``, ``bench-ingest`` and ``load-store`` (``bench-index`` and
+``bench-moments`` have their own modules)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from clipsearch.bench import index_cli
-from clipsearch.bench import moments as moments_bench
 from clipsearch.cli.common import (
     add_device_arg,
     add_model_arg,
     add_onnx_cache_arg,
-    add_segment_args,
     add_store_args,
     add_vision_dtype_arg,
+    add_window_args,
     positive_int,
     progress,
-    segment_plan,
     show_progress,
     store_settings,
+    window_plan,
     write_json,
 )
 from clipsearch.errors import InvalidInput
@@ -52,7 +50,7 @@ def cmd_load_store(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(
-        f"wrote {report.clips} synthetic clips ({report.segments} segments, {report.dim}-d) in "
+        f"wrote {report.clips} synthetic clips ({report.windows} segments, {report.dim}-d) in "
         f"{report.upsert_s + report.optimize_s:.0f} s (upsert {report.upsert_s:.0f} s, "
         f"optimize {report.optimize_s:.0f} s): for load tests only, their answers mean nothing"
     )
@@ -120,7 +118,7 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
     )
     if args.frames:
         encoder.video = replace(encoder.video, num_frames=args.frames)
-    plan = segment_plan(args) if args.segments else None
+    plan = window_plan(args) if args.windows else None
     result = bench_ingest(
         collection,
         encoder,
@@ -186,12 +184,13 @@ def add_bench_ingest(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=positive_int, default=None, help="frames per clip")
     p.add_argument(
         "--segments",
+        dest="windows",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="embed the moment windows, as `clipsearch ingest` does (the default); "
         "--no-segments: only the clip's own frames",
     )
-    add_segment_args(p)
+    add_window_args(p)
     add_vision_dtype_arg(p)
     add_device_arg(p)
     add_onnx_cache_arg(p)
@@ -211,11 +210,3 @@ def add_load_store(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="take the vector size from this CLIP checkpoint instead")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_load_store)
-
-
-def add_bench_index(sub: Any, common: argparse.ArgumentParser) -> None:
-    index_cli.add_parser(sub, common)
-
-
-def add_bench_moments(sub: Any, common: argparse.ArgumentParser) -> None:
-    moments_bench.add_parser(sub, common)

@@ -137,7 +137,7 @@ def add_onnx_cache_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_segment_args(p: argparse.ArgumentParser) -> None:
+def add_window_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("moments (one segment vector per window)")
     g.add_argument("--window-s", type=float, default=2.0, help="window length (default 2 s)")
     g.add_argument("--stride-s", type=float, default=1.0, help="window step (default 1 s)")
@@ -204,10 +204,10 @@ def show_progress(args: argparse.Namespace) -> bool:
     return (not args.quiet and sys.stderr.isatty()) or bool(getattr(args, "progress", False))
 
 
-def segment_plan(args: argparse.Namespace) -> Any:
-    from clipsearch.segments import SegmentPlan
+def window_plan(args: argparse.Namespace) -> Any:
+    from clipsearch.windows import WindowPlan
 
-    return SegmentPlan(window_s=args.window_s, stride_s=args.stride_s)
+    return WindowPlan(window_s=args.window_s, stride_s=args.stride_s)
 
 
 @contextmanager

@@ -10,14 +10,14 @@ from clipsearch.cli.common import (
     add_device_arg,
     add_model_arg,
     add_onnx_cache_arg,
-    add_segment_args,
     add_text_dtype_arg,
     add_vision_dtype_arg,
+    add_window_args,
     emit_json,
     positive_int,
     progress,
-    segment_plan,
     show_progress,
+    window_plan,
     write_json,
 )
 from clipsearch.errors import InvalidInput
@@ -88,7 +88,7 @@ def cmd_eval_moments(args: argparse.Namespace) -> int:
     )
     with progress(total, "video", "eval-moments", show_progress(args)) as update:
         metrics = evaluate_moments(
-            encoder, args.data, plan=segment_plan(args), workers=args.workers, progress=update
+            encoder, args.data, plan=window_plan(args), workers=args.workers, progress=update
         )
     metrics.update({"model": encoder.model_id, "data": str(args.data)})
     print(moments_table(metrics))
@@ -125,7 +125,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             collection,
             clips,
             fpr=args.fpr,
-            plan=segment_plan(args),
+            plan=window_plan(args),
             workers=args.workers,
             progress=update,
         )
@@ -288,7 +288,7 @@ def add_eval_moments(sub: Any, common: argparse.ArgumentParser) -> None:
     add_model_arg(p)
     p.add_argument("--workers", type=positive_int, default=None, help="decode processes")
     p.add_argument("--json", metavar="OUT", help="write metrics JSON here ('-' for stdout)")
-    add_segment_args(p)
+    add_window_args(p)
     add_text_dtype_arg(p)
     add_vision_dtype_arg(p)
     add_device_arg(p)
@@ -314,7 +314,7 @@ def add_calibrate(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", metavar="JSON", help="write here instead of into the model folder")
     p.add_argument("--workers", type=positive_int, default=None, help="decode processes")
-    add_segment_args(p)
+    add_window_args(p)
     add_text_dtype_arg(p)
     add_vision_dtype_arg(p)
     add_device_arg(p)

@@ -14,18 +14,18 @@ from clipsearch.cli.common import (
     add_device_arg,
     add_model_arg,
     add_onnx_cache_arg,
-    add_segment_args,
     add_store_args,
     add_vision_dtype_arg,
+    add_window_args,
     env,
     non_negative_float,
     positive_float,
     positive_int,
     progress,
-    segment_plan,
     show_progress,
     stop_on_signals,
     store_settings,
+    window_plan,
     write_json,
 )
 from clipsearch.errors import InvalidInput
@@ -107,7 +107,7 @@ def _ingest_options(args: argparse.Namespace) -> Any:
         settle_s=args.settle_s,
         media_dir=Path(args.media_dir),
         limit=args.limit,
-        segments=segment_plan(args),
+        windows=window_plan(args),
         shard=Shard.parse(args.shard) if args.shard else None,
         max_video_s=args.max_video_s or None,
     )
@@ -222,7 +222,7 @@ def _add_ingest_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --alias: delete the previous collection after the swap (default: keep it)",
     )
-    add_segment_args(p)
+    add_window_args(p)
     add_vision_dtype_arg(p)
     add_device_arg(p)
     add_onnx_cache_arg(p)

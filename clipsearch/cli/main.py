@@ -9,7 +9,17 @@ import os
 import sys
 
 from clipsearch import __version__
-from clipsearch.cli import bench, data, evaluate, ingest, search, serve, train
+from clipsearch.cli import (
+    bench,
+    bench_index,
+    bench_moments,
+    data,
+    evaluate,
+    ingest,
+    search,
+    serve,
+    train,
+)
 from clipsearch.cli.common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -34,8 +44,8 @@ COMMANDS = (
     evaluate.add_parity,
     evaluate.add_eval_moments,
     evaluate.add_calibrate,
-    bench.add_bench_index,
-    bench.add_bench_moments,
+    bench_index.add_bench_index,
+    bench_moments.add_bench_moments,
 )
 
 

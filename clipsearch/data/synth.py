@@ -19,17 +19,17 @@ their scene and clip parameters: the second of each pair is rendered as the
 first one's frames in reverse order.
 
 Rendering is split from encoding (:func:`render_frames`, :func:`encode_avi`)
-so that multi-segment "moment" clips are made by concatenating the frames of
+so that multi-span "moment" clips are made by concatenating the frames of
 several classes rendered on one :class:`Scene`. :func:`generate_moments`
 (called by :func:`generate` unless ``moments=False``) writes::
 
-    <root>/moments/m_NNNN.avi       2 or 3 back-to-back segments of 3-5 s each
-    <root>/moments/long_NN.avi      60 s: 6 segments of 7-13 s, all of different classes
+    <root>/moments/m_NNNN.avi       2 or 3 back-to-back spans of 3-5 s each
+    <root>/moments/long_NN.avi      60 s: 6 spans of 7-13 s, all of different classes
     <root>/moments/moments.jsonl    one JSON object per file, written last
 
 Every selected class appears in exactly ``moments_per_class`` short clips; the
 long videos spread the classes as evenly as they can. A clip's scene is one of
-split 1's test scenes (groups 1-7), shared by all its segments.
+split 1's test scenes (groups 1-7), shared by all its spans.
 
 Renderings: ``rendering="synthucf"`` (the default, described above) or ``"alt"``
 (:mod:`clipsearch.data.synth_alt`, ``clipsearch synth --rendering alt``): the same classes,
@@ -164,13 +164,13 @@ META_FILE = "synth_meta.jsonl"
 MOMENTS_DIR = "moments"
 MOMENTS_FILE = "moments.jsonl"
 
-# Moments set: 25 fps, 320x240; segment lengths are whole 0.2 s steps (5 frames).
+# Moments set: 25 fps, 320x240; span lengths are whole 0.2 s steps (5 frames).
 MOMENT_FPS = 25
 _STEP_FRAMES = MOMENT_FPS // 5
-_MOMENT_SEG_STEPS = (15, 25)  # short clips: 3.0 s .. 5.0 s per segment
+_SPAN_STEPS = (15, 25)  # short clips: 3.0 s .. 5.0 s per span
 LONG_DURATION_S = 60.0
-LONG_SEGMENTS = 6
-_LONG_SPREAD = (7, 13)  # long segment length in tenths of the mean: 7-13 s for 6 in 60 s
+LONG_SPANS = 6
+_LONG_SPREAD = (7, 13)  # long span length in tenths of the mean: 7-13 s for 6 in 60 s
 MAX_MOMENTS_PER_CLASS = 99
 MAX_LONG_VIDEOS = 99
 _MAX_LONG_DURATION_S = 3600.0
@@ -908,14 +908,14 @@ _J = TypeVar("_J")
 class MomentsSummary:
     """What :func:`generate_moments` built.
 
-    ``n_clips`` counts the short clips, ``n_long`` the long videos and ``n_segments``
-    the segments of all of them (``classes * moments_per_class`` are in short clips).
+    ``n_clips`` counts the short clips, ``n_long`` the long videos and ``n_spans``
+    the spans of all of them (``classes * moments_per_class`` are in short clips).
     """
 
     root: Path
     n_clips: int
     n_long: int
-    n_segments: int
+    n_spans: int
     seconds: float
 
 
@@ -925,7 +925,7 @@ class _MomentJob:
     kind: str  # "short" | "long"
     index: int  # 1-based within its kind
     classes: tuple[str, ...]
-    steps: tuple[int, ...]  # segment lengths in 0.2 s steps
+    steps: tuple[int, ...]  # span lengths in 0.2 s steps
     group: int  # scene group (one of split 1's test groups)
     seed: int
     path: Path
@@ -940,14 +940,14 @@ def moment_filename(kind: str, index: int) -> str:
     return f"m_{index:04d}.avi" if kind == "short" else f"long_{index:02d}.avi"
 
 
-def _short_sizes(n_segments: int, n_classes: int) -> list[int]:
-    """Split ``n_segments`` into clips of 2 or 3 segments, about half the segments in each."""
+def _short_sizes(n_spans: int, n_classes: int) -> list[int]:
+    """Split ``n_spans`` into clips of 2 or 3 spans, about half the spans in each."""
     if n_classes < 3:
-        return [2] * (n_segments // 2)
-    n3 = n_segments // 6
-    if (n_segments - 3 * n3) % 2:
+        return [2] * (n_spans // 2)
+    n3 = n_spans // 6
+    if (n_spans - 3 * n3) % 2:
         n3 = n3 - 1 if n3 > 0 else 1
-    return [3] * n3 + [2] * ((n_segments - 3 * n3) // 2)
+    return [3] * n3 + [2] * ((n_spans - 3 * n3) // 2)
 
 
 def _pick_classes(
@@ -967,7 +967,7 @@ def _pick_classes(
 
 
 def _split_steps(rng: np.random.Generator, total: int, n: int) -> list[int]:
-    """``n`` segment lengths (0.2 s steps) summing to ``total``, each 0.7-1.3x the mean."""
+    """``n`` span lengths (0.2 s steps) summing to ``total``, each 0.7-1.3x the mean."""
     lo = -(-total * _LONG_SPREAD[0] // (10 * n))  # ceil
     hi = total * _LONG_SPREAD[1] // (10 * n)
     steps = [int(v) for v in rng.integers(lo, hi + 1, size=n)]
@@ -989,7 +989,7 @@ def _plan_moments(
     folder: Path,
     rendering: str = DEFAULT_RENDERING,
 ) -> list[_MomentJob]:
-    """Classes, segment lengths and scene group of every moments file (short ones first)."""
+    """Classes, span lengths and scene group of every moments file (short ones first)."""
     groups = list(split_test_groups(1))
     jobs: list[_MomentJob] = []
 
@@ -999,7 +999,7 @@ def _plan_moments(
     need = dict.fromkeys(selected, moments_per_class)
     for i, k in enumerate(sizes, 1):
         classes = _pick_classes(rng, selected, need, k, sign=1)
-        lo, hi = _MOMENT_SEG_STEPS
+        lo, hi = _SPAN_STEPS
         steps = tuple(int(v) for v in rng.integers(lo, hi + 1, size=k))
         name = moment_filename("short", i)
         group = groups[(i - 1) % len(groups)]
@@ -1011,10 +1011,10 @@ def _plan_moments(
 
     rng = np.random.default_rng(_seq(seed, 5, 1, rendering=rendering))
     used = dict.fromkeys(selected, 0)
-    n_seg = min(LONG_SEGMENTS, len(selected))
+    n_spans = min(LONG_SPANS, len(selected))
     for j in range(1, long_videos + 1):
-        classes = _pick_classes(rng, selected, used, n_seg, sign=-1)
-        steps = tuple(_split_steps(rng, long_steps, n_seg))
+        classes = _pick_classes(rng, selected, used, n_spans, sign=-1)
+        steps = tuple(_split_steps(rng, long_steps, n_spans))
         name = moment_filename("long", j)
         group = groups[(len(sizes) + j - 1) % len(groups)]
         jobs.append(
@@ -1027,12 +1027,12 @@ def _moment_spec(rng: np.random.Generator, n_frames: int) -> ClipSpec:
     """A 320x240, 25 fps :class:`ClipSpec` of ``n_frames`` with a random position and phase."""
     pos = (float(rng.random()), float(rng.random()))
     phase = float(rng.random())
-    seg_seed = int(rng.integers(2**31))
-    return ClipSpec(BASE_SIZE[0], BASE_SIZE[1], MOMENT_FPS, n_frames, pos, phase, seg_seed)
+    span_seed = int(rng.integers(2**31))
+    return ClipSpec(BASE_SIZE[0], BASE_SIZE[1], MOMENT_FPS, n_frames, pos, phase, span_seed)
 
 
 def _build_moment(job: _MomentJob) -> dict[str, object]:
-    """Render the segments on one scene, stream them into one AVI, write it atomically."""
+    """Render the spans on one scene, stream them into one AVI, write it atomically."""
     if job.rendering != DEFAULT_RENDERING:
         from clipsearch.data import synth_alt  # it builds on this module
 
@@ -1042,7 +1042,7 @@ def _build_moment(job: _MomentJob) -> dict[str, object]:
     scene = make_scene(job.seed, job.classes[0], job.group)
     rng = np.random.default_rng(_seq(job.seed, 6, _KIND_KEYS[job.kind], job.index))
     width, height = BASE_SIZE
-    segments: list[dict[str, object]] = []
+    spans: list[dict[str, object]] = []
     tmp = job.path.with_name(job.path.name + ".tmp")
     try:
         with _AviWriter(tmp, width, height, MOMENT_FPS) as writer:
@@ -1050,12 +1050,12 @@ def _build_moment(job: _MomentJob) -> dict[str, object]:
                 start = writer.n_frames
                 spec = _moment_spec(rng, steps * _STEP_FRAMES)
                 writer.write(render_frames(class_name, scene, spec))
-                segments.append(segment_row(class_name, start, writer.n_frames, MOMENT_FPS))
+                spans.append(span_row(class_name, start, writer.n_frames, MOMENT_FPS))
             n_frames = writer.n_frames
         os.replace(tmp, job.path)
     finally:
         tmp.unlink(missing_ok=True)
-    return moment_row(job, n_frames, MOMENT_FPS, (width, height), scene_words(scene), segments)
+    return moment_row(job, n_frames, MOMENT_FPS, (width, height), scene_words(scene), spans)
 
 
 class _Described(Protocol):
@@ -1082,7 +1082,7 @@ def scene_words(scene: _Described) -> dict[str, str]:
     }
 
 
-def segment_row(class_name: str, start: int, end: int, fps: float) -> dict[str, object]:
+def span_row(class_name: str, start: int, end: int, fps: float) -> dict[str, object]:
     """One labelled span of a moments file, frames ``start`` to ``end``, in seconds."""
     return {
         "class": class_name,
@@ -1097,11 +1097,11 @@ def moment_row(
     fps: float,
     size: tuple[int, int],
     scene: Mapping[str, object],
-    segments: list[dict[str, object]],
+    spans: list[dict[str, object]],
     extra: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
     """A moments file's row of ``moments.jsonl`` (``scene``: colour, background, size and
-    speed words; ``extra``: what a rendering adds after the segments)."""
+    speed words; ``extra``: what a rendering adds after the spans)."""
     return {
         "path": job.name,
         "kind": job.kind,
@@ -1111,7 +1111,7 @@ def moment_row(
         "height": size[1],
         "scene_group": job.group,
         **scene,
-        "segments": segments,
+        "segments": spans,
         **(extra or {}),
     }
 
@@ -1184,12 +1184,12 @@ def _check_moments(
     d = long_duration_s
     if isinstance(d, bool) or not isinstance(d, (int, float)) or not math.isfinite(d):
         raise InvalidInput(f"long_duration_s must be a number of seconds, got {d!r}")
-    n_seg = min(LONG_SEGMENTS, n)
+    n_spans = min(LONG_SPANS, n)
     steps = round(d * 5)
-    if abs(steps - d * 5) > 1e-6 or not 2.0 * n_seg <= d <= _MAX_LONG_DURATION_S:
+    if abs(steps - d * 5) > 1e-6 or not 2.0 * n_spans <= d <= _MAX_LONG_DURATION_S:
         raise InvalidInput(
-            f"long_duration_s must be a multiple of 0.2 between {2.0 * n_seg:g} and "
-            f"{_MAX_LONG_DURATION_S:g} (for {n_seg} segments), got {d!r}"
+            f"long_duration_s must be a multiple of 0.2 between {2.0 * n_spans:g} and "
+            f"{_MAX_LONG_DURATION_S:g} (for {n_spans} segments), got {d!r}"
         )
     return n, mpc, n_long, steps
 
@@ -1208,10 +1208,10 @@ def generate_moments(
 ) -> MomentsSummary:
     """Build the moments set in the folder ``root`` (``<dataset>/moments`` in a full build).
 
-    Short clips ``m_NNNN.avi`` hold 2 or 3 back-to-back segments of 3-5 s; every one of
+    Short clips ``m_NNNN.avi`` hold 2 or 3 back-to-back spans of 3-5 s; every one of
     the first ``classes`` classes appears in exactly ``moments_per_class`` of them.
     ``long_videos`` files ``long_NN.avi`` of ``long_duration_s`` (60 s; other values are
-    for tests) hold ``min(6, classes)`` segments of 0.7-1.3x the mean length, covering
+    for tests) hold ``min(6, classes)`` spans of 0.7-1.3x the mean length, covering
     the classes as evenly as possible. No class appears twice in one file. Each file is
     one scene (background, colour, size, speed, noise) from split 1's test groups.
     ``moments.jsonl`` is written last, so its presence marks a complete set; files of
@@ -1237,13 +1237,13 @@ def generate_moments(
     _remove_moments(folder, {j.name for j in jobs})
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     n_long = sum(j.kind == "long" for j in jobs)
-    n_segments = sum(len(j.classes) for j in jobs)
+    n_spans = sum(len(j.classes) for j in jobs)
     logger.info(
         "generating the moments set at %s: %d clips + %d long videos, %d segments, %d workers",
         folder,
         len(jobs) - n_long,
         n_long,
-        n_segments,
+        n_spans,
         n_workers,
     )
     # Long videos first: they take longest, so the pool finishes at about the same time.
@@ -1259,6 +1259,6 @@ def generate_moments(
         root=folder,
         n_clips=len(jobs) - n_long,
         n_long=n_long,
-        n_segments=n_segments,
+        n_spans=n_spans,
         seconds=seconds,
     )

@@ -73,7 +73,7 @@ from clipsearch.data.synth import (
     clip_relpath,
     moment_row,
     scene_words,
-    segment_row,
+    span_row,
 )
 from clipsearch.data.synth import _seq as _base_seq
 
@@ -831,7 +831,7 @@ def iter_frames(
     """The frames of one alt clip, each (height, width, 3) uint8 RGB, in order.
 
     ``layout`` seeds the distractors' places (default: the clip's seed; a moments file
-    passes its own so they stay put across segments). The second class of a direction
+    passes its own so they stay put across spans). The second class of a direction
     pair yields its partner's frames in reverse order.
     """
     if class_name not in CLASSES:
@@ -938,15 +938,15 @@ def build_clip(class_name: str, group: int, clip: int, seed: int, path: Path) ->
 
 
 def build_moment(job: _MomentJob) -> dict[str, object]:
-    """One alt moments file: its segments on one scene, at the file's own size and rate.
+    """One alt moments file: its spans on one scene, at the file's own size and rate.
 
-    Segment boundaries are the planned 0.2 s steps rounded to whole frames.
+    Span boundaries are the planned 0.2 s steps rounded to whole frames.
     """
     scene = make_scene(job.seed, job.classes[0], job.group)
     rng = _rng(job.seed, 6, _KIND_KEYS[job.kind], job.index)
     width, height, fps = _pick_format(rng)
     layout = int(rng.integers(2**31))
-    segments: list[dict[str, object]] = []
+    spans: list[dict[str, object]] = []
     tmp = job.path.with_name(job.path.name + ".tmp")
     cum_steps = 0
     try:
@@ -958,10 +958,10 @@ def build_moment(job: _MomentJob) -> dict[str, object]:
                 spec = _random_spec(rng, width, height, fps, n_frames)
                 for frame in iter_frames(class_name, scene, spec, layout=layout):
                     out.write(frame[None])
-                segments.append(segment_row(class_name, start, out.n_frames, fps))
+                spans.append(span_row(class_name, start, out.n_frames, fps))
             total = out.n_frames
         os.replace(tmp, job.path)
     finally:
         tmp.unlink(missing_ok=True)
     words = scene_words(scene)
-    return moment_row(job, total, fps, (width, height), words, segments, _scene_meta(scene))
+    return moment_row(job, total, fps, (width, height), words, spans, _scene_meta(scene))

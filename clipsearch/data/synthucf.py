@@ -289,23 +289,23 @@ def _check_moment_line(obj: object, seen: set[str]) -> str | None:
     missing = [k for k in ("path", "duration_s", "segments") if k not in obj]
     if missing:
         return f"missing key(s) {', '.join(missing)}"
-    path, duration, segments = obj["path"], obj["duration_s"], obj["segments"]
+    path, duration, spans = obj["path"], obj["duration_s"], obj["segments"]
     if not isinstance(path, str) or not path or path.startswith("/") or ".." in path.split("/"):
         return f"path must be a relative file path, got {path!r}"
     if path in seen:
         return f"duplicate path {path!r}"
     if not _is_number(duration) or duration <= 0:
         return f"duration_s must be a positive number, got {duration!r}"
-    if not isinstance(segments, list) or not segments:
+    if not isinstance(spans, list) or not spans:
         return "segments must be a non-empty list"
     prev_end = 0.0
-    for i, seg in enumerate(segments, 1):
-        if not isinstance(seg, dict):
+    for i, span in enumerate(spans, 1):
+        if not isinstance(span, dict):
             return f"segment {i} is not a JSON object"
-        missing = [k for k in ("class", "start_s", "end_s") if k not in seg]
+        missing = [k for k in ("class", "start_s", "end_s") if k not in span]
         if missing:
             return f"segment {i}: missing key(s) {', '.join(missing)}"
-        cls, start, end = seg["class"], seg["start_s"], seg["end_s"]
+        cls, start, end = span["class"], span["start_s"], span["end_s"]
         if not isinstance(cls, str) or not cls:
             return f"segment {i}: class must be a non-empty string, got {cls!r}"
         if not _is_number(start) or not _is_number(end):

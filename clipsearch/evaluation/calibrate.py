@@ -24,7 +24,7 @@ from clipsearch.data.collection import Clip, Collection, class_phrase
 from clipsearch.errors import DatasetError, InvalidInput, ModelLoadError
 from clipsearch.evaluation.retrieval import QUERY_TEMPLATE
 from clipsearch.model import VIDEO_CONFIG_NAME, ClipEncoder, VideoConfig
-from clipsearch.segments import SegmentPlan
+from clipsearch.windows import WindowPlan
 
 CALIBRATION_FILE = "calibration.json"
 DEFAULT_FPR = 0.01
@@ -45,7 +45,7 @@ def calibrate(
     clips: Sequence[Clip],
     *,
     fpr: float = DEFAULT_FPR,
-    plan: SegmentPlan | None = None,
+    plan: WindowPlan | None = None,
     template: str = QUERY_TEMPLATE,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
@@ -57,7 +57,7 @@ def calibrate(
     classes = sorted({c.label for c in labelled if c.label})
     if len(classes) < 2:
         raise DatasetError("calibration needs labelled clips of at least two classes")
-    options = IngestOptions(workers=workers, segments=plan or SegmentPlan(), media_dir=None)
+    options = IngestOptions(workers=workers, windows=plan or WindowPlan(), media_dir=None)
     labelled_only = replace(collection, clips=labelled)
     with scratch_index(labelled_only, encoder, options, progress) as (store, _):
         n = store.count()
@@ -68,7 +68,7 @@ def calibrate(
         neg: list[float] = []
         top_scores: list[float] = []
         for cls, vector in zip(classes, queries, strict=True):
-            hits = store.search_segments(vector, n, prefetch=n)
+            hits = store.search_windows(vector, n, prefetch=n)
             for hit in hits:
                 (pos if hit.payload.get("class") == cls else neg).append(hit.score)
             top_scores.append(next(h.score for h in hits if h.payload.get("class") == cls))

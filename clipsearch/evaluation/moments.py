@@ -1,17 +1,17 @@
 """Moment retrieval figures: does a class query find the right video *and* the right span?
 
-The videos of a moments folder (``moments.jsonl``: each video's labelled segments) are
+The videos of a moments folder (``moments.jsonl``: each video's labelled spans) are
 ingested into a throw-away embedded Qdrant Edge store with the product's own ingest,
-then every segment's class phrase is searched through the product's own search. A
-segment counts at k when its video is in the top k and that result's moment overlaps
-the true segment at tIoU >= 0.5. Several videos hold each class, and only one of them
+then every span's class phrase is searched through the product's own search. A
+span counts at k when its video is in the top k and that result's moment overlaps
+the true span at tIoU >= 0.5. Several videos hold each class, and only one of them
 can rank first, so R@1 has a ceiling below 1: ``R@1_bound`` reports it.
 
-Sequence queries: each pair of consecutive segments (A, B) of a video (of different
+Sequence queries: each pair of consecutive spans (A, B) of a video (of different
 classes) is searched as "<template of A> then <template of B>" (each step worded as a
 single-class query, so each step's vector is that query's). ``then_R@5`` counts a pair
 when its video is in the top 5 and both of that result's moments overlap their true
-segments at tIoU >= 0.5; ``then_order_acc`` counts it when the video scores higher for
+spans at tIoU >= 0.5; ``then_order_acc`` counts it when the video scores higher for
 "A then B" than for "B then A".
 """
 
@@ -30,8 +30,8 @@ from clipsearch.errors import DatasetError
 from clipsearch.evaluation.retrieval import QUERY_TEMPLATE
 from clipsearch.model import ClipEncoder
 from clipsearch.search import SearchLimits, SearchService
-from clipsearch.segments import SegmentPlan, temporal_iou
 from clipsearch.store.base import ClipPoint, clip_id
+from clipsearch.windows import WindowPlan, temporal_iou
 
 TIOU = 0.5
 KS = (1, 5)
@@ -58,14 +58,14 @@ def evaluate_moments(
     encoder: ClipEncoder,
     folder: str | Path,
     *,
-    plan: SegmentPlan | None = None,
+    plan: WindowPlan | None = None,
     limits: SearchLimits | None = None,
     template: str = QUERY_TEMPLATE,
     ks: Sequence[int] = KS,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """R@k at tIoU 0.5, mean tIoU and per-segment detail for a moments folder."""
+    """R@k at tIoU 0.5, mean tIoU and per-span detail for a moments folder."""
     from clipsearch.data.synthucf import read_moments  # the moments.jsonl contract
     from clipsearch.pipeline.runner import IngestOptions, scratch_index
 
@@ -77,11 +77,11 @@ def evaluate_moments(
     if missing:
         raise DatasetError(f"{root}: moments.jsonl names videos that are not there: {missing[:3]}")
     collection = replace(collection, clips=[by_path[v["path"]] for v in videos])
-    options = IngestOptions(workers=workers, segments=plan or SegmentPlan(), media_dir=None)
+    options = IngestOptions(workers=workers, windows=plan or WindowPlan(), media_dir=None)
     holders: dict[str, set[str]] = defaultdict(set)
     for v in videos:
-        for seg in v["segments"]:
-            holders[seg["class"]].add(v["path"])
+        for span in v["segments"]:
+            holders[span["class"]].add(v["path"])
 
     with scratch_index(collection, encoder, options, progress) as (store, report):
         if report.failed:
@@ -105,12 +105,12 @@ def evaluate_moments(
         for v in videos:
             pid = clip_id(v["path"])
             point = stored[pid]
-            for seg in v["segments"]:
-                cls = seg["class"]
-                truth = (float(seg["start_s"]), float(seg["end_s"]))
+            for span in v["segments"]:
+                cls = span["class"]
+                truth = (float(span["start_s"]), float(span["end_s"]))
                 results = ranked[cls]
                 rank = next((i for i, r in enumerate(results, 1) if r.id == pid), None)
-                moment, _, _ = service.moment(point.segments, point.payload, vectors[cls])
+                moment, _, _ = service.moment(point.windows, point.payload, vectors[cls])
                 rows.append(
                     {
                         "video": v["path"],
@@ -133,8 +133,8 @@ def evaluate_moments(
         {
             "n_videos": len(videos),
             "query_template": template,
-            "window_s": options.segments.window_s if options.segments else None,
-            "stride_s": options.segments.stride_s if options.segments else None,
+            "window_s": options.windows.window_s if options.windows else None,
+            "stride_s": options.windows.stride_s if options.windows else None,
             "moment_spread": service.limits.moment_spread,
             "moment_min_margin": service.limits.moment_min_margin,
             "short": _summary(short_rows, ks),
@@ -154,7 +154,7 @@ def _then_pairs(
     stored: dict[str, ClipPoint],
     template: str,
 ) -> list[dict[str, Any]]:
-    """One row per pair of consecutive segments of different classes: the sequence
+    """One row per pair of consecutive spans of different classes: the sequence
     query's rank for the video, its moments' tIoU and the video's score both ways."""
     rows = []
     for v in videos:
@@ -163,13 +163,13 @@ def _then_pairs(
         for a, b in zip(v["segments"], v["segments"][1:], strict=False):
             if a["class"] == b["class"]:
                 continue
-            steps = [template.format(class_phrase(seg["class"])) for seg in (a, b)]
+            steps = [template.format(class_phrase(span["class"])) for span in (a, b)]
             results = service.search(f"{steps[0]} then {steps[1]}", THEN_K, min_score=None)
             rank = next((i for i, r in enumerate(results.results, 1) if r.id == pid), None)
             vectors = np.stack([service.cache.get(s, service.encode_query) for s in steps])
-            forward = service.sequence(point.segments, point.payload, vectors)
-            backward = service.sequence(point.segments, point.payload, vectors[::-1])
-            truths = [(float(seg["start_s"]), float(seg["end_s"])) for seg in (a, b)]
+            forward = service.sequence(point.windows, point.payload, vectors)
+            backward = service.sequence(point.windows, point.payload, vectors[::-1])
+            truths = [(float(span["start_s"]), float(span["end_s"])) for span in (a, b)]
             moments = forward[1] if forward is not None else []
             tious = [
                 round(temporal_iou(t, (m.start_s, m.end_s)), 4)

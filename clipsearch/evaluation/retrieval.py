@@ -35,7 +35,7 @@ from clipsearch.data.synthucf import (
 from clipsearch.errors import DatasetError
 
 if TYPE_CHECKING:
-    from clipsearch.segments import SegmentPlan
+    from clipsearch.windows import WindowPlan
 
 QUERY_TEMPLATE = "a video of {}"
 
@@ -353,7 +353,7 @@ def decode_passes(encoders: Sequence[Any]) -> int:
     return len({e.video.num_frames for e in encoders})
 
 
-def _embed_decoded(encoder: Any, decoded: Sequence[Any], plan: SegmentPlan) -> dict[int, Any]:
+def _embed_decoded(encoder: Any, decoded: Sequence[Any], plan: WindowPlan) -> dict[int, Any]:
     """Embeddings of already decoded clips (``frames.Decoded``) by clip index."""
     from clipsearch.pipeline.embed import embed_decoded
 
@@ -379,21 +379,21 @@ def embed_for_eval(
     encoders: Sequence[Any],
     clips: Sequence[Any],
     *,
-    plan: SegmentPlan | None = None,
+    plan: WindowPlan | None = None,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> EvalVectors:
     """Each encoder's vectors of ``clips`` (``dataset.Clip``), decoded and cut into windows
-    as ingest does (``plan``: a :class:`~clipsearch.segments.SegmentPlan`, None: ingest's
+    as ingest does (``plan``: a :class:`~clipsearch.windows.WindowPlan`, None: ingest's
     default), so a clip's vector is the mean of its windows' vectors as stored.
 
     Clips are decoded once per distinct frame count and shared by the encoders
     that sample that many frames.
     """
     from clipsearch.pipeline.embed import EmbeddedClip, embed_clips
-    from clipsearch.segments import SegmentPlan
+    from clipsearch.windows import WindowPlan
 
-    cut = plan if plan is not None else SegmentPlan()
+    cut = plan if plan is not None else WindowPlan()
     sources = [c.source for c in clips]
     embedded: list[dict[int, Any]] = [{} for _ in encoders]
     failed: set[int] = set()
@@ -421,7 +421,7 @@ def embed_for_eval(
         raise DatasetError(f"none of the {len(clips)} clips could be decoded")
     return EvalVectors(
         vectors=[np.stack([e[i].pooled for i in kept]) for e in embedded],
-        windows=[[e[i].segments for i in kept] for e in embedded],
+        windows=[[e[i].windows for i in kept] for e in embedded],
         kept=kept,
         failed=failed_paths,
         frames=[[e[i].frames for i in kept] for e in embedded],

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from clipsearch.errors import VideoDecodeError
-from clipsearch.segments import LayoutTimes, SegmentPlan
 from clipsearch.video import SampledFrames, sample_frames
+from clipsearch.windows import LayoutTimes, WindowPlan
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ Outcome = SampledFrames | VideoDecodeError | _Spilled
 def _decode(
     source: Path,
     num_frames: int,
-    plan: SegmentPlan | None,
+    plan: WindowPlan | None,
     max_side: int | None,
     max_duration_s: float | None = None,
     spill_dir: str | None = None,
@@ -108,7 +108,7 @@ def _processes(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method))
 
 
-Job = tuple[Path, int, SegmentPlan | None, int | None, float | None, str | None]
+Job = tuple[Path, int, WindowPlan | None, int | None, float | None, str | None]
 
 
 def _alone(job: Job) -> Outcome:
@@ -128,7 +128,7 @@ def decode_many(
     workers: int | None = None,
     ahead: int = 16,
     ahead_bytes: int = AHEAD_BYTES,
-    plan: SegmentPlan | None = None,
+    plan: WindowPlan | None = None,
     max_side: int | None = None,
     max_duration_s: float | None = None,
 ) -> Iterator[Decoded]:
@@ -136,8 +136,8 @@ def decode_many(
     or fewer where the clips so far were large: about ``ahead_bytes`` of frames (long
     videos are not piled up ahead of the consumer). It starts with two per worker.
 
-    With a segment ``plan``, the frames are those of
-    :func:`clipsearch.segments.frame_layout` (the whole video's and every window's).
+    With a window ``plan``, the frames are those of
+    :func:`clipsearch.windows.frame_layout` (the whole video's and every window's).
     ``max_side`` shrinks large frames as they are decoded (never enlarges them). A file
     that kills its decode process (a decoder crash, memory) fails alone; the others are
     decoded again in new processes.

@@ -14,8 +14,8 @@ from pathlib import Path
 from clipsearch.errors import VideoDecodeError
 from clipsearch.model import ClipEncoder, VideoEmbedding
 from clipsearch.pipeline.decode import Decoded, decode_many
-from clipsearch.segments import SegmentPlan, frame_layout, video_vector
 from clipsearch.video import SampledFrames
+from clipsearch.windows import WindowPlan, frame_layout, video_vector
 
 # Frames are shrunk to this longest side as they are decoded: the model sees ~224 px,
 # and a long HD video's hundreds of frames would not fit in memory at full size.
@@ -67,14 +67,14 @@ def embed_clips(
     workers: int | None = None,
     times: StageTimes | None = None,
     on_decoded: Callable[[Decoded], None] | None = None,
-    plan: SegmentPlan | None = None,
+    plan: WindowPlan | None = None,
     max_side: int | None = DECODE_MAX_SIDE,
     max_duration_s: float | None = None,
 ) -> Iterator[list[EmbeddedClip | FailedClip]]:
     """Yield batches of embedded (or failed) clips, in input order: ``batch_clips`` clips,
     or fewer when they hold ``batch_frames`` frames (a long video is a batch of its own).
 
-    With a segment ``plan`` each clip also gets one vector per window of the plan, its
+    With a window ``plan`` each clip also gets one vector per window of the plan, its
     vector is their mean, and ``EmbeddedClip.frames`` holds the frames of its whole-clip
     view (``num_frames`` spread over the clip)."""
     times = times if times is not None else StageTimes()
@@ -117,12 +117,12 @@ def embed_clips(
 
 
 def embed_decoded(
-    encoder: ClipEncoder, decoded: Sequence[Decoded], plan: SegmentPlan | None
+    encoder: ClipEncoder, decoded: Sequence[Decoded], plan: WindowPlan | None
 ) -> list[EmbeddedClip]:
     """Embed decoded clips (none failed) in one batch: their frames and whole-clip vectors,
-    and with a segment ``plan`` one vector per window too."""
+    and with a window ``plan`` one vector per window too."""
     if plan is not None:
-        return _embed_segmented(encoder, decoded, plan)
+        return _embed_windowed(encoder, decoded, plan)
     clips = [d.frames.frames for d in decoded if d.frames is not None]
     out = []
     for d, emb in zip(decoded, encoder.embed_videos(clips), strict=True):
@@ -131,11 +131,11 @@ def embed_decoded(
     return out
 
 
-def _embed_segmented(
-    encoder: ClipEncoder, decoded: Sequence[Decoded], plan: SegmentPlan
+def _embed_windowed(
+    encoder: ClipEncoder, decoded: Sequence[Decoded], plan: WindowPlan
 ) -> list[EmbeddedClip]:
     """Pool each clip's windows from one pass over its frames; the clip's vector is their
-    mean (:func:`clipsearch.segments.video_vector`)."""
+    mean (:func:`clipsearch.windows.video_vector`)."""
     num_frames = encoder.video.num_frames
     videos, layouts = [], []
     for d in decoded:
@@ -159,8 +159,8 @@ def _embed_segmented(
         embedding = VideoEmbedding(
             frames=vecs[layout.clip],
             pooled=video_vector(pooled),
-            segments=pooled,
-            windows=tuple(layout.windows),
+            windows=pooled,
+            window_times=tuple(layout.windows),
         )
         out.append(EmbeddedClip(d.index, d.source, clip_view, embedding, len(d.frames.frames)))
     return out

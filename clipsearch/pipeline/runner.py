@@ -48,10 +48,10 @@ from clipsearch.pipeline.sync import (
     plan_sync,
     wait_settled,
 )
-from clipsearch.segments import SegmentPlan
 from clipsearch.settings import DEFAULT_MAX_VIDEO_S
 from clipsearch.store.base import ClipPoint, VectorStore, clip_id
 from clipsearch.video import DECODER
+from clipsearch.windows import WindowPlan
 
 log = logging.getLogger(__name__)
 # One line per change to the index (added, updated, moved, copied, removed): `clipsearch
@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 changes = logging.getLogger("clipsearch.changes")
 
 # Every upsert is in the store's WAL as soon as it returns (it survives a killed process);
-# a flush every so often also writes the segments, so a power loss replays little WAL.
+# a flush every so often also writes the windows, so a power loss replays little WAL.
 FLUSH_EVERY_S = 30.0
 RETRY_MAX_S = 30.0
 T = TypeVar("T")
@@ -131,8 +131,8 @@ class IngestOptions:
     media_dir: Path | None = None  # posters go to <media_dir>/posters/<id>.jpg
     limit: int | None = None  # only the first N clips (in path order)
     shard: Shard | None = None  # only this share of the clips (applied before ``limit``)
-    # moments: one segment vector per window; None stores per-frame vectors instead
-    segments: SegmentPlan | None = field(default_factory=SegmentPlan)
+    # moments: one window vector per window; None stores per-frame vectors instead
+    windows: WindowPlan | None = field(default_factory=WindowPlan)
     # videos whose headers say they are longer are skipped (None: no limit)
     max_video_s: float | None = DEFAULT_MAX_VIDEO_S
     # a store call that fails (server down, timing out) is tried this many times in all,
@@ -264,19 +264,19 @@ def _files(n: int, ext: str) -> str:
 VIDEO_VECTOR = "window_mean"
 
 
-def plan_stamp(plan: SegmentPlan | None) -> dict[str, Any] | None:
-    """How the stored segments were cut and the video vector made (a change re-embeds)."""
+def plan_stamp(plan: WindowPlan | None) -> dict[str, Any] | None:
+    """How the stored windows were cut and the video vector made (a change re-embeds)."""
     if plan is None:
         return None
     return {"window_s": plan.window_s, "stride_s": plan.stride_s, "video": VIDEO_VECTOR}
 
 
-def segment_times(done: EmbeddedClip) -> list[list[float]]:
-    """(start_s, end_s) of each stored segment vector: the plan's windows, or one span
+def window_times(done: EmbeddedClip) -> list[list[float]]:
+    """(start_s, end_s) of each stored window vector: the plan's windows, or one span
     per sampled frame when the clip was stored frame by frame."""
-    windows = done.embedding.windows
-    if windows:
-        return [[round(s, 3), round(e, 3)] for s, e in windows]
+    planned = done.embedding.window_times
+    if planned:
+        return [[round(s, 3), round(e, 3)] for s, e in planned]
     times = [float(t) for t in done.frames.timestamps]
     ends = [*times[1:], float(done.frames.duration_s)]
     return [[round(s, 3), round(max(e, s), 3)] for s, e in zip(times, ends, strict=True)]
@@ -298,15 +298,13 @@ MEDIA_KEYS = (
 )
 
 
-def stored_segment_plan(
-    store: VectorStore, default: SegmentPlan | None = None
-) -> SegmentPlan | None:
-    """The segment plan a store's videos were cut by (None: frame by frame), read from one
+def stored_window_plan(store: VectorStore, default: WindowPlan | None = None) -> WindowPlan | None:
+    """The window plan a store's videos were cut by (None: frame by frame), read from one
     of them; ``default`` for an empty store."""
     for _, payload in store.payloads(keys=["segment_plan"]):
         stamp = payload.get("segment_plan")
         if isinstance(stamp, dict):
-            return SegmentPlan(window_s=float(stamp["window_s"]), stride_s=float(stamp["stride_s"]))
+            return WindowPlan(window_s=float(stamp["window_s"]), stride_s=float(stamp["stride_s"]))
         return None
     return default
 
@@ -336,7 +334,7 @@ def file_payload(clip: Clip, root: str, stamp: Stamp, digest: str) -> dict[str, 
     return payload
 
 
-def media_payload(done: EmbeddedClip, model_id: str, plan: SegmentPlan | None) -> dict[str, Any]:
+def media_payload(done: EmbeddedClip, model_id: str, plan: WindowPlan | None) -> dict[str, Any]:
     """The payload fields that come from the decoded video (see ``MEDIA_KEYS``)."""
     frames = done.frames
     return {
@@ -345,7 +343,7 @@ def media_payload(done: EmbeddedClip, model_id: str, plan: SegmentPlan | None) -
         "width": frames.width,
         "height": frames.height,
         "frame_times": [round(float(t), 3) for t in frames.timestamps],
-        "segment_times": segment_times(done),
+        "segment_times": window_times(done),
         "segment_plan": plan_stamp(plan),
         "model": model_id,
         "decoder": DECODER,
@@ -394,7 +392,7 @@ def ingest(
         store,
         root=root,
         model_id=encoder.model_id,
-        plan_stamp=plan_stamp(opts.segments),
+        plan_stamp=plan_stamp(opts.windows),
         reembed=opts.reembed,
         unread=[path for path, _ in collection.problems],
         call=retry,
@@ -493,7 +491,7 @@ class _Run:
         file = file_payload(w.clip, self.root, w.stamp, str(w.content_hash))
         self.stored_hashes.add(str(w.content_hash))
         payload = {**media, "decoder": DECODER, **file}
-        return ClipPoint(clip_id(w.clip.path), stored.pooled, stored.segments, payload)
+        return ClipPoint(clip_id(w.clip.path), stored.pooled, stored.windows, payload)
 
     def rewrite_payloads(self, work: list[Work]) -> None:
         """Touched files (same content): their stored point with the file's new payload."""
@@ -563,7 +561,7 @@ class _Run:
             batch_clips=opts.batch_clips,
             workers=opts.workers,
             times=self.times,
-            plan=opts.segments,
+            plan=opts.windows,
             max_duration_s=opts.max_video_s,
         ):
             points = []
@@ -582,12 +580,12 @@ class _Run:
                 if opts.media_dir is not None:
                     _write_poster(item, opts.media_dir, pid)
                 emb = item.embedding
-                segments = emb.segments if emb.segments is not None else emb.frames
+                windows = emb.windows if emb.windows is not None else emb.frames
                 payload = {
-                    **media_payload(item, self.encoder.model_id, opts.segments),
+                    **media_payload(item, self.encoder.model_id, opts.windows),
                     **file_payload(w.clip, self.root, w.stamp, str(w.content_hash)),
                 }
-                points.append(ClipPoint(pid, emb.pooled, segments, payload))
+                points.append(ClipPoint(pid, emb.pooled, windows, payload))
                 report.frames += item.frames_embedded
                 self.stored_hashes.add(str(w.content_hash))
                 changes.info("%s %s", "updated" if w.stored else "added", display(w.clip.path))

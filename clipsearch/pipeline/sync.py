@@ -6,7 +6,7 @@ compute for any file. Comparing the folder with the store's videos of this root 
 for each file:
 
 - **up to date**: stored from the same file (size and mtime) with the same model and
-  segment plan; nothing to do;
+  window plan; nothing to do;
 - **touched**: size or mtime changed, the content hash did not (a copy that kept its
   bytes, a ``touch``): only the payload is rewritten;
 - **reused**: a path the store does not have (or whose file changed) with the content of
@@ -253,7 +253,7 @@ def _inode(path: Path) -> tuple[int, int]:
 
 
 def _same_kind(payload: dict[str, Any], model_id: str, plan_stamp: dict[str, Any] | None) -> bool:
-    """The stored vectors are what this run would make: same model, same segment plan,
+    """The stored vectors are what this run would make: same model, same window plan,
     frames of this decoder (or of the one before it: see ``_legacy_ok``)."""
     return (
         payload.get("model") == model_id

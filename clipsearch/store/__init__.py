@@ -2,14 +2,14 @@
 
 from clipsearch.store.base import (
     POOLED,
-    SEGMENTS,
+    WINDOWS_VECTOR,
     ClipPoint,
     Hit,
     PayloadFilter,
     Range,
-    SegmentHit,
     VectorExporter,
     VectorStore,
+    WindowHit,
     clip_id,
 )
 from clipsearch.store.factory import StoreSettings, open_store
@@ -17,15 +17,15 @@ from clipsearch.store.factory import StoreSettings, open_store
 # The adapters (clipsearch.store.edge / .client) are imported on demand by open_store.
 __all__ = [
     "POOLED",
-    "SEGMENTS",
+    "WINDOWS_VECTOR",
     "ClipPoint",
     "Hit",
     "PayloadFilter",
     "Range",
-    "SegmentHit",
     "StoreSettings",
     "VectorExporter",
     "VectorStore",
+    "WindowHit",
     "clip_id",
     "open_store",
 ]

@@ -6,7 +6,7 @@ new collection in one atomic step. The app pins the concrete collection it opene
 follows the alias when it moves (:mod:`clipsearch.live`), loading the new collection's model
 from the reference recorded with it.
 
-- **Qdrant server / local mode**: a real Qdrant alias. The segment collection has its own
+- **Qdrant server / local mode**: a real Qdrant alias. The window collection has its own
   alias, ``<alias>_moments``; both move in one ``update_collection_aliases`` call, which
   Qdrant applies atomically. The model reference is collection metadata.
 - **Qdrant Edge**: collections are directories under the store folder and the alias is a

@@ -4,20 +4,20 @@ A store holds two indexes. The **video index** holds one point per video clip:
 
 - ``pooled``: the clip vector (cosine, HNSW), for pooled search and more-like-this;
 - ``segments``: a multivector of one vector per moment window (cosine, MaxSim,
-  no HNSW graph), returned with segment hits so the caller can name the moment;
+  no HNSW graph), returned with window hits so the caller can name the moment;
 - payload: path, class, group, split membership, duration, ``segment_times``
-  (start_s, end_s of each segment vector, in order), model id, ...
+  (start_s, end_s of each window vector, in order), model id, ...
 
-The **segment index** beside it holds one point per segment window: its vector (dense,
+The **window index** beside it holds one point per window: its vector (dense,
 cosine, HNSW) and a payload naming its video and position (``video``, ``index``,
 ``start_s``, ``end_s``) plus a copy of the video's payload (without its per-frame and
-per-segment lists), so payload filters mean the same on both. It is written by ``upsert``
-together with the videos and is what :meth:`VectorStore.search_segments` queries. On Qdrant
+per-window lists), so payload filters mean the same on both. It is written by ``upsert``
+together with the videos and is what :meth:`VectorStore.search_windows` queries. On Qdrant
 Edge it is the shard ``<store>/moments/``; on qdrant-client the collection
 ``<collection>_moments``.
 
 Point ids are UUIDv5 of the (bytes of the) clip's path relative to its dataset root
-(:func:`clip_id`), so re-ingesting a clip is an upsert, never a duplicate; a segment's id
+(:func:`clip_id`), so re-ingesting a clip is an upsert, never a duplicate; a window's id
 is UUIDv5 of ``"<video id>/<index>"``.
 """
 
@@ -33,7 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 POOLED = "pooled"
-SEGMENTS = "segments"
+WINDOWS_VECTOR = "segments"
 
 # Fixed namespace: ids must stay stable across machines and releases.
 CLIP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://clipsearch.dev/clip")
@@ -54,11 +54,11 @@ def uuid5_bytes(namespace: uuid.UUID, name: bytes) -> uuid.UUID:
 
 @dataclass(frozen=True)
 class ClipPoint:
-    """One clip as stored: id, pooled vector (D,), segment vectors (S, D), payload."""
+    """One clip as stored: id, pooled vector (D,), window vectors (S, D), payload."""
 
     id: str
     pooled: np.ndarray
-    segments: np.ndarray
+    windows: np.ndarray
     payload: dict[str, Any] = field(default_factory=dict)
 
 
@@ -72,11 +72,11 @@ class Hit:
 
 
 @dataclass(frozen=True)
-class SegmentHit(Hit):
-    """A video found by its segments: its score (the cosine of its best segment, i.e. MaxSim
-    for a single query vector) and its stored segment vectors (S, D), in order."""
+class WindowHit(Hit):
+    """A video found by its windows: its score (the cosine of its best window, i.e. MaxSim
+    for a single query vector) and its stored window vectors (S, D), in order."""
 
-    segments: np.ndarray
+    windows: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,8 @@ class VectorStore(Protocol):
         ...
 
     def upsert(self, points: Sequence[ClipPoint]) -> None:
-        """Insert or replace points (same id -> replaced), and replace their segment points
-        (no segment of an earlier version is left behind)."""
+        """Insert or replace points (same id -> replaced), and replace their window points
+        (no window of an earlier version is left behind)."""
         ...
 
     def search(
@@ -125,12 +125,12 @@ class VectorStore(Protocol):
     ) -> list[Hit]:
         """Top-k points by cosine similarity.
 
-        ``using=POOLED`` takes a (D,) vector; ``using=SEGMENTS`` takes a (Q, D)
+        ``using=POOLED`` takes a (D,) vector; ``using=Windows`` takes a (Q, D)
         multivector (or a (D,) vector, treated as Q=1) scored by MaxSim.
         """
         ...
 
-    def search_segments(
+    def search_windows(
         self,
         vector: np.ndarray,
         k: int,
@@ -140,19 +140,19 @@ class VectorStore(Protocol):
         offset: int = 0,
         exclude: Sequence[str] = (),
         score_threshold: float | None = None,
-    ) -> list[SegmentHit]:
-        """Videos ranked by their best segment for a unit (D,) query.
+    ) -> list[WindowHit]:
+        """Videos ranked by their best window for a unit (D,) query.
 
-        The segment index is searched for the best segments (at first
+        The window index is searched for the best windows (at first
         ``max(prefetch, 4 * (offset + k))`` of them, doubled while fewer than
         ``offset + k`` distinct videos came back and more may exist); the hits are grouped
         by video, keeping each video's best, and videos ``[offset : offset + k]`` are
-        returned in order of that score. Each hit's score is its best segment's cosine
+        returned in order of that score. Each hit's score is its best window's cosine
         (= MaxSim over its ``segments`` for this one query vector); it carries its payload
-        and segment vectors (read from the video index) so the caller can tell which moment
+        and window vectors (read from the video index) so the caller can tell which moment
         won.
 
-        ``filter`` applies to the segments' copy of the video payload; ``exclude`` leaves
+        ``filter`` applies to the windows' copy of the video payload; ``exclude`` leaves
         videos out by id; ``score_threshold`` drops hits scoring lower (a hit scoring exactly
         the threshold is kept).
         """
@@ -174,9 +174,9 @@ class VectorStore(Protocol):
         ...
 
     def delete(self, ids: Sequence[str]) -> None:
-        """Remove videos and their segment points (unknown ids are ignored). The segment
+        """Remove videos and their window points (unknown ids are ignored). The window
         points go first, a batch at a time: an interrupted delete leaves, at worst,
-        videos without their segment points, which deleting them again finishes."""
+        videos without their window points, which deleting them again finishes."""
         ...
 
     def facet(self, key: str, limit: int = 100) -> dict[str, int]:

@@ -17,7 +17,7 @@ import numpy as np
 from clipsearch.errors import InvalidInput, StoreError
 from clipsearch.store.base import (
     POOLED,
-    SEGMENTS,
+    WINDOWS_VECTOR,
     ClipPoint,
     PayloadFilter,
     Range,
@@ -28,7 +28,7 @@ INDEXED_FIELDS = ("class", "split_1", "split_2", "split_3", "model")
 # Keyword indexes of the video index alone: how an ingest finds a folder's videos and a
 # moved file's stored content.
 VIDEO_INDEXED_FIELDS = ("root", "content_hash")
-# Numeric payload fields worth a float index in the segment index (duration filters).
+# Numeric payload fields worth a float index in the window index (duration filters).
 RANGE_INDEXED_FIELDS = ("duration_s",)
 # Points per update/retrieve call.
 BATCH = 256
@@ -70,11 +70,11 @@ def check_threshold(score_threshold: float | None) -> float | None:
     return float(score_threshold)
 
 
-def segment_matrix(vectors: Any, dim: int, point_id: str) -> np.ndarray:
-    """The (S, D) segment vectors of a returned point."""
-    if not isinstance(vectors, dict) or SEGMENTS not in vectors:
-        raise StoreError(f"point {point_id} came back without its {SEGMENTS!r} vectors")
-    return np.asarray(vectors[SEGMENTS], dtype=np.float32).reshape(-1, dim)
+def window_matrix(vectors: Any, dim: int, point_id: str) -> np.ndarray:
+    """The (S, D) window vectors of a returned point."""
+    if not isinstance(vectors, dict) or WINDOWS_VECTOR not in vectors:
+        raise StoreError(f"point {point_id} came back without its {WINDOWS_VECTOR!r} vectors")
+    return np.asarray(vectors[WINDOWS_VECTOR], dtype=np.float32).reshape(-1, dim)
 
 
 def canonical_id(point_id: str) -> str:
@@ -101,16 +101,18 @@ def _dim_mismatch(got: int, dim: int, what: str) -> StoreError:
 def query_vector(vector: np.ndarray, using: str, dim: int) -> list[float] | list[list[float]]:
     """Check a query against the collection and turn it into plain lists.
 
-    ``POOLED`` takes a (D,) vector; ``SEGMENTS`` a (Q, D) multivector or a (D,) vector,
+    ``POOLED`` takes a (D,) vector; ``WINDOWS_VECTOR`` a (Q, D) multivector or a (D,) vector,
     sent as Q=1.
     """
-    if using not in (POOLED, SEGMENTS):
-        raise InvalidInput(f"unknown vector name {using!r} (expected {POOLED!r} or {SEGMENTS!r})")
+    if using not in (POOLED, WINDOWS_VECTOR):
+        raise InvalidInput(
+            f"unknown vector name {using!r} (expected {POOLED!r} or {WINDOWS_VECTOR!r})"
+        )
     try:
         arr = np.asarray(vector, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"query vector is not numeric: {exc}") from None
-    if using == SEGMENTS and arr.ndim == 1:
+    if using == WINDOWS_VECTOR and arr.ndim == 1:
         arr = arr[None, :]
     want = 1 if using == POOLED else 2
     if arr.ndim != want or arr.size == 0:
@@ -129,25 +131,25 @@ def pooled_query(vector: np.ndarray, dim: int) -> list[float]:
 
 
 def point_vectors(point: ClipPoint, dim: int) -> tuple[str, list[float], list[list[float]]]:
-    """Check a point against the collection: canonical id, pooled (D,), segments (S>=1, D)."""
+    """Check a point against the collection: canonical id, pooled (D,), windows (S>=1, D)."""
     pid = canonical_id(point.id)
     pooled = np.asarray(point.pooled, dtype=np.float32)
-    segments = np.asarray(point.segments, dtype=np.float32)
+    windows = np.asarray(point.windows, dtype=np.float32)
     if pooled.ndim != 1:
         raise InvalidInput(f"point {pid}: pooled must have shape (D,), got {pooled.shape}")
-    if segments.ndim == 1 and segments.size:
-        segments = segments[None, :]
-    if segments.ndim != 2 or segments.shape[0] == 0:
+    if windows.ndim == 1 and windows.size:
+        windows = windows[None, :]
+    if windows.ndim != 2 or windows.shape[0] == 0:
         raise InvalidInput(
-            f"point {pid}: segments must have shape (S, D) with S >= 1, got {segments.shape}"
+            f"point {pid}: segments must have shape (S, D) with S >= 1, got {windows.shape}"
         )
     if pooled.shape[0] != dim:
         raise _dim_mismatch(pooled.shape[0], dim, f"point {pid}: pooled vector")
-    if segments.shape[1] != dim:
-        raise _dim_mismatch(segments.shape[1], dim, f"point {pid}: segment vectors")
+    if windows.shape[1] != dim:
+        raise _dim_mismatch(windows.shape[1], dim, f"point {pid}: segment vectors")
     _finite(pooled, f"point {pid}: pooled vector")
-    _finite(segments, f"point {pid}: segment vectors")
-    return pid, pooled.tolist(), segments.tolist()
+    _finite(windows, f"point {pid}: segment vectors")
+    return pid, pooled.tolist(), windows.tolist()
 
 
 def filter_conditions(filter: PayloadFilter | None) -> list[tuple[str, FilterValue]]:
@@ -224,12 +226,12 @@ def as_point(
     point_id: str, payload: dict[str, Any] | None, vectors: Any, dim: int | None
 ) -> ClipPoint:
     """Build a ClipPoint from a stored record (``vectors`` is a name -> list mapping or None)."""
-    if isinstance(vectors, dict) and POOLED in vectors and SEGMENTS in vectors:
+    if isinstance(vectors, dict) and POOLED in vectors and WINDOWS_VECTOR in vectors:
         pooled = np.asarray(vectors[POOLED], dtype=np.float32)
-        segments = np.asarray(vectors[SEGMENTS], dtype=np.float32).reshape(-1, pooled.shape[0])
+        windows = np.asarray(vectors[WINDOWS_VECTOR], dtype=np.float32).reshape(-1, pooled.shape[0])
     else:
-        pooled, segments = empty_vectors(dim)
-    return ClipPoint(id=point_id, pooled=pooled, segments=segments, payload=dict(payload or {}))
+        pooled, windows = empty_vectors(dim)
+    return ClipPoint(id=point_id, pooled=pooled, windows=windows, payload=dict(payload or {}))
 
 
 def check_batch(batch: int) -> int:

@@ -4,15 +4,15 @@ Same layout as the Qdrant Edge adapter, as two collections:
 
 - ``<collection>``, one point per video: named dense vector ``pooled`` (cosine, HNSW) and
   named multivector ``segments`` (cosine, MaxSim, no HNSW graph), and the payload;
-- ``<collection>_moments``, the per-segment index: one point per segment window, dense
+- ``<collection>_moments``, the per-window index: one point per window, dense
   vector ``segment`` (cosine, HNSW), payload = the video's (minus per-frame lists) plus
-  ``video``, ``index``, ``start_s``, ``end_s``. ``search_segments`` queries it and groups
+  ``video``, ``index``, ``start_s``, ``end_s``. ``search_windows`` queries it and groups
   the hits by video client-side, exactly as the Edge adapter does.
 
 On a server, keyword payload indexes are created for the filterable fields (and on
-``video``, a float index on ``duration_s``, in the segment collection). A video collection
-without its segment collection (written before it existed) gets it built from the stored
-segment vectors by :meth:`QdrantClientStore.ensure_collection`. Every client, transport or
+``video``, a float index on ``duration_s``, in the window collection). A video collection
+without its window collection (written before it existed) gets it built from the stored
+window vectors by :meth:`QdrantClientStore.ensure_collection`. Every client, transport or
 server error comes out as a :class:`StoreError` naming the server URL (or local path).
 
 Local mode (``QdrantClient(":memory:")`` / ``QdrantClient(path=...)``) is an exact
@@ -39,12 +39,12 @@ from qdrant_client.local.qdrant_local import QdrantLocal
 from clipsearch.errors import ClipSearchError, InvalidInput, StoreError, StoreUnavailable
 from clipsearch.store.base import (
     POOLED,
-    SEGMENTS,
+    WINDOWS_VECTOR,
     ClipPoint,
     Hit,
     PayloadFilter,
     Range,
-    SegmentHit,
+    WindowHit,
 )
 from clipsearch.store.checks import (
     BATCH,
@@ -64,19 +64,19 @@ from clipsearch.store.checks import (
     point_vectors,
     pooled_query,
     query_vector,
-    segment_matrix,
     stack_pooled,
+    window_matrix,
 )
-from clipsearch.store.segment_index import (
+from clipsearch.store.window_index import (
     INDEX_KEY,
-    SEGMENT,
-    SEGMENT_HNSW_EF,
     VIDEO_KEY,
+    WINDOW_HNSW_EF,
+    WINDOW_VECTOR,
     engine_threshold,
-    first_segment_limit,
-    grouped_segment_search,
-    segment_points,
-    stale_segment_groups,
+    first_window_limit,
+    grouped_window_search,
+    stale_window_groups,
+    window_points,
 )
 
 try:  # only present with the gRPC extra; the REST transport is the default
@@ -95,17 +95,17 @@ logger = logging.getLogger(__name__)
 # Points per upsert request: a point is ~1 + S vectors of D floats as JSON (~10 KB per
 # 512-d vector), and a Qdrant server refuses requests over 32 MB by default.
 UPSERT_BATCH = 64
-# Segment points (one vector each) per upsert request.
-SEGMENT_UPSERT_BATCH = 256
-# The segment collection's name is the video collection's plus this.
+# Window points (one vector each) per upsert request.
+WINDOW_UPSERT_BATCH = 256
+# The window collection's name is the video collection's plus this.
 MOMENTS_SUFFIX = "_moments"
 
 # On a server whose collections are int8-quantized (deploy/qdrant/config.yaml makes that the
 # default), the graph is walked on the int8 copies and twice the hits are rescored with the
 # originals: `clipsearch bench-index` measured recall@10 0.996 (100k) that way, against
 # under 0.99 at any ef without the oversampling. Unquantized collections ignore it.
-SEGMENT_SEARCH_PARAMS = qm.SearchParams(
-    hnsw_ef=SEGMENT_HNSW_EF,
+WINDOW_SEARCH_PARAMS = qm.SearchParams(
+    hnsw_ef=WINDOW_HNSW_EF,
     quantization=qm.QuantizationSearchParams(rescore=True, oversampling=2.0),
 )
 
@@ -122,7 +122,7 @@ def _client_filter(
     filter: PayloadFilter | None, exclude: Sequence[str] = (), *, exclude_key: str | None = None
 ) -> qm.Filter | None:
     """A qdrant-client filter; ``exclude`` leaves out point ids, or with ``exclude_key`` the
-    points whose payload ``exclude_key`` is one of them (segment points by ``video``)."""
+    points whose payload ``exclude_key`` is one of them (window points by ``video``)."""
     conditions = filter_conditions(filter)
     excluded = [canonical_id(i) for i in exclude]
     if not conditions and not excluded:
@@ -138,7 +138,7 @@ def _client_filter(
 
 
 def _stale_filter(videos: list[str], n: int) -> qm.Filter:
-    """Segment points of ``videos`` at positions ``n`` and beyond."""
+    """Window points of ``videos`` at positions ``n`` and beyond."""
     return qm.Filter(
         must=[
             qm.FieldCondition(key=VIDEO_KEY, match=qm.MatchAny(any=videos)),
@@ -151,7 +151,7 @@ def video_vectors_config(dim: int) -> dict[str, qm.VectorParams]:
     """The video collection: ``pooled`` (HNSW) and the ``segments`` multivector (MaxSim)."""
     return {
         POOLED: qm.VectorParams(size=dim, distance=qm.Distance.COSINE),
-        SEGMENTS: qm.VectorParams(
+        WINDOWS_VECTOR: qm.VectorParams(
             size=dim,
             distance=qm.Distance.COSINE,
             multivector_config=qm.MultiVectorConfig(comparator=qm.MultiVectorComparator.MAX_SIM),
@@ -162,15 +162,15 @@ def video_vectors_config(dim: int) -> dict[str, qm.VectorParams]:
 
 
 def _moments_vectors_config(dim: int) -> dict[str, qm.VectorParams]:
-    return {SEGMENT: qm.VectorParams(size=dim, distance=qm.Distance.COSINE)}
+    return {WINDOW_VECTOR: qm.VectorParams(size=dim, distance=qm.Distance.COSINE)}
 
 
-def _segment_structs(
-    video_id: str, segments: list[list[float]], payload: dict[str, Any]
+def _window_structs(
+    video_id: str, windows: list[list[float]], payload: dict[str, Any]
 ) -> list[qm.PointStruct]:
     return [
-        qm.PointStruct(id=sid, vector={SEGMENT: vector}, payload=seg_payload)
-        for sid, vector, seg_payload in segment_points(video_id, segments, payload)
+        qm.PointStruct(id=sid, vector={WINDOW_VECTOR: vector}, payload=window_payload)
+        for sid, vector, window_payload in window_points(video_id, windows, payload)
     ]
 
 
@@ -196,7 +196,7 @@ def _describe(client: QdrantClient) -> str:
 @dataclass(frozen=True)
 class Distribution:
     """How a Qdrant cluster spreads the collections this store creates (both the video and
-    the segment collection): ``shard_number`` shards, each on ``replication_factor`` nodes,
+    the window collection): ``shard_number`` shards, each on ``replication_factor`` nodes,
     a write acknowledged by ``write_consistency_factor`` replicas. None: the server's
     default. Existing collections keep theirs."""
 
@@ -247,7 +247,7 @@ class QdrantClientStore:
             threading.RLock() if self.local else contextlib.nullcontext()
         )
         self._dim: int | None = None
-        self._segments_ready = False
+        self._windows_ready = False
         self._closed = False
 
     def _create(self, name: str, vectors: dict[str, qm.VectorParams]) -> None:
@@ -274,7 +274,7 @@ class QdrantClientStore:
 
     @property
     def moments(self) -> str:
-        """Name of the segment collection."""
+        """Name of the window collection."""
         return f"{self.collection}{MOMENTS_SUFFIX}"
 
     @classmethod
@@ -347,16 +347,16 @@ class QdrantClientStore:
         if not self.client.collection_exists(self.collection):
             return None
         vectors = self.client.get_collection(self.collection).config.params.vectors
-        if not isinstance(vectors, dict) or POOLED not in vectors or SEGMENTS not in vectors:
+        if not isinstance(vectors, dict) or POOLED not in vectors or WINDOWS_VECTOR not in vectors:
             raise StoreError(
                 f"collection {self.collection!r} at {self.where} is not a clipsearch collection "
-                f"(needs named vectors {POOLED!r} and {SEGMENTS!r})"
+                f"(needs named vectors {POOLED!r} and {WINDOWS_VECTOR!r})"
             )
         dim = int(vectors[POOLED].size)
-        segments = vectors[SEGMENTS]
-        if int(segments.size) != dim or segments.multivector_config is None:
+        windows = vectors[WINDOWS_VECTOR]
+        if int(windows.size) != dim or windows.multivector_config is None:
             raise StoreError(
-                f"collection {self.collection!r} at {self.where}: {SEGMENTS!r} is not a "
+                f"collection {self.collection!r} at {self.where}: {WINDOWS_VECTOR!r} is not a "
                 f"multivector of size {dim}"
             )
         return dim
@@ -371,18 +371,18 @@ class QdrantClientStore:
         return dim
 
     def _read_moments_dim(self) -> int | None:
-        """Vector size of the segment collection; None if missing or not one."""
+        """Vector size of the window collection; None if missing or not one."""
         if not self.client.collection_exists(self.moments):
             return None
         vectors = self.client.get_collection(self.moments).config.params.vectors
-        if not isinstance(vectors, dict) or SEGMENT not in vectors:
+        if not isinstance(vectors, dict) or WINDOW_VECTOR not in vectors:
             return 0  # something else under that name
-        return int(vectors[SEGMENT].size)
+        return int(vectors[WINDOW_VECTOR].size)
 
-    def _require_segments(self) -> int:
-        """The vector size, once the segment collection is known to exist."""
+    def _require_windows(self) -> int:
+        """The vector size, once the window collection is known to exist."""
         dim = self._require_dim()
-        if not self._segments_ready:
+        if not self._windows_ready:
             with self._call("read the segment collection"):
                 ready = self._read_moments_dim() == dim
             if not ready:
@@ -391,11 +391,11 @@ class QdrantClientStore:
                     f"{self.moments!r} yet (it was written by an older clipsearch): run "
                     "`clipsearch ingest` once, which builds it from the stored segments"
                 )
-            self._segments_ready = True
+            self._windows_ready = True
         return dim
 
     def _create_moments(self, dim: int, *, backfill: bool) -> None:
-        """(Re)create the segment collection, filled from the video collection if asked."""
+        """(Re)create the window collection, filled from the video collection if asked."""
         if self.client.collection_exists(self.moments):
             self.client.delete_collection(self.moments)
         try:
@@ -430,22 +430,22 @@ class QdrantClientStore:
         )
 
     def _backfill(self, dim: int) -> int:
-        """Copy every stored video's segments into the (new, empty) segment collection."""
+        """Copy every stored video's windows into the (new, empty) window collection."""
         written = 0
         pages = self._scroll(
             self.collection,
             UPSERT_BATCH,
             action="read the stored segments",
             with_payload=True,
-            with_vectors=[SEGMENTS],
+            with_vectors=[WINDOWS_VECTOR],
         )
         for records in pages:
             structs: list[qm.PointStruct] = []
             for r in records:
                 pid = str(r.id)
-                segments = segment_matrix(r.vector, dim, pid).tolist()
-                structs.extend(_segment_structs(pid, segments, dict(r.payload or {})))
-            for batch in batched(structs, SEGMENT_UPSERT_BATCH):
+                windows = window_matrix(r.vector, dim, pid).tolist()
+                structs.extend(_window_structs(pid, windows, dict(r.payload or {})))
+            for batch in batched(structs, WINDOW_UPSERT_BATCH):
                 self.client.upsert(self.moments, points=list(batch), wait=True)
             written += len(structs)
         return written
@@ -481,10 +481,10 @@ class QdrantClientStore:
     # -- VectorStore
 
     def ensure_collection(self, dim: int) -> None:
-        """Create the video and segment collections for vectors of size ``dim`` if missing.
+        """Create the video and window collections for vectors of size ``dim`` if missing.
 
-        A video collection without its segment collection gets one built from the stored
-        segment vectors. Raises StoreError if it exists with another size.
+        A video collection without its window collection gets one built from the stored
+        window vectors. Raises StoreError if it exists with another size.
         """
         dim = check_dim(dim)
         created = False
@@ -524,7 +524,7 @@ class QdrantClientStore:
         with self._call("create the segment collection"):
             moments_dim = self._read_moments_dim()
             if created:
-                # A new video collection starts with an empty segment index (dropping one
+                # A new video collection starts with an empty window index (dropping one
                 # left over from an earlier collection of that name).
                 self._create_moments(dim, backfill=False)
             elif moments_dim != dim:
@@ -537,7 +537,7 @@ class QdrantClientStore:
                     )
                 self._create_moments(dim, backfill=True)
         self._dim = dim
-        self._segments_ready = True
+        self._windows_ready = True
 
     def dim(self) -> int | None:
         """Vector size of the collection, or None if it does not exist yet."""
@@ -547,32 +547,32 @@ class QdrantClientStore:
         return self._dim
 
     def upsert(self, points: Sequence[ClipPoint]) -> None:
-        """Insert or replace points and their segment points (a video's former segments
+        """Insert or replace points and their window points (a video's former windows
         beyond its new count are deleted), waiting until the server has applied them.
 
-        The segment collection is written first: an interrupted upsert leaves, at worst,
-        segment points of a video whose point is older or missing (search skips a missing
+        The window collection is written first: an interrupted upsert leaves, at worst,
+        window points of a video whose point is older or missing (search skips a missing
         video; ingest re-embeds both).
         """
         if not points:
             return
-        dim = self._require_segments()
+        dim = self._require_windows()
         structs: dict[str, qm.PointStruct] = {}
-        seg_structs: dict[str, qm.PointStruct] = {}
+        window_structs: dict[str, qm.PointStruct] = {}
         counts: dict[str, int] = {}
         for p in points:
-            pid, pooled, segments = point_vectors(p, dim)
+            pid, pooled, windows = point_vectors(p, dim)
             payload = plain_payload(pid, p.payload)
             structs[pid] = qm.PointStruct(
-                id=pid, vector={POOLED: pooled, SEGMENTS: segments}, payload=payload
+                id=pid, vector={POOLED: pooled, WINDOWS_VECTOR: windows}, payload=payload
             )
-            for struct in _segment_structs(pid, segments, payload):
-                seg_structs[str(struct.id)] = struct
-            counts[pid] = len(segments)  # a repeated id: the last one wins, as in Qdrant
+            for struct in _window_structs(pid, windows, payload):
+                window_structs[str(struct.id)] = struct
+            counts[pid] = len(windows)  # a repeated id: the last one wins, as in Qdrant
         with self._call("upsert points"):
-            for batch in batched(list(seg_structs.values()), SEGMENT_UPSERT_BATCH):
+            for batch in batched(list(window_structs.values()), WINDOW_UPSERT_BATCH):
                 self.client.upsert(self.moments, points=list(batch), wait=True)
-            for videos, n in stale_segment_groups(counts):
+            for videos, n in stale_window_groups(counts):
                 self.client.delete(
                     self.moments,
                     points_selector=qm.FilterSelector(filter=_stale_filter(videos, n)),
@@ -583,7 +583,7 @@ class QdrantClientStore:
         logger.debug(
             "upserted %d points (%d segments) into %r at %s",
             len(structs),
-            len(seg_structs),
+            len(window_structs),
             self.collection,
             self.where,
         )
@@ -597,7 +597,7 @@ class QdrantClientStore:
         filter: PayloadFilter | None = None,
         offset: int = 0,
     ) -> list[Hit]:
-        """Top-k points by cosine (``POOLED``) or MaxSim (``SEGMENTS``) similarity."""
+        """Top-k points by cosine (``POOLED``) or MaxSim (``WINDOWS_VECTOR``) similarity."""
         check_page(k, offset)
         dim = self._require_dim()
         query = query_vector(vector, using, dim)
@@ -617,7 +617,7 @@ class QdrantClientStore:
             for p in response.points
         ]
 
-    def search_segments(
+    def search_windows(
         self,
         vector: np.ndarray,
         k: int,
@@ -627,27 +627,27 @@ class QdrantClientStore:
         offset: int = 0,
         exclude: Sequence[str] = (),
         score_threshold: float | None = None,
-    ) -> list[SegmentHit]:
-        """Best segments from the segment collection, grouped by video (see VectorStore)."""
+    ) -> list[WindowHit]:
+        """Best windows from the window collection, grouped by video (see VectorStore)."""
         check_page(k, offset)
-        limit = first_segment_limit(prefetch, k, offset)
+        limit = first_window_limit(prefetch, k, offset)
         threshold = check_threshold(score_threshold)
-        dim = self._require_segments()
+        dim = self._require_windows()
         q = pooled_query(vector, dim)
-        seg_filter = _client_filter(filter, exclude, exclude_key=VIDEO_KEY)
+        window_filter = _client_filter(filter, exclude, exclude_key=VIDEO_KEY)
         # Local mode is an exact scan and warns that search params have no effect.
-        params = None if self.local else SEGMENT_SEARCH_PARAMS
+        params = None if self.local else WINDOW_SEARCH_PARAMS
 
-        owners: dict[Hashable, str] = {}  # segment id -> video id, from the hits' payload
+        owners: dict[Hashable, str] = {}  # window id -> video id, from the hits' payload
 
         def fetch(n: int) -> list[tuple[Hashable, float]]:
             # The video ids come with the hits: one round trip to a server, not two.
             response = self.client.query_points(
                 self.moments,
                 query=q,
-                using=SEGMENT,
+                using=WINDOW_VECTOR,
                 limit=int(n),
-                query_filter=seg_filter,
+                query_filter=window_filter,
                 score_threshold=engine_threshold(threshold),
                 search_params=params,
                 with_payload=[VIDEO_KEY],
@@ -661,10 +661,10 @@ class QdrantClientStore:
         def lookup(ids: list[str]) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
             wanted: list[qm.ExtendedPointId] = list(ids)
             records = self.client.retrieve(
-                self.collection, wanted, with_payload=True, with_vectors=[SEGMENTS]
+                self.collection, wanted, with_payload=True, with_vectors=[WINDOWS_VECTOR]
             )
             return {
-                str(r.id): (dict(r.payload or {}), segment_matrix(r.vector, dim, str(r.id)))
+                str(r.id): (dict(r.payload or {}), window_matrix(r.vector, dim, str(r.id)))
                 for r in records
             }
 
@@ -678,16 +678,16 @@ class QdrantClientStore:
                 found.update(str(r.id) for r in records)
             return found
 
-        def count_segments() -> int:
+        def count_windows() -> int:
             return int(self.client.count(self.moments, exact=True).count)
 
         with self._call("search"):
-            return grouped_segment_search(
+            return grouped_window_search(
                 fetch,
                 videos_of,
                 lookup,
                 exists,
-                count_segments,
+                count_windows,
                 k=int(k),
                 offset=int(offset),
                 limit=limit,
@@ -706,7 +706,7 @@ class QdrantClientStore:
                     self.collection,
                     list(batch),
                     with_payload=True,
-                    with_vectors=[POOLED, SEGMENTS] if with_vectors else False,
+                    with_vectors=[POOLED, WINDOWS_VECTOR] if with_vectors else False,
                 )
                 for r in records:
                     pid = str(r.id)
@@ -749,7 +749,7 @@ class QdrantClientStore:
                 yield str(r.id), dict(r.payload or {})
 
     def delete(self, ids: Sequence[str]) -> None:
-        """Remove videos and their segment points, segment points first (see VectorStore)."""
+        """Remove videos and their window points, window points first (see VectorStore)."""
         wanted = list(dict.fromkeys(canonical_id(i) for i in ids))
         if not wanted or self.dim() is None:
             return
@@ -812,12 +812,12 @@ class QdrantClientStore:
         return stack_pooled(ids, rows, dim)
 
     def scroll_points(
-        self, *, segments: bool = False, batch: int = 256
+        self, *, windows: bool = False, batch: int = 256
     ) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
-        """Every point of the video collection (or with ``segments`` the segment
+        """Every point of the video collection (or with ``windows`` the window
         collection) as (id, named vectors, payload), in id order."""
         batch = check_batch(batch)
-        name = self.moments if segments else self.collection
+        name = self.moments if windows else self.collection
         if self.dim() is None:
             return
         pages = self._scroll(name, batch, action="scroll", with_payload=True, with_vectors=True)
@@ -833,8 +833,8 @@ class QdrantClientStore:
         with self._call("count points"):
             return int(self.client.count(self.collection, exact=True).count)
 
-    def segment_count(self) -> int:
-        """Exact number of points in the segment collection (0 when there is none yet)."""
+    def window_count(self) -> int:
+        """Exact number of points in the window collection (0 when there is none yet)."""
         with self._call("count segments"):
             if not self.client.collection_exists(self.moments):
                 return 0

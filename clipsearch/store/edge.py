@@ -2,14 +2,14 @@
 
 Everything lives in-process: no server to run. ``<path>/`` is the **video shard** (one point
 per video: ``pooled`` + ``segments`` multivector + payload; its ``wal/``, ``segments/`` and
-``edge_config.json``), and ``<path>/moments/`` is the **segment shard**, the per-segment
-index: one point per segment window (dense vector ``segment``, cosine, HNSW) with a copy of
+``edge_config.json``), and ``<path>/moments/`` is the **window shard**, the per-window
+index: one point per window (dense vector ``segment``, cosine, HNSW) with a copy of
 the video's filterable payload. Qdrant Edge only ever touches ``wal/``, ``segments/`` and its
-config files under a shard path, so nesting the segment shard inside the video shard's
-directory is safe. :meth:`QdrantEdgeStore.search_segments` queries the segment shard for the
-best segments, keeps each video's best one and reads those videos back from the video shard.
+config files under a shard path, so nesting the window shard inside the video shard's
+directory is safe. :meth:`QdrantEdgeStore.search_windows` queries the window shard for the
+best windows, keeps each video's best one and reads those videos back from the video shard.
 
-The segment shard is derived data: a store written before it existed (no ``moments/``) gets
+The window shard is derived data: a store written before it existed (no ``moments/``) gets
 it built from the stored ``segments`` vectors when it is opened (built in
 ``moments.building/`` and renamed when complete, so an interrupted build is redone).
 
@@ -20,8 +20,8 @@ second opener - another process, or a second store object in this process - gets
 for concurrent queries from several threads, also while another thread upserts; writes,
 flush and close are serialised by a lock.
 
-The argument checks and the segment-index logic shared with the qdrant-client adapter
-live in :mod:`clipsearch.store.checks` and :mod:`clipsearch.store.segment_index`.
+The argument checks and the window-index logic shared with the qdrant-client adapter
+live in :mod:`clipsearch.store.checks` and :mod:`clipsearch.store.window_index`.
 """
 
 from __future__ import annotations
@@ -41,12 +41,12 @@ import qdrant_edge as qe
 from clipsearch.errors import ClipSearchError, InvalidInput, StoreError
 from clipsearch.store.base import (
     POOLED,
-    SEGMENTS,
+    WINDOWS_VECTOR,
     ClipPoint,
     Hit,
     PayloadFilter,
     Range,
-    SegmentHit,
+    WindowHit,
 )
 from clipsearch.store.checks import (
     BATCH,
@@ -67,20 +67,20 @@ from clipsearch.store.checks import (
     point_vectors,
     pooled_query,
     query_vector,
-    segment_matrix,
     stack_pooled,
+    window_matrix,
 )
-from clipsearch.store.read_cache import DEFAULT_VIDEO_CACHE_MB, SegmentOwners, VideoCache
-from clipsearch.store.segment_index import (
+from clipsearch.store.read_cache import DEFAULT_VIDEO_CACHE_MB, VideoCache, WindowOwners
+from clipsearch.store.window_index import (
     INDEX_KEY,
-    SEGMENT,
-    SEGMENT_HNSW_EF,
     VIDEO_KEY,
+    WINDOW_HNSW_EF,
+    WINDOW_VECTOR,
     engine_threshold,
-    first_segment_limit,
-    grouped_segment_search,
-    segment_points,
-    stale_segment_groups,
+    first_window_limit,
+    grouped_window_search,
+    stale_window_groups,
+    window_points,
 )
 
 if sys.platform != "win32":
@@ -90,7 +90,7 @@ logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".clipsearch.lock"
 CONFIG_FILE = "edge_config.json"  # written by EdgeShard.create
-MOMENTS_DIR = "moments"  # the segment shard, inside the video shard's directory
+MOMENTS_DIR = "moments"  # the window shard, inside the video shard's directory
 
 
 # --------------------------------------------------------------------------- the adapter
@@ -123,7 +123,7 @@ def _edge_filter(
     filter: PayloadFilter | None, exclude: Sequence[str] = (), *, exclude_key: str | None = None
 ) -> qe.Filter | None:
     """A Qdrant Edge filter; ``exclude`` leaves out point ids, or with ``exclude_key`` the
-    points whose payload ``exclude_key`` is one of them (segment points by ``video``)."""
+    points whose payload ``exclude_key`` is one of them (window points by ``video``)."""
     conditions = filter_conditions(filter)
     excluded = [canonical_id(i) for i in exclude]
     if not conditions and not excluded:
@@ -138,7 +138,7 @@ def _edge_filter(
 
 
 def _stale_filter(videos: list[str], n: int) -> qe.Filter:
-    """Segment points of ``videos`` at positions ``n`` and beyond."""
+    """Window points of ``videos`` at positions ``n`` and beyond."""
     return qe.Filter(
         must=[
             qe.FieldCondition(VIDEO_KEY, match=qe.MatchAny(videos)),
@@ -149,7 +149,7 @@ def _stale_filter(videos: list[str], n: int) -> qe.Filter:
 
 # Threads one search may use inside Qdrant Edge. One: a server's concurrency comes from
 # its requests, and a single search on two cores was measured 25 % cheaper in CPU (1.41
-# against 1.94 ms per segment query at 86k segments) and faster than with Edge's pool.
+# against 1.94 ms per window query at 86k windows) and faster than with Edge's pool.
 SEARCH_THREADS = 1
 
 
@@ -159,7 +159,7 @@ def video_shard_config(dim: int, search_threads: int | None = SEARCH_THREADS) ->
         max_search_threads=search_threads,
         vectors={
             POOLED: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
-            SEGMENTS: qe.EdgeVectorParams(
+            WINDOWS_VECTOR: qe.EdgeVectorParams(
                 size=dim,
                 distance=qe.Distance.Cosine,
                 multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
@@ -173,16 +173,16 @@ def video_shard_config(dim: int, search_threads: int | None = SEARCH_THREADS) ->
 def _moments_config(dim: int, search_threads: int | None = SEARCH_THREADS) -> qe.EdgeConfig:
     # Qdrant's defaults for everything else (HNSW as for ``pooled``).
     return qe.EdgeConfig(
-        vectors={SEGMENT: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+        vectors={WINDOW_VECTOR: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
         max_search_threads=search_threads,
     )
 
 
 def _read_moments_dim(path: Path) -> int | None:
-    """Vector size of a segment shard's persisted config; None if it is not one."""
+    """Vector size of a window shard's persisted config; None if it is not one."""
     try:
         config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-        return int(config["vectors"][SEGMENT]["size"])
+        return int(config["vectors"][WINDOW_VECTOR]["size"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -190,12 +190,12 @@ def _read_moments_dim(path: Path) -> int | None:
 class QdrantEdgeStore:
     """:class:`~clipsearch.store.base.VectorStore` on two embedded Qdrant Edge shards.
 
-    ``path`` is the video shard's directory, the segment shard is ``path/moments``. If the
-    store exists it is locked and opened right away (building a missing segment shard from
-    the stored segment vectors), otherwise :meth:`ensure_collection` creates both. Keyword
+    ``path`` is the video shard's directory, the window shard is ``path/moments``. If the
+    store exists it is locked and opened right away (building a missing window shard from
+    the stored window vectors), otherwise :meth:`ensure_collection` creates both. Keyword
     indexes are created on ``payload_indexes`` in both shards and on ``video_indexes`` in the
-    video shard (each costs ~0.03-0.1 s at creation, nothing afterwards); the segment shard
-    always has one on ``video`` (used to replace a video's segments) and float indexes on
+    video shard (each costs ~0.03-0.1 s at creation, nothing afterwards); the window shard
+    always has one on ``video`` (used to replace a video's windows) and float indexes on
     ``range_indexes``.
     """
 
@@ -217,12 +217,12 @@ class QdrantEdgeStore:
         self._lock = threading.RLock()  # serialises open/create/update/flush/close
         self._lock_file: IO[str] | None = None
         self._shard: qe.EdgeShard | None = None  # the videos
-        self._moments: qe.EdgeShard | None = None  # the segments
+        self._moments: qe.EdgeShard | None = None  # the windows
         self._dim: int | None = None
         self._closed = False
-        # What segment searches read back; valid while this process holds the store's lock.
+        # What window searches read back; valid while this process holds the store's lock.
         self.video_cache = VideoCache(video_cache_mb)
-        self._owners = SegmentOwners()
+        self._owners = WindowOwners()
         if self.path.exists():
             if not self.path.is_dir():
                 raise StoreError(f"store path {self.path} exists and is not a directory")
@@ -246,7 +246,7 @@ class QdrantEdgeStore:
 
     @property
     def moments_path(self) -> Path:
-        """The segment shard's directory."""
+        """The window shard's directory."""
         return self.path / MOMENTS_DIR
 
     # -- opening
@@ -296,19 +296,19 @@ class QdrantEdgeStore:
         try:
             config = json.loads((self.path / CONFIG_FILE).read_text(encoding="utf-8"))
             vectors = config["vectors"]
-            segments = vectors[SEGMENTS]
+            windows = vectors[WINDOWS_VECTOR]
             dim = int(vectors[POOLED]["size"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(
-                f"{self.path} is not a clipsearch store (no {POOLED!r}/{SEGMENTS!r} vectors "
+                f"{self.path} is not a clipsearch store (no {POOLED!r}/{WINDOWS_VECTOR!r} vectors "
                 f"in {CONFIG_FILE}: {exc})"
             ) from None
-        if int(segments.get("size", -1)) != dim or not segments.get("multivector_config"):
-            raise StoreError(f"{self.path}: {SEGMENTS!r} is not a multivector of size {dim}")
+        if int(windows.get("size", -1)) != dim or not windows.get("multivector_config"):
+            raise StoreError(f"{self.path}: {WINDOWS_VECTOR!r} is not a multivector of size {dim}")
         return dim
 
     def _attach_moments(self, videos: qe.EdgeShard, dim: int, *, fresh: bool) -> qe.EdgeShard:
-        """Open the segment shard, or build it (from ``videos`` unless ``fresh``) if missing.
+        """Open the window shard, or build it (from ``videos`` unless ``fresh``) if missing.
 
         It is built in ``moments.building/`` and renamed into place once complete, so a
         build interrupted by a crash is started again rather than half used.
@@ -367,21 +367,21 @@ class QdrantEdgeStore:
         return moments
 
     def _backfill(self, videos: qe.EdgeShard, moments: qe.EdgeShard, dim: int) -> int:
-        """Copy every stored video's segments into the (new, empty) segment shard."""
+        """Copy every stored video's windows into the (new, empty) window shard."""
         written = 0
         offset: Any = None
         while True:
             records, offset = videos.scroll(
                 qe.ScrollRequest(
-                    offset=offset, limit=BATCH, with_payload=True, with_vector=[SEGMENTS]
+                    offset=offset, limit=BATCH, with_payload=True, with_vector=[WINDOWS_VECTOR]
                 )
             )
             batch: list[qe.Point] = []
             for r in records:
                 pid = str(r.id)
-                segments = segment_matrix(r.vector, dim, pid).tolist()
-                for sid, vector, payload in segment_points(pid, segments, dict(r.payload or {})):
-                    batch.append(qe.Point(sid, {SEGMENT: vector}, payload))
+                windows = window_matrix(r.vector, dim, pid).tolist()
+                for sid, vector, payload in window_points(pid, windows, dict(r.payload or {})):
+                    batch.append(qe.Point(sid, {WINDOW_VECTOR: vector}, payload))
             for chunk in batched(batch):
                 moments.update(qe.UpdateOperation.upsert_points(list(chunk)))
             written += len(batch)
@@ -405,7 +405,7 @@ class QdrantEdgeStore:
         return shard, dim
 
     def _require_shards(self) -> tuple[qe.EdgeShard, qe.EdgeShard, int]:
-        """The video shard, the segment shard and the vector size."""
+        """The video shard, the window shard and the vector size."""
         shard, dim = self._require_shard()
         moments = self._moments
         if moments is None:  # pragma: no cover - both are opened and closed together
@@ -471,34 +471,34 @@ class QdrantEdgeStore:
 
     def upsert(self, points: Sequence[ClipPoint]) -> None:
         """Insert or replace points (same id -> vectors and payload replaced) and their
-        segment points (a video's former segments beyond its new count are deleted).
+        window points (a video's former windows beyond its new count are deleted).
 
-        The segment shard is written first: an interrupted upsert leaves, at worst,
-        segment points of a video whose point is older or missing (search skips a missing
+        The window shard is written first: an interrupted upsert leaves, at worst,
+        window points of a video whose point is older or missing (search skips a missing
         video; ingest re-embeds both).
         """
         if not points:
             return
         _, _, dim = self._require_shards()
         edge_points: dict[str, qe.Point] = {}
-        seg_points: dict[str, qe.Point] = {}
+        window_point_map: dict[str, qe.Point] = {}
         counts: dict[str, int] = {}
         for p in points:
-            pid, pooled, segments = point_vectors(p, dim)
+            pid, pooled, windows = point_vectors(p, dim)
             payload = plain_payload(pid, p.payload)
             try:
-                edge_points[pid] = qe.Point(pid, {POOLED: pooled, SEGMENTS: segments}, payload)
-                for sid, vector, seg_payload in segment_points(pid, segments, payload):
-                    seg_points[sid] = qe.Point(sid, {SEGMENT: vector}, seg_payload)
+                edge_points[pid] = qe.Point(pid, {POOLED: pooled, WINDOWS_VECTOR: windows}, payload)
+                for sid, vector, window_payload in window_points(pid, windows, payload):
+                    window_point_map[sid] = qe.Point(sid, {WINDOW_VECTOR: vector}, window_payload)
             except (TypeError, ValueError, OverflowError) as exc:
                 raise InvalidInput(f"point {pid}: payload cannot be stored: {exc}") from None
-            counts[pid] = len(segments)  # a repeated id: the last one wins, as in Qdrant
+            counts[pid] = len(windows)  # a repeated id: the last one wins, as in Qdrant
         with self._lock:
             shard, moments, _ = self._require_shards()
             try:
-                for batch in batched(list(seg_points.values())):
+                for batch in batched(list(window_point_map.values())):
                     moments.update(qe.UpdateOperation.upsert_points(list(batch)))
-                for videos, n in stale_segment_groups(counts):
+                for videos, n in stale_window_groups(counts):
                     moments.update(
                         qe.UpdateOperation.delete_points_by_filter(_stale_filter(videos, n))
                     )
@@ -509,7 +509,10 @@ class QdrantEdgeStore:
             finally:
                 self.video_cache.forget(counts)
         logger.debug(
-            "upserted %d points (%d segments) into %s", len(edge_points), len(seg_points), self.path
+            "upserted %d points (%d segments) into %s",
+            len(edge_points),
+            len(window_point_map),
+            self.path,
         )
 
     def search(
@@ -521,7 +524,7 @@ class QdrantEdgeStore:
         filter: PayloadFilter | None = None,
         offset: int = 0,
     ) -> list[Hit]:
-        """Top-k points by cosine (``POOLED``) or MaxSim (``SEGMENTS``) similarity."""
+        """Top-k points by cosine (``POOLED``) or MaxSim (``WINDOWS_VECTOR``) similarity."""
         check_page(k, offset)
         shard, dim = self._require_shard()
         request = qe.QueryRequest(
@@ -539,7 +542,7 @@ class QdrantEdgeStore:
             Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in scored
         ]
 
-    def search_segments(
+    def search_windows(
         self,
         vector: np.ndarray,
         k: int,
@@ -549,21 +552,21 @@ class QdrantEdgeStore:
         offset: int = 0,
         exclude: Sequence[str] = (),
         score_threshold: float | None = None,
-    ) -> list[SegmentHit]:
-        """Best segments from the segment shard, grouped by video (see VectorStore)."""
+    ) -> list[WindowHit]:
+        """Best windows from the window shard, grouped by video (see VectorStore)."""
         check_page(k, offset)
-        limit = first_segment_limit(prefetch, k, offset)
+        limit = first_window_limit(prefetch, k, offset)
         threshold = check_threshold(score_threshold)
         shard, moments, dim = self._require_shards()
         q = pooled_query(vector, dim)
-        seg_filter = _edge_filter(filter, exclude, exclude_key=VIDEO_KEY)
-        params = qe.SearchParams(hnsw_ef=SEGMENT_HNSW_EF)
+        window_filter = _edge_filter(filter, exclude, exclude_key=VIDEO_KEY)
+        params = qe.SearchParams(hnsw_ef=WINDOW_HNSW_EF)
 
         def fetch(n: int) -> list[tuple[Hashable, float]]:
             request = qe.QueryRequest(
                 limit=int(n),
-                query=qe.Query.Nearest(q, using=SEGMENT),
-                filter=seg_filter,
+                query=qe.Query.Nearest(q, using=WINDOW_VECTOR),
+                filter=window_filter,
                 score_threshold=engine_threshold(threshold),
                 with_payload=False,  # read for as many hits as needed, by videos_of
                 params=params,
@@ -587,9 +590,9 @@ class QdrantEdgeStore:
             found = self.video_cache.get_many(ids)
             missing = [v for v in ids if v not in found]
             if missing:
-                records = shard.retrieve(list[Any](missing), True, [SEGMENTS])
+                records = shard.retrieve(list[Any](missing), True, [WINDOWS_VECTOR])
                 read = {
-                    str(r.id): (dict(r.payload or {}), segment_matrix(r.vector, dim, str(r.id)))
+                    str(r.id): (dict(r.payload or {}), window_matrix(r.vector, dim, str(r.id)))
                     for r in records
                 }
                 self.video_cache.put_many(read, generation)
@@ -600,7 +603,7 @@ class QdrantEdgeStore:
             return {str(r.id) for b in batched(ids) for r in shard.retrieve(list(b), False, False)}
 
         try:
-            return grouped_segment_search(
+            return grouped_window_search(
                 fetch,
                 videos_of,
                 lookup,
@@ -626,7 +629,7 @@ class QdrantEdgeStore:
         try:
             for batch in batched(wanted):
                 records = shard.retrieve(
-                    list(batch), True, [POOLED, SEGMENTS] if with_vectors else False
+                    list(batch), True, [POOLED, WINDOWS_VECTOR] if with_vectors else False
                 )
                 for r in records:
                     pid = str(r.id)
@@ -692,7 +695,7 @@ class QdrantEdgeStore:
                 return
 
     def delete(self, ids: Sequence[str]) -> None:
-        """Remove videos and their segment points, segment points first (see VectorStore)."""
+        """Remove videos and their window points, window points first (see VectorStore)."""
         wanted = list(dict.fromkeys(canonical_id(i) for i in ids))
         if not wanted:
             return
@@ -746,14 +749,14 @@ class QdrantEdgeStore:
         return stack_pooled(ids, rows, dim)
 
     def scroll_points(
-        self, *, segments: bool = False, batch: int = 256
+        self, *, windows: bool = False, batch: int = 256
     ) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
-        """Every point of the video index (or with ``segments`` the segment index) as
+        """Every point of the video index (or with ``windows`` the window index) as
         (id, named vectors, payload), in id order."""
         batch = check_batch(batch)
         if self._closed:
             raise StoreError(f"store {self.path} is closed")
-        shard = self._moments if segments else self._shard
+        shard = self._moments if windows else self._shard
         for r in self._scroll(shard, "scroll", batch, True, True):
             vectors = r.vector if isinstance(r.vector, dict) else {}
             yield str(r.id), dict(vectors), dict(r.payload or {})
@@ -768,8 +771,8 @@ class QdrantEdgeStore:
         except Exception as exc:
             raise self._error("count", exc) from None
 
-    def segment_count(self) -> int:
-        """Exact number of points in the segment index (0 when there is none yet)."""
+    def window_count(self) -> int:
+        """Exact number of points in the window index (0 when there is none yet)."""
         if self._closed:
             raise StoreError(f"store {self.path} is closed")
         moments = self._moments
@@ -782,10 +785,10 @@ class QdrantEdgeStore:
 
     def optimize(self) -> bool:
         """Run Qdrant's segment optimizers on both shards (merges segments, builds the HNSW
-        graphs of ``pooled`` and of the segment index).
+        graphs of ``pooled`` and of the window index).
 
         Qdrant Edge never optimizes on its own; without this, search is an exact scan, which
-        stays fast up to tens of thousands of segments. Returns True if anything changed.
+        stays fast up to tens of thousands of windows. Returns True if anything changed.
         """
         with self._lock:
             shard, moments, _ = self._require_shards()

@@ -1,10 +1,10 @@
-"""In-process read caches of the embedded store's segment search.
+"""In-process read caches of the embedded store's window search.
 
-A segment query names its result videos' segment points, then reads those videos back
-(payload and segment vectors, the vectors arriving as Python lists of floats). For an
+A window query names its result videos' window points, then reads those videos back
+(payload and window vectors, the vectors arriving as Python lists of floats). For an
 embedded Qdrant Edge store this process is the only reader and writer (the directory is
 locked), so what it read stays true until it writes: both caches are emptied of the
-videos an upsert touches. The segment-to-video map never goes stale at all: a segment's
+videos an upsert touches. The window-to-video map never goes stale at all: a window's
 id is derived from its video's id.
 """
 
@@ -61,13 +61,13 @@ class VideoCache:
         with self._lock:
             if generation != self.generation:
                 return
-            for vid, (payload, segments) in found.items():
-                segments.setflags(write=False)  # shared by every request that finds it
-                size = int(segments.nbytes) + 64 * (len(payload) + 1)
+            for vid, (payload, windows) in found.items():
+                windows.setflags(write=False)  # shared by every request that finds it
+                size = int(windows.nbytes) + 64 * (len(payload) + 1)
                 old = self._entries.pop(vid, None)
                 if old is not None:
                     self._bytes -= old[2]
-                self._entries[vid] = (dict(payload), segments, size)
+                self._entries[vid] = (dict(payload), windows, size)
                 self._bytes += size
             while self._bytes > self.capacity and self._entries:
                 _, (_, _, size) = self._entries.popitem(last=False)
@@ -93,7 +93,7 @@ class VideoCache:
             }
 
 
-class SegmentOwners:
+class WindowOwners:
     """``segment id -> video id``, at most ``max_entries`` (then started afresh)."""
 
     def __init__(self, max_entries: int = DEFAULT_OWNER_ENTRIES):

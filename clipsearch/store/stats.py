@@ -1,6 +1,6 @@
 """What a store holds, in a form two stores can be compared by: ``clipsearch store stats``.
 
-For the video index and the segment index: the point count the engine reports, the points
+For the video index and the window index: the point count the engine reports, the points
 a full scroll returns, ids seen more than once, and a SHA-256 over the sorted points (id,
 vectors rounded to 4 decimals, payload without the fields that legitimately differ between
 two ingests of the same files). Two stores with the same digest hold the same points.
@@ -21,10 +21,10 @@ DIGITS = 4
 class Scrollable(Protocol):
     def count(self) -> int: ...
 
-    def segment_count(self) -> int: ...
+    def window_count(self) -> int: ...
 
     def scroll_points(
-        self, *, segments: bool = False, batch: int = 256
+        self, *, windows: bool = False, batch: int = 256
     ) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]: ...
 
 
@@ -46,13 +46,13 @@ def _canonical(point_id: str, vectors: dict[str, Any], payload: dict[str, Any]) 
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def index_stats(store: Scrollable, *, segments: bool) -> dict[str, Any]:
+def index_stats(store: Scrollable, *, windows: bool) -> dict[str, Any]:
     """Count, scroll count, duplicate ids and digest of one of the store's two indexes."""
-    count = store.segment_count() if segments else store.count()
+    count = store.window_count() if windows else store.count()
     entries: dict[str, bytes] = {}
     scrolled = 0
     duplicates: list[str] = []
-    for point_id, vectors, payload in store.scroll_points(segments=segments):
+    for point_id, vectors, payload in store.scroll_points(windows=windows):
         scrolled += 1
         if point_id in entries:
             duplicates.append(point_id)
@@ -72,7 +72,7 @@ def index_stats(store: Scrollable, *, segments: bool) -> dict[str, Any]:
 
 def store_stats(store: Scrollable) -> dict[str, Any]:
     """Both indexes; ``consistent`` when counts equal scrolls and no id repeats."""
-    videos = index_stats(store, segments=False)
-    moments = index_stats(store, segments=True)
+    videos = index_stats(store, windows=False)
+    moments = index_stats(store, windows=True)
     consistent = all(s["count_equals_scroll"] and not s["duplicate_ids"] for s in (videos, moments))
     return {"videos": videos, "segments": moments, "consistent": consistent}

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from clipsearch.bench import index as ib
-from clipsearch.bench import index_cli as indexbench_cli
+from clipsearch.bench.common import parse_int_list
+from clipsearch.cli.bench_index import add_bench_index, cmd_bench_index
+from clipsearch.cli.main import main
 from clipsearch.errors import InvalidInput
 from clipsearch.store import ClipPoint, VectorExporter, clip_id
 from clipsearch.store.client import QdrantClientStore
@@ -192,10 +194,10 @@ def test_missing_store_is_a_note(tmp_path: Path) -> None:
 
 
 def test_parse_int_list() -> None:
-    assert indexbench_cli.parse_int_list("100k, 1M,2500", "--sizes") == (100_000, 1_000_000, 2500)
+    assert parse_int_list("100k, 1M,2500", "--sizes") == (100_000, 1_000_000, 2500)
     for bad in ("", "10x", "0", "-5", "1.5k", "k"):
         with pytest.raises(InvalidInput):
-            indexbench_cli.parse_int_list(bad, "--sizes")
+            parse_int_list(bad, "--sizes")
 
 
 @pytest.mark.parametrize(
@@ -216,7 +218,7 @@ def test_cli_bad_input_exits_2(
     argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
-    assert indexbench_cli.main([*argv, "--out", str(out), "-q"]) == 2
+    assert main(["bench-index", *argv, "--out", str(out), "-q"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("clipsearch: error: ") and "\n" not in err
     assert not out.exists()
@@ -226,7 +228,7 @@ def test_cli_small_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     out = tmp_path / "bench"
     argv = ["--no-store", "--sizes", "600", "--dim", "16", "--queries", "20", "--ef", "16,64"]
     argv += ["--no-int8", "--workdir", str(tmp_path), "--out", str(out), "-q"]
-    assert indexbench_cli.main(argv) == 0
+    assert main(["bench-index", *argv]) == 0
     assert "synthetic-600: FAISS exact" in capsys.readouterr().out
     result = json.loads((out / "index.json").read_text())
     assert result["command"].startswith("clipsearch bench-index --no-store --sizes 600 --dim 16")
@@ -251,8 +253,8 @@ def test_cli_subcommand_wiring() -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    indexbench_cli.add_parser(sub, common)
+    add_bench_index(sub, common)
     args = parser.parse_args(["bench-index", "--sizes", "12q", "-q"])
-    assert args.func is indexbench_cli.run
+    assert args.func is cmd_bench_index
     with pytest.raises(InvalidInput, match="--sizes"):
         args.func(args)

@@ -1,4 +1,4 @@
-"""The per-video (A) vs per-segment (B) moment benchmark: data, ground truth, both designs
+"""The per-video (A) vs per-window (B) moment benchmark: data, ground truth, both designs
 and the shipped store (product)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from clipsearch.bench import moments as mb
+from clipsearch.cli.bench_moments import add_bench_moments, cmd_bench_moments
 from clipsearch.errors import InvalidInput
 
 N, DIM, Q, K = 60, 32, 10, 10
@@ -61,21 +62,19 @@ def unit(*values: float) -> np.ndarray:
 def test_synthetic_moments_are_seeded_unit_and_shaped(data: mb.MomentData) -> None:
     again = mb.synthetic_moments(N, Q, SPEC, seed=3)
     other = mb.synthetic_moments(N, Q, SPEC, seed=4)
-    np.testing.assert_array_equal(data.segments, again.segments)
+    np.testing.assert_array_equal(data.windows, again.windows)
     np.testing.assert_array_equal(data.queries, again.queries)
-    assert data.segments.shape != other.segments.shape or not np.allclose(
-        data.segments, other.segments
-    )
+    assert data.windows.shape != other.windows.shape or not np.allclose(data.windows, other.windows)
     assert data.n_videos == N and data.dim == DIM and data.queries.shape == (Q, DIM)
-    assert data.offsets[0] == 0 and data.offsets[-1] == len(data.segments)
+    assert data.offsets[0] == 0 and data.offsets[-1] == len(data.windows)
     counts = data.counts
-    assert counts.min() >= SPEC.short_windows[0] and counts.max() <= SPEC.max_segments
+    assert counts.min() >= SPEC.short_windows[0] and counts.max() <= SPEC.max_windows
     assert (counts[data.long] >= SPEC.long_windows[0]).all()
-    for arr in (data.segments, data.pooled, data.queries):
+    for arr in (data.windows, data.pooled, data.queries):
         assert arr.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(arr, axis=1), 1.0, atol=1e-5)
     # Structure: a query scores its own class's videos far above the rest.
-    best = np.maximum.reduceat(data.queries @ data.segments.T, data.offsets[:-1], axis=1)
+    best = np.maximum.reduceat(data.queries @ data.windows.T, data.offsets[:-1], axis=1)
     own = data.video_class[None, :] == data.query_class[:, None]
     assert best[own].mean() > best[~own].mean() + 0.2
     assert data.times(0) == [[j * 1.0, j * 1.0 + 2.0] for j in range(int(counts[0]))]
@@ -99,15 +98,15 @@ def test_bad_settings_are_refused() -> None:
 
 
 def hand_built() -> mb.MomentData:
-    """Video 0's middle segment is the query itself; video 1's only segment is close;
-    video 2's pooled vector beats video 0's, but none of its segments is close."""
+    """Video 0's middle window is the query itself; video 1's only window is close;
+    video 2's pooled vector beats video 0's, but none of its windows is close."""
     e = np.eye(4, dtype=np.float32)
     q = unit(1, 0, 0, 0)
     videos = [
-        np.stack([e[1], e[0], e[2]]),  # best segment 1, score 1.0
-        unit(0.9, 0.1, 0, 0)[None, :],  # best segment 0, score ~0.994
+        np.stack([e[1], e[0], e[2]]),  # best window 1, score 1.0
+        unit(0.9, 0.1, 0, 0)[None, :],  # best window 0, score ~0.994
         np.stack([unit(0.5, 1, 0, 0), unit(0.5, 0, 1, 0), unit(0.5, 0, 0, 1)]),  # ~0.447
-        np.stack([e[3], unit(0.6, 0, 0, 1)]),  # best segment 1, ~0.514
+        np.stack([e[3], unit(0.6, 0, 0, 1)]),  # best window 1, ~0.514
     ]
     return mb.from_videos(videos, q[None, :])
 
@@ -116,7 +115,7 @@ def test_exact_ground_truth_on_a_hand_built_case() -> None:
     data = hand_built()
     truth = mb.exact_moments(data, 3)
     assert truth.videos.tolist() == [[0, 1, 3]]
-    assert truth.segments.tolist() == [[1, 0, 1]]
+    assert truth.windows.tolist() == [[1, 0, 1]]
     np.testing.assert_allclose(
         truth.scores[0], [1.0, 0.9 / np.hypot(0.9, 0.1), 0.6 / np.hypot(0.6, 1)], atol=1e-6
     )
@@ -133,14 +132,14 @@ def test_group_best_keeps_each_videos_first_hit() -> None:
     assert [f.video for f in mb.group_best(points, 10)] == [7, 1, 4]
 
 
-def test_evaluate_counts_videos_segments_and_top1() -> None:
+def test_evaluate_counts_videos_windows_and_top1() -> None:
     data = hand_built()
-    truth = mb.exact_moments(data, 2)  # videos 0 (segment 1), 1 (segment 0)
+    truth = mb.exact_moments(data, 2)  # videos 0 (window 1), 1 (window 0)
     perfect = [[mb.Found(0, 1, 1.0), mb.Found(1, 0, 0.99)]]
-    wrong_segment = [[mb.Found(0, 2, 1.0), mb.Found(3, 1, 0.5)]]
+    wrong_window = [[mb.Found(0, 2, 1.0), mb.Found(3, 1, 0.5)]]
     got = mb.evaluate(perfect, truth, data, 2)
     assert got["recall"] == 1.0 and got["segment_accuracy"] == 1.0 and got["top1_moment"] == 1.0
-    got = mb.evaluate(wrong_segment, truth, data, 2)
+    got = mb.evaluate(wrong_window, truth, data, 2)
     assert got["recall"] == 0.5 and got["segment_accuracy"] == 0.0 and got["top1_moment"] == 0.0
     assert mb.evaluate([[]], truth, data, 2)["recall"] == 0.0
     with pytest.raises(InvalidInput):
@@ -158,7 +157,7 @@ def check_shape(found: list[mb.Found], data: mb.MomentData) -> None:
     for f in found:
         assert isinstance(f, mb.Found)
         assert 0 <= f.video < data.n_videos
-        assert 0 <= f.segment < data.counts[f.video]
+        assert 0 <= f.window < data.counts[f.video]
         exact = float((data.video(f.video) @ data.queries[0]).max())
         assert f.score == pytest.approx(exact, abs=1e-4)
 
@@ -168,10 +167,10 @@ def test_every_design_returns_found_lists(
 ) -> None:
     q = data.queries[0]
     check_shape(design_a.search(q, K, 20), data)
-    check_shape(design_b.search(q, K, K * data.max_segments), data)
+    check_shape(design_b.search(q, K, K * data.max_windows), data)
     check_shape(design_b.search_adaptive(q, K, K), data)
     check_shape(product.search(q, K, mb.PRODUCT_PREFETCH), data)
-    assert design_a.build["points"] == N and design_b.build["points"] == data.n_segments
+    assert design_a.build["points"] == N and design_b.build["points"] == data.n_windows
     for build in (design_a.build, design_b.build, product.build):
         assert build["disk_mb"] > 0 and build["total_s"] >= 0
 
@@ -179,14 +178,14 @@ def test_every_design_returns_found_lists(
 def test_design_a_is_its_own_shard_and_the_product_has_both(
     design_a: mb.DesignA, product: mb.Product, data: mb.MomentData
 ) -> None:
-    # Design A: one shard, one point per video, no segment index of the product's.
+    # Design A: one shard, one point per video, no window index of the product's.
     assert not (design_a.path / "moments").exists()
     assert design_a.build["segments"] >= 1 and "segment_shard_mb" not in design_a.build
-    # The product: its video shard and its moments/ segment shard, both counted.
+    # The product: its video shard and its moments/ window shard, both counted.
     build = product.build
     assert build["video_shard"]["points"] == N
-    assert build["segment_shard"]["points"] == data.n_segments
-    assert build["points"] == N + data.n_segments
+    assert build["segment_shard"]["points"] == data.n_windows
+    assert build["points"] == N + data.n_windows
     assert 0 < build["segment_shard_mb"] < build["disk_mb"]
     assert (product.path / "moments").is_dir()
 
@@ -205,14 +204,14 @@ def test_huge_prefetch_and_overfetch_reach_the_exact_answer(
     data: mb.MomentData,
     truth: mb.Truth,
 ) -> None:
-    # Few enough segments for Qdrant to scan them all: the product is exact here too.
+    # Few enough windows for Qdrant to scan them all: the product is exact here too.
     assert product.build["segment_shard"]["indexed_vectors"] == 0
     searches = {
         "A, prefetch = every video": lambda q: design_a.search(q, K, N),
         "product, shipped prefetch": lambda q: product.search(q, K, mb.PRODUCT_PREFETCH),
         "product, prefetch k": lambda q: product.search(q, K, K),
-        "B, k x max segments": lambda q: design_b.search(q, K, K * data.max_segments),
-        "B, exact scan": lambda q: design_b.search(q, K, K * data.max_segments, exact=True),
+        "B, k x max segments": lambda q: design_b.search(q, K, K * data.max_windows),
+        "B, exact scan": lambda q: design_b.search(q, K, K * data.max_windows, exact=True),
         "B, adaptive": lambda q: design_b.search_adaptive(q, K, K),
     }
     for name, search in searches.items():
@@ -237,7 +236,7 @@ def test_run_writes_json_and_prints_the_table(
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true")
     sub = parser.add_subparsers(dest="command")
-    mb.add_parser(sub, common)
+    add_bench_moments(sub, common)
     out = tmp_path / "out" / "moments.json"
     args = parser.parse_args(
         [
@@ -269,8 +268,8 @@ def test_run_writes_json_and_prints_the_table(
             str(tmp_path / "moments.png"),
         ]
     )
-    assert args.func is mb.run
-    assert mb.run(args) == 0
+    assert args.func is cmd_bench_moments
+    assert cmd_bench_moments(args) == 0
     result = json.loads(out.read_text())
     (d,) = result["datasets"]
     assert d["videos"] == N and d["dim"] == DIM and d["queries"] == Q

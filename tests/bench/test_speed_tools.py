@@ -17,9 +17,9 @@ from clipsearch.cli import main
 from clipsearch.cpu import cpu_info
 from clipsearch.data.collection import load_collection
 from clipsearch.errors import InvalidInput
-from clipsearch.segments import SegmentPlan, frame_layout
 from clipsearch.store.edge import QdrantEdgeStore
 from clipsearch.video import sample_frames
+from clipsearch.windows import WindowPlan, frame_layout
 from training.tokenizer import OPENAI_MERGES, _byte_alphabet, openai_clip_tokenizer
 from webapp.settings import ConfigError, Settings
 
@@ -28,15 +28,15 @@ def test_load_store_holds_searchable_clips_with_ingest_payloads(tmp_path: Path) 
     with QdrantEdgeStore(tmp_path / "store") as store:
         report = build_load_store(store, 16, clips=60, seed=1)
         assert store.count() == report.clips == 60
-        assert 3 * 60 <= report.segments <= 10 * 60
+        assert 3 * 60 <= report.windows <= 10 * 60
         q = np.random.default_rng(0).normal(size=16).astype(np.float32)
-        hits = store.search_segments(q / np.linalg.norm(q), 5, prefetch=20)
+        hits = store.search_windows(q / np.linalg.norm(q), 5, prefetch=20)
         assert len(hits) == 5
         for hit in hits:
             p = hit.payload
             assert p["path"].endswith(".avi") and p["class"].startswith("Synthetic")
-            assert len(p["segment_times"]) == len(hit.segments)
-            assert p["duration_s"] == len(hit.segments) + 1
+            assert len(p["segment_times"]) == len(hit.windows)
+            assert p["duration_s"] == len(hit.windows) + 1
         with pytest.raises(InvalidInput, match="must start empty"):
             build_load_store(store, 16, clips=5)
 
@@ -116,14 +116,14 @@ def test_bench_ingest_reports_efficiency(
     assert r["environment"]["cpu"]["model"] and isinstance(r["environment"]["cpu"]["flags"], list)
     clips = load_collection(tiny_synth).clips[:6]
     durations = [sample_frames(c.source, 1).duration_s for c in clips]
-    expected = sum(len(frame_layout(d, 8, SegmentPlan()).times) for d in durations)
+    expected = sum(len(frame_layout(d, 8, WindowPlan()).times) for d in durations)
     assert r["clips"] == 6 and r["pipeline"]["frames"] == r["model_only"]["frames"] == expected
     assert r["frames_per_clip"] == pytest.approx(expected / 6, abs=0.01) and expected > 6 * 8
     assert r["ingest_efficiency"] == pytest.approx(
         r["pipeline"]["frames_per_s"] / r["model_only"]["frames_per_s"], rel=0.01
     )
     ucf = r["ucf101"]
-    assert ucf["frames_per_clip"] == len(frame_layout(7.21, 8, SegmentPlan()).times)
+    assert ucf["frames_per_clip"] == len(frame_layout(7.21, 8, WindowPlan()).times)
     assert ucf["projected_s"] == pytest.approx(
         13320 * ucf["frames_per_clip"] / r["pipeline"]["frames_per_s"], rel=0.01
     )

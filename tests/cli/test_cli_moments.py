@@ -14,9 +14,9 @@ import pytest
 
 from clipsearch.cli import main
 from clipsearch.data.synthucf import read_moments
-from clipsearch.segments import SegmentPlan, temporal_iou
 from clipsearch.store.base import clip_id
 from clipsearch.store.edge import QdrantEdgeStore
+from clipsearch.windows import WindowPlan, temporal_iou
 
 QUERY = "a video of ball bouncing"
 CLASSES = ["BallBouncing", "BallRollingLeft", "BallRollingRight", "BoxSpinning"]
@@ -85,7 +85,7 @@ def test_synth_builds_the_moments_set_it_was_asked_for(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     moments = read_moments(data / "moments")
-    # --moments-per-class 1: each class in exactly one segment; --long-videos 0: none
+    # --moments-per-class 1: each class in exactly one span; --long-videos 0: none
     # (the default would have added 2 long videos)
     classes = [s["class"] for m in moments for s in m["segments"]]
     assert sorted(classes) == CLASSES
@@ -125,9 +125,9 @@ def test_ingest_window_flags(
             "stride_s": 2.0,
             "video": "window_mean",
         }
-        windows = SegmentPlan(window_s=4.0, stride_s=2.0).windows(p.payload["duration_s"])
+        windows = WindowPlan(window_s=4.0, stride_s=2.0).windows(p.payload["duration_s"])
         assert p.payload["segment_times"] == [[round(a, 3), round(b, 3)] for a, b in windows]
-        assert p.segments.shape[0] == len(windows)
+        assert p.windows.shape[0] == len(windows)
     # same plan: up to date; another plan: embedded again
     assert main([*argv, "--window-s", "4", "--stride-s", "2"]) == 0
     assert "ingested 0, up to date 2" in capsys.readouterr().out
@@ -407,7 +407,7 @@ def test_eval_moments_writes_the_documented_figures(
     assert all(r["rank"] in (1, 2) for r in rows)
     assert m["short"]["n_segments"] == 4 and m["long"] == {"n_segments": 0}
 
-    # sequence queries: each pair of consecutive segments, "A then B"
+    # sequence queries: each pair of consecutive spans, "A then B"
     pairs = [
         (
             v["path"],

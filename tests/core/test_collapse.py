@@ -3,7 +3,7 @@ data-derived ``near`` threshold, paging over kept results, sequence queries, the
 search page and the CLI.
 
 The store is real (in-memory Qdrant; a Qdrant Edge directory for the CLI). Each video's
-best segment has an exact cosine with the tiny untrained model's embedding ``qa`` of the
+best window has an exact cosine with the tiny untrained model's embedding ``qa`` of the
 query (``x * qa + sqrt(1 - x²) * u``, ``u`` orthogonal to it), so the ranking is known.
 Pooled vectors are built per *scene*: the clips of one scene are copies (cosine 0.99 with
 the scene's direction), distinct scenes are random directions, and two scenes of one class
@@ -125,7 +125,7 @@ def build_points(qa: np.ndarray) -> list[ClipPoint]:
     scenes["triangle-4"] = at_cosine(0.6, scenes["triangle-3"], rng)
     points = []
     for v in VIDEOS:
-        segments = np.stack([at_cosine(x, qa, rng) for x in (v.score, v.score - 0.3, 0.0)])
+        windows = np.stack([at_cosine(x, qa, rng) for x in (v.score, v.score - 0.3, 0.0)])
         payload: dict[str, Any] = {
             "path": v.path,
             "class": v.cls,
@@ -139,7 +139,7 @@ def build_points(qa: np.ndarray) -> list[ClipPoint]:
             "model": "tiny-random",
         }
         pooled = at_cosine(0.99, scenes[v.scene], rng)
-        points.append(ClipPoint(v.id, pooled, segments, payload))
+        points.append(ClipPoint(v.id, pooled, windows, payload))
     return points
 
 

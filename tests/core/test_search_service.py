@@ -22,11 +22,11 @@ from clipsearch.search import (
     validate_min_score,
     validate_offset,
 )
-from clipsearch.segments import SegmentPlan
 from clipsearch.store import ClipPoint, Range, clip_id
 from clipsearch.store.client import QdrantClientStore
 from clipsearch.store.edge import QdrantEdgeStore
 from clipsearch.video import sample_frames
+from clipsearch.windows import WindowPlan
 
 QUERY = "a video of ball bouncing"
 N_CLIPS = 6  # 4 labelled clips + 2 moments clips
@@ -102,24 +102,24 @@ def test_moments_come_from_the_best_window(text: ClipEncoder, store: QdrantEdgeS
     assert response.kind == "text" and response.query == QUERY
     assert len(response.results) == N_CLIPS
     q = query_vector(text)
-    direct = store.search_segments(q, N_CLIPS, prefetch=100)
+    direct = store.search_windows(q, N_CLIPS, prefetch=100)
     assert [r.id for r in response.results] == [h.id for h in direct]
     for r in response.results:
         spans = r.payload["segment_times"]
-        assert r.windows == [(float(s), float(e)) for s, e in spans]
-        assert r.windows == [
-            (round(s, 3), round(e, 3)) for s, e in SegmentPlan().windows(r.payload["duration_s"])
+        assert r.window_times == [(float(s), float(e)) for s, e in spans]
+        assert r.window_times == [
+            (round(s, 3), round(e, 3)) for s, e in WindowPlan().windows(r.payload["duration_s"])
         ]
-        assert r.hit.segments.shape == (len(spans), text.dim)
-        np.testing.assert_allclose(r.segment_scores, r.hit.segments @ q, atol=1e-5)
-        best = int(np.argmax(r.hit.segments @ q))
+        assert r.hit.windows.shape == (len(spans), text.dim)
+        np.testing.assert_allclose(r.window_scores, r.hit.windows @ q, atol=1e-5)
+        best = int(np.argmax(r.hit.windows @ q))
         assert r.moment.index == best
         # the moment lies inside the winning window and holds its centre
-        start, end = r.windows[best]
+        start, end = r.window_times[best]
         assert start <= r.moment.start_s < (start + end) / 2 < r.moment.end_s <= end
-        assert r.score == pytest.approx(float(r.segment_scores.max()), abs=1e-5)
+        assert r.score == pytest.approx(float(r.window_scores.max()), abs=1e-5)
         assert r.moment.score == pytest.approx(r.score, abs=1e-5)
-    assert any(len(r.windows) > 4 for r in response.results)  # the moments clips
+    assert any(len(r.window_times) > 4 for r in response.results)  # the moments clips
     scores = [r.score for r in response.results]
     assert scores == sorted(scores, reverse=True)
 
@@ -131,7 +131,7 @@ def test_a_moment_grows_over_near_ties(
     limits = SearchLimits(moment_spread=spread, moment_min_margin=floor)
     service = SearchService(text, store, limits)
     for r in service.search(QUERY, N_CLIPS, min_score=None).results:
-        best, start, end = expected_span(list(r.segment_scores), r.windows, spread, floor)
+        best, start, end = expected_span(list(r.window_scores), r.window_times, spread, floor)
         assert r.moment.index == best
         assert r.moment.start_s == pytest.approx(start) and r.moment.end_s == pytest.approx(end)
         assert 0.0 <= r.moment.start_s < r.moment.end_s <= r.payload["duration_s"] + 1e-3
@@ -235,10 +235,10 @@ def test_more_like_excludes_the_clip(text: ClipEncoder, store: QdrantEdgeStore) 
     ids = [r.id for r in response.results]
     assert seed not in ids and len(ids) == N_CLIPS - 1
     point = store.retrieve([seed], with_vectors=True)[seed]
-    direct = store.search_segments(point.pooled, 10, prefetch=100, exclude=[seed])
+    direct = store.search_windows(point.pooled, 10, prefetch=100, exclude=[seed])
     assert ids == [h.id for h in direct]
     for r in response.results:
-        np.testing.assert_allclose(r.segment_scores, r.hit.segments @ point.pooled, atol=1e-5)
+        np.testing.assert_allclose(r.window_scores, r.hit.windows @ point.pooled, atol=1e-5)
     page = service.more_like(seed, 2, offset=2)
     assert [r.id for r in page.results] == ids[2:4] and page.next_offset == 4
     only = service.more_like(seed, 10, filter={"class": "BoxSpinning"})
@@ -270,13 +270,13 @@ def test_search_image(both: ClipEncoder, store: QdrantEdgeStore, synth_root: Pat
     response = service.search_image(frame, 4, name="box.png")
     assert response.kind == "image" and response.query == "box.png"
     q = both.encode_frames(frame[None])[0]
-    direct = store.search_segments(q, 4, prefetch=100)
+    direct = store.search_windows(q, 4, prefetch=100)
     assert [r.id for r in response.results] == [h.id for h in direct]
     np.testing.assert_allclose(
         [r.score for r in response.results], [h.score for h in direct], atol=1e-5
     )
     for r in response.results:
-        np.testing.assert_allclose(r.segment_scores, r.hit.segments @ q, atol=1e-5)
+        np.testing.assert_allclose(r.window_scores, r.hit.windows @ q, atol=1e-5)
     only = service.search_image(frame, 4, filter={"class": "BallBouncing"})
     assert [r.payload["class"] for r in only.results] == ["BallBouncing"]
 
@@ -308,17 +308,19 @@ def test_frame_by_frame_points_and_a_changed_plan(
     plan re-embeds them into windows."""
     moments = load_collection(synth_root / "moments")
     with QdrantEdgeStore(tmp_path / "store", payload_indexes=()) as s:
-        report = ingest(moments, both, s, IngestOptions(workers=1, segments=None))
+        report = ingest(moments, both, s, IngestOptions(workers=1, windows=None))
         assert report.ingested == 2
         for r in SearchService(text, s).search(QUERY, 5).results:
             times = r.payload["frame_times"]
             assert r.payload["segment_plan"] is None and len(times) == both.video.num_frames
-            assert r.hit.segments.shape == (len(times), both.dim)
+            assert r.hit.windows.shape == (len(times), both.dim)
             ends = [*times[1:], r.payload["duration_s"]]
-            assert r.windows == [(float(a), float(b)) for a, b in zip(times, ends, strict=True)]
-            assert r.windows == [tuple(w) for w in r.payload["segment_times"]]
-            assert r.moment.index == int(np.argmax(r.segment_scores))
-        assert ingest(moments, both, s, IngestOptions(workers=1, segments=None)).ingested == 0
+            assert r.window_times == [
+                (float(a), float(b)) for a, b in zip(times, ends, strict=True)
+            ]
+            assert r.window_times == [tuple(w) for w in r.payload["segment_times"]]
+            assert r.moment.index == int(np.argmax(r.window_scores))
+        assert ingest(moments, both, s, IngestOptions(workers=1, windows=None)).ingested == 0
         again = ingest(moments, both, s, IngestOptions(workers=1))
         assert (again.ingested, again.up_to_date) == (2, 0)
         for r in SearchService(text, s).search(QUERY, 5).results:
@@ -327,7 +329,7 @@ def test_frame_by_frame_points_and_a_changed_plan(
                 "stride_s": 1.0,
                 "video": "window_mean",
             }
-            assert len(r.windows) == len(SegmentPlan().windows(r.payload["duration_s"]))
+            assert len(r.window_times) == len(WindowPlan().windows(r.payload["duration_s"]))
 
 
 # --------------------------------------------------------------------------- validators
@@ -371,7 +373,7 @@ def test_validate_k() -> None:
 # --------------------------------------------------------------------------- stored windows
 
 
-def test_stored_windows_from_segment_times() -> None:
+def test_stored_windows_from_window_times() -> None:
     payload = {"segment_times": [[0, 2], [1, 3], [1.5, 3.5]], "duration_s": 3.5}
     assert stored_windows(payload, 3) == [(0.0, 2.0), (1.0, 3.0), (1.5, 3.5)]
     assert all(isinstance(s, float) for w in stored_windows(payload, 3) for s in w)
@@ -416,7 +418,7 @@ class FixedEncoder:
 
 
 def test_moments_of_each_kind_of_stored_point() -> None:
-    """Segment times, frame times only (older points) and neither: the winning window's
+    """Window times, frame times only (older points) and neither: the winning window's
     span comes from whichever the payload has."""
     eye = np.eye(8, dtype=np.float32)
 
@@ -459,7 +461,7 @@ def test_moments_of_each_kind_of_stored_point() -> None:
         assert b.score == pytest.approx(3 / np.sqrt(10), abs=1e-5)
         assert (c.moment.index, c.moment.start_s, c.moment.end_s) == (2, 4.0, 6.0)
         assert c.score == pytest.approx(1 / np.sqrt(2), abs=1e-5)
-        np.testing.assert_allclose(a.segment_scores, [0.0, 1 / np.sqrt(5), 1.0, 0.0], atol=1e-5)
+        np.testing.assert_allclose(a.window_scores, [0.0, 1 / np.sqrt(5), 1.0, 0.0], atol=1e-5)
         # a wide margin grows a's moment over its 0.447 neighbour but not over its zeros
         limits = SearchLimits(moment_spread=0.0, moment_min_margin=0.6)
         wide = SearchService(FixedEncoder(eye[0]), store, limits)

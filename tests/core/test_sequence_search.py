@@ -25,11 +25,11 @@ from flask.testing import FlaskClient
 from clipsearch.errors import InvalidInput
 from clipsearch.model import ClipEncoder, load_model
 from clipsearch.search import SearchLimits, SearchService
-from clipsearch.segments import SegmentPlan, best_moment, grow_moment
 from clipsearch.sequence import MAX_STEPS, match_sequence, split_steps
 from clipsearch.store.base import ClipPoint, clip_id
 from clipsearch.store.client import QdrantClientStore
 from clipsearch.store.factory import StoreSettings
+from clipsearch.windows import WindowPlan, best_moment, grow_moment
 from webapp import create_app
 from webapp.settings import Settings
 
@@ -53,7 +53,7 @@ class Video:
 
     @property
     def windows(self) -> list[tuple[float, float]]:
-        return SegmentPlan().windows(self.duration_s)
+        return WindowPlan().windows(self.duration_s)
 
 
 # 10-s videos have 9 windows of 2 s every 1 s: window i is [i, i + 2]
@@ -97,7 +97,7 @@ def outside(steps: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarra
     return unit(v - basis @ (basis.T @ v))
 
 
-def segments_of(video: Video, steps: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+def windows_of(video: Video, steps: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
     rows = []
     for i in range(len(video.windows)):
         noise = outside(steps, rng)
@@ -114,7 +114,7 @@ def store(steps: dict[str, np.ndarray]) -> Iterator[QdrantClientStore]:
     rng = np.random.default_rng(3)
     points = []
     for v in VIDEOS:
-        segments = segments_of(v, steps, rng)
+        windows = windows_of(v, steps, rng)
         payload = {
             "path": v.path,
             "source": f"/videos/{v.path}",
@@ -123,7 +123,7 @@ def store(steps: dict[str, np.ndarray]) -> Iterator[QdrantClientStore]:
             "segment_times": [[s, e] for s, e in v.windows],
             "model": "tiny-random",
         }
-        points.append(ClipPoint(v.id, unit(segments.mean(0)), segments, payload))
+        points.append(ClipPoint(v.id, unit(windows.mean(0)), windows, payload))
     memory = QdrantClientStore.in_memory()
     memory.ensure_collection(steps["A"].shape[0])
     memory.upsert(points)
@@ -137,15 +137,15 @@ def service(encoder: ClipEncoder, store: QdrantClientStore) -> SearchService:
 
 
 def brute_force(
-    segments: np.ndarray, windows: list[tuple[float, float]], qa: np.ndarray, qb: np.ndarray
+    windows: np.ndarray, times: list[tuple[float, float]], qa: np.ndarray, qb: np.ndarray
 ) -> tuple[float, float, float] | None:
     """(in_order, reversed, score) over every pair of windows, or None without a pair."""
-    sa = (segments @ qa).astype(np.float64)
-    sb = (segments @ qb).astype(np.float64)
+    sa = (windows @ qa).astype(np.float64)
+    sb = (windows @ qb).astype(np.float64)
     n = len(windows)
-    pairs = [(i, j) for i in range(n) for j in range(n) if windows[j][0] >= windows[i][1] - 1e-6]
+    pairs = [(i, j) for i in range(n) for j in range(n) if times[j][0] >= times[i][1] - 1e-6]
     if not pairs:
-        pairs = [(i, j) for i in range(n) for j in range(n) if windows[j][0] > windows[i][0]]
+        pairs = [(i, j) for i in range(n) for j in range(n) if times[j][0] > times[i][0]]
     if not pairs:
         return None
     forward = max((sa[i] + sb[j]) / 2 for i, j in pairs)
@@ -206,7 +206,7 @@ def test_bad_then_steps(service: SearchService, query: str, then: list[Any], cod
 
 def test_grow_moment_over_the_whole_video_is_best_moment() -> None:
     rng = np.random.default_rng(0)
-    windows = SegmentPlan().windows(20.0)
+    windows = WindowPlan().windows(20.0)
     for _ in range(20):
         scores = rng.normal(size=len(windows))
         best = int(np.argmax(scores))
@@ -236,7 +236,7 @@ def test_sequence_scores_are_exact_and_rank_the_right_order_first(
     expected = {}
     for r in response.results:
         point = stored[r.id]
-        found = brute_force(point.segments, r.windows, steps["A"], steps["B"])
+        found = brute_force(point.windows, r.window_times, steps["A"], steps["B"])
         assert found is not None
         in_order, reverse, score = found
         assert r.sequence is not None
@@ -284,7 +284,7 @@ def test_both_moments_come_back_in_order(service: SearchService) -> None:
     assert first.score == pytest.approx(1.0, abs=1e-5)
     assert second.score == pytest.approx(1.0, abs=1e-5)
     # the strip scores each window by its best step
-    assert np.argsort(right.segment_scores)[-2:].tolist() in ([2, 6], [6, 2])
+    assert np.argsort(right.window_scores)[-2:].tolist() in ([2, 6], [6, 2])
     # A shows at 2-7 s but B's window starts at 6 s: A's moment grows only up to it
     grow = results[GROW.id]
     a, b = grow.moments
@@ -334,7 +334,7 @@ def test_three_steps(service: SearchService) -> None:
 def test_a_single_step_query_is_unchanged(service: SearchService, store: QdrantClientStore) -> None:
     response = service.search(A, 20, min_score=None)
     assert response.steps == () and response.query == A
-    direct = store.search_segments(service.cache.get(A, service.encode_query), 20, prefetch=100)
+    direct = store.search_windows(service.cache.get(A, service.encode_query), 20, prefetch=100)
     # several videos hold A itself: compare scores by id (ties may come in any order)
     assert {r.id: r.score for r in response.results} == {h.id: h.score for h in direct}
     assert len(response.results) == len(VIDEOS) and SINGLE.id in {r.id for r in response.results}
@@ -342,7 +342,7 @@ def test_a_single_step_query_is_unchanged(service: SearchService, store: QdrantC
     assert scores == sorted(scores, reverse=True)
     for r in response.results:
         assert r.moments == () and r.steps == () and r.sequence is None
-        expected = best_moment(r.segment_scores, r.windows)
+        expected = best_moment(r.window_scores, r.window_times)
         assert (r.moment.index, r.moment.start_s, r.moment.end_s) == (
             expected.index,
             expected.start_s,

@@ -1,4 +1,4 @@
-"""Frame sampling: correct frames at segment midpoints, robust to lying containers.
+"""Frame sampling: correct frames at interval midpoints, robust to lying containers.
 
 Test clips carry their frame index in the pixels (16 black/white blocks, one
 bit each), so every sampled frame can be identified after lossy compression.
@@ -22,11 +22,11 @@ from clipsearch.video import (
     FrameClock,
     estimate_duration,
     frame_times,
+    interval_midpoints,
     pick_indices,
     probe,
     sample_frames,
     scaled_size,
-    segment_midpoints,
     stream_timing,
 )
 
@@ -131,11 +131,11 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 # --- pure helpers -------------------------------------------------------------------------
 
 
-def test_segment_midpoints() -> None:
-    np.testing.assert_allclose(segment_midpoints(8.0, 4), [1.0, 3.0, 5.0, 7.0])
-    np.testing.assert_allclose(segment_midpoints(7.0, 1), [3.5])
+def test_window_midpoints() -> None:
+    np.testing.assert_allclose(interval_midpoints(8.0, 4), [1.0, 3.0, 5.0, 7.0])
+    np.testing.assert_allclose(interval_midpoints(7.0, 1), [3.5])
     with pytest.raises(InvalidInput):
-        segment_midpoints(7.0, 0)
+        interval_midpoints(7.0, 0)
 
 
 def test_pick_indices_last_frame_at_or_before_target() -> None:
@@ -190,7 +190,7 @@ def test_test_clip_has_a_single_keyframe(clips: dict[str, Path]) -> None:
         ("h264", 90, 30, (320, 240)),
     ],
 )
-def test_samples_the_frame_at_each_segment_midpoint(
+def test_samples_the_frame_at_each_window_midpoint(
     clips: dict[str, Path], name: str, n_frames: int, fps: int, size: tuple[int, int]
 ) -> None:
     result = sample_frames(clips[name], 8)
@@ -221,7 +221,7 @@ def test_variable_frame_rate(clips: dict[str, Path]) -> None:
     result = sample_frames(clips["vfr"], 8)
     # Duration is the last frame's time plus its display duration (a few frame steps at most).
     assert times[-1] < result.duration_s <= times[-1] + 0.2
-    targets = segment_midpoints(result.duration_s, 8)
+    targets = interval_midpoints(result.duration_s, 8)
     expected = (np.searchsorted(times, targets, side="right") - 1).tolist()
     assert [read_index(f) for f in result.frames] == expected
     np.testing.assert_allclose(result.timestamps, times[expected], atol=1e-3)

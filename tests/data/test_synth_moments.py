@@ -1,4 +1,4 @@
-"""SynthUCF moments set: layout, class balance, segment timing, scenes, determinism, errors."""
+"""SynthUCF moments set: layout, class balance, span timing, scenes, determinism, errors."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from clipsearch.data.synth import (
 from clipsearch.errors import InvalidInput
 from clipsearch.video import probe
 
-# 4 classes x 3 = 12 short segments (2 clips of 3 + 3 clips of 2) and one 12-s long video.
+# 4 classes x 3 = 12 short spans (2 clips of 3 + 3 clips of 2) and one 12-s long video.
 KNOBS: dict[str, Any] = {
     "classes": 4,
     "moments_per_class": 3,
@@ -75,7 +75,7 @@ def entries(built: MomentsSummary) -> list[dict[str, Any]]:
 
 
 def test_summary_and_layout(built: MomentsSummary, entries: list[dict[str, Any]]) -> None:
-    assert (built.n_clips, built.n_long, built.n_segments) == (5, 1, 16)
+    assert (built.n_clips, built.n_long, built.n_spans) == (5, 1, 16)
     assert built.seconds > 0
     names = sorted(p.name for p in built.root.iterdir())
     assert names == [
@@ -113,14 +113,14 @@ def test_classes_balanced_and_distinct(entries: list[dict[str, Any]]) -> None:
     assert len(long) == 1 and {s["class"] for s in long[0]["segments"]} == set(SELECTED)
 
 
-def test_segments_contiguous_and_timed(entries: list[dict[str, Any]]) -> None:
+def test_spans_contiguous_and_timed(entries: list[dict[str, Any]]) -> None:
     for e in entries:
-        segs = e["segments"]
-        assert segs[0]["start_s"] == 0.0
-        assert segs[-1]["end_s"] == e["duration_s"]
-        for a, b in pairwise(segs):
+        spans = e["segments"]
+        assert spans[0]["start_s"] == 0.0
+        assert spans[-1]["end_s"] == e["duration_s"]
+        for a, b in pairwise(spans):
             assert a["end_s"] == b["start_s"]
-        for s in segs:
+        for s in spans:
             length = s["end_s"] - s["start_s"]
             assert abs(length * 5 - round(length * 5)) < 1e-6  # whole 0.2-s steps
             if e["kind"] == "short":
@@ -143,7 +143,7 @@ def test_decoded_duration_and_scene(built: MomentsSummary, entries: list[dict[st
         assert (info.width, info.height, info.fps) == (320, 240, 25)
         frames = _decode(path)
         assert abs(len(frames) - e["duration_s"] * 25) <= 1
-        # every segment shows an object of the clip's colour on the clip's background
+        # every span shows an object of the clip's colour on the clip's background
         scene = make_scene(0, e["segments"][0]["class"], e["scene_group"])
         rgb = np.asarray(scene.rgb, dtype=np.int16)
         bg = np.median(make_background(scene, 320, 240).reshape(-1, 3), axis=0)
@@ -165,7 +165,7 @@ def test_deterministic_and_rebuild(built: MomentsSummary, tmp_path: Path) -> Non
     small = generate_moments(
         again.root, classes=2, moments_per_class=1, long_videos=0, seed=0, workers=1
     )
-    assert (small.n_clips, small.n_long, small.n_segments) == (1, 0, 2)
+    assert (small.n_clips, small.n_long, small.n_spans) == (1, 0, 2)
     assert sorted(p.name for p in again.root.iterdir()) == ["m_0001.avi", MOMENTS_FILE, "notes.txt"]
     assert len(read_moments(again.root)) == 1
     # another seed gives other pixels
@@ -190,7 +190,7 @@ def test_few_classes_long_videos_and_pairs(tmp_path: Path) -> None:
         CLASSES[:3], 2
     )
     long = [e for e in entries if e["kind"] == "long"]
-    assert [len(e["segments"]) for e in long] == [3, 3]  # min(6, classes) segments
+    assert [len(e["segments"]) for e in long] == [3, 3]  # min(6, classes) spans
     assert Counter(s["class"] for e in long for s in e["segments"]) == dict.fromkeys(CLASSES[:3], 2)
     # a direction pair may sit side by side: the hardest case for moment retrieval
     assert REVERSED_OF["BallRollingRight"] == "BallRollingLeft"
@@ -264,7 +264,7 @@ GOOD: dict[str, Any] = {
 }
 
 
-def _segs(*spans: tuple[float, float]) -> dict[str, Any]:
+def _spans(*spans: tuple[float, float]) -> dict[str, Any]:
     return {**GOOD, "segments": [{"class": "A", "start_s": a, "end_s": b} for a, b in spans]}
 
 
@@ -278,12 +278,12 @@ def _segs(*spans: tuple[float, float]) -> dict[str, Any]:
         (json.dumps({**GOOD, "duration_s": 0}), "positive number"),
         (json.dumps({**GOOD, "segments": []}), "non-empty list"),
         (json.dumps({**GOOD, "segments": [{"class": "A", "start_s": 0}]}), "segment 1.*end_s"),
-        (json.dumps(_segs((0.0, 2.0), (2.0, 2.0))), "segment 2.*start_s < end_s"),
-        (json.dumps(_segs((3.0, 5.0), (0.0, 2.0))), "segment 2 starts at 0.0, before"),
-        (json.dumps(_segs((0.0, 3.0), (2.5, 5.0))), "before segment 1 ends"),
-        (json.dumps(_segs((0.0, 3.0), (3.0, 7.06))), "past the clip's duration"),
+        (json.dumps(_spans((0.0, 2.0), (2.0, 2.0))), "segment 2.*start_s < end_s"),
+        (json.dumps(_spans((3.0, 5.0), (0.0, 2.0))), "segment 2 starts at 0.0, before"),
+        (json.dumps(_spans((0.0, 3.0), (2.5, 5.0))), "before segment 1 ends"),
+        (json.dumps(_spans((0.0, 3.0), (3.0, 7.06))), "past the clip's duration"),
         (json.dumps({**GOOD, "segments": [{"class": "", "start_s": 0, "end_s": 1}]}), "class"),
-        (json.dumps(_segs((0.0, True))), "numbers"),
+        (json.dumps(_spans((0.0, True))), "numbers"),
     ],
 )
 def test_read_moments_errors(line: str, match: str, tmp_path: Path) -> None:

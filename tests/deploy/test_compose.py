@@ -144,8 +144,8 @@ def test_qdrant_config_is_production_ready() -> None:
     # new collections are int8-quantized, and the client rescores with oversampling
     scalar = config["storage"]["collection"]["quantization"]["scalar"]
     assert scalar["type"] == "int8" and scalar["always_ram"] is True
-    from clipsearch.store.client import SEGMENT_SEARCH_PARAMS
+    from clipsearch.store.client import WINDOW_SEARCH_PARAMS
 
-    assert SEGMENT_SEARCH_PARAMS.quantization is not None
-    assert SEGMENT_SEARCH_PARAMS.quantization.rescore is True
-    assert SEGMENT_SEARCH_PARAMS.quantization.oversampling == 2.0
+    assert WINDOW_SEARCH_PARAMS.quantization is not None
+    assert WINDOW_SEARCH_PARAMS.quantization.rescore is True
+    assert WINDOW_SEARCH_PARAMS.quantization.oversampling == 2.0

@@ -130,7 +130,7 @@ def test_repro_runs_every_stage_and_metrics_show_lists_the_figures(pipeline: Pat
         ("clipsearch/bench/index.py", {"bench"}),
         ("clipsearch/cli/main.py", set()),
         ("clipsearch/evaluation/retrieval.py", {"train", "eval"}),
-        ("clipsearch/segments.py", {"train", "ingest", "eval", "bench"}),
+        ("clipsearch/windows.py", {"train", "ingest", "eval", "bench"}),
     ],
 )
 def test_an_edit_reruns_only_the_stages_that_run_it(
@@ -173,7 +173,7 @@ STAGE_ROOTS = {
     "train": ["training", "clipsearch.evaluation.calibrate"],
     "ingest": ["clipsearch.pipeline.runner", "ingest.job", "ingest.versioned", "ingest.watch"],
     "eval": ["clipsearch.evaluation.retrieval"],
-    "bench": ["clipsearch.bench.index_cli"],
+    "bench": ["clipsearch.bench.index"],
 }
 
 

@@ -21,8 +21,8 @@ from test_video import pattern, read_index
 from clipsearch.model import ClipEncoder, load_model
 from clipsearch.pipeline import decode as frames
 from clipsearch.pipeline.embed import EmbeddedClip, embed_clips
-from clipsearch.segments import LayoutTimes, SegmentPlan
 from clipsearch.video import sample_frames
+from clipsearch.windows import LayoutTimes, WindowPlan
 
 MB = 1024 * 1024
 
@@ -162,7 +162,7 @@ def test_a_batch_closes_when_its_clips_hold_enough_frames(
     encoder: ClipEncoder, tmp_path: Path
 ) -> None:
     sources = _videos(tmp_path / "v", 5)  # 0.8 s each: 8 frames with the plan
-    plan = SegmentPlan()
+    plan = WindowPlan()
     by_frames = list(embed_clips(encoder, sources, workers=1, plan=plan, batch_frames=16))
     assert [len(batch) for batch in by_frames] == [2, 2, 1]
     by_clips = list(embed_clips(encoder, sources, workers=1, plan=plan))

@@ -15,9 +15,9 @@ from clipsearch.data.collection import load_collection
 from clipsearch.errors import InvalidInput
 from clipsearch.model import load_model
 from clipsearch.pipeline.runner import IngestOptions, Shard, ingest
-from clipsearch.segments import SegmentPlan
 from clipsearch.store.base import clip_id
 from clipsearch.store.edge import QdrantEdgeStore
+from clipsearch.windows import WindowPlan
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +46,13 @@ def test_ingest_twice_keeps_one_point_per_clip(tiny_synth: Path, vision, tmp_pat
     assert p["split_1"] == "test" and p["split_2"] == "train"
     assert p["model"] == vision.model_id and len(p["frame_times"]) == 8
     assert p["frame_times"] == sorted(p["frame_times"]) and p["duration_s"] > 1.5
-    windows = SegmentPlan().windows(p["duration_s"])
+    windows = WindowPlan().windows(p["duration_s"])
     assert p["segment_times"] == [[round(s, 3), round(e, 3)] for s, e in windows]
-    assert point.segments.shape == (len(windows), vision.dim) and len(windows) >= 2
+    assert point.windows.shape == (len(windows), vision.dim) and len(windows) >= 2
     assert p["segment_plan"] == {"window_s": 2.0, "stride_s": 1.0, "video": "window_mean"}
     np.testing.assert_allclose(np.linalg.norm(point.pooled), 1.0, atol=1e-5)
-    np.testing.assert_allclose(np.linalg.norm(point.segments, axis=1), 1.0, atol=1e-5)
-    mean = point.segments.mean(0)  # the video's vector: its windows' mean
+    np.testing.assert_allclose(np.linalg.norm(point.windows, axis=1), 1.0, atol=1e-5)
+    mean = point.windows.mean(0)  # the video's vector: its windows' mean
     np.testing.assert_allclose(point.pooled, mean / np.linalg.norm(mean), atol=1e-5)
     assert (media / "posters" / f"{clip_id(clip.path)}.jpg").stat().st_size > 0
 

@@ -147,7 +147,7 @@ def test_kill_9_during_a_prune_then_a_rerun_equal_to_a_clean_ingest(
                 "content_hash": f"{i:032x}",
             }
             gone.append(
-                ClipPoint(clip_id(payload["path"]), template.pooled, template.segments, payload)
+                ClipPoint(clip_id(payload["path"]), template.pooled, template.windows, payload)
             )
         opened.upsert(gone)
     prune = [*CLI, *ingest_argv(folder, tiny_model_dir, store, media, "--prune", "--force")]
@@ -246,7 +246,7 @@ def test_a_store_from_before_display_geometry_is_brought_up_to_date(
     report_of(ingest_argv(folder, tiny_model_dir, store, media), tmp_path)
     with QdrantEdgeStore(store) as opened:  # as the earlier version stored them
         points = opened.retrieve([clip_id("upright.mp4"), clip_id("phone.mp4")], with_vectors=True)
-        old = [ClipPoint(p.id, p.pooled, p.segments, _legacy(p.payload)) for p in points.values()]
+        old = [ClipPoint(p.id, p.pooled, p.windows, _legacy(p.payload)) for p in points.values()]
         opened.upsert(old)
     stale = media / "previews" / f"{clip_id('phone.mp4')}.mp4"
     stale.parent.mkdir(parents=True)
@@ -299,7 +299,7 @@ def test_a_donor_that_changed_meanwhile_is_not_copied(
         (other,) = store.retrieve(
             [clip_id(files[1].relative_to(folder).as_posix())], with_vectors=True
         ).values()
-        store.upsert([ClipPoint(donor, other.pooled, other.segments, {**other.payload})])
+        store.upsert([ClipPoint(donor, other.pooled, other.windows, {**other.payload})])
         new = folder / "renamed.avi"
         shutil.copyfile(files[0], new)
         clip = next(c for c in load_collection(folder).clips if c.path == "renamed.avi")

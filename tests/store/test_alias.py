@@ -37,8 +37,8 @@ WHEN = datetime(2026, 12, 2, 10, 15, 0, tzinfo=UTC)
 
 def _point(name: str, seed: int) -> ClipPoint:
     rng = np.random.default_rng(seed)
-    segments = rng.normal(size=(3, DIM)).astype(np.float32)
-    return ClipPoint(clip_id(name), segments.mean(0), segments, {"path": name, "model": "m"})
+    windows = rng.normal(size=(3, DIM)).astype(np.float32)
+    return ClipPoint(clip_id(name), windows.mean(0), windows, {"path": name, "model": "m"})
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_store_segments import DIM, make_points, queries, unit
+from test_store_windows import DIM, make_points, queries, unit
 
 from clipsearch.store import ClipPoint, clip_id
 from clipsearch.store.edge import QdrantEdgeStore
-from clipsearch.store.read_cache import SegmentOwners, VideoCache
+from clipsearch.store.read_cache import VideoCache, WindowOwners
 
 
 def entry(n: int, value: float = 1.0) -> tuple[dict[str, object], np.ndarray]:
@@ -38,15 +38,15 @@ def test_a_read_that_began_before_a_write_is_not_cached() -> None:
 def test_cached_entries_cannot_be_changed_by_a_caller() -> None:
     cache = VideoCache()
     cache.put_many({"a": entry(3)}, cache.generation)
-    payload, segments = cache.get_many(["a"])["a"]
+    payload, windows = cache.get_many(["a"])["a"]
     payload["path"] = "changed"
     with pytest.raises(ValueError):
-        segments[0, 0] = 5.0
+        windows[0, 0] = 5.0
     assert cache.get_many(["a"])["a"][0]["path"] == "3.avi"
 
 
-def test_segment_owners_split_known_from_unknown() -> None:
-    owners = SegmentOwners(max_entries=3)
+def test_window_owners_split_known_from_unknown() -> None:
+    owners = WindowOwners(max_entries=3)
     owners.add({"s1": "v1", "s2": "v1"})
     assert owners.split(["s1", "s3"]) == ({"s1": "v1"}, ["s3"])
     owners.add({"s3": "v2", "s4": "v2"})  # over the cap: starts afresh
@@ -59,13 +59,13 @@ def test_edge_searches_answer_the_same_from_the_cache(tmp_path: Path) -> None:
         store.ensure_collection(DIM)
         store.upsert(points)
         for q in queries(5):
-            first = store.search_segments(q, 5, prefetch=20)
-            again = store.search_segments(q, 5, prefetch=20)
+            first = store.search_windows(q, 5, prefetch=20)
+            again = store.search_windows(q, 5, prefetch=20)
             assert [(h.id, h.score, h.payload) for h in first] == [
                 (h.id, h.score, h.payload) for h in again
             ]
             for a, b in zip(first, again, strict=True):
-                assert np.array_equal(a.segments, b.segments)
+                assert np.array_equal(a.windows, b.windows)
         assert store.video_cache.stats()["hit_rate"] >= 0.5
 
 
@@ -76,8 +76,8 @@ def test_an_upsert_is_seen_by_the_next_search(tmp_path: Path) -> None:
         store.upsert(make_points(10))
         target = ClipPoint(clip_id("t"), q, np.vstack([q, -q]), {"path": "t", "class": "old"})
         store.upsert([target])
-        hit = store.search_segments(q, 1, prefetch=10)[0]
-        assert hit.id == target.id and hit.segments.shape == (2, DIM)  # now cached
+        hit = store.search_windows(q, 1, prefetch=10)[0]
+        assert hit.id == target.id and hit.windows.shape == (2, DIM)  # now cached
         store.upsert([ClipPoint(target.id, q, q[None], {"path": "t", "class": "new"})])
-        hit = store.search_segments(q, 1, prefetch=10)[0]
-        assert hit.payload["class"] == "new" and hit.segments.shape == (1, DIM)
+        hit = store.search_windows(q, 1, prefetch=10)[0]
+        assert hit.payload["class"] == "new" and hit.windows.shape == (1, DIM)

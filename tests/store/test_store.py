@@ -1,5 +1,5 @@
 """The two Qdrant adapters of the VectorStore protocol: behaviour, errors and congruence,
-for the video index and the per-segment index behind ``search_segments``."""
+for the video index and the per-window index behind ``search_windows``."""
 
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ from qdrant_client import models as qm
 from clipsearch.errors import InvalidInput, StoreError
 from clipsearch.store import (
     POOLED,
-    SEGMENTS,
+    WINDOWS_VECTOR,
     ClipPoint,
     PayloadFilter,
     Range,
-    SegmentHit,
     VectorStore,
+    WindowHit,
     clip_id,
 )
 from clipsearch.store.client import QdrantClientStore
@@ -38,10 +38,10 @@ from clipsearch.store.edge import (
     QdrantEdgeStore,
 )
 from clipsearch.store.factory import StoreSettings, open_store
-from clipsearch.store.segment_index import (
-    SEGMENT,
-    SEGMENT_PAYLOAD_OMIT,
-    segment_id,
+from clipsearch.store.window_index import (
+    WINDOW_PAYLOAD_OMIT,
+    WINDOW_VECTOR,
+    window_id,
 )
 
 DIM = 16
@@ -57,14 +57,14 @@ def unit(x: np.ndarray) -> np.ndarray:
 def make_points(
     n: int, dim: int = DIM, *, clusters: int = 8, seed: int = 0, prefix: str = "clip"
 ) -> list[ClipPoint]:
-    """A clustered dataset: normalised pooled vectors, 2-6 normalised segments per clip."""
+    """A clustered dataset: normalised pooled vectors, 2-6 normalised windows per clip."""
     rng = np.random.default_rng(seed)
     centres = unit(rng.normal(size=(clusters, dim)))
     points = []
     for i in range(n):
         c = i % clusters
-        segments = unit(centres[c] + 0.6 * rng.normal(size=(int(rng.integers(2, 7)), dim)))
-        pooled = unit(segments.mean(axis=0) + 0.1 * rng.normal(size=dim))
+        windows = unit(centres[c] + 0.6 * rng.normal(size=(int(rng.integers(2, 7)), dim)))
+        pooled = unit(windows.mean(axis=0) + 0.1 * rng.normal(size=dim))
         payload = {
             "path": f"{prefix}/{i:04d}.avi",
             "class": f"c{c}",
@@ -73,7 +73,7 @@ def make_points(
             "has_audio": i % 2 == 0,
             "model": "test-model",
         }
-        points.append(ClipPoint(clip_id(f"{prefix}/{i:04d}.avi"), pooled, segments, payload))
+        points.append(ClipPoint(clip_id(f"{prefix}/{i:04d}.avi"), pooled, windows, payload))
     return points
 
 
@@ -83,7 +83,7 @@ def brute_force(
     using: str,
     keep: Callable[[ClipPoint], bool] = lambda p: True,
 ) -> list[tuple[str, float]]:
-    """Exact ranking with numpy (float64): cosine on pooled, MaxSim on segments."""
+    """Exact ranking with numpy (float64): cosine on pooled, MaxSim on windows."""
     q = np.asarray(query, dtype=np.float64)
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)
     scored = []
@@ -94,7 +94,7 @@ def brute_force(
             v = p.pooled.astype(np.float64)
             score = float(q @ (v / np.linalg.norm(v)))
         else:
-            s = p.segments.astype(np.float64)
+            s = p.windows.astype(np.float64)
             s = s / np.linalg.norm(s, axis=1, keepdims=True)
             score = float((np.atleast_2d(q) @ s.T).max(axis=1).sum())
         scored.append((p.id, score))
@@ -158,7 +158,7 @@ def test_upsert_count_and_replace(filled: tuple[AnyStore, list[ClipPoint]]) -> N
     store, points = filled
     assert store.count() == len(points)
     changed = [
-        ClipPoint(p.id, p.pooled, p.segments, {**p.payload, "class": "renamed", "new": 1})
+        ClipPoint(p.id, p.pooled, p.windows, {**p.payload, "class": "renamed", "new": 1})
         for p in points[:10]
     ]
     store.upsert(changed)
@@ -174,7 +174,7 @@ def test_upsert_count_and_replace(filled: tuple[AnyStore, list[ClipPoint]]) -> N
 def test_upsert_replaces_whole_payload(filled: tuple[AnyStore, list[ClipPoint]]) -> None:
     store, points = filled
     p = points[0]
-    store.upsert([ClipPoint(p.id, p.pooled, p.segments, {"only": "this"})])
+    store.upsert([ClipPoint(p.id, p.pooled, p.windows, {"only": "this"})])
     assert store.retrieve([p.id])[p.id].payload == {"only": "this"}
 
 
@@ -234,7 +234,7 @@ def test_offset_paging(filled: tuple[AnyStore, list[ClipPoint]]) -> None:
     ]
 
 
-def test_segments_maxsim(store: AnyStore) -> None:
+def test_windows_maxsim(store: AnyStore) -> None:
     rng = np.random.default_rng(2)
     store.ensure_collection(DIM)
     points = make_points(60, seed=3)
@@ -242,21 +242,23 @@ def test_segments_maxsim(store: AnyStore) -> None:
     # A moment that only one clip contains, far from its pooled vector.
     moment = unit(rng.normal(size=DIM))
     target = points[11]
-    segments = np.vstack([target.segments, moment[None, :]])
-    store.upsert([ClipPoint(target.id, target.pooled, segments, target.payload)])
-    points[11] = ClipPoint(target.id, target.pooled, segments, target.payload)
+    windows = np.vstack([target.windows, moment[None, :]])
+    store.upsert([ClipPoint(target.id, target.pooled, windows, target.payload)])
+    points[11] = ClipPoint(target.id, target.pooled, windows, target.payload)
 
-    hits = store.search(moment, 5, using=SEGMENTS)
+    hits = store.search(moment, 5, using=WINDOWS_VECTOR)
     assert hits[0].id == target.id
     assert hits[0].score == pytest.approx(1.0, abs=1e-5)
     # A (Q, D) query: MaxSim sums the best match of each query vector.
     query = np.vstack([moment, unit(rng.normal(size=DIM))])
-    hits = store.search(query, 10, using=SEGMENTS)
-    expected = brute_force(points, query, SEGMENTS)[:10]
+    hits = store.search(query, 10, using=WINDOWS_VECTOR)
+    expected = brute_force(points, query, WINDOWS_VECTOR)[:10]
     assert [h.id for h in hits] == [i for i, _ in expected]
     np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected], atol=1e-4)
     # Filters apply to multivector search too.
-    hits = store.search(moment, 5, using=SEGMENTS, filter={"class": points[12].payload["class"]})
+    hits = store.search(
+        moment, 5, using=WINDOWS_VECTOR, filter={"class": points[12].payload["class"]}
+    )
     assert target.id not in {h.id for h in hits}
 
 
@@ -269,14 +271,14 @@ def test_retrieve(filled: tuple[AnyStore, list[ClipPoint]]) -> None:
         got = plain[p.id]
         assert got.id == p.id
         assert got.payload == p.payload
-        assert got.pooled.size == 0 and got.segments.size == 0
+        assert got.pooled.size == 0 and got.windows.size == 0
     full = store.retrieve(ids, with_vectors=True)
     for p in (points[0], points[7]):
         got = full[p.id]
-        assert got.pooled.dtype == np.float32 and got.segments.dtype == np.float32
-        assert got.segments.shape == p.segments.shape
+        assert got.pooled.dtype == np.float32 and got.windows.dtype == np.float32
+        assert got.windows.shape == p.windows.shape
         np.testing.assert_allclose(got.pooled, p.pooled, atol=1e-5)
-        np.testing.assert_allclose(got.segments, p.segments, atol=1e-5)
+        np.testing.assert_allclose(got.windows, p.windows, atol=1e-5)
     assert store.retrieve([]) == {}
     # Canonical ids: an upper-case spelling finds the point, returned in canonical form.
     assert set(store.retrieve([points[3].id.upper()])) == {points[3].id}
@@ -304,19 +306,19 @@ def test_payloads_by_filter_with_chosen_keys(filled: tuple[AnyStore, list[ClipPo
     assert dict(store.payloads({"class": "nope"})) == {}
 
 
-def test_delete_removes_videos_and_their_segments(
+def test_delete_removes_videos_and_their_windows(
     filled: tuple[AnyStore, list[ClipPoint]],
 ) -> None:
     store, points = filled
     doomed = [p.id for p in points[:7]]
-    segments_before = store.segment_count()
+    windows_before = store.window_count()
     store.delete([*doomed, doomed[0], clip_id("never/stored.avi")])
     assert store.count() == len(points) - 7
     assert not store.existing_ids(doomed)
-    gone = sum(len(p.segments) for p in points[:7])
-    assert store.segment_count() == segments_before - gone
-    query = points[0].segments[0]
-    hits = store.search_segments(query, 10, prefetch=40)
+    gone = sum(len(p.windows) for p in points[:7])
+    assert store.window_count() == windows_before - gone
+    query = points[0].windows[0]
+    hits = store.search_windows(query, 10, prefetch=40)
     assert not {h.id for h in hits} & set(doomed)
     store.delete([])  # nothing to do
     assert store.count() == len(points) - 7
@@ -335,16 +337,16 @@ def test_invalid_arguments(filled: tuple[AnyStore, list[ClipPoint]]) -> None:
     with pytest.raises(StoreError, match="size 8"):
         store.search(np.ones(8), 5)
     with pytest.raises(StoreError, match="size 8"):
-        store.search(np.ones((3, 8)), 5, using=SEGMENTS)
+        store.search(np.ones((3, 8)), 5, using=WINDOWS_VECTOR)
     p = points[0]
     with pytest.raises(StoreError, match="size 8"):
-        store.upsert([ClipPoint(p.id, np.ones(8), p.segments, {})])
+        store.upsert([ClipPoint(p.id, np.ones(8), p.windows, {})])
     with pytest.raises(InvalidInput):
         store.upsert([ClipPoint(p.id, p.pooled, np.zeros((0, DIM)), {})])
     with pytest.raises(InvalidInput):
-        store.upsert([ClipPoint("not-a-uuid", p.pooled, p.segments, {})])
+        store.upsert([ClipPoint("not-a-uuid", p.pooled, p.windows, {})])
     with pytest.raises(InvalidInput):
-        store.upsert([ClipPoint(p.id, p.pooled, p.segments, {"bad": object()})])
+        store.upsert([ClipPoint(p.id, p.pooled, p.windows, {"bad": object()})])
     with pytest.raises(InvalidInput):
         store.retrieve(["not-a-uuid"])
     assert store.count() == len(points)
@@ -354,7 +356,7 @@ def test_numpy_payload_values(store: AnyStore) -> None:
     store.ensure_collection(DIM)
     p = make_points(1)[0]
     payload = {"duration": np.float32(2.5), "frames": np.arange(3), "n": np.int64(7)}
-    store.upsert([ClipPoint(p.id, p.pooled, p.segments, payload)])
+    store.upsert([ClipPoint(p.id, p.pooled, p.windows, payload)])
     assert store.retrieve([p.id])[p.id].payload == {"duration": 2.5, "frames": [0, 1, 2], "n": 7}
 
 
@@ -382,18 +384,18 @@ def test_concurrent_queries_while_upserting(filled: tuple[AnyStore, list[ClipPoi
             for j in range(n_queries):
                 target = points[(offset + j) % len(points)]
                 if j % 4 == 3:
-                    # Replacing a point never hides it from the segment index meanwhile.
-                    found = store.search_segments(target.segments[-1], 5, prefetch=20)
+                    # Replacing a point never hides it from the window index meanwhile.
+                    found = store.search_windows(target.windows[-1], 5, prefetch=20)
                     assert found[0].id == target.id
                     assert found[0].score == pytest.approx(1.0, abs=1e-5)
-                    assert found[0].segments.shape == target.segments.shape
+                    assert found[0].windows.shape == target.windows.shape
                     continue
                 if j % 3 == 2:
-                    hits = store.search(target.segments, 5, using=SEGMENTS)
+                    hits = store.search(target.windows, 5, using=WINDOWS_VECTOR)
                 else:
                     hits = store.search(target.pooled, 5, filter={"model": "test-model"})
                 assert hits[0].id == target.id
-                assert hits[0].score == pytest.approx(1.0 if j % 3 != 2 else len(target.segments))
+                assert hits[0].score == pytest.approx(1.0 if j % 3 != 2 else len(target.windows))
         except BaseException as exc:
             errors.append(exc)
 
@@ -413,38 +415,38 @@ def test_concurrent_queries_while_upserting(filled: tuple[AnyStore, list[ClipPoi
         t.join(timeout=60)
     assert not errors, errors[:3]
     assert store.count() == len(points) + len(extra)
-    assert store.segment_count() == sum(len(p.segments) for p in points + extra)
+    assert store.window_count() == sum(len(p.windows) for p in points + extra)
 
 
-# --------------------------------------------------------------------------- segment index
+# --------------------------------------------------------------------------- window index
 
 
-def best_segment(
+def best_window(
     points: list[ClipPoint],
     query: np.ndarray,
     keep: Callable[[ClipPoint], bool] = lambda p: True,
     exclude: tuple[str, ...] = (),
 ) -> list[tuple[str, float]]:
-    """Exact design-B ranking: a video scores its best segment's cosine (float64)."""
+    """Exact design-B ranking: a video scores its best window's cosine (float64)."""
     q = np.asarray(query, dtype=np.float64)
     q = q / np.linalg.norm(q)
     scored = []
     for p in points:
         if not keep(p) or p.id in exclude:
             continue
-        s = p.segments.astype(np.float64)
+        s = p.windows.astype(np.float64)
         s = s / np.linalg.norm(s, axis=1, keepdims=True)
         scored.append((p.id, float((s @ q).max())))
     return sorted(scored, key=lambda t: -t[1])
 
 
-def assert_ranking(hits: list[SegmentHit], expected: list[tuple[str, float]]) -> None:
+def assert_ranking(hits: list[WindowHit], expected: list[tuple[str, float]]) -> None:
     assert [h.id for h in hits] == [i for i, _ in expected]
     np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected], atol=1e-5)
 
 
-def segment_payloads(store: AnyStore) -> list[dict[str, Any]]:
-    """Every segment point's payload, read from the adapter's segment index."""
+def window_payloads(store: AnyStore) -> list[dict[str, Any]]:
+    """Every window point's payload, read from the adapter's window index."""
     if isinstance(store, QdrantEdgeStore):
         assert store._moments is not None
         records, _ = store._moments.scroll(
@@ -456,18 +458,18 @@ def segment_payloads(store: AnyStore) -> list[dict[str, Any]]:
 
 
 def long_video_points(seed: int = 4) -> tuple[np.ndarray, ClipPoint, list[ClipPoint]]:
-    """The case a pooled first stage misses: a 40-segment video whose pooled vector points
-    away from the query, with one segment that matches it, among 30 short videos whose
-    pooled vectors are near the query but whose segments only half match it."""
+    """The case a pooled first stage misses: a 40-window video whose pooled vector points
+    away from the query, with one window that matches it, among 30 short videos whose
+    pooled vectors are near the query but whose windows only half match it."""
     rng = np.random.default_rng(seed)
     q = unit(rng.normal(size=DIM))
     far = unit(-q + 0.3 * rng.normal(size=DIM))
-    segs = unit(far + 0.3 * rng.normal(size=(40, DIM)))
-    segs[23] = q
+    wins = unit(far + 0.3 * rng.normal(size=(40, DIM)))
+    wins[23] = q
     long = ClipPoint(
         clip_id("long.avi"),
-        unit(segs.mean(axis=0)),
-        segs,
+        unit(wins.mean(axis=0)),
+        wins,
         {
             "path": "long.avi",
             "class": "long",
@@ -489,47 +491,47 @@ def long_video_points(seed: int = 4) -> tuple[np.ndarray, ClipPoint, list[ClipPo
     return q, long, short
 
 
-def test_search_segments_finds_a_long_video_by_one_segment(store: AnyStore) -> None:
+def test_search_windows_finds_a_long_video_by_one_window(store: AnyStore) -> None:
     q, long, short = long_video_points()
     everyone = [long, *short]
     store.ensure_collection(DIM)
     store.upsert(everyone)
     # By pooled vector the long video is last: a pooled first stage of 5 (or 30) misses it.
     assert [h.id for h in store.search(q, 31)][-1] == long.id
-    hits = store.search_segments(q, 5, prefetch=5)
+    hits = store.search_windows(q, 5, prefetch=5)
     assert hits[0].id == long.id
     assert hits[0].score == pytest.approx(1.0, abs=1e-5)
     assert hits[0].payload == long.payload
-    assert hits[0].segments.shape == (40, DIM) and hits[0].segments.dtype == np.float32
-    np.testing.assert_allclose(hits[0].segments, long.segments, atol=1e-5)
-    assert int(np.argmax(hits[0].segments @ q)) == 23
-    assert_ranking(hits, best_segment(everyone, q)[:5])
-    assert_ranking(store.search_segments(q, 31, prefetch=1), best_segment(everyone, q))
+    assert hits[0].windows.shape == (40, DIM) and hits[0].windows.dtype == np.float32
+    np.testing.assert_allclose(hits[0].windows, long.windows, atol=1e-5)
+    assert int(np.argmax(hits[0].windows @ q)) == 23
+    assert_ranking(hits, best_window(everyone, q)[:5])
+    assert_ranking(store.search_windows(q, 31, prefetch=1), best_window(everyone, q))
 
 
-def test_search_segments_is_the_exact_best_segment_ranking(
+def test_search_windows_is_the_exact_best_window_ranking(
     filled: tuple[AnyStore, list[ClipPoint]],
 ) -> None:
-    """Below Qdrant's indexing threshold the segment index is scanned exactly, so the
-    ranking equals the brute force: each video scores its best segment's cosine."""
+    """Below Qdrant's indexing threshold the window index is scanned exactly, so the
+    ranking equals the brute force: each video scores its best window's cosine."""
     store, points = filled
     by_id = {p.id: p for p in points}
     rng = np.random.default_rng(11)
     for j in range(8):
         base = points[int(rng.integers(len(points)))]
-        q = unit(base.segments[0] + 0.4 * rng.normal(size=DIM))
-        hits = store.search_segments(q, 10, prefetch=(1, 10, 500)[j % 3])
-        assert_ranking(hits, best_segment(points, q)[:10])
+        q = unit(base.windows[0] + 0.4 * rng.normal(size=DIM))
+        hits = store.search_windows(q, 10, prefetch=(1, 10, 500)[j % 3])
+        assert_ranking(hits, best_window(points, q)[:10])
         for h in hits:
             assert h.payload == by_id[h.id].payload
-            np.testing.assert_allclose(h.segments, by_id[h.id].segments, atol=1e-5)
-            assert h.score == pytest.approx(float((h.segments @ q).max()), abs=1e-5)
+            np.testing.assert_allclose(h.windows, by_id[h.id].windows, atol=1e-5)
+            assert h.score == pytest.approx(float((h.windows @ q).max()), abs=1e-5)
     assert store.count() == len(points)
-    assert store.segment_count() == sum(len(p.segments) for p in points)
+    assert store.window_count() == sum(len(p.windows) for p in points)
 
 
-def test_search_segments_pages_over_videos(store: AnyStore) -> None:
-    """One video owns the 60 best segments: the first rounds (20, then 40 segments) see
+def test_search_windows_pages_over_videos(store: AnyStore) -> None:
+    """One video owns the 60 best windows: the first rounds (20, then 40 windows) see
     only it, so the limit doubles until enough distinct videos came back."""
     rng = np.random.default_rng(5)
     q = unit(rng.normal(size=DIM))
@@ -543,23 +545,23 @@ def test_search_segments_pages_over_videos(store: AnyStore) -> None:
     everyone = [hog, *others]
     store.ensure_collection(DIM)
     store.upsert(everyone)
-    truth = best_segment(everyone, q)
+    truth = best_window(everyone, q)
     assert truth[0][0] == hog.id
-    full = store.search_segments(q, 5, prefetch=1)
+    full = store.search_windows(q, 5, prefetch=1)
     assert_ranking(full, truth[:5])
-    pages = [store.search_segments(q, 4, prefetch=1, offset=o) for o in range(0, 41, 4)]
+    pages = [store.search_windows(q, 4, prefetch=1, offset=o) for o in range(0, 41, 4)]
     assert [h.id for page in pages for h in page] == [i for i, _ in truth]
     assert [len(page) for page in pages] == [4] * 10 + [1]
     assert_ranking(pages[3], truth[12:16])
-    assert store.search_segments(q, 5, prefetch=1, offset=len(everyone)) == []
-    assert_ranking(store.search_segments(q, 10, prefetch=1, offset=36), truth[36:])
+    assert store.search_windows(q, 5, prefetch=1, offset=len(everyone)) == []
+    assert_ranking(store.search_windows(q, 10, prefetch=1, offset=36), truth[36:])
 
 
-def test_search_segments_filters_exclude_and_threshold(
+def test_search_windows_filters_exclude_and_threshold(
     filled: tuple[AnyStore, list[ClipPoint]],
 ) -> None:
     store, points = filled
-    q = unit(points[5].segments[0] + points[6].segments[1])
+    q = unit(points[5].windows[0] + points[6].windows[1])
     cases: list[tuple[PayloadFilter, Callable[[ClipPoint], bool]]] = [
         ({"class": "c3"}, lambda p: p.payload["class"] == "c3"),
         ({"class": ["c1", "c2"]}, lambda p: p.payload["class"] in {"c1", "c2"}),
@@ -572,45 +574,45 @@ def test_search_segments_filters_exclude_and_threshold(
         ({"class": "nope"}, lambda p: False),
     ]
     timed = [
-        ClipPoint(p.id, p.pooled, p.segments, {**p.payload, "duration_s": float(i % 60)})
+        ClipPoint(p.id, p.pooled, p.windows, {**p.payload, "duration_s": float(i % 60)})
         for i, p in enumerate(points)
     ]
     store.upsert(timed)
     for flt, keep in cases:
         for prefetch in (1, 200):
-            hits = store.search_segments(q, 12, prefetch=prefetch, filter=flt)
-            assert_ranking(hits, best_segment(timed, q, keep)[:12])
-    truth = best_segment(timed, q)
+            hits = store.search_windows(q, 12, prefetch=prefetch, filter=flt)
+            assert_ranking(hits, best_window(timed, q, keep)[:12])
+    truth = best_window(timed, q)
     gone = (truth[0][0], truth[2][0])
-    hits = store.search_segments(q, 8, prefetch=1, exclude=[gone[0].upper(), gone[1]])
-    assert_ranking(hits, best_segment(timed, q, exclude=gone)[:8])
-    hits = store.search_segments(
+    hits = store.search_windows(q, 8, prefetch=1, exclude=[gone[0].upper(), gone[1]])
+    assert_ranking(hits, best_window(timed, q, exclude=gone)[:8])
+    hits = store.search_windows(
         q, 5, prefetch=1, filter={"class": "c1"}, exclude=[truth[0][0]], offset=2
     )
     keep_c1 = lambda p: p.payload["class"] == "c1"  # noqa: E731
-    assert_ranking(hits, best_segment(timed, q, keep_c1, exclude=(truth[0][0],))[2:7])
+    assert_ranking(hits, best_window(timed, q, keep_c1, exclude=(truth[0][0],))[2:7])
     # The threshold keeps hits scoring at least it: one exactly at it too.
-    full = store.search_segments(q, 30, prefetch=1)
+    full = store.search_windows(q, 30, prefetch=1)
     for cut in (1, 4, 17):
         threshold = (full[cut - 1].score + full[cut].score) / 2
-        kept = store.search_segments(q, 30, prefetch=1, score_threshold=threshold)
+        kept = store.search_windows(q, 30, prefetch=1, score_threshold=threshold)
         assert [h.id for h in kept] == [h.id for h in full[:cut]]
-        assert store.search_segments(q, 5, prefetch=1, offset=cut, score_threshold=threshold) == []
-    at = store.search_segments(q, 30, prefetch=1, score_threshold=full[3].score)
+        assert store.search_windows(q, 5, prefetch=1, offset=cut, score_threshold=threshold) == []
+    at = store.search_windows(q, 30, prefetch=1, score_threshold=full[3].score)
     assert [h.id for h in at] == [h.id for h in full[:4]]
-    assert store.search_segments(q, 5, prefetch=1, score_threshold=full[0].score + 1e-4) == []
+    assert store.search_windows(q, 5, prefetch=1, score_threshold=full[0].score + 1e-4) == []
     with pytest.raises(InvalidInput):
-        store.search_segments(q, 5, prefetch=0)
+        store.search_windows(q, 5, prefetch=0)
     with pytest.raises(InvalidInput):
-        store.search_segments(q, 5, prefetch=5, exclude=["not-a-uuid"])
+        store.search_windows(q, 5, prefetch=5, exclude=["not-a-uuid"])
     with pytest.raises(InvalidInput):
-        store.search_segments(q, 5, prefetch=5, score_threshold=float("nan"))
+        store.search_windows(q, 5, prefetch=5, score_threshold=float("nan"))
 
 
-def test_segment_points_and_their_payload(store: AnyStore) -> None:
+def test_window_points_and_their_payload(store: AnyStore) -> None:
     store.ensure_collection(DIM)
     p = make_points(1)[0]
-    n = len(p.segments)
+    n = len(p.windows)
     times = [[1.5 * j, 1.5 * j + 2.0] for j in range(n)]
     payload = {
         **p.payload,
@@ -620,10 +622,10 @@ def test_segment_points_and_their_payload(store: AnyStore) -> None:
         "segment_plan": {"window_s": 2.0, "stride_s": 1.5},
         "split_2": "train",
     }
-    store.upsert([ClipPoint(p.id, p.pooled, p.segments, payload)])
-    got = sorted(segment_payloads(store), key=lambda d: d["index"])
+    store.upsert([ClipPoint(p.id, p.pooled, p.windows, payload)])
+    got = sorted(window_payloads(store), key=lambda d: d["index"])
     assert [d["index"] for d in got] == list(range(n))
-    copied = {k: v for k, v in payload.items() if k not in SEGMENT_PAYLOAD_OMIT}
+    copied = {k: v for k, v in payload.items() if k not in WINDOW_PAYLOAD_OMIT}
     for j, d in enumerate(got):
         assert d == {
             **copied,
@@ -632,66 +634,66 @@ def test_segment_points_and_their_payload(store: AnyStore) -> None:
             "start_s": times[j][0],
             "end_s": times[j][1],
         }
-    assert segment_id(p.id, 0) == segment_id(p.id.upper(), 0) != segment_id(p.id, 1)
-    assert uuid.UUID(segment_id(p.id, 3)).version == 5
+    assert window_id(p.id, 0) == window_id(p.id.upper(), 0) != window_id(p.id, 1)
+    assert uuid.UUID(window_id(p.id, 3)).version == 5
     # Without (matching) segment_times the spans are null.
-    store.upsert([ClipPoint(p.id, p.pooled, p.segments, {"path": "x", "segment_times": [[0, 1]]})])
-    got = segment_payloads(store)
+    store.upsert([ClipPoint(p.id, p.pooled, p.windows, {"path": "x", "segment_times": [[0, 1]]})])
+    got = window_payloads(store)
     assert len(got) == n
     assert all(d["start_s"] is None and d["end_s"] is None and d["path"] == "x" for d in got)
 
 
-def test_reupsert_with_fewer_segments_leaves_no_stale_segments(store: AnyStore) -> None:
+def test_reupsert_with_fewer_windows_leaves_no_stale_windows(store: AnyStore) -> None:
     store.ensure_collection(DIM)
     points = make_points(30, seed=8)
     store.upsert(points)
-    total = sum(len(p.segments) for p in points)
-    assert store.segment_count() == total
+    total = sum(len(p.windows) for p in points)
+    assert store.window_count() == total
     rng = np.random.default_rng(3)
     shrunk = []
-    for p in points[:10]:  # 7 segments, then 1
+    for p in points[:10]:  # 7 windows, then 1
         grown = ClipPoint(p.id, p.pooled, unit(rng.normal(size=(7, DIM))), p.payload)
-        shrunk.append(ClipPoint(p.id, p.pooled, grown.segments[:1], p.payload))
+        shrunk.append(ClipPoint(p.id, p.pooled, grown.windows[:1], p.payload))
         store.upsert([grown])
     store.upsert(shrunk)
     expected = [*shrunk, *points[10:]]
     assert store.count() == 30
-    assert store.segment_count() == sum(len(p.segments) for p in expected)
-    assert sorted((d["video"], d["index"]) for d in segment_payloads(store)) == sorted(
-        (p.id, j) for p in expected for j in range(len(p.segments))
+    assert store.window_count() == sum(len(p.windows) for p in expected)
+    assert sorted((d["video"], d["index"]) for d in window_payloads(store)) == sorted(
+        (p.id, j) for p in expected for j in range(len(p.windows))
     )
     dropped = unit(rng.normal(size=DIM))
     victim = points[0]
-    store.upsert([ClipPoint(victim.id, victim.pooled, np.vstack([victim.segments, dropped]), {})])
-    assert store.search_segments(dropped, 1, prefetch=5)[0].id == victim.id
-    store.upsert([ClipPoint(victim.id, victim.pooled, victim.segments, {})])
-    expected[0] = ClipPoint(victim.id, victim.pooled, victim.segments, {})
+    store.upsert([ClipPoint(victim.id, victim.pooled, np.vstack([victim.windows, dropped]), {})])
+    assert store.search_windows(dropped, 1, prefetch=5)[0].id == victim.id
+    store.upsert([ClipPoint(victim.id, victim.pooled, victim.windows, {})])
+    expected[0] = ClipPoint(victim.id, victim.pooled, victim.windows, {})
     for q in (dropped, unit(rng.normal(size=DIM))):
-        assert_ranking(store.search_segments(q, 30, prefetch=1), best_segment(expected, q))
-    # In one call, a repeated id: the last version wins, its segments too.
+        assert_ranking(store.search_windows(q, 30, prefetch=1), best_window(expected, q))
+    # In one call, a repeated id: the last version wins, its windows too.
     a = ClipPoint(points[1].id, points[1].pooled, unit(rng.normal(size=(6, DIM))), {"v": 1})
     b = ClipPoint(points[1].id, points[1].pooled, unit(rng.normal(size=(2, DIM))), {"v": 2})
     store.upsert([a, b])
-    mine = [d for d in segment_payloads(store) if d["video"] == points[1].id]
+    mine = [d for d in window_payloads(store) if d["video"] == points[1].id]
     assert sorted(d["index"] for d in mine) == [0, 1] and {d["v"] for d in mine} == {2}
 
 
-def test_segments_of_a_missing_video_are_skipped(store: AnyStore) -> None:
-    """Segment points whose video is not stored (a write interrupted between the two
+def test_windows_of_a_missing_video_are_skipped(store: AnyStore) -> None:
+    """Window points whose video is not stored (a write interrupted between the two
     indexes) are left out, and the page is filled from the next videos."""
     store.ensure_collection(DIM)
     points = make_points(20, seed=2)
     store.upsert(points)
-    q = unit(points[4].segments[0])
+    q = unit(points[4].windows[0])
     ghost = clip_id("ghost.avi")
-    ghosts = [(segment_id(ghost, j), unit(q + 0.01 * j).tolist()) for j in range(30)]
+    ghosts = [(window_id(ghost, j), unit(q + 0.01 * j).tolist()) for j in range(30)]
     payload = {"video": ghost, "class": "c4", "model": "test-model"}
     if isinstance(store, QdrantEdgeStore):
         assert store._moments is not None
         store._moments.update(
             qe.UpdateOperation.upsert_points(
                 [
-                    qe.Point(i, {SEGMENT: v}, {**payload, "index": j})
+                    qe.Point(i, {WINDOW_VECTOR: v}, {**payload, "index": j})
                     for j, (i, v) in enumerate(ghosts)
                 ]
             )
@@ -700,14 +702,14 @@ def test_segments_of_a_missing_video_are_skipped(store: AnyStore) -> None:
         store.client.upsert(
             store.moments,
             [
-                qm.PointStruct(id=i, vector={SEGMENT: v}, payload={**payload, "index": j})
+                qm.PointStruct(id=i, vector={WINDOW_VECTOR: v}, payload={**payload, "index": j})
                 for j, (i, v) in enumerate(ghosts)
             ],
         )
-    hits = store.search_segments(q, 5, prefetch=1)
+    hits = store.search_windows(q, 5, prefetch=1)
     assert ghost not in {h.id for h in hits}
-    assert_ranking(hits, best_segment(points, q)[:5])
-    assert_ranking(store.search_segments(q, 3, prefetch=1, offset=2), best_segment(points, q)[2:5])
+    assert_ranking(hits, best_window(points, q)[:5])
+    assert_ranking(store.search_windows(q, 3, prefetch=1, offset=2), best_window(points, q)[2:5])
 
 
 # --------------------------------------------------------------------------- Qdrant Edge
@@ -725,7 +727,7 @@ def test_edge_persists_after_reopen(tmp_path: Path) -> None:
         assert again.dim() == DIM
         assert again.count() == len(points)
         got = again.retrieve([points[4].id], with_vectors=True)[points[4].id]
-        np.testing.assert_allclose(got.segments, points[4].segments, atol=1e-5)
+        np.testing.assert_allclose(got.windows, points[4].windows, atol=1e-5)
         assert again.search(points[4].pooled, 1)[0].id == points[4].id
         again.ensure_collection(DIM)
         with pytest.raises(StoreError, match="size 16, not 8"):
@@ -830,21 +832,21 @@ def test_edge_layout_and_reopen(tmp_path: Path) -> None:
         store.upsert(points)
         assert store.moments_path == path / MOMENTS_DIR
         assert store._moments is not None
-        # the segment shard always indexes ``video`` (replacing segments) and duration_s
+        # the window shard always indexes ``video`` (replacing windows) and duration_s
         assert {"video", "duration_s"} <= set(store._moments.info().payload_schema)
         assert isinstance(store.optimize(), bool)
     assert (path / MOMENTS_DIR / "edge_config.json").exists()
     assert (path / "edge_config.json").exists() and (path / "segments").is_dir()
     with QdrantEdgeStore(path, payload_indexes=()) as again:
         assert again.count() == 40
-        assert again.segment_count() == sum(len(p.segments) for p in points)
-        q = unit(points[9].segments[1])
-        assert_ranking(again.search_segments(q, 5, prefetch=5), best_segment(points, q)[:5])
+        assert again.window_count() == sum(len(p.windows) for p in points)
+        q = unit(points[9].windows[1])
+        assert_ranking(again.search_windows(q, 5, prefetch=5), best_window(points, q)[:5])
 
 
-def test_edge_old_layout_gets_its_segment_index(tmp_path: Path) -> None:
-    """A store written before the segment shard existed (no ``moments/``): opening it
-    builds the shard from the stored segment vectors; an interrupted build is redone."""
+def test_edge_old_layout_gets_its_window_index(tmp_path: Path) -> None:
+    """A store written before the window shard existed (no ``moments/``): opening it
+    builds the shard from the stored window vectors; an interrupted build is redone."""
     path = tmp_path / "store"
     points = make_points(60, seed=12)
     with QdrantEdgeStore(path, payload_indexes=()) as store:
@@ -852,29 +854,29 @@ def test_edge_old_layout_gets_its_segment_index(tmp_path: Path) -> None:
         store.upsert(points)
     shutil.rmtree(path / MOMENTS_DIR)
     (path / f"{MOMENTS_DIR}.building" / "segments").mkdir(parents=True)  # an interrupted build
-    total = sum(len(p.segments) for p in points)
-    q = unit(points[17].segments[-1])
+    total = sum(len(p.windows) for p in points)
+    q = unit(points[17].windows[-1])
     with QdrantEdgeStore(path, payload_indexes=()) as old:
         assert not (path / f"{MOMENTS_DIR}.building").exists()
         assert (path / MOMENTS_DIR).is_dir()
-        assert old.count() == 60 and old.segment_count() == total
-        assert_ranking(old.search_segments(q, 10, prefetch=1), best_segment(points, q)[:10])
+        assert old.count() == 60 and old.window_count() == total
+        assert_ranking(old.search_windows(q, 10, prefetch=1), best_window(points, q)[:10])
         old.ensure_collection(DIM)
-        assert old.segment_count() == total
+        assert old.window_count() == total
         more = make_points(5, seed=13, prefix="more")
         old.upsert(more)
-        assert old.segment_count() == total + sum(len(p.segments) for p in more)
+        assert old.window_count() == total + sum(len(p.windows) for p in more)
     # the same through ensure_collection of a store object made before the directory
     shutil.rmtree(path / MOMENTS_DIR)
     with QdrantEdgeStore(path, payload_indexes=()) as again:
         again.ensure_collection(DIM)
         assert again.count() == 65
         assert_ranking(
-            again.search_segments(q, 10, prefetch=1), best_segment([*points, *more], q)[:10]
+            again.search_windows(q, 10, prefetch=1), best_window([*points, *more], q)[:10]
         )
 
 
-def test_edge_foreign_segment_index_is_rebuilt(tmp_path: Path) -> None:
+def test_edge_foreign_window_index_is_rebuilt(tmp_path: Path) -> None:
     path = tmp_path / "store"
     points = make_points(10)
     with QdrantEdgeStore(path, payload_indexes=()) as store:
@@ -883,14 +885,16 @@ def test_edge_foreign_segment_index_is_rebuilt(tmp_path: Path) -> None:
     shutil.rmtree(path / MOMENTS_DIR)
     qe.EdgeShard.create(
         str(path / MOMENTS_DIR),
-        qe.EdgeConfig(vectors={SEGMENT: qe.EdgeVectorParams(size=8, distance=qe.Distance.Cosine)}),
+        qe.EdgeConfig(
+            vectors={WINDOW_VECTOR: qe.EdgeVectorParams(size=8, distance=qe.Distance.Cosine)}
+        ),
     ).close()
     with QdrantEdgeStore(path, payload_indexes=()) as store:
-        assert store.segment_count() == sum(len(p.segments) for p in points)
-        assert store.search_segments(points[3].segments[0], 1, prefetch=1)[0].id == points[3].id
+        assert store.window_count() == sum(len(p.windows) for p in points)
+        assert store.search_windows(points[3].windows[0], 1, prefetch=1)[0].id == points[3].id
 
 
-def test_edge_new_store_drops_a_leftover_segment_index(tmp_path: Path) -> None:
+def test_edge_new_store_drops_a_leftover_window_index(tmp_path: Path) -> None:
     path = tmp_path / "store"
     with QdrantEdgeStore(path, payload_indexes=()) as store:
         store.ensure_collection(DIM)
@@ -901,8 +905,8 @@ def test_edge_new_store_drops_a_leftover_segment_index(tmp_path: Path) -> None:
     with QdrantEdgeStore(path, payload_indexes=()) as store:
         assert store.dim() is None
         store.ensure_collection(DIM)
-        assert store.count() == 0 and store.segment_count() == 0
-        assert store.search_segments(unit(np.ones(DIM)), 5, prefetch=5) == []
+        assert store.count() == 0 and store.window_count() == 0
+        assert store.search_windows(unit(np.ones(DIM)), 5, prefetch=5) == []
 
 
 # --------------------------------------------------------------------------- qdrant-client
@@ -938,36 +942,36 @@ def test_client_local_path_kind(tmp_path: Path) -> None:
     store.close()
 
 
-def test_client_segment_collection(tmp_path: Path) -> None:
+def test_client_window_collection(tmp_path: Path) -> None:
     from qdrant_client import QdrantClient
 
     client = QdrantClient(":memory:")
     store = QdrantClientStore(client, "vids")
-    assert store.moments == "vids_moments" and store.segment_count() == 0
+    assert store.moments == "vids_moments" and store.window_count() == 0
     store.ensure_collection(DIM)
     assert client.collection_exists("vids_moments")
     points = make_points(50, seed=21)
     store.upsert(points)
-    total = sum(len(p.segments) for p in points)
-    assert store.segment_count() == total
-    # An older collection (no segment collection): search says what to do, and
-    # ensure_collection builds it from the stored segments.
+    total = sum(len(p.windows) for p in points)
+    assert store.window_count() == total
+    # An older collection (no window collection): search says what to do, and
+    # ensure_collection builds it from the stored windows.
     client.delete_collection("vids_moments")
     old = QdrantClientStore(client, "vids")
-    q = unit(points[8].segments[0])
+    q = unit(points[8].windows[0])
     with pytest.raises(StoreError, match="no segment index"):
-        old.search_segments(q, 5, prefetch=5)
+        old.search_windows(q, 5, prefetch=5)
     with pytest.raises(StoreError, match="no segment index"):
         old.upsert(points[:1])
     assert old.count() == 50 and old.search(q, 1)[0].id  # the video collection still works
     old.ensure_collection(DIM)
-    assert old.segment_count() == total
-    assert_ranking(old.search_segments(q, 10, prefetch=1), best_segment(points, q)[:10])
-    # A new video collection does not inherit a leftover segment collection.
+    assert old.window_count() == total
+    assert_ranking(old.search_windows(q, 10, prefetch=1), best_window(points, q)[:10])
+    # A new video collection does not inherit a leftover window collection.
     client.delete_collection("vids")
     fresh = QdrantClientStore(client, "vids")
     fresh.ensure_collection(DIM)
-    assert fresh.segment_count() == 0 and fresh.search_segments(q, 5, prefetch=5) == []
+    assert fresh.window_count() == 0 and fresh.search_windows(q, 5, prefetch=5) == []
     client.close()
 
 
@@ -997,7 +1001,7 @@ def test_client_backfill_interrupted_leaves_no_partial_index(
     assert not client.collection_exists("vids_moments")
     monkeypatch.setattr(client, "upsert", real)
     again.ensure_collection(DIM)
-    assert again.segment_count() == sum(len(p.segments) for p in make_points(100, seed=2))
+    assert again.window_count() == sum(len(p.windows) for p in make_points(100, seed=2))
     client.close()
 
 
@@ -1042,11 +1046,11 @@ def test_adapters_agree(tmp_path: Path) -> None:
     queries = []
     for j in range(50):
         base = points[int(rng.integers(len(points)))]
-        using = POOLED if j % 2 == 0 else SEGMENTS
+        using = POOLED if j % 2 == 0 else WINDOWS_VECTOR
         if using == POOLED:
             q = unit(base.pooled + 0.3 * rng.normal(size=dim))
         else:
-            q = unit(base.segments[: 1 + j % 3] + 0.3 * rng.normal(size=(1 + j % 3, dim)))
+            q = unit(base.windows[: 1 + j % 3] + 0.3 * rng.normal(size=(1 + j % 3, dim)))
         classes = [f"c{j % 12}", f"c{(j + 5) % 12}"] if j % 4 >= 2 else None
         queries.append((q, using, classes))
 
@@ -1068,14 +1072,14 @@ def test_adapters_agree(tmp_path: Path) -> None:
         s.close()
 
 
-def test_adapters_agree_on_search_segments(tmp_path: Path) -> None:
-    """Same videos, same segment queries and options: the same videos in the same order,
-    the same scores, payloads and segments from Qdrant Edge and qdrant-client, equal to
-    the exact best-segment ranking (both scan exactly at this size)."""
+def test_adapters_agree_on_search_windows(tmp_path: Path) -> None:
+    """Same videos, same window queries and options: the same videos in the same order,
+    the same scores, payloads and windows from Qdrant Edge and qdrant-client, equal to
+    the exact best-window ranking (both scan exactly at this size)."""
     dim = 32
     points = make_points(300, dim, clusters=10, seed=31)
     points = [
-        ClipPoint(p.id, p.pooled, p.segments, {**p.payload, "duration_s": float(i % 50)})
+        ClipPoint(p.id, p.pooled, p.windows, {**p.payload, "duration_s": float(i % 50)})
         for i, p in enumerate(points)
     ]
     edge = QdrantEdgeStore(tmp_path / "edge", payload_indexes=())
@@ -1083,11 +1087,11 @@ def test_adapters_agree_on_search_segments(tmp_path: Path) -> None:
     for s in (edge, client):
         s.ensure_collection(dim)
         s.upsert(points)
-        assert s.segment_count() == sum(len(p.segments) for p in points)
+        assert s.window_count() == sum(len(p.windows) for p in points)
     rng = np.random.default_rng(17)
     for j in range(30):
         base = points[int(rng.integers(len(points)))]
-        q = unit(base.segments[j % len(base.segments)] + 0.3 * rng.normal(size=dim))
+        q = unit(base.windows[j % len(base.windows)] + 0.3 * rng.normal(size=dim))
         k, offset, prefetch = (1, 5, 10)[j % 3], (0, 0, 4, 9)[j % 4], (1, 20, 300)[j % 3]
         flt: PayloadFilter | None = None
         keep: Callable[[ClipPoint], bool] = lambda p: True  # noqa: E731
@@ -1101,13 +1105,13 @@ def test_adapters_agree_on_search_segments(tmp_path: Path) -> None:
             )
         exclude = tuple(points[int(i)].id for i in rng.choice(len(points), 8, replace=False))
         exclude = exclude if j % 2 else ()
-        truth = best_segment(points, q, keep, exclude)[offset : offset + k]
+        truth = best_window(points, q, keep, exclude)[offset : offset + k]
         threshold = None
         if j % 5 == 4 and len(truth) > 1:  # between the last two hits: the last one goes
             threshold = (truth[-2][1] + truth[-1][1]) / 2
             truth = truth[:-1]
         results = [
-            s.search_segments(
+            s.search_windows(
                 q,
                 k,
                 prefetch=prefetch,
@@ -1124,7 +1128,7 @@ def test_adapters_agree_on_search_segments(tmp_path: Path) -> None:
         np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=1e-5)
         for ha, hb in zip(a, b, strict=True):
             assert ha.payload == hb.payload
-            np.testing.assert_allclose(ha.segments, hb.segments, atol=1e-6)
+            np.testing.assert_allclose(ha.windows, hb.windows, atol=1e-6)
     edge.close()
     client.close()
 

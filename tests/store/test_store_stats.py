@@ -22,12 +22,12 @@ def _points(changed: dict[str, object] | None = None) -> list[ClipPoint]:
     rng = np.random.default_rng(3)
     out = []
     for i in range(5):
-        segments = rng.normal(size=(i + 1, DIM)).astype(np.float32)
+        windows = rng.normal(size=(i + 1, DIM)).astype(np.float32)
         payload = {"path": f"c{i}.avi", "class": "A", "duration_s": 1.5 * i, "group": i}
         payload["ingested_at"] = f"2026-12-0{i + 1}T00:00:00+00:00"
-        out.append(ClipPoint(clip_id(f"c{i}.avi"), segments.mean(0), segments, payload))
+        out.append(ClipPoint(clip_id(f"c{i}.avi"), windows.mean(0), windows, payload))
     if changed:
-        out[2] = ClipPoint(out[2].id, out[2].pooled, out[2].segments, {**out[2].payload, **changed})
+        out[2] = ClipPoint(out[2].id, out[2].pooled, out[2].windows, {**out[2].payload, **changed})
     return out
 
 
@@ -58,7 +58,7 @@ def test_the_digest_sees_payload_and_vectors_but_not_ingest_times(tmp_path: Path
     assert other["videos"]["digest"] != base["videos"]["digest"]  # type: ignore[index]
     assert other["segments"]["digest"] != base["segments"]["digest"]  # type: ignore[index]
     moved = _points()
-    moved[0] = ClipPoint(moved[0].id, moved[0].pooled + 0.01, moved[0].segments, moved[0].payload)
+    moved[0] = ClipPoint(moved[0].id, moved[0].pooled + 0.01, moved[0].windows, moved[0].payload)
     assert _edge(tmp_path / "d", moved)["videos"] != base["videos"]
 
 

@@ -1,4 +1,4 @@
-// Results start at their moment; segment thumbnails and a sequence's moments seek; one
+// Results start at their moment; window thumbnails and a sequence's moments seek; one
 // video plays at a time; "/" focuses the search box. Media fragments (#t=start,end) do
 // the same where supported.
 "use strict";
@@ -26,7 +26,7 @@ for (const video of document.querySelectorAll("video[data-aspect]")) {
   video.style.setProperty("--aspect", video.dataset.aspect);
 }
 
-// long videos have many segments: scroll each strip so its winner is in view
+// long videos have many windows: scroll each strip so its winner is in view
 for (const win of document.querySelectorAll(".strip .seg.win, .strip .seg.here")) {
   const strip = win.closest(".strip");
   const li = win.closest("li");

@@ -1,5 +1,5 @@
 """Settings, data and ground truth of the moment-index benchmark: the synthetic
-videos and their segment vectors, the exact moments a query should find, and recall."""
+videos and their window vectors, the exact moments a query should find, and recall."""
 
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ DEFAULT_OVERFETCH = "1,2,4,8,16"
 
 # Design A's two named vectors (one video per point), as clipsearch names them.
 POOLED = "pooled"
-SEGMENTS = "segments"
-# Design B's single named vector (one segment per point).
-SEGMENT = "segment"
+WINDOWS_VECTOR = "segments"
+# Design B's single named vector (one window per point).
+WINDOW_VECTOR = "segment"
 DESIGN_A = "A"
 DESIGN_B = "B"
 PRODUCT = "product"
-# SearchLimits.prefetch: the first-round segment limit the product searches with.
+# SearchLimits.prefetch: the first-round window limit the product searches with.
 PRODUCT_PREFETCH = 64
 # Two found videos whose exact scores differ by less than this are a tie (float32 scoring).
 TIE_TOLERANCE = 1e-5
@@ -59,7 +59,7 @@ def _span(value: Any, name: str, *, lo: float, integer: bool = False) -> tuple[f
 class MomentSpec:
     """Shape of the synthetic videos (see :func:`synthetic_moments`).
 
-    A segment vector is ``mean_norm * mu + background * b_video + a * class_dir + noise *
+    A window vector is ``mean_norm * mu + background * b_video + a * class_dir + noise *
     eps`` (the class term only inside an action span), L2-normalised; ``eps`` has unit
     expected norm. A ``long_share`` of the videos are long and untrimmed
     (``long_windows`` windows, one action of ``long_action_windows`` windows); the rest
@@ -83,7 +83,7 @@ class MomentSpec:
     noise: float = 0.6
     query_mean: float = 0.3
     query_noise: float = 0.9
-    window_s: float = 2.0  # segment j spans [j * stride_s, j * stride_s + window_s]
+    window_s: float = 2.0  # window j spans [j * stride_s, j * stride_s + window_s]
     stride_s: float = 1.0
 
     def validate(self) -> MomentSpec:
@@ -111,7 +111,7 @@ class MomentSpec:
         return self
 
     @property
-    def max_segments(self) -> int:
+    def max_windows(self) -> int:
         return int(max(self.short_windows[1], self.long_windows[1]))
 
 
@@ -172,14 +172,14 @@ def normalize(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MomentData:
-    """Videos as segment vectors, plus queries.
+    """Videos as window vectors, plus queries.
 
-    ``segments`` (T, D) holds every video's segments back to back: video ``i`` owns rows
+    ``segments`` (T, D) holds every video's windows back to back: video ``i`` owns rows
     ``offsets[i]:offsets[i + 1]``. ``pooled`` (N, D) is one vector per video; ``long`` marks
     the long untrimmed videos; ``video_class`` and ``query_class`` are the latent classes.
     """
 
-    segments: np.ndarray
+    windows: np.ndarray
     offsets: np.ndarray
     pooled: np.ndarray
     long: np.ndarray
@@ -194,27 +194,27 @@ class MomentData:
         return len(self.offsets) - 1
 
     @property
-    def n_segments(self) -> int:
+    def n_windows(self) -> int:
         return int(self.offsets[-1])
 
     @property
     def dim(self) -> int:
-        return int(self.segments.shape[1])
+        return int(self.windows.shape[1])
 
     @property
     def counts(self) -> np.ndarray:
         return np.diff(self.offsets)
 
     @property
-    def max_segments(self) -> int:
+    def max_windows(self) -> int:
         return int(self.counts.max())
 
     def video(self, i: int) -> np.ndarray:
-        """The (S_i, D) segment vectors of video ``i``."""
-        return self.segments[self.offsets[i] : self.offsets[i + 1]]
+        """The (S_i, D) window vectors of video ``i``."""
+        return self.windows[self.offsets[i] : self.offsets[i + 1]]
 
     def times(self, i: int) -> list[list[float]]:
-        """[start_s, end_s] of each segment of video ``i``."""
+        """[start_s, end_s] of each window of video ``i``."""
         n = int(self.offsets[i + 1] - self.offsets[i])
         return [[j * self.stride_s, j * self.stride_s + self.window_s] for j in range(n)]
 
@@ -227,7 +227,7 @@ def from_videos(
     video_class: Sequence[int] | None = None,
     query_class: Sequence[int] | None = None,
 ) -> MomentData:
-    """MomentData from a list of (S_i, D) segment arrays (normalised; pooled = their mean)."""
+    """MomentData from a list of (S_i, D) window arrays (normalised; pooled = their mean)."""
     if not videos:
         raise InvalidInput("need at least one video")
     mats = [normalize(np.atleast_2d(np.asarray(v, dtype=np.float32))) for v in videos]
@@ -240,7 +240,7 @@ def from_videos(
     n = len(mats)
     counts = np.array([len(m) for m in mats], dtype=np.int64)
     return MomentData(
-        segments=np.concatenate(mats),
+        windows=np.concatenate(mats),
         offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         pooled=normalize(np.stack([m.mean(axis=0) for m in mats])),
         long=np.asarray(long if long is not None else np.zeros(n), dtype=bool),
@@ -270,7 +270,7 @@ def synthetic_moments(
     counts = np.where(long, rng.integers(lo_l, hi_l + 1, n), rng.integers(lo_s, hi_s + 1, n))
     video_class = rng.integers(0, n_classes, n)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    segments = np.empty((int(offsets[-1]), dim), dtype=np.float32)
+    windows = np.empty((int(offsets[-1]), dim), dtype=np.float32)
     scale = 1.0 / math.sqrt(dim)
     lo_a, hi_a = (int(v) for v in spec.long_action_windows)
     for i in range(n):
@@ -294,8 +294,8 @@ def synthetic_moments(
             span2 = min(s, int(rng.integers(lo_a, hi_a + 1)))
             start2 = int(rng.integers(0, s - span2 + 1))
             x[start2 : start2 + span2] += rng.uniform(*spec.second_strength) * class_dirs[other]
-        segments[offsets[i] : offsets[i + 1]] = normalize(x)
-    pooled = normalize(np.add.reduceat(segments, offsets[:-1], axis=0))
+        windows[offsets[i] : offsets[i + 1]] = normalize(x)
+    pooled = normalize(np.add.reduceat(windows, offsets[:-1], axis=0))
     query_class = rng.integers(0, n_classes, nq)
     queries = normalize(
         spec.query_mean * mu
@@ -303,7 +303,7 @@ def synthetic_moments(
         + (spec.query_noise * scale) * rng.standard_normal((nq, dim))
     )
     return MomentData(
-        segments=segments,
+        windows=windows,
         offsets=offsets,
         pooled=pooled,
         long=long,
@@ -320,15 +320,15 @@ def synthetic_moments(
 
 @dataclass(frozen=True)
 class Truth:
-    """Exact top-k per query: videos (Q, k), their best segment (local index) and score."""
+    """Exact top-k per query: videos (Q, k), their best window (local index) and score."""
 
     videos: np.ndarray
-    segments: np.ndarray
+    windows: np.ndarray
     scores: np.ndarray
 
 
 def exact_moments(data: MomentData, k: int, *, chunk: int = 64) -> Truth:
-    """Brute force over all segments of all videos: a video scores its best segment's cosine.
+    """Brute force over all windows of all videos: a video scores its best window's cosine.
 
     Ranks by the float32 scores, ties broken by the lower video index.
     """
@@ -340,7 +340,7 @@ def exact_moments(data: MomentData, k: int, *, chunk: int = 64) -> Truth:
     starts = data.offsets[:-1]
     for lo in range(0, len(q_all), chunk):
         q = q_all[lo : lo + chunk]
-        sims = q @ data.segments.T  # (c, T)
+        sims = q @ data.windows.T  # (c, T)
         per_video = np.maximum.reduceat(sims, starts, axis=1)  # (c, N)
         top = np.argsort(-per_video, axis=1, kind="stable")[:, :k]
         for r in range(len(q)):
@@ -349,39 +349,39 @@ def exact_moments(data: MomentData, k: int, *, chunk: int = 64) -> Truth:
                 videos[lo + r, c] = v
                 best[lo + r, c] = int(np.argmax(row))
                 scores[lo + r, c] = per_video[r, v]
-    return Truth(videos=videos, segments=best, scores=scores)
+    return Truth(videos=videos, windows=best, scores=scores)
 
 
 class Found(NamedTuple):
-    """One result of a design: a video, the segment it names, its score."""
+    """One result of a design: a video, the window it names, its score."""
 
     video: int
-    segment: int
+    window: int
     score: float
 
 
 def evaluate(
     found: Sequence[Sequence[Found]], truth: Truth, data: MomentData, k: int
 ) -> dict[str, float]:
-    """Recall@k of videos and accuracy of the named segments against the exact answer.
+    """Recall@k of videos and accuracy of the named windows against the exact answer.
 
     - ``recall``: |found top-k videos ∩ exact top-k| / k, averaged over queries; a found
       video whose exact score ties the exact k-th (within ``TIE_TOLERANCE``) counts too;
     - ``recall_long`` / ``recall_short``: the same over exact top-k videos that are long
       (untrimmed) / short clips;
     - ``segment_accuracy``: of the exact top-k videos that were found, the share whose named
-      segment is the exact best one;
+      window is the exact best one;
     - ``top1_moment``: the share of queries whose first result is the exact best video and
-      names its exact best segment.
+      names its exact best window.
     """
     if len(found) != len(truth.videos):
         raise InvalidInput(f"{len(found)} result lists for {len(truth.videos)} queries")
     k = min(k, truth.videos.shape[1])
-    hits = seg_ok = seg_n = top1 = 0
+    hits = win_ok = win_n = top1 = 0
     long_hit = long_n = short_hit = short_n = 0
     for qi, results in enumerate(found):
         top = results[:k]
-        named = {f.video: f.segment for f in top}
+        named = {f.video: f.window for f in top}
         true_v = truth.videos[qi, :k]
         kth = float(truth.scores[qi, k - 1])
         truth_set = {int(v) for v in true_v}
@@ -400,15 +400,15 @@ def evaluate(
                 short_n += 1
                 short_hit += got
             if got:
-                seg_n += 1
-                seg_ok += named[int(v)] == int(truth.segments[qi, c])
-        if top and top[0].video == int(true_v[0]) and top[0].segment == int(truth.segments[qi, 0]):
+                win_n += 1
+                win_ok += named[int(v)] == int(truth.windows[qi, c])
+        if top and top[0].video == int(true_v[0]) and top[0].window == int(truth.windows[qi, 0]):
             top1 += 1
     nq = max(1, len(found))
     return {
         "recall": round(min(1.0, hits / (k * nq)), 4),
         "recall_long": round(long_hit / long_n, 4) if long_n else math.nan,
         "recall_short": round(short_hit / short_n, 4) if short_n else math.nan,
-        "segment_accuracy": round(seg_ok / seg_n, 4) if seg_n else math.nan,
+        "segment_accuracy": round(win_ok / win_n, 4) if win_n else math.nan,
         "top1_moment": round(top1 / nq, 4),
     }

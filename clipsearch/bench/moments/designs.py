@@ -1,4 +1,4 @@
-"""The designs under test: one point per video (A), one point per segment (B), the
+"""The designs under test: one point per video (A), one point per window (B), the
 product's store, and their local-mode stand-ins; each answers top-k moments."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from clipsearch.bench.moments.data import (
     DESIGN_B,
     POOLED,
     PRODUCT,
-    SEGMENT,
-    SEGMENTS,
+    WINDOW_VECTOR,
+    WINDOWS_VECTOR,
     BenchConfig,
     Found,
     MomentData,
@@ -108,13 +108,13 @@ def video_id(i: int) -> str:
 
 
 def _video_payload(data: MomentData, i: int) -> dict[str, Any]:
-    """Design A's payload: the video's index and its segments' spans."""
+    """Design A's payload: the video's index and its windows' spans."""
     return {"video": i, "segment_times": data.times(i)}
 
 
 def _product_payload(data: MomentData, i: int) -> dict[str, Any]:
-    """The product's video payload: the segments' spans (the store adds ``video`` = the
-    video's id to each segment point, so the video's index is looked up by id instead)."""
+    """The product's video payload: the windows' spans (the store adds ``video`` = the
+    video's id to each window point, so the video's index is looked up by id instead)."""
     return {"segment_times": data.times(i)}
 
 
@@ -122,8 +122,8 @@ class DesignA:
     """One point per video in a raw Qdrant Edge shard (``pooled`` + ``segments``).
 
     The search is design A's two-stage query: prefetch the top ``P`` videos by ``pooled``
-    (HNSW), rerank them by MaxSim over ``segments``, return the segment vectors, then name
-    the winning segment client-side by re-scoring them, as
+    (HNSW), rerank them by MaxSim over ``segments``, return the window vectors, then name
+    the winning window client-side by re-scoring them, as
     :class:`~clipsearch.search.SearchService` does.
     """
 
@@ -139,7 +139,7 @@ class DesignA:
             [
                 qe.Point(
                     video_id(i),
-                    {POOLED: data.pooled[i].tolist(), SEGMENTS: data.video(i).tolist()},
+                    {POOLED: data.pooled[i].tolist(), WINDOWS_VECTOR: data.video(i).tolist()},
                     _video_payload(data, i),
                 )
                 for i in range(lo, min(data.n_videos, lo + cfg.upsert_batch))
@@ -152,7 +152,7 @@ class DesignA:
         self.client_s: list[float] = []
 
     def search(self, q: np.ndarray, k: int, prefetch: int) -> list[Found]:
-        """Prefetch ``prefetch`` videos by pooled cosine, rerank by MaxSim, name the segment."""
+        """Prefetch ``prefetch`` videos by pooled cosine, rerank by MaxSim, name the window."""
         qe = self._qe
         vector = np.asarray(q, np.float32).tolist()
         request = qe.QueryRequest(
@@ -163,17 +163,17 @@ class DesignA:
                     query=qe.Query.Nearest(vector, using=POOLED),
                 )
             ],
-            query=qe.Query.Nearest([vector], using=SEGMENTS),
+            query=qe.Query.Nearest([vector], using=WINDOWS_VECTOR),
             with_payload=True,
-            with_vector=[SEGMENTS],
+            with_vector=[WINDOWS_VECTOR],
         )
         scored = self.shard.query(request)
         t = time.perf_counter()
         found = []
         for p in scored:
             payload = dict(p.payload or {})
-            segments = _segments_of(p.vector, self.dim)
-            found.append(_name_segment(int(payload["video"]), segments, payload, p.score, q))
+            windows = _windows_of(p.vector, self.dim)
+            found.append(_name_window(int(payload["video"]), windows, payload, p.score, q))
         self.client_s.append(time.perf_counter() - t)
         return found
 
@@ -181,21 +181,21 @@ class DesignA:
         self.shard.close()
 
 
-def _segments_of(vectors: Any, dim: int) -> np.ndarray:
+def _windows_of(vectors: Any, dim: int) -> np.ndarray:
     """The (S, D) ``segments`` vectors of a returned design-A point."""
-    if not isinstance(vectors, dict) or SEGMENTS not in vectors:
-        raise ClipSearchError(f"a design-A point came back without its {SEGMENTS!r} vectors")
-    return np.asarray(vectors[SEGMENTS], dtype=np.float32).reshape(-1, dim)
+    if not isinstance(vectors, dict) or WINDOWS_VECTOR not in vectors:
+        raise ClipSearchError(f"a design-A point came back without its {WINDOWS_VECTOR!r} vectors")
+    return np.asarray(vectors[WINDOWS_VECTOR], dtype=np.float32).reshape(-1, dim)
 
 
-def _name_segment(
-    video: int, segments: np.ndarray, payload: dict[str, Any], score: float, q: np.ndarray
+def _name_window(
+    video: int, windows: np.ndarray, payload: dict[str, Any], score: float, q: np.ndarray
 ) -> Found:
-    """SearchService's client-side naming: re-score the segments, the best moment's index."""
+    """SearchService's client-side naming: re-score the windows, the best moment's index."""
     from clipsearch.search import stored_windows
-    from clipsearch.segments import best_moment, segment_scores
+    from clipsearch.windows import best_moment, window_scores
 
-    scores = segment_scores(segments, q)
+    scores = window_scores(windows, q)
     moment = best_moment(scores, stored_windows(payload, len(scores)))
     return Found(video, moment.index, float(score))
 
@@ -204,26 +204,26 @@ def _name_segment(
 
 
 def group_best(points: Sequence[tuple[int, int, float]], k: int) -> list[Found]:
-    """Group (video, segment, score) hits sorted by score: each video's first hit, top k."""
+    """Group (video, window, score) hits sorted by score: each video's first hit, top k."""
     seen: set[int] = set()
     out: list[Found] = []
-    for video, segment, score in points:
+    for video, window, score in points:
         if video in seen:
             continue
         seen.add(video)
-        out.append(Found(int(video), int(segment), float(score)))
+        out.append(Found(int(video), int(window), float(score)))
         if len(out) == k:
             break
     return out
 
 
-def _segment_payload(data: MomentData, i: int, j: int) -> dict[str, Any]:
+def _window_payload(data: MomentData, i: int, j: int) -> dict[str, Any]:
     start = j * data.stride_s
     return {"video": i, "segment": j, "start_s": start, "end_s": start + data.window_s}
 
 
 class DesignB:
-    """One point per segment in a raw Qdrant Edge shard (HNSW), grouped client-side."""
+    """One point per window in a raw Qdrant Edge shard (HNSW), grouped client-side."""
 
     name = DESIGN_B
 
@@ -232,11 +232,11 @@ class DesignB:
 
         self._qe = qe
         self.path = path
-        self.max_limit = cfg.k * data.max_segments
-        self.total = data.n_segments
+        self.max_limit = cfg.k * data.max_windows
+        self.total = data.n_windows
         # Qdrant's defaults for everything else, as QdrantEdgeStore has for ``pooled``.
         config = qe.EdgeConfig(
-            vectors={SEGMENT: qe.EdgeVectorParams(size=data.dim, distance=qe.Distance.Cosine)}
+            vectors={WINDOW_VECTOR: qe.EdgeVectorParams(size=data.dim, distance=qe.Distance.Cosine)}
         )
 
         def batches() -> Iterator[list[Any]]:
@@ -244,7 +244,9 @@ class DesignB:
             for i in range(data.n_videos):
                 base = int(data.offsets[i])
                 for j, vec in enumerate(data.video(i)):
-                    batch.append(qe.Point(base + j, {SEGMENT: vec}, _segment_payload(data, i, j)))
+                    batch.append(
+                        qe.Point(base + j, {WINDOW_VECTOR: vec}, _window_payload(data, i, j))
+                    )
                 if len(batch) >= cfg.upsert_batch:
                     yield batch
                     batch = []
@@ -264,7 +266,7 @@ class DesignB:
         qe = self._qe
         request = qe.QueryRequest(
             limit=int(limit),
-            query=qe.Query.Nearest(q, using=SEGMENT),
+            query=qe.Query.Nearest(q, using=WINDOW_VECTOR),
             with_payload=["video", "segment"],
             params=params,
         )
@@ -282,7 +284,7 @@ class DesignB:
     def search(
         self, q: np.ndarray, k: int, limit: int, *, exact: bool = False, ef: int | None = None
     ) -> list[Found]:
-        """Over-fetch ``limit`` segments, keep each video's best, the top k videos.
+        """Over-fetch ``limit`` windows, keep each video's best, the top k videos.
 
         ``ef``: HNSW ef of the search (None: Qdrant's default); ``exact``: a full scan.
         """
@@ -292,7 +294,7 @@ class DesignB:
     def search_adaptive(
         self, q: np.ndarray, k: int, start: int, *, ef: int | None = None
     ) -> list[Found]:
-        """Fetch ``start`` segments, doubling until k distinct videos (or everything) came back."""
+        """Fetch ``start`` windows, doubling until k distinct videos (or everything) came back."""
         vector = np.asarray(q, np.float32).tolist()
         params = self._params(False, ef)
         limit, rounds = min(start, self.max_limit), 1
@@ -315,10 +317,10 @@ class DesignB:
 class Product:
     """The shipped :class:`~clipsearch.store.edge.QdrantEdgeStore` (design B as shipped).
 
-    Its video shard (one point per video) plus its ``moments/`` segment shard (one point per
-    segment, HNSW), built through the store's own ``upsert`` and ``optimize``; the search is
-    its ``search_segments`` (segment hits grouped by video, limit doubled until ``k``
-    videos, the videos' segment vectors read back) plus SearchService's client-side naming.
+    Its video shard (one point per video) plus its ``moments/`` window shard (one point per
+    window, HNSW), built through the store's own ``upsert`` and ``optimize``; the search is
+    its ``search_windows`` (window hits grouped by video, limit doubled until ``k``
+    videos, the videos' window vectors read back) plus SearchService's client-side naming.
     """
 
     name = PRODUCT
@@ -331,7 +333,7 @@ class Product:
         self.index = {video_id(i): i for i in range(data.n_videos)}
         t = time.perf_counter()
         # No keyword/range indexes on filter fields: the benchmark never filters (the
-        # segment shard's own index on ``video`` is always made).
+        # window shard's own index on ``video`` is always made).
         store = QdrantEdgeStore(path, payload_indexes=(), range_indexes=())
         store.ensure_collection(data.dim)
         moments = store.moments_path
@@ -342,7 +344,7 @@ class Product:
                         ClipPoint(
                             id=video_id(i),
                             pooled=data.pooled[i],
-                            segments=data.video(i),
+                            windows=data.video(i),
                             payload=_product_payload(data, i),
                         )
                         for i in range(lo, min(data.n_videos, lo + cfg.upsert_batch))
@@ -356,14 +358,14 @@ class Product:
             optimize_s = time.perf_counter() - t
         finally:
             store.close()
-        videos, segments = _shard_info(path), _shard_info(moments)
+        videos, windows = _shard_info(path), _shard_info(moments)
         self.build: dict[str, Any] = {
             "upsert_s": round(upsert_s, 2),
             "optimize_s": round(optimize_s, 2),
             "total_s": round(upsert_s + optimize_s, 2),
-            **{key: videos[key] + segments[key] for key in videos},
+            **{key: videos[key] + windows[key] for key in videos},
             "video_shard": videos,
-            "segment_shard": segments,
+            "segment_shard": windows,
             "disk_mb": _disk_mb(path),
             "wal_mb": round(_disk_mb(path, "wal") + _disk_mb(moments, "wal"), 2),
             "segment_shard_mb": _disk_mb(moments),
@@ -372,11 +374,11 @@ class Product:
         self.client_s: list[float] = []
 
     def search(self, q: np.ndarray, k: int, prefetch: int) -> list[Found]:
-        """The shipped ``search_segments`` plus SearchService's client-side segment naming."""
-        hits = self.store.search_segments(q, k, prefetch=prefetch)
+        """The shipped ``search_windows`` plus SearchService's client-side window naming."""
+        hits = self.store.search_windows(q, k, prefetch=prefetch)
         t = time.perf_counter()
         found = [
-            _name_segment(self.index[hit.id], hit.segments, hit.payload, float(hit.score), q)
+            _name_window(self.index[hit.id], hit.windows, hit.payload, float(hit.score), q)
             for hit in hits
         ]
         self.client_s.append(time.perf_counter() - t)
@@ -408,7 +410,7 @@ class LocalA:
         points = [
             qm.PointStruct(
                 id=video_id(i),
-                vector={POOLED: data.pooled[i].tolist(), SEGMENTS: data.video(i).tolist()},
+                vector={POOLED: data.pooled[i].tolist(), WINDOWS_VECTOR: data.video(i).tolist()},
                 payload=_video_payload(data, i),
             )
             for i in range(data.n_videos)
@@ -425,16 +427,16 @@ class LocalA:
             self.collection,
             prefetch=qm.Prefetch(query=vector, using=POOLED, limit=max(int(prefetch), int(k))),
             query=[vector],
-            using=SEGMENTS,
+            using=WINDOWS_VECTOR,
             limit=int(k),
             with_payload=True,
-            with_vectors=[SEGMENTS],
+            with_vectors=[WINDOWS_VECTOR],
         )
         found = []
         for p in response.points:
             payload = dict(p.payload or {})
-            segments = _segments_of(p.vector, self.dim)
-            found.append(_name_segment(int(payload["video"]), segments, payload, p.score, q))
+            windows = _windows_of(p.vector, self.dim)
+            found.append(_name_window(int(payload["video"]), windows, payload, p.score, q))
         return found
 
     def close(self) -> None:
@@ -462,8 +464,8 @@ class LocalProduct:
 
     def search(self, q: np.ndarray, k: int, prefetch: int) -> list[Found]:
         return [
-            _name_segment(self.index[hit.id], hit.segments, hit.payload, float(hit.score), q)
-            for hit in self.store.search_segments(q, k, prefetch=prefetch)
+            _name_window(self.index[hit.id], hit.windows, hit.payload, float(hit.score), q)
+            for hit in self.store.search_windows(q, k, prefetch=prefetch)
         ]
 
     def close(self) -> None:
@@ -482,13 +484,15 @@ class LocalB:
         self.collection = "segments"
         self.client.create_collection(
             self.collection,
-            vectors_config={SEGMENT: qm.VectorParams(size=data.dim, distance=qm.Distance.COSINE)},
+            vectors_config={
+                WINDOW_VECTOR: qm.VectorParams(size=data.dim, distance=qm.Distance.COSINE)
+            },
         )
         points = [
             qm.PointStruct(
                 id=int(data.offsets[i]) + j,
-                vector={SEGMENT: vec.tolist()},
-                payload=_segment_payload(data, i, j),
+                vector={WINDOW_VECTOR: vec.tolist()},
+                payload=_window_payload(data, i, j),
             )
             for i in range(data.n_videos)
             for j, vec in enumerate(data.video(i))
@@ -501,7 +505,7 @@ class LocalB:
         response = self.client.query_points_groups(
             self.collection,
             query=np.asarray(q, np.float32).tolist(),
-            using=SEGMENT,
+            using=WINDOW_VECTOR,
             group_by="video",
             limit=k,
             group_size=1,

@@ -1,17 +1,14 @@
 """Running the moment-index benchmark: every design on every dataset, the verdict, the
-table, the plot, the JSON and the ``bench-moments`` command line."""
+table, the plot and the JSON (the command line: :mod:`clipsearch.cli.bench_moments`)."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as _dt
 import json
 import math
 import os
-import shlex
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -23,16 +20,10 @@ from typing import Any
 import numpy as np
 
 from clipsearch.bench.common import (
-    cpu_line,
     environment,
-    parse_int_list,
     size_label,
 )
 from clipsearch.bench.moments.data import (
-    DEFAULT_DIMS,
-    DEFAULT_OVERFETCH,
-    DEFAULT_PREFETCH,
-    DEFAULT_VIDEOS,
     DESIGN_A,
     DESIGN_B,
     PRODUCT,
@@ -113,7 +104,7 @@ def _data_summary(data: MomentData) -> dict[str, Any]:
     return {
         "videos": data.n_videos,
         "dim": data.dim,
-        "segments": data.n_segments,
+        "segments": data.n_windows,
         "segments_per_video": {
             "mean": round(float(counts.mean()), 2),
             "min": int(counts.min()),
@@ -180,7 +171,7 @@ def bench_dataset(
     finally:
         design_a.close()
 
-    say(f"{name}: design B - building the shard ({data.n_segments:,} segment points)")
+    say(f"{name}: design B - building the shard ({data.n_windows:,} segment points)")
     design_b = DesignB(workdir / "design-b", data, cfg)
     try:
         say(f"  built in {design_b.build['total_s']:.1f} s, {design_b.build['disk_mb']:.1f} MB")
@@ -359,7 +350,7 @@ def run_benchmark(
                 t = time.perf_counter()
                 data = synthetic_moments(n, n_queries, dspec, seed)
                 say(
-                    f"{name}: {data.n_videos:,} videos, {data.n_segments:,} segments "
+                    f"{name}: {data.n_videos:,} videos, {data.n_windows:,} segments "
                     f"(generated in {time.perf_counter() - t:.1f} s)"
                 )
                 workdir = root / name
@@ -478,12 +469,12 @@ def table(result: dict[str, Any]) -> str:
     for d in result["datasets"]:
         for design, key in ((DESIGN_A, "design_a"), (DESIGN_B, "design_b"), (PRODUCT, "product")):
             b = d[key]["build"]
-            seg_mb = b.get("segment_shard_mb")
+            window_mb = b.get("segment_shard_mb")
             lines.append(
                 f"{d['name']:<15} {design:<8} {b['points']:>9,} {b['indexed_vectors']:>9,} "
                 f"{b['segments']:>5} {b['upsert_s']:>9.2f} {b['optimize_s']:>10.2f} "
                 f"{b['disk_mb']:>9.1f} {b['wal_mb']:>9.1f} "
-                f"{'-' if seg_mb is None else f'{seg_mb:.1f}':>9}"
+                f"{'-' if window_mb is None else f'{window_mb:.1f}':>9}"
             )
     lines.append("")
     target = result["config"]["target_recall"]
@@ -594,150 +585,3 @@ def write_json(result: dict[str, Any], out: str) -> None:
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n", encoding="utf-8")
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--videos",
-        default=DEFAULT_VIDEOS,
-        help="synthetic collection sizes in videos, comma-separated, k/M allowed "
-        "(default %(default)s)",
-    )
-    p.add_argument(
-        "--dim", default=DEFAULT_DIMS, help="vector sizes, comma-separated (default %(default)s)"
-    )
-    p.add_argument("--queries", type=int, default=200, help="queries per dataset (default 200)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-k", type=int, default=10, help="recall@k of videos (default 10)")
-    p.add_argument(
-        "--prefetch",
-        default=DEFAULT_PREFETCH,
-        help="design A: pooled candidates before the MaxSim rerank (default %(default)s)",
-    )
-    p.add_argument(
-        "--product-prefetch",
-        default=str(PRODUCT_PREFETCH),
-        help="the shipped store's search_segments prefetch, comma-separated (default "
-        "%(default)s, SearchLimits' value)",
-    )
-    p.add_argument(
-        "--overfetch",
-        default=DEFAULT_OVERFETCH,
-        help="design B: segments fetched = k x factor; k x max segments per video is always "
-        "added (default %(default)s)",
-    )
-    p.add_argument(
-        "--adaptive-start",
-        type=int,
-        default=2,
-        help="design B adaptive: first limit k x this, doubled until k videos (default 2)",
-    )
-    p.add_argument(
-        "--target-recall",
-        type=float,
-        default=0.95,
-        help="the headline row of a design is its fastest reaching this (default 0.95)",
-    )
-    p.add_argument(
-        "--local-videos",
-        type=int,
-        default=0,
-        help="also run both designs and the shipped QdrantClientStore on qdrant-client "
-        "local mode at this size "
-        "(slow, exact, pure Python; 0: skip, the default)",
-    )
-    p.add_argument(
-        "--local-queries", type=int, default=50, help="queries in local mode (default 50)"
-    )
-    p.add_argument("--warmup", type=int, default=20, help="untimed queries first (default 20)")
-    p.add_argument("--workdir", default=None, help="where the temporary stores go ($TMPDIR)")
-    p.add_argument("--json", metavar="OUT", default=None, help="write the results here ('-')")
-    p.add_argument("--plot", metavar="PNG", default=None, help="recall-vs-latency plot")
-
-
-def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Register ``bench-moments`` on the ``clipsearch`` subparsers."""
-    p: argparse.ArgumentParser = sub.add_parser(
-        "bench-moments",
-        parents=[common],
-        help="benchmark one point per video (MaxSim rerank) against one point per segment "
-        "and the shipped store",
-    )
-    _add_arguments(p)
-    p.set_defaults(func=run)
-    return p
-
-
-def _command(args: argparse.Namespace) -> str:
-    """The canonical command line of this run (recorded with the results)."""
-    parts = ["clipsearch", "bench-moments", "--videos", args.videos, "--dim", str(args.dim)]
-    parts += ["--queries", str(args.queries), "--seed", str(args.seed), "-k", str(args.k)]
-    parts += ["--prefetch", args.prefetch, "--product-prefetch", args.product_prefetch]
-    parts += ["--overfetch", args.overfetch]
-    parts += ["--adaptive-start", str(args.adaptive_start)]
-    parts += ["--target-recall", f"{args.target_recall:g}", "--warmup", str(args.warmup)]
-    if args.local_videos:
-        parts += ["--local-videos", str(args.local_videos)]
-        parts += ["--local-queries", str(args.local_queries)]
-    if args.json:
-        parts += ["--json", args.json]
-    if args.plot:
-        parts += ["--plot", args.plot]
-    return shlex.join(parts)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the benchmark from parsed arguments; raises ClipSearchError on bad input."""
-    videos = parse_int_list(args.videos, "--videos", example="10k,1000")
-    dims = parse_int_list(str(args.dim), "--dim", example="10k,1000")
-    cfg = BenchConfig(
-        k=args.k,
-        prefetch=parse_int_list(args.prefetch, "--prefetch", example="10k,1000"),
-        product_prefetch=parse_int_list(
-            args.product_prefetch, "--product-prefetch", example="10k,1000"
-        ),
-        overfetch=parse_int_list(args.overfetch, "--overfetch", example="10k,1000"),
-        adaptive_start=args.adaptive_start,
-        warmup=args.warmup,
-        target_recall=args.target_recall,
-        local_videos=args.local_videos,
-        local_queries=args.local_queries,
-        workdir=args.workdir,
-    ).validate()
-    if args.queries < 1:
-        raise InvalidInput(f"--queries must be at least 1, got {args.queries}")
-    for what, out in (("--json", args.json), ("--plot", args.plot)):
-        if out and out != "-" and os.path.isdir(out):
-            raise InvalidInput(f"{what} {out} is a directory")
-    quiet = getattr(args, "quiet", False)
-
-    def progress(message: str) -> None:
-        if not quiet:
-            print(message, file=sys.stderr, flush=True)
-
-    result = run_benchmark(
-        videos,
-        dims,
-        n_queries=args.queries,
-        cfg=cfg,
-        seed=args.seed,
-        command=_command(args),
-        progress=progress,
-    )
-    # With the JSON on stdout, the table goes to stderr so stdout stays parseable.
-    report = sys.stderr if args.json == "-" else sys.stdout
-    print(cpu_line(), file=report)
-    print(table(result), file=report)
-    for note in result["notes"]:
-        print(f"note: {note}", file=report)
-    if args.json:
-        write_json(result, args.json)
-        if args.json != "-":
-            print(f"wrote {args.json}", file=report)
-    if args.plot:
-        plot(result, args.plot)
-        print(f"wrote {args.plot}", file=report)
-    return 0

@@ -3,7 +3,7 @@
 A video of any length is cut into windows of ``window_s`` seconds every ``stride_s``
 seconds (the last one ends at the video's end). Each window is sampled like a short
 clip (``num_frames`` frames at the midpoints of equal parts) and pooled by the model's
-head into one segment vector. The video's own vector is the mean of its windows'
+head into one window vector. The video's own vector is the mean of its windows'
 vectors (:func:`video_vector`): eight frames spread over a whole long video are too far
 apart to show fast motion (a 9-s clip of a ball rolling every 2 s), while each window
 sees it. With the default 2 s windows every 1 s and 8 frames, windows share their
@@ -22,14 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from clipsearch.errors import InvalidInput
-from clipsearch.video import segment_midpoints
+from clipsearch.video import interval_midpoints
 
 # Times closer than this are one sample (float noise from window arithmetic).
 _TIME_DECIMALS = 6
 
 
 @dataclass(frozen=True)
-class SegmentPlan:
+class WindowPlan:
     """How videos are cut into moments."""
 
     window_s: float = 2.0
@@ -102,7 +102,7 @@ class FrameLayout:
     window_frames: np.ndarray
 
 
-def frame_layout(duration_s: float, num_frames: int, plan: SegmentPlan) -> FrameLayout:
+def frame_layout(duration_s: float, num_frames: int, plan: WindowPlan) -> FrameLayout:
     """The sample times of a video and how its views share them.
 
     Only the windows' frames are decoded, on one grid (``window_s / num_frames`` apart):
@@ -112,7 +112,7 @@ def frame_layout(duration_s: float, num_frames: int, plan: SegmentPlan) -> Frame
     midpoints, the nearest frame. A video no longer than one window has that window's
     frames, which are the midpoints themselves."""
     windows = plan.windows(duration_s)
-    window_times = np.stack([s + segment_midpoints(e - s, num_frames) for s, e in windows])
+    window_times = np.stack([s + interval_midpoints(e - s, num_frames) for s, e in windows])
     step = plan.window_s / num_frames
     if len(windows) > 1 and all(abs(e - s - plan.window_s) < 1e-9 for s, e in windows):
         # full-length windows sample one grid of times: the last one, which ends at the
@@ -121,7 +121,7 @@ def frame_layout(duration_s: float, num_frames: int, plan: SegmentPlan) -> Frame
     times, inverse = np.unique(np.round(window_times.ravel(), _TIME_DECIMALS), return_inverse=True)
     return FrameLayout(
         times=times,
-        clip=nearest(times, segment_midpoints(duration_s, num_frames)),
+        clip=nearest(times, interval_midpoints(duration_s, num_frames)),
         windows=windows,
         window_frames=inverse.reshape(len(windows), num_frames),
     )
@@ -143,7 +143,7 @@ class LayoutTimes:
     """``times(duration)`` for :func:`clipsearch.video.sample_frames` (picklable)."""
 
     num_frames: int
-    plan: SegmentPlan
+    plan: WindowPlan
 
     def __call__(self, duration_s: float) -> np.ndarray:
         return frame_layout(duration_s, self.num_frames, self.plan).times
@@ -159,14 +159,14 @@ class Moment:
     score: float
 
 
-def segment_scores(segments: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Cosine of each unit segment vector (S, D) with the unit query (D,) or (Q, D).
+def window_scores(windows: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Cosine of each unit window vector (S, D) with the unit query (D,) or (Q, D).
 
-    For a multi-vector query the score of a segment is its best match among the
+    For a multi-vector query the score of a window is its best match among the
     query vectors.
     """
     q = np.atleast_2d(np.asarray(query, dtype=np.float32))
-    scores = np.asarray(segments, dtype=np.float32) @ q.T
+    scores = np.asarray(windows, dtype=np.float32) @ q.T
     return np.asarray(scores.max(axis=1), dtype=np.float64)
 
 

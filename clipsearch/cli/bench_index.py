@@ -1,35 +1,39 @@
-"""``clipsearch bench-index``: Qdrant HNSW against a FAISS exact baseline (argument parsing).
-
-``add_parser(sub, common)`` registers the subcommand on the ``clipsearch`` parser;
-``main(argv)`` runs it on its own. The benchmark itself is :mod:`clipsearch.bench.index`,
-imported only when the command runs (it pulls in FAISS, Qdrant Edge and matplotlib).
-"""
+"""``clipsearch bench-index``: Qdrant HNSW against a FAISS exact baseline (its flags and
+handler). The benchmark itself is :mod:`clipsearch.bench.index`, imported only when the
+command runs (it pulls in FAISS, Qdrant Edge and matplotlib)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shlex
 import sys
 from typing import Any
 
 from clipsearch.bench.common import cpu_line, parse_int_list
-from clipsearch.errors import ClipSearchError, InvalidInput
+from clipsearch.cli.common import DEFAULT_STORE, env
+from clipsearch.errors import InvalidInput
 
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-DEFAULT_STORE = "var/store"
 DEFAULT_OUT = "benchmarks/index"
 DEFAULT_SIZES = "100000,1000000"
 DEFAULT_EF = "16,32,64,128,256,512"
+
+
+def add_bench_index(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "bench-index",
+        parents=[common],
+        help="benchmark Qdrant HNSW (float32, int8) against FAISS exact search",
+    )
+    _add_arguments(p)
+    p.set_defaults(func=cmd_bench_index)
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--store",
         metavar="PATH",
-        default=os.environ.get("CLIPSEARCH_STORE", "").strip() or DEFAULT_STORE,
+        default=env("CLIPSEARCH_STORE", DEFAULT_STORE),
         help="Qdrant Edge store whose pooled vectors make the 'demo' row; skipped with a note "
         "if there is none (env CLIPSEARCH_STORE; default %(default)s)",
     )
@@ -81,18 +85,6 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Register ``bench-index`` on the ``clipsearch`` subparsers."""
-    p: argparse.ArgumentParser = sub.add_parser(
-        "bench-index",
-        parents=[common],
-        help="benchmark Qdrant HNSW (float32, int8) against FAISS exact search",
-    )
-    _add_arguments(p)
-    p.set_defaults(func=run)
-    return p
-
-
 def _command(args: argparse.Namespace) -> str:
     """The canonical command line of this run (recorded with the results)."""
     parts = ["clipsearch", "bench-index"]
@@ -109,7 +101,7 @@ def _command(args: argparse.Namespace) -> str:
     return shlex.join(parts)
 
 
-def run(args: argparse.Namespace) -> int:
+def cmd_bench_index(args: argparse.Namespace) -> int:
     """Run the benchmark from parsed arguments; raises ClipSearchError on bad input."""
     from clipsearch.bench import index as ib
 
@@ -170,39 +162,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     print("wrote " + ", ".join(str(path) for path in paths.values()))
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """A stand-alone parser for ``main``."""
-    p = argparse.ArgumentParser(
-        prog="clipsearch bench-index",
-        description="Benchmark Qdrant HNSW (float32, int8) against FAISS exact search.",
-    )
-    p.add_argument("-v", "--verbose", action="store_true", help="log more")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    _add_arguments(p)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: exit 0 on success, 2 on bad input, 1 on any other failure."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        return run(args)
-    except ClipSearchError as exc:
-        print(f"clipsearch: error: {exc.message}", file=sys.stderr)
-        return EXIT_USAGE if 400 <= exc.status < 500 else EXIT_ERROR
-    except OSError as exc:
-        print(f"clipsearch: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("clipsearch: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,18 +19,18 @@ from test_video import pattern, read_index  # frames that say their own index
 from clipsearch.errors import InvalidInput
 from clipsearch.model import ClipEncoder, load_model
 from clipsearch.pipeline.embed import EmbeddedClip, embed_clips
-from clipsearch.segments import (
+from clipsearch.video import interval_midpoints, sample_frames
+from clipsearch.windows import (
     LayoutTimes,
     Moment,
-    SegmentPlan,
+    WindowPlan,
     best_moment,
     frame_layout,
     nearest,
-    segment_scores,
     temporal_iou,
     video_vector,
+    window_scores,
 )
-from clipsearch.video import sample_frames, segment_midpoints
 
 FPS = 25
 N_FRAMES = 80  # 3.2 s at 25 fps
@@ -79,24 +79,24 @@ def covered(windows: list[tuple[float, float]], duration: float) -> bool:
 
 
 def test_default_plan() -> None:
-    plan = SegmentPlan()
+    plan = WindowPlan()
     assert (plan.window_s, plan.stride_s, plan.max_windows) == (2.0, 1.0, 120)
 
 
 @pytest.mark.parametrize("duration", [0.04, 1.0, 1.99, 2.0])
 def test_a_video_no_longer_than_a_window_is_one_window(duration: float) -> None:
-    assert SegmentPlan().windows(duration) == [(0.0, duration)]
+    assert WindowPlan().windows(duration) == [(0.0, duration)]
 
 
 def test_exact_multiples_of_the_stride() -> None:
-    assert SegmentPlan().windows(5.0) == [(0.0, 2.0), (1.0, 3.0), (2.0, 4.0), (3.0, 5.0)]
-    assert SegmentPlan(window_s=2.0, stride_s=2.0).windows(6.0) == [
+    assert WindowPlan().windows(5.0) == [(0.0, 2.0), (1.0, 3.0), (2.0, 4.0), (3.0, 5.0)]
+    assert WindowPlan(window_s=2.0, stride_s=2.0).windows(6.0) == [
         (0.0, 2.0),
         (2.0, 4.0),
         (4.0, 6.0),
     ]
     # float steps that are not exact in binary still land on the duration
-    windows = SegmentPlan(window_s=0.3, stride_s=0.1).windows(1.0)
+    windows = WindowPlan(window_s=0.3, stride_s=0.1).windows(1.0)
     assert len(windows) == 8
     np.testing.assert_allclose([s for s, _ in windows], np.arange(8) * 0.1, atol=1e-9)
     assert windows[-1] == (0.7, 1.0)
@@ -105,17 +105,17 @@ def test_exact_multiples_of_the_stride() -> None:
 @pytest.mark.parametrize(
     ("plan", "duration", "expected"),
     [
-        (SegmentPlan(), 5.5, [(0.0, 2.0), (1.0, 3.0), (2.0, 4.0), (3.0, 5.0), (3.5, 5.5)]),
-        (SegmentPlan(), 3.04, [(0.0, 2.0), (1.0, 3.0), (1.04, 3.04)]),
+        (WindowPlan(), 5.5, [(0.0, 2.0), (1.0, 3.0), (2.0, 4.0), (3.0, 5.0), (3.5, 5.5)]),
+        (WindowPlan(), 3.04, [(0.0, 2.0), (1.0, 3.0), (1.04, 3.04)]),
         (
-            SegmentPlan(window_s=3.0, stride_s=1.5),
+            WindowPlan(window_s=3.0, stride_s=1.5),
             7.0,
             [(0.0, 3.0), (1.5, 4.5), (3.0, 6.0), (4.0, 7.0)],
         ),
     ],
 )
 def test_the_last_window_ends_at_the_duration(
-    plan: SegmentPlan, duration: float, expected: list[tuple[float, float]]
+    plan: WindowPlan, duration: float, expected: list[tuple[float, float]]
 ) -> None:
     windows = plan.windows(duration)
     assert windows == expected
@@ -126,14 +126,14 @@ def test_the_last_window_ends_at_the_duration(
 
 def test_windows_are_plain_numbers() -> None:
     for duration in (7.0, 500.0):
-        for s, e in SegmentPlan().windows(duration):
+        for s, e in WindowPlan().windows(duration):
             assert isinstance(s, float) and isinstance(e, float)
             assert math.isfinite(s) and math.isfinite(e)
 
 
 @pytest.mark.parametrize("duration", [59.8, 60.0, 200.0])
 def test_long_videos_are_capped_and_covered(duration: float) -> None:
-    plan = SegmentPlan()
+    plan = WindowPlan()
     windows = plan.windows(duration)
     assert len(windows) <= plan.max_windows
     if duration >= 200:
@@ -146,19 +146,19 @@ def test_long_videos_are_capped_and_covered(duration: float) -> None:
 
 
 def test_the_cap_spreads_windows_evenly() -> None:
-    plan = SegmentPlan(window_s=2.0, stride_s=1.0, max_windows=3)
+    plan = WindowPlan(window_s=2.0, stride_s=1.0, max_windows=3)
     # 3 windows of 2 s cannot cover 10 s: they widen to the stride and end at the end
     assert plan.windows(10.0) == [(0.0, 4.0), (4.0, 8.0), (6.0, 10.0)]
-    assert len(SegmentPlan(max_windows=2).windows(50.0)) == 2
+    assert len(WindowPlan(max_windows=2).windows(50.0)) == 2
 
 
 def test_capped_windows_still_cover_a_very_long_video() -> None:
     duration = 1000.0  # 120 windows of 2 s cannot cover 1000 s without widening them
-    assert covered(SegmentPlan().windows(duration), duration)
+    assert covered(WindowPlan().windows(duration), duration)
 
 
 def test_windows_are_distinct_just_past_a_stride() -> None:
-    windows = SegmentPlan().windows(3.0000001)
+    windows = WindowPlan().windows(3.0000001)
     assert len(set(windows)) == len(windows), windows
 
 
@@ -180,17 +180,17 @@ def test_windows_are_distinct_just_past_a_stride() -> None:
 )
 def test_invalid_plans_say_what_is_wrong(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
-        SegmentPlan(**kwargs)  # type: ignore[arg-type]
+        WindowPlan(**kwargs)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("duration", [0.0, -1.0, float("nan"), float("inf")])
 def test_invalid_durations(duration: float) -> None:
     with pytest.raises(InvalidInput, match="duration must be a positive number"):
-        SegmentPlan().windows(duration)
+        WindowPlan().windows(duration)
 
 
 def test_stride_equal_to_window_is_allowed() -> None:
-    assert SegmentPlan(window_s=1.0, stride_s=1.0).windows(3.0) == [
+    assert WindowPlan(window_s=1.0, stride_s=1.0).windows(3.0) == [
         (0.0, 1.0),
         (1.0, 2.0),
         (2.0, 3.0),
@@ -201,7 +201,7 @@ def test_stride_equal_to_window_is_allowed() -> None:
 
 
 def test_frame_layout_indices_point_at_the_right_times() -> None:
-    plan = SegmentPlan()
+    plan = WindowPlan()
     layout = frame_layout(7.0, 8, plan)
     assert layout.windows == plan.windows(7.0)
     times = layout.times
@@ -210,10 +210,10 @@ def test_frame_layout_indices_point_at_the_right_times() -> None:
     assert len(times) == 28
     assert layout.window_frames.shape == (len(layout.windows), 8)
     for (s, e), rows in zip(layout.windows, layout.window_frames, strict=True):
-        np.testing.assert_allclose(times[rows], s + segment_midpoints(e - s, 8), atol=1e-6)
+        np.testing.assert_allclose(times[rows], s + interval_midpoints(e - s, 8), atol=1e-6)
     # every time belongs to a window; the clip view takes the nearest of them
     assert set(layout.window_frames.ravel().tolist()) == set(range(len(times)))
-    wanted = segment_midpoints(7.0, 8)
+    wanted = interval_midpoints(7.0, 8)
     gaps = np.abs(times[layout.clip] - wanted)
     assert np.all(gaps <= 0.125 + 1e-9)  # half the grid's step
     assert np.all(gaps <= np.abs(times[:, None] - wanted[None]).min(axis=0) + 1e-9)
@@ -221,21 +221,21 @@ def test_frame_layout_indices_point_at_the_right_times() -> None:
 
 
 def test_overlapping_windows_share_frames() -> None:
-    layout = frame_layout(4.0, 8, SegmentPlan())
+    layout = frame_layout(4.0, 8, WindowPlan())
     w = layout.window_frames
     # windows (0,2) and (1,3): the second half of one is the first half of the next
     assert list(w[0, 4:]) == list(w[1, :4])
     assert list(w[1, 4:]) == list(w[2, :4])
     assert not set(w[0]) & set(w[2])
     # without overlap nothing is shared between windows
-    apart = frame_layout(4.0, 8, SegmentPlan(window_s=2.0, stride_s=2.0))
+    apart = frame_layout(4.0, 8, WindowPlan(window_s=2.0, stride_s=2.0))
     assert not set(apart.window_frames[0]) & set(apart.window_frames[1])
     assert len(apart.times) == 16  # 16 window times on a 0.25 s grid
     assert len(layout.times) == 16  # the overlapping plan samples no more frames
 
 
 def test_frame_layout_of_a_short_video_reuses_the_clip_times() -> None:
-    layout = frame_layout(1.5, 8, SegmentPlan())
+    layout = frame_layout(1.5, 8, WindowPlan())
     assert layout.windows == [(0.0, 1.5)]
     # one window spanning the whole clip samples the same times as the clip view
     assert list(layout.window_frames[0]) == list(layout.clip)
@@ -245,7 +245,7 @@ def test_frame_layout_of_a_short_video_reuses_the_clip_times() -> None:
 def test_layout_times_is_the_layout_and_picklable() -> None:
     import pickle
 
-    lt = LayoutTimes(8, SegmentPlan(window_s=3.0, stride_s=1.5))
+    lt = LayoutTimes(8, WindowPlan(window_s=3.0, stride_s=1.5))
     np.testing.assert_array_equal(lt(9.0), frame_layout(9.0, 8, lt.plan).times)
     again = pickle.loads(pickle.dumps(lt))
     np.testing.assert_array_equal(again(9.0), lt(9.0))
@@ -274,7 +274,7 @@ def test_best_moment_is_the_argmax() -> None:
 
 
 def test_best_moment_with_uneven_windows() -> None:
-    windows = SegmentPlan().windows(5.5)  # ..., (3, 5), (3.5, 5.5): centres 4 and 4.5
+    windows = WindowPlan().windows(5.5)  # ..., (3, 5), (3.5, 5.5): centres 4 and 4.5
     m = best_moment([0.0, 0.0, 0.0, 0.9, 0.0], windows, **EXACT)
     assert (m.index, m.start_s, m.end_s) == (3, 3.5, 4.25)
     assert best_moment([0.0, 0.0, 0.0, 0.0, 0.9], windows, **EXACT).start_s == 4.25
@@ -343,31 +343,31 @@ def test_temporal_iou(a: tuple[float, float], b: tuple[float, float], iou: float
     assert temporal_iou(b, a) == pytest.approx(iou)
 
 
-def test_segment_scores_single_and_multi_vector_queries() -> None:
+def test_window_scores_single_and_multi_vector_queries() -> None:
     rng = np.random.default_rng(0)
-    segments = rng.normal(size=(5, 16)).astype(np.float32)
-    segments /= np.linalg.norm(segments, axis=1, keepdims=True)
+    windows = rng.normal(size=(5, 16)).astype(np.float32)
+    windows /= np.linalg.norm(windows, axis=1, keepdims=True)
     q = rng.normal(size=(3, 16)).astype(np.float32)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
 
-    single = segment_scores(segments, q[0])
+    single = window_scores(windows, q[0])
     assert single.shape == (5,) and single.dtype == np.float64
-    np.testing.assert_allclose(single, segments.astype(np.float64) @ q[0], atol=1e-6)
-    multi = segment_scores(segments, q)
+    np.testing.assert_allclose(single, windows.astype(np.float64) @ q[0], atol=1e-6)
+    multi = window_scores(windows, q)
     assert multi.shape == (5,)
-    np.testing.assert_allclose(multi, (segments @ q.T).max(axis=1), atol=1e-6)
+    np.testing.assert_allclose(multi, (windows @ q.T).max(axis=1), atol=1e-6)
     assert np.all(multi >= single - 1e-7)
-    # a segment equal to a query vector scores 1
-    exact = segment_scores(np.vstack([segments, q[2]]), q)
+    # a window equal to a query vector scores 1
+    exact = window_scores(np.vstack([windows, q[2]]), q)
     assert exact[-1] == pytest.approx(1.0, abs=1e-6) and int(np.argmax(exact)) == 5
-    np.testing.assert_allclose(segment_scores(segments, q[None, 1]), segments @ q[1], atol=1e-6)
+    np.testing.assert_allclose(window_scores(windows, q[None, 1]), windows @ q[1], atol=1e-6)
 
 
 # --------------------------------------------------------------------------- sampling
 
 
 def test_sample_frames_at_layout_times(clip_path: Path) -> None:
-    plan = SegmentPlan()
+    plan = WindowPlan()
     duration = N_FRAMES / FPS
     layout = frame_layout(duration, 8, plan)
     sampled = sample_frames(clip_path, 8, times=LayoutTimes(8, plan))
@@ -390,7 +390,7 @@ def test_sample_frames_at_layout_times(clip_path: Path) -> None:
 
 
 def test_a_target_on_a_frame_boundary_gets_that_frame(clip_path: Path) -> None:
-    plan = SegmentPlan()
+    plan = WindowPlan()
     layout = frame_layout(N_FRAMES / FPS, 8, plan)
     sampled = sample_frames(clip_path, 8, times=LayoutTimes(8, plan))
     shown = [read_index(f) for f in sampled.frames]
@@ -399,7 +399,7 @@ def test_a_target_on_a_frame_boundary_gets_that_frame(clip_path: Path) -> None:
 
 
 def test_the_layout_clip_view_is_near_plain_sampling(clip_path: Path) -> None:
-    plan = SegmentPlan()
+    plan = WindowPlan()
     layout = frame_layout(N_FRAMES / FPS, 8, plan)
     sampled = sample_frames(clip_path, 8, times=LayoutTimes(8, plan))
     plain = sample_frames(clip_path, 8)
@@ -414,7 +414,7 @@ def test_the_layout_clip_view_is_near_plain_sampling(clip_path: Path) -> None:
 
 
 def test_embed_views_match_embedding_each_view_alone(encoder: ClipEncoder, clip_path: Path) -> None:
-    plan = SegmentPlan()
+    plan = WindowPlan()
     sampled = sample_frames(clip_path, 8, times=LayoutTimes(8, plan))
     layout = frame_layout(sampled.duration_s, 8, plan)
     views = np.concatenate([layout.clip[None], layout.window_frames])
@@ -452,17 +452,17 @@ def test_embed_views_of_several_videos_and_bad_views(encoder: ClipEncoder) -> No
 def test_embed_clips_with_a_plan_gives_one_unit_vector_per_window(
     encoder: ClipEncoder, clip_path: Path
 ) -> None:
-    plan = SegmentPlan()
+    plan = WindowPlan()
     [batch] = list(embed_clips(encoder, [clip_path], workers=1, plan=plan))
     [done] = batch
     assert isinstance(done, EmbeddedClip)
     emb = done.embedding
     windows = plan.windows(done.frames.duration_s)
-    assert emb.windows == tuple(windows) and len(windows) == 3
-    assert emb.segments is not None and emb.segments.shape == (len(windows), encoder.dim)
-    np.testing.assert_allclose(np.linalg.norm(emb.segments, axis=1), 1.0, atol=1e-5)
+    assert emb.window_times == tuple(windows) and len(windows) == 3
+    assert emb.windows is not None and emb.windows.shape == (len(windows), encoder.dim)
+    np.testing.assert_allclose(np.linalg.norm(emb.windows, axis=1), 1.0, atol=1e-5)
     # the clip's vector: its windows' mean, rescaled (not the 8 frames over the whole clip)
-    mean = emb.segments.mean(0)
+    mean = emb.windows.mean(0)
     np.testing.assert_allclose(emb.pooled, mean / np.linalg.norm(mean), atol=1e-5)
     # the clip view: 8 frames spread over the clip
     assert done.frames.frames.shape[0] == 8 and emb.frames.shape == (8, encoder.dim)
@@ -471,7 +471,7 @@ def test_embed_clips_with_a_plan_gives_one_unit_vector_per_window(
     )
     [[plain]] = list(embed_clips(encoder, [clip_path], workers=1))
     assert isinstance(plain, EmbeddedClip)
-    assert plain.embedding.segments is None and plain.embedding.windows == ()
+    assert plain.embedding.windows is None and plain.embedding.window_times == ()
     assert plain.frames.frames.shape[0] == 8
     # the clip view: the window frames nearest plain sampling's (a 0.25-s grid)
     gaps = np.abs(done.frames.timestamps - plain.frames.timestamps)
@@ -479,14 +479,14 @@ def test_embed_clips_with_a_plan_gives_one_unit_vector_per_window(
     # only the windows' frames were embedded
     layout = frame_layout(done.frames.duration_s, 8, plan)
     assert done.frames_embedded == len(layout.times) == len(np.unique(layout.window_frames))
-    with_midpoints = np.union1d(layout.times, segment_midpoints(done.frames.duration_s, 8))
+    with_midpoints = np.union1d(layout.times, interval_midpoints(done.frames.duration_s, 8))
     assert len(with_midpoints) > len(layout.times)  # the clip's own midpoints: not decoded
-    # each segment is its window's frames pooled alone
+    # each window is its window's frames pooled alone
     sampled = sample_frames(clip_path, 8, times=LayoutTimes(8, plan))
     layout = frame_layout(sampled.duration_s, 8, plan)
     for j, rows in enumerate(layout.window_frames):
         expected = encoder.embed_video(sampled.frames[rows]).pooled
-        np.testing.assert_allclose(emb.segments[j], expected, atol=1e-5)
+        np.testing.assert_allclose(emb.windows[j], expected, atol=1e-5)
 
 
 def test_a_video_vector_is_the_mean_of_its_windows() -> None:
@@ -499,11 +499,11 @@ def test_a_video_vector_is_the_mean_of_its_windows() -> None:
 def test_a_clip_no_longer_than_a_window_keeps_its_whole_clip_vector(
     encoder: ClipEncoder, clip_path: Path
 ) -> None:
-    plan = SegmentPlan(window_s=30.0, stride_s=30.0)  # one window: the whole clip
+    plan = WindowPlan(window_s=30.0, stride_s=30.0)  # one window: the whole clip
     [[done]] = list(embed_clips(encoder, [clip_path], workers=1, plan=plan))
     [[plain]] = list(embed_clips(encoder, [clip_path], workers=1))
     assert isinstance(done, EmbeddedClip) and isinstance(plain, EmbeddedClip)
-    assert done.embedding.segments is not None and len(done.embedding.segments) == 1
+    assert done.embedding.windows is not None and len(done.embedding.windows) == 1
     np.testing.assert_allclose(done.embedding.pooled, plain.embedding.pooled, atol=1e-5)
 
 
@@ -515,7 +515,7 @@ def test_nearest_picks_the_closest_time_and_the_earlier_on_a_tie() -> None:
 
 @pytest.mark.parametrize("duration", [3.3, 4.2, 7.21, 9.9])
 def test_the_last_window_takes_the_grid_frames_nearest_its_own(duration: float) -> None:
-    plan = SegmentPlan()
+    plan = WindowPlan()
     layout = frame_layout(duration, 8, plan)
     step = plan.window_s / 8
     # every frame is a grid time; the video costs a grid's frames, no extra 8 for the tail
@@ -526,6 +526,6 @@ def test_the_last_window_takes_the_grid_frames_nearest_its_own(duration: float) 
     (start, end) = layout.windows[-1]
     assert end == pytest.approx(duration) and start == pytest.approx(duration - plan.window_s)
     tail = layout.times[layout.window_frames[-1]]
-    wanted = start + segment_midpoints(end - start, 8)
+    wanted = start + interval_midpoints(end - start, 8)
     assert np.all(np.abs(tail - wanted) <= step / 2 + 1e-9)
     assert np.all(np.diff(tail) == pytest.approx(step))  # still evenly spaced
