@@ -15,7 +15,7 @@ from clipsearch.windows import Moment
 
 class Links(Protocol):
     """Media URLs of clips: ``clip(id)`` gives ``video_url`` and ``thumbnail_url``,
-    ``segments(id, n)`` the thumbnail URLs of its ``n`` windows."""
+    ``windows(id, n)`` the thumbnail URLs of its ``n`` windows."""
 
     def clip(self, clip_id: str) -> dict[str, str]: ...
 

@@ -138,7 +138,7 @@ def add_onnx_cache_arg(p: argparse.ArgumentParser) -> None:
 
 
 def add_window_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("moments (one segment vector per window)")
+    g = p.add_argument_group("moments (one vector per window)")
     g.add_argument("--window-s", type=float, default=2.0, help="window length (default 2 s)")
     g.add_argument("--stride-s", type=float, default=1.0, help="window step (default 1 s)")
 

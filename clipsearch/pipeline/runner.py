@@ -259,7 +259,7 @@ def _files(n: int, ext: str) -> str:
     return f"{n} {ext} {files}" if ext else f"{n} {files} without an extension"
 
 
-# How a segmented video's own vector is made from its windows (stored in the plan stamp:
+# How a windowed video's own vector is made from its windows (stored in the plan stamp:
 # videos stored with another rule are embedded again).
 VIDEO_VECTOR = "window_mean"
 

@@ -24,7 +24,7 @@ DEFAULT_OWNER_ENTRIES = 1_000_000
 
 
 class VideoCache:
-    """LRU of ``video id -> (payload, (S, D) segment vectors)`` up to ``capacity_mb``."""
+    """LRU of ``video id -> (payload, (S, D) window vectors)`` up to ``capacity_mb``."""
 
     def __init__(self, capacity_mb: float = DEFAULT_VIDEO_CACHE_MB):
         if isinstance(capacity_mb, bool) or not capacity_mb >= 0:
@@ -94,7 +94,7 @@ class VideoCache:
 
 
 class WindowOwners:
-    """``segment id -> video id``, at most ``max_entries`` (then started afresh)."""
+    """``window id -> video id``, at most ``max_entries`` (then started afresh)."""
 
     def __init__(self, max_entries: int = DEFAULT_OWNER_ENTRIES):
         self.max_entries = max_entries

@@ -114,7 +114,7 @@ def engine_threshold(threshold: float | None) -> float | None:
 WindowFetch = Callable[[int], Sequence[tuple[Hashable, float]]]
 # The videos of window ids: ``{window id: video id}``, vanished windows left out.
 WindowVideos = Callable[[list[Hashable]], Mapping[Hashable, str]]
-# Videos by id: ``{id: (payload, (S, D) segment vectors)}``, missing ids left out.
+# Videos by id: ``{id: (payload, (S, D) window vectors)}``, missing ids left out.
 VideoLookup = Callable[[list[str]], Mapping[str, tuple[dict[str, Any], np.ndarray]]]
 # The subset of video ids that are stored.
 VideoExists = Callable[[list[str]], set[str]]

@@ -1,8 +1,8 @@
-"""Search features end to end through the web app: moments, segments, filters, paging,
-the score threshold, more-like-this, image queries, segment thumbnails and the pages.
+"""Search features end to end through the web app: moments, windows, filters, paging,
+the score threshold, more-like-this, image queries, window thumbnails and the pages.
 
 The store's vectors are built around the tiny untrained model's own embedding ``q`` of
-one query, so every score is known: a segment ``a*q + sqrt(1-a²)*u`` (``u`` a unit
+one query, so every score is known: a window ``a*q + sqrt(1-a²)*u`` (``u`` a unit
 vector orthogonal to ``q``) has cosine exactly ``a`` with the query.
 """
 
@@ -39,12 +39,12 @@ VIDEO_S = 5.0
 
 @dataclass(frozen=True)
 class Spec:
-    """One indexed clip: its cosine with the query per segment, and its payload."""
+    """One indexed clip: its cosine with the query per window, and its payload."""
 
     path: str
     cls: str
     scores: tuple[float, ...]
-    segment_times: list[list[float]]
+    window_times: list[list[float]]
     duration_s: float
     split_1: str | None = "test"
     model: str = "tiny-random"
@@ -59,11 +59,11 @@ class Spec:
 
 
 FOUR_WINDOWS = [[0.0, 1.25], [1.25, 2.5], [2.5, 3.75], [3.75, 5.0]]
-# segment 2 (2.5-3.75 s) is the query itself
+# window 2 (2.5-3.75 s) is the query itself
 MOMENT = Spec("Moments/m_0001.avi", "TriangleRising", (0.2, 0.5, 1.0, 0.3), FOUR_WINDOWS, 5.0)
-# segments 1 and 2 score alike, far above the others: the moment is both, 1.25-3.75 s
+# windows 1 and 2 score alike, far above the others: the moment is both, 1.25-3.75 s
 TWIN = Spec("Moments/m_0002.avi", "BallBouncing", (0.3, 0.96, 0.955, 0.1), FOUR_WINDOWS, 5.0)
-# ten clips scoring 0.90, 0.85, ... 0.45; the winning segment of clip i is i % 3
+# ten clips scoring 0.90, 0.85, ... 0.45; the winning window of clip i is i % 3
 RANKED = [
     Spec(
         f"{CLASSES[i % 3]}/v_{CLASSES[i % 3]}_g{i + 1:02d}_c01.avi",
@@ -77,7 +77,7 @@ RANKED = [
     for i in range(10)
 ]
 SPECS = [MOMENT, TWIN, *RANKED]
-# its two (overlapping) segments are the test image's embedding, made orthogonal to q
+# its two (overlapping) windows are the test image's embedding, made orthogonal to q
 PHOTO_PATH = "Photos/p_0001.avi"
 PHOTO_WINDOWS = [[0.0, 3.0], [2.0, 5.0]]
 PHOTO = clip_id(PHOTO_PATH)
@@ -134,8 +134,8 @@ def payload(spec: Spec, source: Path) -> dict[str, Any]:
         "fps": 10.0,
         "width": 64,
         "height": 48,
-        "frame_times": [(s + e) / 2 for s, e in spec.segment_times],
-        "segment_times": spec.segment_times,
+        "frame_times": [(s + e) / 2 for s, e in spec.window_times],
+        "segment_times": spec.window_times,
         "model": spec.model,
         "ingested_at": "2025-01-01T00:00:00+00:00",
     }
@@ -149,12 +149,12 @@ def points(q: np.ndarray, image_vector: np.ndarray, video: Path) -> list[ClipPoi
     rng = np.random.default_rng(7)
     points = []
     for spec in SPECS:
-        segments = np.stack([q if a == 1.0 else at_cosine(a, q, rng) for a in spec.scores])
-        points.append(ClipPoint(spec.id, unit(segments.mean(0)), segments, payload(spec, video)))
-    photo_segment = orthogonal(image_vector, q)
+        windows = np.stack([q if a == 1.0 else at_cosine(a, q, rng) for a in spec.scores])
+        points.append(ClipPoint(spec.id, unit(windows.mean(0)), windows, payload(spec, video)))
+    photo_window = orthogonal(image_vector, q)
     photo = Spec(PHOTO_PATH, "Photo", (0.0, 0.0), PHOTO_WINDOWS, VIDEO_S, split_1=None)
-    segments = np.stack([photo_segment, photo_segment])
-    points.append(ClipPoint(PHOTO, photo_segment, segments, payload(photo, video)))
+    windows = np.stack([photo_window, photo_window])
+    points.append(ClipPoint(PHOTO, photo_window, windows, payload(photo, video)))
     return points
 
 
@@ -180,10 +180,10 @@ def error_code(response: Any, status: int) -> str:
     return code
 
 
-# ---------------------------------------------------------------- moments and segments
+# ---------------------------------------------------------------- moments and windows
 
 
-def test_the_moment_is_the_best_segment(client: FlaskClient) -> None:
+def test_the_moment_is_the_best_window(client: FlaskClient) -> None:
     body = search(client, k=1)
     (top,) = body["results"]
     assert top["id"] == MOMENT.id
@@ -196,10 +196,10 @@ def test_the_moment_is_the_best_segment(client: FlaskClient) -> None:
     }
     assert top["video_url"] == f"/media/video/{MOMENT.id}.mp4"
     assert top["play_url"] == f"/media/video/{MOMENT.id}.mp4#t=2.50,3.75"
-    segments = top["segments"]
-    assert [[s["start_s"], s["end_s"]] for s in segments] == FOUR_WINDOWS
-    assert [s["score"] for s in segments] == pytest.approx(list(MOMENT.scores), abs=1e-4)
-    assert [s["thumbnail_url"] for s in segments] == [
+    windows = top["segments"]
+    assert [[s["start_s"], s["end_s"]] for s in windows] == FOUR_WINDOWS
+    assert [s["score"] for s in windows] == pytest.approx(list(MOMENT.scores), abs=1e-4)
+    assert [s["thumbnail_url"] for s in windows] == [
         f"/media/segment/{MOMENT.id}/{i}.jpg" for i in range(4)
     ]
 
@@ -213,7 +213,7 @@ def test_the_moment_grows_over_neighbours_scoring_almost_as_well(client: FlaskCl
     assert twin["play_url"].endswith("#t=1.25,3.75")
 
 
-def test_results_rank_by_their_best_segment(client: FlaskClient) -> None:
+def test_results_rank_by_their_best_window(client: FlaskClient) -> None:
     body = search(client, k=MAX_K)
     assert ids(body) == ALL_IDS
     scores = [r["score"] for r in body["results"]]
@@ -223,7 +223,7 @@ def test_results_rank_by_their_best_segment(client: FlaskClient) -> None:
         result = body["results"][2 + i]
         assert result["id"] == spec.id
         assert result["moment"]["segment"] == i % 3
-        start, end = spec.segment_times[i % 3]
+        start, end = spec.window_times[i % 3]
         assert (result["moment"]["start_s"], result["moment"]["end_s"]) == (start, end)
 
 
@@ -485,10 +485,10 @@ def test_image_search_without_a_vision_tower(
     assert "image-search" not in client.get("/").get_data(as_text=True)
 
 
-# ---------------------------------------------------------------- segment thumbnails
+# ---------------------------------------------------------------- window thumbnails
 
 
-def test_segment_thumbnails_are_frames_of_the_video(client: FlaskClient, tmp_path: Path) -> None:
+def test_window_thumbnails_are_frames_of_the_video(client: FlaskClient, tmp_path: Path) -> None:
     images = []
     for index in (0, 2):
         response = client.get(f"/media/segment/{MOMENT.id}/{index}.jpg")
@@ -499,7 +499,7 @@ def test_segment_thumbnails_are_frames_of_the_video(client: FlaskClient, tmp_pat
         assert image.format == "JPEG" and image.size == (64, 48)
         images.append(np.asarray(image.convert("L"), dtype=np.int16))
         assert (tmp_path / "media" / "segments" / f"{MOMENT.id}-{index}.jpg").is_file()
-    # the bar has moved between the middles of segment 0 (0.6 s) and segment 2 (3.1 s)
+    # the bar has moved between the middles of window 0 (0.6 s) and window 2 (3.1 s)
     assert np.abs(images[0] - images[1]).mean() > 5
     again = client.get(f"/media/segment/{MOMENT.id}/2.jpg")
     assert again.status_code == 200
@@ -515,7 +515,7 @@ def test_segment_thumbnails_are_frames_of_the_video(client: FlaskClient, tmp_pat
         f"/media/segment/{RANKED[0].id}/3.jpg",
     ],
 )
-def test_segment_thumbnail_out_of_range_is_404(client: FlaskClient, url: str) -> None:
+def test_window_thumbnail_out_of_range_is_404(client: FlaskClient, url: str) -> None:
     assert client.get(url).status_code == 404
 
 
@@ -543,7 +543,7 @@ def link(text: str, css_class: str) -> dict[str, list[str]] | None:
     return parse_qs(url.query, keep_blank_values=True)
 
 
-def test_search_page_shows_the_moment_and_its_segments(client: FlaskClient) -> None:
+def test_search_page_shows_the_moment_and_its_windows(client: FlaskClient) -> None:
     text = page(client, "/", query_string={"q": QUERY, "k": 1})
     assert card_ids(text) == [MOMENT.id]
     assert f'<source src="/media/video/{MOMENT.id}.mp4#t=2.50,3.75" type="video/mp4">' in text
@@ -691,7 +691,7 @@ def test_clip_page_plays_from_t_and_lists_similar_clips(client: FlaskClient) -> 
     assert f'<source src="/media/video/{MOMENT.id}.mp4#t=2.50" type="video/mp4">' in text
     assert text.count('class="seg') == 4
     here = re.findall(r'class="seg( here)?" data-start="([0-9.]+)"', text)
-    assert [start for mark, start in here if mark] == ["2.5"]  # one segment marked
+    assert [start for mark, start in here if mark] == ["2.5"]  # one window marked
     similar = card_ids(similar_part)
     assert len(similar) == 8 and MOMENT.id not in similar
     api = client.get(f"/api/clips/{MOMENT.id}/similar", query_string={"k": 8}).get_json()
@@ -702,7 +702,7 @@ def test_clip_page_plays_from_t_and_lists_similar_clips(client: FlaskClient) -> 
 @pytest.mark.parametrize(
     ("t", "marked"), [("0", "0.0"), ("2.2", "0.0"), ("2.5", "2.0"), ("2.8", "2.0"), ("5", "2.0")]
 )
-def test_clip_page_marks_the_one_segment_showing_at_t(
+def test_clip_page_marks_the_one_window_showing_at_t(
     client: FlaskClient, t: str, marked: str
 ) -> None:
     """Overlapping windows (0-3 s, 2-5 s): t belongs to the window with the nearest centre."""

@@ -41,17 +41,17 @@ CHROMIUM_ARGS = [
 ]
 PAGE_K = 3  # results per page: the 5 clips make two pages
 # The untrained model scores every window of a clip alike (each moment is the whole
-# clip), so one moment is planted: this query's embedding becomes segment 5 (5-7 s) of
-# the 9.4 s moments clip, whose other segments are made orthogonal to it.
+# clip), so one moment is planted: this query's embedding becomes window 5 (5-7 s) of
+# the 9.4 s moments clip, whose other windows are made orthogonal to it.
 PLANTED_QUERY = "a red triangle rising"
 PLANTED_PATH = "m_0002.avi"
-PLANTED_SEGMENT = 5
+PLANTED_WINDOW = 5
 # A sequence is planted the same way in the 6.6 s moments clip (windows [0, 2], [1, 3],
-# ..., [4, 6], [4.6, 6.6]): the first step's embedding is segment 1, the second's
-# segment 4, the other segments orthogonal to both.
+# ..., [4, 6], [4.6, 6.6]): the first step's embedding is window 1, the second's
+# window 4, the other windows orthogonal to both.
 SEQUENCE_STEPS = ("a green circle shrinking", "a blue square growing")
 SEQUENCE_PATH = "m_0001.avi"
-SEQUENCE_SEGMENTS = (1, 4)
+SEQUENCE_WINDOWS = (1, 4)
 TIMEOUT_MS = 30_000  # the first request of a preview transcodes it
 
 
@@ -132,7 +132,7 @@ def served(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def plant_moment(store: Any, query: Any) -> str:
-    """Make ``query`` the best segment, by far, of the stored ``PLANTED_PATH``."""
+    """Make ``query`` the best window, by far, of the stored ``PLANTED_PATH``."""
     import numpy as np
 
     from clipsearch.store.base import ClipPoint, clip_id
@@ -140,18 +140,18 @@ def plant_moment(store: Any, query: Any) -> str:
     pid = clip_id(PLANTED_PATH)
     point = store.retrieve([pid], with_vectors=True)[pid]
     q = np.asarray(query, dtype=np.float32)
-    segments = np.array(point.segments, dtype=np.float32)
-    assert len(segments) == len(point.payload["segment_times"]) > PLANTED_SEGMENT + 1
-    segments -= np.outer(segments @ q, q)
-    segments /= np.linalg.norm(segments, axis=1, keepdims=True)
-    segments[PLANTED_SEGMENT] = q
-    store.upsert([ClipPoint(pid, point.pooled, segments, point.payload)])
+    windows = np.array(point.windows, dtype=np.float32)
+    assert len(windows) == len(point.payload["segment_times"]) > PLANTED_WINDOW + 1
+    windows -= np.outer(windows @ q, q)
+    windows /= np.linalg.norm(windows, axis=1, keepdims=True)
+    windows[PLANTED_WINDOW] = q
+    store.upsert([ClipPoint(pid, point.pooled, windows, point.payload)])
     return pid
 
 
 def plant_sequence(store: Any, steps: list[Any]) -> str:
-    """Make each step's vector a segment of ``SEQUENCE_PATH`` (``SEQUENCE_SEGMENTS``), in
-    order, and every other segment orthogonal to all of them."""
+    """Make each step's vector a window of ``SEQUENCE_PATH`` (``SEQUENCE_WINDOWS``), in
+    order, and every other window orthogonal to all of them."""
     import numpy as np
 
     from clipsearch.store.base import ClipPoint, clip_id
@@ -159,13 +159,13 @@ def plant_sequence(store: Any, steps: list[Any]) -> str:
     pid = clip_id(SEQUENCE_PATH)
     point = store.retrieve([pid], with_vectors=True)[pid]
     basis, _ = np.linalg.qr(np.stack(steps).astype(np.float32).T)
-    segments = np.array(point.segments, dtype=np.float32)
-    assert len(segments) == len(point.payload["segment_times"]) > max(SEQUENCE_SEGMENTS)
-    segments -= (segments @ basis) @ basis.T
-    segments /= np.linalg.norm(segments, axis=1, keepdims=True)
-    for index, step in zip(SEQUENCE_SEGMENTS, steps, strict=True):
-        segments[index] = step
-    store.upsert([ClipPoint(pid, point.pooled, segments, point.payload)])
+    windows = np.array(point.windows, dtype=np.float32)
+    assert len(windows) == len(point.payload["segment_times"]) > max(SEQUENCE_WINDOWS)
+    windows -= (windows @ basis) @ basis.T
+    windows /= np.linalg.norm(windows, axis=1, keepdims=True)
+    for index, step in zip(SEQUENCE_WINDOWS, steps, strict=True):
+        windows[index] = step
+    store.upsert([ClipPoint(pid, point.pooled, windows, point.payload)])
     return pid
 
 
@@ -284,7 +284,7 @@ def test_search_from_the_box_shows_cards_with_posters(tab: Tab, served: Served) 
     tab.shot("search-results")
 
 
-def test_segment_strip_has_one_winner_and_thumbnails(tab: Tab) -> None:
+def test_window_strip_has_one_winner_and_thumbnails(tab: Tab) -> None:
     tab.goto("/?q=a+box+spinning&k=5")
     results = cards(tab)
     assert results.count() == 5
@@ -299,7 +299,7 @@ def test_segment_strip_has_one_winner_and_thumbnails(tab: Tab) -> None:
         start, end = (float(x) for x in title.split(" s")[0].split("–"))
         moment = float(card.get_attribute("data-start")), float(card.get_attribute("data-end"))
         assert moment[0] - 0.05 <= (start + end) / 2 <= moment[1] + 0.05, (title, moment)
-    assert strips >= 2  # the moments clips (6.6 s and 9.4 s) have 6 and 9 segments
+    assert strips >= 2  # the moments clips (6.6 s and 9.4 s) have 6 and 9 windows
     first_strip = tab.page.locator("ol.strip").first
     first_strip.scroll_into_view_if_needed()
     tab.page.wait_for_function(
@@ -315,7 +315,7 @@ def planted_card(tab: Tab, served: Served) -> Any:
     card = cards(tab).first
     assert card.get_attribute("data-id") == served.planted
     start, end = float(card.get_attribute("data-start")), float(card.get_attribute("data-end"))
-    window = card.locator("button.seg").nth(PLANTED_SEGMENT)
+    window = card.locator("button.seg").nth(PLANTED_WINDOW)
     assert "win" in (window.get_attribute("class") or "").split()
     assert 4.5 <= start < end <= 7.5, (start, end)  # around the planted window, 5-7 s
     return card
@@ -366,7 +366,7 @@ def test_playing_a_result_starts_inside_its_moment(tab: Tab, served: Served) -> 
     tab.shot("playing-moment")
 
 
-def test_clicking_a_segment_seeks_to_it(tab: Tab, served: Served) -> None:
+def test_clicking_a_window_seeks_to_it(tab: Tab, served: Served) -> None:
     card = planted_card(tab, served)
     buttons = card.locator("button.seg")
     starts = [float(s) for s in buttons.evaluate_all("bs => bs.map(b => b.dataset.start)")]
@@ -379,7 +379,7 @@ def test_clicking_a_segment_seeks_to_it(tab: Tab, served: Served) -> None:
     assert buttons.nth(target).get_attribute("class") == "seg here"
     assert card.locator("button.seg.here").count() == 1
     assert card.locator("button.seg.win").count() == 1  # the winner stays marked
-    # another segment moves the mark and the player again
+    # another window moves the mark and the player again
     buttons.nth(7).click()
     now = video.evaluate(WAIT_FOR_TIME, [starts[7] - 0.05, starts[7] + 1.0])
     assert card.locator("button.seg.here").count() == 1

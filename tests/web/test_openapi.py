@@ -46,7 +46,7 @@ DOC_URI = "urn:clipsearch:openapi"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 MAX_K = 10
 
-# phrase -> (relative path, class); each point's segments are built around its phrase
+# phrase -> (relative path, class); each point's windows are built around its phrase
 PHRASES = {
     "ball bouncing": ("BallBouncing/v_BallBouncing_g01_c01.avi", "BallBouncing"),
     "box spinning": ("BoxSpinning/v_BoxSpinning_g01_c01.avi", "BoxSpinning"),
@@ -211,13 +211,13 @@ def video_seconds() -> float:
 
 @pytest.fixture(scope="module")
 def points(encoder: ClipEncoder, video: Path) -> list[ClipPoint]:
-    """Three labelled clips of three 1 s segments each, plus one loose clip."""
+    """Three labelled clips of three 1 s windows each, plus one loose clip."""
     rng = np.random.default_rng(0)
     vectors = encoder.encode_text([*PHRASES, "a holiday"])
     points = []
     for i, (rel, cls) in enumerate(PHRASES.values()):
-        segments = np.stack([unit(vectors[i] + 0.3 * rng.normal(size=encoder.dim)) for _ in "abc"])
-        segments[1] = vectors[i]  # the middle second is the phrase itself
+        windows = np.stack([unit(vectors[i] + 0.3 * rng.normal(size=encoder.dim)) for _ in "abc"])
+        windows[1] = vectors[i]  # the middle second is the phrase itself
         payload = {
             "path": rel,
             "source": str(video),
@@ -237,7 +237,7 @@ def points(encoder: ClipEncoder, video: Path) -> list[ClipPoint]:
             "model": "tiny-random",
             "ingested_at": "2025-01-01T00:00:00+00:00",
         }
-        points.append(ClipPoint(clip_id(rel), unit(segments.mean(0)), segments, payload))
+        points.append(ClipPoint(clip_id(rel), unit(windows.mean(0)), windows, payload))
     loose = {"path": LOOSE_PATH, "source": str(video), "model": "tiny-random"}
     points.append(ClipPoint(LOOSE, vectors[-1], vectors[-1][None, :], loose))
     return points
