@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "POSTERS",
     "PREVIEWS",
-    "WINDOWS_VECTOR",
+    "WINDOW_THUMBS",
     "cached_media",
     "ensure_frame",
     "ensure_poster",
@@ -260,7 +260,7 @@ def _ensure(src: Path, cached: Path, build: Callable[[], object]) -> Path:
 # first view), ``previews/<id>.mp4`` and ``segments/<id>-<n>.jpg`` (made on first view).
 POSTERS = "posters"
 PREVIEWS = "previews"
-WINDOWS_VECTOR = "segments"
+WINDOW_THUMBS = "segments"
 
 
 def cached_media(media_dir: Path, clip_id: str) -> list[Path]:
@@ -268,7 +268,7 @@ def cached_media(media_dir: Path, clip_id: str) -> list[Path]:
     key = validate_key(clip_id)
     media_dir = Path(media_dir)
     files = [media_dir / POSTERS / f"{key}.jpg", media_dir / PREVIEWS / f"{key}.mp4"]
-    thumbnails = sorted((media_dir / WINDOWS_VECTOR).glob(f"{key}-*.jpg"))
+    thumbnails = sorted((media_dir / WINDOW_THUMBS).glob(f"{key}-*.jpg"))
     return [f for f in [*files, *thumbnails] if f.is_file() and not f.is_symlink()]
 
 

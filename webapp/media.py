@@ -84,7 +84,7 @@ def _window_builder(payload: dict[str, object], index: int) -> Builder:
 @bp.get("/segment/<clip_id>/<int:index>.jpg")
 def window(clip_id: str, index: int) -> ResponseReturnValue:
     """JPEG thumbnail of one window (the frame at its middle), made on first request."""
-    path = _cached_file(clip_id, media.WINDOWS_VECTOR, ".jpg", media.ensure_poster, variant=index)
+    path = _cached_file(clip_id, media.WINDOW_THUMBS, ".jpg", media.ensure_poster, variant=index)
     return send_file(path, mimetype="image/jpeg", conditional=True, max_age=MAX_AGE_S)
 
 

@@ -55,7 +55,7 @@ def measure(path: Path, queries: int, seed: int) -> dict[str, object]:
         dim = store.dim()
         assert dim, f"{path} holds no collection"
         clips = store.count()
-        windows = store.window_count() if hasattr(store, "window_count") else None
+        n_windows = store.window_count() if hasattr(store, "window_count") else None
         rng = np.random.default_rng(seed)
         q = rng.normal(size=(queries + 20, dim)).astype(np.float32)
         q /= np.linalg.norm(q, axis=1, keepdims=True)
@@ -79,7 +79,7 @@ def measure(path: Path, queries: int, seed: int) -> dict[str, object]:
     return {
         "store": str(path),
         "clips": clips,
-        "segments": windows,
+        "segments": n_windows,
         "dim": dim,
         "disk_bytes": parts,
         "disk_bytes_per_clip": round(parts["total"] / clips),

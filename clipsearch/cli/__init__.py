@@ -6,9 +6,10 @@ one-line message and a non-zero exit code. Heavy packages (torch, Flask,
 Lightning) are imported only by the subcommand that needs them.
 
 One module per area (``data``, ``train``, ``ingest``, ``search``, ``serve``,
-``evaluate``, ``bench``), each with its commands' handlers (``cmd_*``) next to the
-functions that register them (``add_<command>(sub, common)``: the parser, its flags,
-its handler); ``main`` registers them in the order ``clipsearch --help`` lists them.
+``evaluate``, ``bench``; ``bench_index`` and ``bench_moments`` for the two big
+benchmarks), each with its commands' handlers (``cmd_*``) next to the functions that
+register them (``add_<command>(sub, common)``: the parser, its flags, its handler);
+``main`` registers them in the order ``clipsearch --help`` lists them.
 """
 
 from clipsearch.cli.main import build_parser, main

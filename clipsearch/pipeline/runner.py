@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 changes = logging.getLogger("clipsearch.changes")
 
 # Every upsert is in the store's WAL as soon as it returns (it survives a killed process);
-# a flush every so often also writes the windows, so a power loss replays little WAL.
+# a flush every so often also writes Qdrant's segments, so a power loss replays little WAL.
 FLUSH_EVERY_S = 30.0
 RETRY_MAX_S = 30.0
 T = TypeVar("T")
@@ -131,7 +131,7 @@ class IngestOptions:
     media_dir: Path | None = None  # posters go to <media_dir>/posters/<id>.jpg
     limit: int | None = None  # only the first N clips (in path order)
     shard: Shard | None = None  # only this share of the clips (applied before ``limit``)
-    # moments: one window vector per window; None stores per-frame vectors instead
+    # moments: one vector per window; None stores per-frame vectors instead
     windows: WindowPlan | None = field(default_factory=WindowPlan)
     # videos whose headers say they are longer are skipped (None: no limit)
     max_video_s: float | None = DEFAULT_MAX_VIDEO_S

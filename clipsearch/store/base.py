@@ -125,7 +125,7 @@ class VectorStore(Protocol):
     ) -> list[Hit]:
         """Top-k points by cosine similarity.
 
-        ``using=POOLED`` takes a (D,) vector; ``using=Windows`` takes a (Q, D)
+        ``using=POOLED`` takes a (D,) vector; ``using=WINDOWS_VECTOR`` takes a (Q, D)
         multivector (or a (D,) vector, treated as Q=1) scored by MaxSim.
         """
         ...

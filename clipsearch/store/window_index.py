@@ -32,7 +32,7 @@ INDEX_KEY = "index"  # payload: the window's position in the video's ``segments`
 # Fixed namespace: window ids must stay stable across machines and releases.
 WINDOW_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://clipsearch.dev/segment")
 # Video payload fields not copied to window points: per-frame / per-window lists (the
-# window's own span is ``start_s``/``end_s``) and the plan stamp. Everything else is
+# window's own times are ``start_s``/``end_s``) and the plan stamp. Everything else is
 # copied, so a payload filter means the same on both indexes.
 WINDOW_PAYLOAD_OMIT = frozenset({"segment_times", "frame_times", "segment_plan"})
 # First round of a window search: at least this many windows per wanted video.
@@ -49,23 +49,23 @@ def window_id(video_id: str, index: int) -> str:
     return str(uuid.uuid5(WINDOW_NAMESPACE, f"{canonical_id(video_id)}/{int(index)}"))
 
 
-def _window_spans(times: Any, n: int) -> list[tuple[float | None, float | None]]:
+def _window_times(times: Any, n: int) -> list[tuple[float | None, float | None]]:
     """(start_s, end_s) of each of ``n`` windows from a payload's ``segment_times``."""
     if isinstance(times, list) and len(times) == n:
-        spans: list[tuple[float | None, float | None]] = []
-        for span in times:
+        out: list[tuple[float | None, float | None]] = []
+        for pair in times:
             if (
-                isinstance(span, list | tuple)
-                and len(span) == 2
+                isinstance(pair, list | tuple)
+                and len(pair) == 2
                 and all(
                     isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-                    for v in span
+                    for v in pair
                 )
             ):
-                spans.append((float(span[0]), float(span[1])))
+                out.append((float(pair[0]), float(pair[1])))
             else:
-                spans.append((None, None))
-        return spans
+                out.append((None, None))
+        return out
     return [(None, None)] * n
 
 
@@ -75,14 +75,14 @@ def window_points(
     """The window-index points of one (checked) video: ``(id, vector, payload)`` each.
 
     The payload is the video's, minus :data:`WINDOW_PAYLOAD_OMIT`, plus ``video`` (its id),
-    ``index`` (0-based position in ``segments``) and ``start_s``/``end_s`` (from the video's
+    ``index`` (0-based position in ``windows``) and ``start_s``/``end_s`` (from the video's
     ``segment_times``, else null); these four win over video fields of the same name.
     """
     vid = canonical_id(video_id)
     base = {k: v for k, v in payload.items() if k not in WINDOW_PAYLOAD_OMIT}
-    spans = _window_spans(payload.get("segment_times"), len(windows))
+    times = _window_times(payload.get("segment_times"), len(windows))
     out = []
-    for i, (vector, (start, end)) in enumerate(zip(windows, spans, strict=True)):
+    for i, (vector, (start, end)) in enumerate(zip(windows, times, strict=True)):
         window_payload = {**base, VIDEO_KEY: vid, INDEX_KEY: i, "start_s": start, "end_s": end}
         out.append((window_id(vid, i), list(vector), window_payload))
     return out

@@ -125,9 +125,9 @@ def test_ingest_window_flags(
             "stride_s": 2.0,
             "video": "window_mean",
         }
-        windows = WindowPlan(window_s=4.0, stride_s=2.0).windows(p.payload["duration_s"])
-        assert p.payload["segment_times"] == [[round(a, 3), round(b, 3)] for a, b in windows]
-        assert p.windows.shape[0] == len(windows)
+        times = WindowPlan(window_s=4.0, stride_s=2.0).windows(p.payload["duration_s"])
+        assert p.payload["segment_times"] == [[round(a, 3), round(b, 3)] for a, b in times]
+        assert p.windows.shape[0] == len(times)
     # same plan: up to date; another plan: embedded again
     assert main([*argv, "--window-s", "4", "--stride-s", "2"]) == 0
     assert "ingested 0, up to date 2" in capsys.readouterr().out

@@ -131,7 +131,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 # --- pure helpers -------------------------------------------------------------------------
 
 
-def test_window_midpoints() -> None:
+def test_interval_midpoints() -> None:
     np.testing.assert_allclose(interval_midpoints(8.0, 4), [1.0, 3.0, 5.0, 7.0])
     np.testing.assert_allclose(interval_midpoints(7.0, 1), [3.5])
     with pytest.raises(InvalidInput):
@@ -190,7 +190,7 @@ def test_test_clip_has_a_single_keyframe(clips: dict[str, Path]) -> None:
         ("h264", 90, 30, (320, 240)),
     ],
 )
-def test_samples_the_frame_at_each_window_midpoint(
+def test_samples_the_frame_at_each_interval_midpoint(
     clips: dict[str, Path], name: str, n_frames: int, fps: int, size: tuple[int, int]
 ) -> None:
     result = sample_frames(clips[name], 8)

@@ -457,9 +457,9 @@ def test_embed_clips_with_a_plan_gives_one_unit_vector_per_window(
     [done] = batch
     assert isinstance(done, EmbeddedClip)
     emb = done.embedding
-    windows = plan.windows(done.frames.duration_s)
-    assert emb.window_times == tuple(windows) and len(windows) == 3
-    assert emb.windows is not None and emb.windows.shape == (len(windows), encoder.dim)
+    times = plan.windows(done.frames.duration_s)
+    assert emb.window_times == tuple(times) and len(times) == 3
+    assert emb.windows is not None and emb.windows.shape == (len(times), encoder.dim)
     np.testing.assert_allclose(np.linalg.norm(emb.windows, axis=1), 1.0, atol=1e-5)
     # the clip's vector: its windows' mean, rescaled (not the 8 frames over the whole clip)
     mean = emb.windows.mean(0)

@@ -328,9 +328,9 @@ def test_moments(root: Path) -> None:
         assert e["segments"][-1]["end_s"] == e["duration_s"]
         for a, b in pairwise(e["segments"]):
             assert a["end_s"] == b["start_s"]
-        for win in e["segments"]:
-            counts[win["class"]] = counts.get(win["class"], 0) + 1
-            assert 2.9 <= win["end_s"] - win["start_s"] <= 5.1
+        for span in e["segments"]:
+            counts[span["class"]] = counts.get(span["class"], 0) + 1
+            assert 2.9 <= span["end_s"] - span["start_s"] <= 5.1
         with av.open(str(root / "moments" / e["path"])) as container:
             stream = container.streams.video[0]
             assert stream.average_rate == e["fps"]

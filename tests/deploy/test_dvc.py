@@ -173,7 +173,7 @@ STAGE_ROOTS = {
     "train": ["training", "clipsearch.evaluation.calibrate"],
     "ingest": ["clipsearch.pipeline.runner", "ingest.job", "ingest.versioned", "ingest.watch"],
     "eval": ["clipsearch.evaluation.retrieval"],
-    "bench": ["clipsearch.bench.index"],
+    "bench": ["clipsearch.cli.bench_index"],
 }
 
 

@@ -46,9 +46,9 @@ def test_ingest_twice_keeps_one_point_per_clip(tiny_synth: Path, vision, tmp_pat
     assert p["split_1"] == "test" and p["split_2"] == "train"
     assert p["model"] == vision.model_id and len(p["frame_times"]) == 8
     assert p["frame_times"] == sorted(p["frame_times"]) and p["duration_s"] > 1.5
-    windows = WindowPlan().windows(p["duration_s"])
-    assert p["segment_times"] == [[round(s, 3), round(e, 3)] for s, e in windows]
-    assert point.windows.shape == (len(windows), vision.dim) and len(windows) >= 2
+    times = WindowPlan().windows(p["duration_s"])
+    assert p["segment_times"] == [[round(s, 3), round(e, 3)] for s, e in times]
+    assert point.windows.shape == (len(times), vision.dim) and len(times) >= 2
     assert p["segment_plan"] == {"window_s": 2.0, "stride_s": 1.0, "video": "window_mean"}
     np.testing.assert_allclose(np.linalg.norm(point.pooled), 1.0, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(point.windows, axis=1), 1.0, atol=1e-5)

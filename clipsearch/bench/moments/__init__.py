@@ -14,7 +14,7 @@ name that moment. Two ways to store the moments in Qdrant:
   on the window vectors, grouped by video (best window per video). Qdrant Edge has no
   group-by, so on Edge the query over-fetches ``k * f`` windows and groups client-side
   (first hit of a video = its best window), or fetches adaptively (doubling the limit until
-  ``k`` distinct videos came back). Fetching ``k * max_segments_per_video`` windows always
+  ``k`` distinct videos came back). Fetching ``k * max_windows`` windows always
   yields ``k`` videos, and with an exact scan then the exact answer. These hand-built rows
   (:class:`DesignB`, raw Qdrant calls) map the design space.
 - **product**: what clipsearch ships, chosen because of this benchmark - design B in the

@@ -174,7 +174,7 @@ def normalize(x: np.ndarray) -> np.ndarray:
 class MomentData:
     """Videos as window vectors, plus queries.
 
-    ``segments`` (T, D) holds every video's windows back to back: video ``i`` owns rows
+    ``windows`` (T, D) holds every video's windows back to back: video ``i`` owns rows
     ``offsets[i]:offsets[i + 1]``. ``pooled`` (N, D) is one vector per video; ``long`` marks
     the long untrimmed videos; ``video_class`` and ``query_class`` are the latent classes.
     """

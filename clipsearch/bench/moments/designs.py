@@ -358,14 +358,14 @@ class Product:
             optimize_s = time.perf_counter() - t
         finally:
             store.close()
-        videos, windows = _shard_info(path), _shard_info(moments)
+        video_shard, window_shard = _shard_info(path), _shard_info(moments)
         self.build: dict[str, Any] = {
             "upsert_s": round(upsert_s, 2),
             "optimize_s": round(optimize_s, 2),
             "total_s": round(upsert_s + optimize_s, 2),
-            **{key: videos[key] + windows[key] for key in videos},
-            "video_shard": videos,
-            "segment_shard": windows,
+            **{key: video_shard[key] + window_shard[key] for key in video_shard},
+            "video_shard": video_shard,
+            "segment_shard": window_shard,
             "disk_mb": _disk_mb(path),
             "wal_mb": round(_disk_mb(path, "wal") + _disk_mb(moments, "wal"), 2),
             "segment_shard_mb": _disk_mb(moments),

@@ -394,6 +394,7 @@ def _setting(design: str, row: dict[str, Any]) -> str:
     if design == DESIGN_A:
         return f"prefetch {row['prefetch']}"
     if design == PRODUCT:
+        # the label the committed benchmarks/moments tables carry (the method is search_windows)
         return f"search_segments, prefetch {row['prefetch']}"
     if row["mode"] == "adaptive":
         ef = f"ef {row['hnsw_ef']}, " if row.get("hnsw_ef") else ""
