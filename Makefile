@@ -17,7 +17,7 @@ CHROMIUM ?= $(or $(CLIPSEARCH_CHROMIUM),/usr/bin/chromium)
 # (plain Linux x86-64), use: make demo TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP_ARGS ?=
 
-.PHONY: install browser-deps compose-deps demo data model index serve test test-fast lint typecheck pytest pytest-fast clean
+.PHONY: install browser-deps compose-deps prometheus-deps demo data model index serve test test-fast lint typecheck pytest pytest-fast clean
 
 install: $(VENV)/.installed
 
@@ -58,6 +58,20 @@ compose-deps:
 		echo "compose-deps: note: no docker-compose (not root with apt-get); the compose tests will skip"; \
 	fi
 
+# Debian's Prometheus (2.42: the server and promtool), for tests/deploy/test_monitoring.py:
+# installed by apt-get when missing and we are root, else those tests skip (fail under CI).
+prometheus-deps:
+	@if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "prometheus-deps: installing prometheus (apt-get install prometheus)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
+			|| { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } \
+			|| echo "prometheus-deps: note: apt-get could not install prometheus; the monitoring tests will skip"; \
+	else \
+		echo "prometheus-deps: note: no prometheus (not root with apt-get); the monitoring tests will skip"; \
+	fi
+
 data: install $(DATA)/synth_meta.jsonl
 $(DATA)/synth_meta.jsonl:
 	$(CLI) synth --out $(DATA)
@@ -87,7 +101,7 @@ typecheck: install
 	$(BIN)/mypy
 
 # The full check (the README's): every test but the GPU ones, the slow ones included.
-pytest: install browser-deps compose-deps
+pytest: install browser-deps compose-deps prometheus-deps
 	$(BIN)/pytest -m "not gpu"
 
 test: lint typecheck pytest

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from clipsearch import telemetry
 from clipsearch.errors import InvalidInput
 
 DEFAULT_MAX_BATCH = 32
@@ -101,6 +102,7 @@ class MicroBatcher:
                 for _, future in batch:
                     future.set_exception(exc)
                 continue
+            telemetry.batch(len(texts))
             row = {text: i for i, text in enumerate(texts)}
             for text, future in batch:
                 future.set_result(vectors[row[text]])

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from clipsearch import telemetry
 from clipsearch.cpu import fastest_vision_dtype
 from clipsearch.devices import cuda_autocast_dtype, resolve_device, vision_batch
 from clipsearch.errors import InvalidInput, ModelLoadError
@@ -401,13 +402,14 @@ class ClipEncoder:
         out = []
         onnx = self._onnx_text
         for i in range(0, len(texts), batch_size):
-            batch = self.tokenizer(
-                list(texts[i : i + batch_size]),
-                padding=True,  # pad to the longest in the batch, never to 77
-                truncation=True,
-                max_length=self.video.max_text_tokens,
-                return_tensors="np" if onnx is not None else "pt",
-            )
+            with telemetry.timed("tokenize"):
+                batch = self.tokenizer(
+                    list(texts[i : i + batch_size]),
+                    padding=True,  # pad to the longest in the batch, never to 77
+                    truncation=True,
+                    max_length=self.video.max_text_tokens,
+                    return_tensors="np" if onnx is not None else "pt",
+                )
             ids, mask = batch["input_ids"], batch["attention_mask"]
             if onnx is not None:
                 out.append(onnx(ids, mask))

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from clipsearch import telemetry
 from clipsearch.errors import InvalidInput
 
 
@@ -34,14 +35,19 @@ class QueryCache:
         if self.capacity == 0:
             with self._lock:
                 self.misses += 1
+            telemetry.event("query_cache", "miss")
             return compute(text)
         with self._lock:
             vector = self._entries.get(text)
             if vector is not None:
                 self._entries.move_to_end(text)
                 self.hits += 1
-                return vector
+        if vector is not None:
+            telemetry.event("query_cache", "hit")
+            return vector
+        with self._lock:
             self.misses += 1
+        telemetry.event("query_cache", "miss")
         vector = np.array(compute(text), dtype=np.float32)  # computed outside the lock
         vector.setflags(write=False)  # shared between requests: nobody may change it
         with self._lock:

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from clipsearch import telemetry
 from clipsearch.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, MicroBatcher
 from clipsearch.collapse import (
     CollapsedPage,
@@ -268,9 +269,14 @@ class SearchService:
 
     def encode_query(self, text: str) -> np.ndarray:
         """The unit vector of one (validated) query text, batched with concurrent ones."""
-        if self.batcher is not None:
-            return self.batcher(text)
-        return self.encoder.encode_text([text])[0]
+        with telemetry.timed("text_encode"):
+            if self.batcher is not None:
+                return self.batcher(text)
+            return self.encoder.encode_text([text])[0]
+
+    def _search_windows(self, vector: np.ndarray, k: int, **kwargs: Any) -> list[WindowHit]:
+        with telemetry.timed("store_search"):
+            return self.store.search_windows(vector, k, **kwargs)
 
     def close(self) -> None:
         """Stop the query batcher and close the store."""
@@ -380,7 +386,7 @@ class SearchService:
         prefetch = max(self.limits.prefetch, skip + top_k + 1)
         near: float | None = None
         if mode == "none":
-            hits = self.store.search_windows(
+            hits = self._search_windows(
                 vector,
                 top_k + 1,  # one more says whether there is a next page
                 prefetch=prefetch,
@@ -394,7 +400,7 @@ class SearchService:
         else:
 
             def fetch(n: int) -> tuple[list[WindowHit], bool]:
-                hits = self.store.search_windows(
+                hits = self._search_windows(
                     vector,
                     n,
                     prefetch=max(prefetch, n),
@@ -412,7 +418,7 @@ class SearchService:
             found, has_next = page.candidates > 0, page.has_next
         no_good_match, best = False, None
         if not found and threshold is not None and skip == 0:
-            probe = self.store.search_windows(
+            probe = self._search_windows(
                 vector, 1, prefetch=prefetch, filter=filter, exclude=exclude
             )
             if probe:
@@ -501,7 +507,7 @@ class SearchService:
         candidates: dict[str, WindowHit] = {}
         exhausted = True
         for vector in dict(zip(steps, vectors, strict=True)).values():  # repeated steps once
-            hits = self.store.search_windows(vector, depth, prefetch=prefetch, filter=filter)
+            hits = self._search_windows(vector, depth, prefetch=prefetch, filter=filter)
             exhausted = exhausted and len(hits) < depth
             for hit in hits:
                 candidates.setdefault(hit.id, hit)
@@ -573,7 +579,8 @@ class SearchService:
     def _sequence_result(
         self, hit: WindowHit, vectors: np.ndarray, steps: Sequence[str]
     ) -> Result | None:
-        found = self.sequence(hit.windows, hit.payload, vectors)
+        with telemetry.timed("moment_naming"):
+            found = self.sequence(hit.windows, hit.payload, vectors)
         if found is None:
             return None
         match, moments, scores, times = found
@@ -610,7 +617,8 @@ class SearchService:
         return match, moments, scores, times
 
     def _result(self, hit: WindowHit, vector: np.ndarray) -> Result:
-        moment, scores, times = self.moment(hit.windows, hit.payload, vector)
+        with telemetry.timed("moment_naming"):
+            moment, scores, times = self.moment(hit.windows, hit.payload, vector)
         # the moment grows from the best window, whose score the store already gave as the
         # video's: one figure, not the store's and a recomputation differing in the last digit
         return Result(hit, replace(moment, score=hit.score), scores, times)

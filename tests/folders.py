@@ -91,3 +91,38 @@ def get_json(url: str) -> tuple[int, Any]:
             return response.status, json.load(response)
     except urllib.error.HTTPError as exc:
         return exc.code, json.load(exc)
+
+
+def phrase_store(model: Path, path: Path, phrases: list[str]) -> Path:
+    """A Qdrant Edge store holding one clip per phrase (vector = the phrase's embedding)."""
+    from clipsearch.model import load_model
+    from clipsearch.store.base import ClipPoint, clip_id
+
+    encoder = load_model(model, towers="text")
+    vectors = encoder.encode_text(phrases)
+    with QdrantEdgeStore(path) as store:
+        store.ensure_collection(encoder.dim)
+        store.upsert(
+            [
+                ClipPoint(clip_id(p), v, v[None, :], {"path": p, "class": p})
+                for p, v in zip(phrases, vectors, strict=True)
+            ]
+        )
+    return path
+
+
+def stop_group(proc: Any, term_s: float = 5.0) -> None:
+    """Stop a process started in its own session and all its children: SIGTERM, then
+    SIGKILL after ``term_s``."""
+    import signal
+    import subprocess
+
+    for sig, wait_s in ((signal.SIGTERM, term_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=wait_s)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue

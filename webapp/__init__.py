@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from clipsearch.search import SearchService
-from webapp import api, auth, errors, headers, media, pages, services
+from webapp import api, auth, errors, headers, media, metrics, pages, requestlog, services
 from webapp.json_provider import OrjsonProvider
 from webapp.settings import Settings
 
@@ -26,6 +26,8 @@ def create_app(settings: Settings | None = None, *, search: SearchService | None
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     app.json = OrjsonProvider(app)
     services.init_app(app, settings, search)
+    requestlog.init_app(app, settings.log_queries)
+    metrics.init_app(app, settings, _store_name(settings), _count_videos)
     errors.init_app(app)
     headers.init_app(app)
     auth.init_app(app, settings.api_key)
@@ -33,3 +35,11 @@ def create_app(settings: Settings | None = None, *, search: SearchService | None
     app.register_blueprint(api.bp)
     app.register_blueprint(media.bp)
     return app
+
+
+def _store_name(settings: Settings) -> str:
+    return f"edge:{settings.store.path}" if settings.store.embedded else "qdrant"
+
+
+def _count_videos() -> int:
+    return int(services.get_search().store.count())

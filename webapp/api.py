@@ -11,7 +11,9 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 
+from clipsearch import telemetry
 from clipsearch.errors import InvalidInput, StoreError
+from webapp import metrics
 from webapp.clips import detail_dict, find_clip, response_dict
 from webapp.errors import RETRY_AFTER_S
 from webapp.images import read_upload
@@ -60,7 +62,9 @@ def _explicit(min_score: object) -> object:
 
 
 def _respond(response: Any, params: SearchParams) -> ResponseReturnValue:
-    return jsonify(response_dict(response, _limit(params), params.given))
+    metrics.answered(response)
+    with telemetry.timed("render"):
+        return jsonify(response_dict(response, _limit(params), params.given))
 
 
 @bp.route("/search", methods=["GET", "POST"])

@@ -23,7 +23,7 @@ class Unauthorized(ClipSearchError):
     code = "unauthorized"
 
 
-def _presented() -> str | None:
+def presented_key() -> str | None:
     key = request.headers.get("X-API-Key")
     if key:
         return key
@@ -40,7 +40,7 @@ def init_app(app: Flask, api_key: str | None) -> None:
     def require_api_key() -> None:
         if not is_api_request() or request.path in OPEN_PATHS:
             return
-        given = _presented()
+        given = presented_key()
         if given is None:
             raise Unauthorized("this API needs a key: send X-API-Key or Authorization: Bearer")
         if not hmac.compare_digest(given.encode(), expected):

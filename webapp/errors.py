@@ -11,6 +11,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from clipsearch.errors import ClipSearchError, StoreError
+from webapp import metrics
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ def is_api_request() -> bool:
 def handle_error(exc: Exception) -> ResponseReturnValue:
     """Turn any exception into the API's JSON error or the HTML error page."""
     info = describe(exc)
+    if isinstance(exc, StoreError):
+        metrics.store_failed(exc)
     if info.status >= 500:
         if isinstance(exc, StoreError):
             log.warning("%s %s: %s", request.method, request.path, exc)

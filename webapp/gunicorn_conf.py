@@ -33,8 +33,17 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from webapp.serve import TIMEOUT_S, close_worker_app, gunicorn_options, is_embedded, plan_workers
-from webapp.settings import ENV_WATCH, store_settings_from_env
+from webapp import requestlog
+from webapp.serve import (
+    TIMEOUT_S,
+    close_worker_app,
+    gunicorn_options,
+    is_embedded,
+    mark_worker_dead,
+    plan_workers,
+    prepare_metrics_dir,
+)
+from webapp.settings import ENV_LOG_FORMAT, ENV_WATCH, store_settings_from_env
 
 _store = store_settings_from_env(os.environ)
 _watch = bool(os.environ.get(ENV_WATCH, "").strip())
@@ -57,14 +66,15 @@ keepalive = _options["keepalive"]
 preload_app = False  # the model and an Edge shard belong in the worker, never the master
 accesslog = _options["accesslog"]
 errorlog = _options["errorlog"]
-access_log_format = _options["access_log_format"]
 loglevel = _options["loglevel"]
 worker_exit = close_worker_app
+child_exit = mark_worker_dead
 control_socket_disable = _options["control_socket_disable"]
 
 
 def on_starting(server: Any) -> None:
-    """Refuse ``-w N`` (N > 1) on the command line when the store is an Edge directory."""
+    """Refuse ``-w N`` (N > 1) on the command line when the store is an Edge directory;
+    then empty the workers' metrics directory."""
     if _watch and server.cfg.workers > 1:
         raise RuntimeError(
             f"{ENV_WATCH} is set: run 1 worker (each would watch the folder), or run "
@@ -76,3 +86,9 @@ def on_starting(server: Any) -> None:
             f"the embedded Qdrant Edge store ({_store.path}) is single-process: "
             "run 1 worker (raise --threads instead) or use a Qdrant server URL"
         )
+    prepare_metrics_dir()
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Each worker logs one line per request, with request ids, in the format asked for."""
+    requestlog.configure(loglevel, os.environ.get(ENV_LOG_FORMAT, "text").strip().lower())

@@ -15,9 +15,11 @@ from typing import Any
 from flask import Blueprint, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from clipsearch import telemetry
 from clipsearch.errors import ClipSearchError, InvalidInput, StoreError
 from clipsearch.responses import NO_GOOD_MATCH
 from clipsearch.search import SearchResponse
+from webapp import metrics
 from webapp.clips import detail_dict, find_clip, response_dict
 from webapp.errors import RETRY_AFTER_S, ErrorInfo, describe
 from webapp.images import read_upload
@@ -101,6 +103,22 @@ def _render(
     collapse: object = PAGE_COLLAPSE,
 ) -> ResponseReturnValue:
     given = params.given if params else {}
+    if response is not None:
+        metrics.answered(response)
+    with telemetry.timed("render"):
+        return _render_page(query, searched, params, response, error, kind, collapse, given)
+
+
+def _render_page(
+    query: str,
+    searched: bool,
+    params: SearchParams | None,
+    response: SearchResponse | None,
+    error: ErrorInfo | None,
+    kind: str,
+    collapse: object,
+    given: dict[str, Any],
+) -> ResponseReturnValue:
     body = response_dict(response, len(response.results), given) if response else None
     if body is not None and response is not None and kind == "text":
         more = _more_links(response)
@@ -151,6 +169,8 @@ def index() -> ResponseReturnValue:
                 collapse=collapse,
             )
     except (InvalidInput, StoreError) as exc:
+        if isinstance(exc, StoreError):
+            metrics.store_failed(exc)
         error = describe(exc)
     return _render(
         query=query or "",
@@ -182,6 +202,8 @@ def image_search() -> ResponseReturnValue:
             collapse=params.collapse,
         )
     except (InvalidInput, StoreError) as exc:
+        if isinstance(exc, StoreError):
+            metrics.store_failed(exc)
         error = describe(exc)
     return _render(
         query="",

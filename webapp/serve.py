@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import replace
 from typing import Any
 
@@ -17,9 +18,9 @@ from gunicorn.app.base import BaseApplication
 
 from clipsearch.errors import InvalidInput
 from clipsearch.store.factory import StoreSettings
-from webapp import create_app
+from webapp import create_app, requestlog
 from webapp.services import close_app
-from webapp.settings import Settings
+from webapp.settings import ENV_METRICS_DIR, Settings
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,6 @@ EDGE_THREADS = 16
 SERVER_THREADS = 2
 MAX_SERVER_WORKERS = 4
 TIMEOUT_S = 60
-ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 
 
 def is_embedded(store: StoreSettings) -> bool:
@@ -69,6 +69,26 @@ def plan_workers(
     return workers, threads
 
 
+def prepare_metrics_dir(environ: Any = os.environ) -> str:
+    """The workers' Prometheus directory (``PROMETHEUS_MULTIPROC_DIR``, else a new temporary
+    one, set in ``environ`` for the workers), emptied: counts start at zero with the server."""
+    path = environ.get(ENV_METRICS_DIR) or tempfile.mkdtemp(prefix="clipsearch-metrics-")
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.unlink(os.path.join(path, name))
+    environ[ENV_METRICS_DIR] = path
+    return str(path)
+
+
+def mark_worker_dead(server: Any, worker: Any) -> None:
+    """Gunicorn ``child_exit`` hook: the worker's live gauges leave the sums."""
+    if os.environ.get(ENV_METRICS_DIR):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
 def close_worker_app(server: Any, worker: Any) -> None:
     """Gunicorn ``worker_exit`` hook: close the worker's store (releases an Edge shard)."""
     app = getattr(worker, "wsgi", None)
@@ -106,11 +126,12 @@ def gunicorn_options(
         "graceful_timeout": 10,
         "keepalive": 5,
         "preload_app": False,
-        "accesslog": "-",
+        # the app logs one line per request itself (webapp.requestlog), with its request id
+        "accesslog": None,
         "errorlog": "-",
-        "access_log_format": ACCESS_LOG_FORMAT,
         "loglevel": log_level,
         "worker_exit": close_worker_app,
+        "child_exit": mark_worker_dead,
         # Gunicorn >= 25.1 otherwise opens a control socket per user, shared by all servers.
         "control_socket_disable": True,
     }
@@ -130,10 +151,8 @@ def run(
     if settings.torch_threads is None and workers > 1:
         # Workers share the CPUs: keep torch from starting one thread per core in each.
         settings = replace(settings, torch_threads=max(1, (os.cpu_count() or 1) // workers))
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="[%(asctime)s] [%(process)d] %(levelname)s %(name)s: %(message)s",
-    )
+    requestlog.configure(log_level, settings.log_format)
+    prepare_metrics_dir()
     log.info(
         "serving on http://%s:%d with %d worker(s) x %d thread(s)", host, port, workers, threads
     )

@@ -52,6 +52,13 @@ ENV_ALIAS_CHECK_S = "CLIPSEARCH_ALIAS_CHECK_S"
 ENV_APP_API_KEY = "CLIPSEARCH_API_KEY"
 ENV_WATCH = "CLIPSEARCH_WATCH"
 ENV_WATCH_INTERVAL_S = "CLIPSEARCH_WATCH_INTERVAL_S"
+ENV_METRICS_AUTH = "CLIPSEARCH_METRICS_AUTH"
+ENV_LOG_FORMAT = "CLIPSEARCH_LOG_FORMAT"
+ENV_LOG_QUERIES = "CLIPSEARCH_LOG_QUERIES"
+# Where Gunicorn's workers write their Prometheus series (prometheus_client's multiprocess
+# mode); `clipsearch serve` makes and wipes it, so a fresh start never adds up old counts.
+ENV_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True)
@@ -100,8 +107,20 @@ class Settings:
     # which only the serving process may open)
     watch: str | None = None
     watch_interval_s: float = DEFAULT_WATCH_INTERVAL_S
+    # /metrics is open like /api/health, or (True) behind api_key like the rest of /api
+    metrics_auth: bool = False
+    # one log line per request: "text" (human) or "json" (JSON lines); the query text is
+    # logged only with log_queries (queries can be personal)
+    log_format: str = "text"
+    log_queries: bool = False
 
     def __post_init__(self) -> None:
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(
+                f"log_format must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}"
+            )
+        if self.metrics_auth and not self.api_key:
+            raise ConfigError(f"{ENV_METRICS_AUTH}=1 needs {ENV_APP_API_KEY} (the key it asks for)")
         if not 0 <= self.alias_check_s <= 3600:
             raise ConfigError(f"alias_check_s must be within 0..3600, got {self.alias_check_s}")
         if self.text_dtype not in TEXT_DTYPES:
@@ -167,4 +186,7 @@ class Settings:
             api_key=env_text(environ, ENV_APP_API_KEY),
             watch=env_text(environ, ENV_WATCH),
             watch_interval_s=env_float(environ, ENV_WATCH_INTERVAL_S, defaults.watch_interval_s),
+            metrics_auth=env_bool(environ, ENV_METRICS_AUTH, defaults.metrics_auth),
+            log_format=(env_text(environ, ENV_LOG_FORMAT) or defaults.log_format).lower(),
+            log_queries=env_bool(environ, ENV_LOG_QUERIES, defaults.log_queries),
         )

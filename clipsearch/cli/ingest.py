@@ -41,6 +41,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from clipsearch.pipeline.runner import describe_ignored, selected_clips
 
     options = _ingest_options(args)
+    _serve_metrics(args)
     if args.force and not args.prune:
         raise InvalidInput(
             "--force only applies with --prune (to remove more than half of a folder's "
@@ -133,6 +134,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     root = Path(args.root)
     if not root.is_dir():
         raise InvalidInput(f"{root} is not a folder")
+    _serve_metrics(args)
     watcher = Watcher(
         root,
         _ingest_options(args),
@@ -162,12 +164,31 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_metrics(args: argparse.Namespace) -> None:
+    if args.metrics_port is None:
+        return
+    from ingest.metrics import serve_metrics
+
+    try:
+        serve_metrics(args.metrics_port)
+    except OSError as exc:
+        raise InvalidInput(f"--metrics-port {args.metrics_port}: {exc.strerror or exc}") from None
+
+
 def _add_ingest_args(p: argparse.ArgumentParser) -> None:
     """The flags of `ingest`, which `watch` shares."""
     p.add_argument("root", help="UCF101-layout root or any folder of videos")
     add_model_arg(p)
     add_store_args(p)
     p.add_argument("--media-dir", default=env("CLIPSEARCH_MEDIA_DIR", DEFAULT_MEDIA))
+    p.add_argument(
+        "--metrics-port",
+        type=positive_int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus counters (videos by outcome, frames, stage seconds) at "
+        "http://0.0.0.0:PORT/metrics while it runs (default: off)",
+    )
     p.add_argument("--batch", type=positive_int, default=16, help="clips per embed/upsert batch")
     p.add_argument("--workers", type=positive_int, default=None, help="decode processes")
     p.add_argument("--reembed", action="store_true", help="embed again clips already up to date")

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clipsearch import telemetry
 from clipsearch.errors import VideoDecodeError
 from clipsearch.model import ClipEncoder, VideoEmbedding
 from clipsearch.pipeline.decode import Decoded, decode_many
@@ -33,6 +34,7 @@ class StageTimes:
     def add(self, stage: str, started: float) -> float:
         now = time.perf_counter()
         self.seconds[stage] = self.seconds.get(stage, 0.0) + now - started
+        telemetry.stage(stage, now - started)
         return now
 
     def rounded(self) -> dict[str, float]:

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from clipsearch import telemetry
 from clipsearch.data.collection import SYSTEM, Clip, Collection, class_phrase
 from clipsearch.errors import InvalidInput, StoreUnavailable, VideoDecodeError
 from clipsearch.filenames import display, source_fields
@@ -407,6 +408,7 @@ def ingest(
             report.prune_refused, prune = exc.message, False
     report.replaced_other_source = plan.replaced_other_source
     report.up_to_date = len(plan.up_to_date)
+    telemetry.event("ingest_videos", "up_to_date", report.up_to_date)
     settled, moving = wait_settled(plan.work, looked_at=plan.looked_at, settle_s=opts.settle_s)
     for clip, reason in [*plan.skipped, *((w.clip, STILL_WRITTEN) for w in moving)]:
         _skip(report, clip, reason)
@@ -434,6 +436,7 @@ def ingest(
 
 def _skip(report: IngestReport, clip: Clip, reason: str) -> None:
     report.failed.append({"path": display(clip.path), "reason": reason})
+    telemetry.event("ingest_videos", "skipped")
 
 
 class _Run:
@@ -587,11 +590,13 @@ class _Run:
                 }
                 points.append(ClipPoint(pid, emb.pooled, windows, payload))
                 report.frames += item.frames_embedded
+                telemetry.event("ingest_frames", "embedded", item.frames_embedded)
                 self.stored_hashes.add(str(w.content_hash))
                 changes.info("%s %s", "updated" if w.stored else "added", display(w.clip.path))
             t0 = self.times.add("posters", t0)
             self._upsert(points)
             report.ingested += len(points)
+            telemetry.event("ingest_videos", "ingested", len(points))
             self.times.add("upsert", t0)
             self._advance(len(batch))
             if self.stopping():
@@ -610,6 +615,7 @@ class _Run:
                 if pid not in reported:
                     path = str(doomed[pid].get("path"))
                     self.report.removed.append(path)
+                    telemetry.event("ingest_videos", "removed")
                     changes.info("removed %s (file gone)", path)
             self.times.add("remove", t0)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from clipsearch import telemetry
 from clipsearch.errors import InvalidInput
 
 DEFAULT_VIDEO_CACHE_MB = 256
@@ -40,15 +41,21 @@ class VideoCache:
 
     def get_many(self, ids: Iterable[str]) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
         out: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
+        hit = missed = 0
         with self._lock:
             for vid in ids:
                 entry = self._entries.get(vid)
                 if entry is None:
-                    self.misses += 1
+                    missed += 1
                     continue
                 self._entries.move_to_end(vid)
-                self.hits += 1
+                hit += 1
                 out[vid] = (dict(entry[0]), entry[1])
+            self.hits += hit
+            self.misses += missed
+        for result, n in (("hit", hit), ("miss", missed)):
+            for _ in range(n):
+                telemetry.event("store_cache", result)
         return out
 
     def put_many(

@@ -23,6 +23,7 @@ PROFILES = {
     "ingest": ["--profile", "ingest"],
     "watch": ["--profile", "watch"],
     "cluster": ["--profile", "cluster"],
+    "monitoring": ["--profile", "monitoring"],
 }
 
 
@@ -114,6 +115,43 @@ def test_watch_keeps_the_apps_collection_in_step_with_the_data() -> None:
     assert watch["depends_on"]["qdrant"]["condition"] == "service_healthy"
     assert watch["restart"] == "unless-stopped"
     assert watch["stop_grace_period"] == "60s"  # SIGTERM: the batch in flight ends
+
+
+def mounted(service: dict[str, Any]) -> dict[str, str]:
+    """A resolved service's volumes, target -> source (Debian's docker-compose writes them
+    as ``source:target[:mode]``)."""
+    out = {}
+    for volume in service["volumes"]:
+        source, target = (
+            volume.split(":")[:2]
+            if isinstance(volume, str)
+            else (
+                volume["source"],
+                volume["target"],
+            )
+        )
+        out[target] = source
+    return out
+
+
+def test_monitoring_scrapes_the_app_and_qdrant_with_pinned_images() -> None:
+    services = resolved("monitoring")["services"]
+    prometheus, grafana = services["prometheus"], services["grafana"]
+    for service in (prometheus, grafana):
+        image, _, tag = service["image"].partition(":")
+        assert tag and tag != "latest" and image in {"prom/prometheus", "grafana/grafana"}
+    mounts = mounted(prometheus)
+    assert Path(mounts["/etc/prometheus"]) == ROOT / "deploy" / "prometheus"
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
+    }
+    assert targets == {"clipsearch": ["webapp:8000"], "qdrant": ["qdrant:6333"]}
+    assert config["rule_files"] == ["alerts.yml"]
+    grafana_mounts = mounted(grafana)
+    assert Path(grafana_mounts["/var/lib/grafana/dashboards"]) == ROOT / "deploy/grafana/dashboards"
+    # only the monitoring profile starts them
+    assert prometheus["profiles"] == grafana["profiles"] == ["monitoring"]
 
 
 def test_every_file_they_name_exists() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import runpy
-import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,12 +15,10 @@ from typing import Any
 
 import pytest
 from conftest import free_port
-from folders import get_json
+from folders import get_json, phrase_store, stop_group
 
 from clipsearch.errors import InvalidInput
-from clipsearch.model import load_model
-from clipsearch.store.base import ClipPoint, clip_id
-from clipsearch.store.edge import QdrantEdgeStore
+from clipsearch.store.base import clip_id
 from clipsearch.store.factory import StoreSettings
 from webapp.serve import plan_workers, run
 from webapp.settings import Settings
@@ -72,13 +70,15 @@ def load_conf(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    # on_starting prepares the workers' metrics directory: a scratch one, forgotten after
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="clipsearch-test-"))
     return runpy.run_path(str(CONF))
 
 
 def test_gunicorn_conf_sizes_for_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
     edge = load_conf(monkeypatch, CLIPSEARCH_STORE="var/store")
     assert (edge["workers"], edge["threads"], edge["worker_class"]) == (1, 16, "gthread")
-    assert (edge["timeout"], edge["accesslog"], edge["preload_app"]) == (60, "-", False)
+    assert (edge["timeout"], edge["accesslog"], edge["preload_app"]) == (60, None, False)
     assert edge["bind"] == "127.0.0.1:8000"
     server = load_conf(monkeypatch, QDRANT_URL="http://qdrant:6333", CLIPSEARCH_BIND="0.0.0.0:80")
     assert (server["workers"], server["threads"]) == (min(4, os.cpu_count() or 1), 2)
@@ -95,19 +95,7 @@ def test_gunicorn_conf_refuses_several_workers_on_edge(monkeypatch: pytest.Monke
 
 @pytest.fixture
 def edge_store(tiny_model_dir: Path, tmp_path: Path) -> Path:
-    """A Qdrant Edge store holding one clip per phrase (vector = the phrase's embedding)."""
-    encoder = load_model(tiny_model_dir, towers="text")
-    vectors = encoder.encode_text(PHRASES)
-    path = tmp_path / "store"
-    with QdrantEdgeStore(path) as store:
-        store.ensure_collection(encoder.dim)
-        store.upsert(
-            [
-                ClipPoint(clip_id(p), v, v[None, :], {"path": p, "class": p})
-                for p, v in zip(PHRASES, vectors, strict=True)
-            ]
-        )
-    return path
+    return phrase_store(tiny_model_dir, tmp_path / "store", PHRASES)
 
 
 @pytest.fixture
@@ -151,15 +139,7 @@ def server(tiny_model_dir: Path, edge_store: Path, tmp_path: Path) -> Iterator[s
             time.sleep(0.2)
         yield base
     finally:
-        for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(timeout=wait_s)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(proc)
 
 
 def test_gunicorn_serves_search_from_an_edge_store(server: str, edge_store: Path) -> None:

@@ -1,0 +1,56 @@
+"""Ingest counters on their own port (``--metrics-port``), for long ingests and ``watch``.
+
+Prometheus scrapes ``http://HOST:PORT/metrics``: videos by outcome, frames embedded and
+seconds per stage, as the run goes. The counters come from the library's telemetry reports
+(:mod:`clipsearch.telemetry`), so they count exactly what the ingest report counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clipsearch import telemetry
+
+PREFIX = "clipsearch_ingest"
+
+
+class IngestSink:
+    def __init__(self, registry: Any = None):
+        from prometheus_client import REGISTRY, Counter
+
+        registry = registry if registry is not None else REGISTRY
+        self.videos = Counter(
+            f"{PREFIX}_videos",
+            "Videos by outcome: ingested, up_to_date, skipped, removed",
+            ["outcome"],
+            registry=registry,
+        )
+        self.frames = Counter(f"{PREFIX}_frames", "Frames embedded", registry=registry)
+        self.stages = Counter(
+            f"{PREFIX}_stage_seconds",
+            "Seconds spent per ingest stage",
+            ["stage"],
+            registry=registry,
+        )
+
+    def stage(self, name: str, seconds: float) -> None:
+        self.stages.labels(name).inc(seconds)
+
+    def event(self, name: str, result: str, amount: float = 1.0) -> None:
+        if name == "ingest_videos":
+            self.videos.labels(result).inc(amount)
+        elif name == "ingest_frames":
+            self.frames.inc(amount)
+
+    def batch(self, size: int) -> None:
+        pass
+
+
+def serve_metrics(port: int, host: str = "0.0.0.0") -> IngestSink:
+    """Count this process's ingest reports and serve them at ``host:port`` (a thread)."""
+    from prometheus_client import start_http_server
+
+    sink = IngestSink()
+    telemetry.set_sink(sink)
+    start_http_server(port, addr=host)
+    return sink

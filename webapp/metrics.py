@@ -1,0 +1,194 @@
+"""Prometheus metrics at ``GET /metrics``, right under Gunicorn with several workers.
+
+Every worker writes its series to files in ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's
+multiprocess mode), which ``clipsearch serve`` creates and wipes at start and from which
+each scrape sums all workers; a worker that exits is marked dead (``child_exit``) so its
+gauges drop out. Without that variable (one process, tests) the series live in the
+process's default registry. prometheus_client is imported only once the app is built,
+so the variable set by the master is seen by every worker.
+
+``/metrics`` is open like ``/api/health`` unless ``CLIPSEARCH_METRICS_AUTH=1``, which puts
+it behind ``CLIPSEARCH_API_KEY`` (scrapers send it as a bearer token).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from clipsearch import __version__, telemetry
+from clipsearch.errors import StoreError
+from clipsearch.search import SearchResponse
+from webapp.settings import ENV_METRICS_DIR, Settings
+
+PREFIX = "clipsearch"
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+UNMATCHED = "unmatched"  # the route label of a request no route matched (404s)
+
+
+@dataclass(frozen=True)
+class Series:
+    requests: Any
+    duration: Any
+    in_flight: Any
+    stages: Any
+    batch: Any
+    cache: Any
+    no_match: Any
+    store_errors: Any
+    info: Any
+    videos: Any
+
+
+@cache
+def series() -> Series:
+    """The process's series, made on first use (after the multiprocess directory is set)."""
+    from prometheus_client import Counter, Gauge, Histogram
+
+    return Series(
+        requests=Counter(
+            f"{PREFIX}_requests", "HTTP requests answered", ["method", "route", "status"]
+        ),
+        duration=Histogram(
+            f"{PREFIX}_request_duration_seconds",
+            "Time to answer a request",
+            ["route"],
+            buckets=REQUEST_BUCKETS,
+        ),
+        in_flight=Gauge(
+            f"{PREFIX}_in_flight_requests", "Requests being answered", multiprocess_mode="livesum"
+        ),
+        stages=Histogram(
+            f"{PREFIX}_stage_duration_seconds",
+            "Time spent per stage of a search: tokenize, text_encode (batch wait included), "
+            "store_search, moment_naming, render",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+        ),
+        batch=Histogram(
+            f"{PREFIX}_text_batch_size",
+            "Queries per text-tower call of the micro-batcher",
+            buckets=BATCH_BUCKETS,
+        ),
+        cache=Counter(
+            f"{PREFIX}_cache_lookups",
+            "Query-vector cache (query_cache) and store read cache (store_cache) lookups",
+            ["cache", "result"],
+        ),
+        no_match=Counter(
+            f"{PREFIX}_no_good_match", "Searches whose hits all scored under the threshold"
+        ),
+        store_errors=Counter(
+            f"{PREFIX}_store_errors", "Store failures by kind (the error class)", ["kind"]
+        ),
+        info=Gauge(
+            f"{PREFIX}_info",
+            "What is served: 1 per model, store and version",
+            ["model", "store", "version"],
+            multiprocess_mode="max",
+        ),
+        videos=Gauge(
+            f"{PREFIX}_indexed_videos",
+            "Videos in the store (read at scrape)",
+            multiprocess_mode="livemax",
+        ),
+    )
+
+
+class PrometheusSink:
+    """The library's stage timings, cache lookups and batch sizes as series."""
+
+    def stage(self, name: str, seconds: float) -> None:
+        series().stages.labels(name).observe(seconds)
+
+    def event(self, name: str, result: str, amount: float = 1.0) -> None:
+        if name.endswith("_cache"):
+            series().cache.labels(name, result).inc(amount)
+
+    def batch(self, size: int) -> None:
+        series().batch.observe(size)
+
+
+def _route() -> str:
+    rule = request.url_rule
+    return rule.rule if rule is not None else UNMATCHED
+
+
+def _start() -> None:
+    g.metrics_start = time.perf_counter()
+    series().in_flight.inc()
+
+
+def _record(response: Response) -> Response:
+    start = g.pop("metrics_start", None)
+    if start is not None:
+        route = _route()
+        s = series()
+        s.requests.labels(request.method, route, str(response.status_code)).inc()
+        s.duration.labels(route).observe(time.perf_counter() - start)
+        s.in_flight.dec()
+        g.metrics_done = True
+    return response
+
+
+def _finish(_exc: BaseException | None) -> None:
+    # a request that ended without a response (the client went away) leaves in-flight too
+    if "metrics_start" in g and not g.get("metrics_done"):
+        g.pop("metrics_start")
+        series().in_flight.dec()
+
+
+def answered(response: SearchResponse) -> None:
+    """Count a search's answer (its results for the request log, a no-good-match)."""
+    g.result_count = len(response.results)
+    if response.no_good_match:
+        series().no_match.inc()
+
+
+def store_failed(exc: StoreError) -> None:
+    series().store_errors.labels(type(exc).__name__).inc()
+
+
+def _registry() -> Any:
+    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
+
+    if not os.environ.get(ENV_METRICS_DIR):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+def init_app(app: Flask, settings: Settings, store_name: str, count_videos: Any) -> None:
+    """``count_videos()``: the store's number of videos, read at each scrape."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    s = series()
+    s.info.labels(settings.model, store_name, __version__).set(1)
+    telemetry.set_sink(PrometheusSink())
+    app.before_request(_start)
+    app.after_request(_record)
+    app.teardown_request(_finish)
+    key = settings.api_key.encode() if settings.metrics_auth and settings.api_key else None
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        if key is not None:
+            from webapp.auth import Unauthorized, presented_key
+
+            given = presented_key()
+            if given is None or not hmac.compare_digest(given.encode(), key):
+                raise Unauthorized("/metrics needs the API key (CLIPSEARCH_METRICS_AUTH=1)")
+        try:
+            s.videos.set(count_videos())
+        except StoreError as exc:
+            store_failed(exc)
+        return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
