@@ -424,7 +424,8 @@ class SearchService:
             if probe:
                 no_good_match, best = True, probe[0].score
         took_ms = (time.perf_counter() - start) * 1000
-        log.debug("%s query %r: %d results in %.1f ms", kind, description, len(results), took_ms)
+        # no query text in logs: queries can be personal (the web app logs them only if asked)
+        log.debug("%s query: %d results in %.1f ms", kind, len(results), took_ms)
         return SearchResponse(
             query=description,
             took_ms=took_ms,
@@ -477,7 +478,7 @@ class SearchService:
         no_good_match = not passing and bool(scored) and threshold is not None and skip == 0
         took_ms = (time.perf_counter() - start) * 1000
         description = " then ".join(steps)
-        log.debug("sequence query %r: %d candidates in %.1f ms", description, len(scored), took_ms)
+        log.debug("sequence query: %d candidates in %.1f ms", len(scored), took_ms)
         return SearchResponse(
             query=description,
             took_ms=took_ms,

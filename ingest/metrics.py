@@ -1,8 +1,10 @@
 """Ingest counters on their own port (``--metrics-port``), for long ingests and ``watch``.
 
-Prometheus scrapes ``http://HOST:PORT/metrics``: videos by outcome, frames embedded and
-seconds per stage, as the run goes. The counters come from the library's telemetry reports
-(:mod:`clipsearch.telemetry`), so they count exactly what the ingest report counts.
+Prometheus scrapes ``http://HOST:PORT/metrics``: videos by outcome (``ingested``,
+``up_to_date``, ``moved``, ``copied``, ``skipped``, ``removed``), frames embedded and seconds
+per stage, as the run goes, from the library's telemetry reports (:mod:`clipsearch.telemetry`),
+the same events the ingest report counts. Under ``watch`` they add up over its passes: a
+video up to date is counted at every pass that looks at it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ class IngestSink:
         registry = registry if registry is not None else REGISTRY
         self.videos = Counter(
             f"{PREFIX}_videos",
-            "Videos by outcome: ingested, up_to_date, skipped, removed",
+            "Videos by outcome: ingested, up_to_date, moved, copied, skipped, removed",
             ["outcome"],
             registry=registry,
         )
@@ -47,10 +49,14 @@ class IngestSink:
 
 
 def serve_metrics(port: int, host: str = "0.0.0.0") -> IngestSink:
-    """Count this process's ingest reports and serve them at ``host:port`` (a thread)."""
-    from prometheus_client import start_http_server
+    """Serve this process's ingest counters at ``host:port`` (a thread), then count; raises
+    OSError when the port cannot be bound (nothing is counted then)."""
+    from prometheus_client import CollectorRegistry, start_http_server
 
-    sink = IngestSink()
+    if not 0 < port < 65536:
+        raise OSError(f"not a TCP port: {port}")
+    registry = CollectorRegistry()
+    sink = IngestSink(registry)
+    start_http_server(port, addr=host, registry=registry)
     telemetry.set_sink(sink)
-    start_http_server(port, addr=host)
     return sink

@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, *, search: SearchService | None
 
 
 def _store_name(settings: Settings) -> str:
-    return f"edge:{settings.store.path}" if settings.store.embedded else "qdrant"
+    return "edge" if settings.store.embedded else "qdrant"  # no paths on an open /metrics
 
 
 def _count_videos() -> int:

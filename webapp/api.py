@@ -13,7 +13,7 @@ from werkzeug.exceptions import BadRequest
 
 from clipsearch import telemetry
 from clipsearch.errors import InvalidInput, StoreError
-from webapp import metrics
+from webapp import metrics, requestlog
 from webapp.clips import detail_dict, find_clip, response_dict
 from webapp.errors import RETRY_AFTER_S
 from webapp.images import read_upload
@@ -83,6 +83,7 @@ def search() -> ResponseReturnValue:
             raise InvalidInput("missing query: pass ?q=...", code="missing_query")
         query = request.args.get("q", request.args.get("query"))
         params = _params()
+    requestlog.searched_for(query)
     response = get_search().search(
         query,
         params.k,

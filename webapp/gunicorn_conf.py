@@ -91,4 +91,5 @@ def on_starting(server: Any) -> None:
 
 def post_fork(server: Any, worker: Any) -> None:
     """Each worker logs one line per request, with request ids, in the format asked for."""
-    requestlog.configure(loglevel, os.environ.get(ENV_LOG_FORMAT, "text").strip().lower())
+    level = server.cfg.loglevel or loglevel  # a --log-level on the command line wins
+    requestlog.configure(level, os.environ.get(ENV_LOG_FORMAT, "text").strip().lower())

@@ -32,6 +32,13 @@ REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 UNMATCHED = "unmatched"  # the route label of a request no route matched (404s)
+# a client may send any method: the label keeps these, the rest count as OTHER
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER = "other"
+SEARCH_STAGES = ("tokenize", "text_encode", "store_search", "moment_naming", "render")
+CACHES = ("query_cache", "store_cache")
+STORE_ERRORS = ("StoreError", "StoreUnavailable")
+VIDEOS_TTL_S = 15.0  # the store is counted at most this often (an exact count, on a server)
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ class Series:
     cache: Any
     no_match: Any
     store_errors: Any
+    searches: Any
     info: Any
     videos: Any
 
@@ -86,6 +94,7 @@ def series() -> Series:
         no_match=Counter(
             f"{PREFIX}_no_good_match", "Searches whose hits all scored under the threshold"
         ),
+        searches=Counter(f"{PREFIX}_searches", "Searches answered (text, image, similar)"),
         store_errors=Counter(
             f"{PREFIX}_store_errors", "Store failures by kind (the error class)", ["kind"]
         ),
@@ -93,24 +102,38 @@ def series() -> Series:
             f"{PREFIX}_info",
             "What is served: 1 per model, store and version",
             ["model", "store", "version"],
-            multiprocess_mode="max",
+            multiprocess_mode="livemax",
         ),
         videos=Gauge(
             f"{PREFIX}_indexed_videos",
-            "Videos in the store (read at scrape)",
-            multiprocess_mode="livemax",
+            "Videos in the store (read at scrape, at most every 15 s)",
+            multiprocess_mode="livemostrecent",
         ),
     )
+
+
+def _known_children(s: Series) -> None:
+    """Series for every known label value from the start, at 0: a series born at its first
+    event hides that event from ``rate()`` and ``increase()``."""
+    for stage in SEARCH_STAGES:
+        s.stages.labels(stage)
+    for cache_name in CACHES:
+        for result in ("hit", "miss"):
+            s.cache.labels(cache_name, result)
+    for kind in STORE_ERRORS:
+        s.store_errors.labels(kind)
 
 
 class PrometheusSink:
     """The library's stage timings, cache lookups and batch sizes as series."""
 
     def stage(self, name: str, seconds: float) -> None:
-        series().stages.labels(name).observe(seconds)
+        # a watching server's ingest stages are not a search's
+        if name in SEARCH_STAGES:
+            series().stages.labels(name).observe(seconds)
 
     def event(self, name: str, result: str, amount: float = 1.0) -> None:
-        if name.endswith("_cache"):
+        if name in CACHES:
             series().cache.labels(name, result).inc(amount)
 
     def batch(self, size: int) -> None:
@@ -131,24 +154,24 @@ def _record(response: Response) -> Response:
     start = g.pop("metrics_start", None)
     if start is not None:
         route = _route()
+        method = request.method if request.method in METHODS else OTHER
         s = series()
-        s.requests.labels(request.method, route, str(response.status_code)).inc()
+        s.requests.labels(method, route, str(response.status_code)).inc()
         s.duration.labels(route).observe(time.perf_counter() - start)
         s.in_flight.dec()
-        g.metrics_done = True
     return response
 
 
 def _finish(_exc: BaseException | None) -> None:
-    # a request that ended without a response (the client went away) leaves in-flight too
-    if "metrics_start" in g and not g.get("metrics_done"):
-        g.pop("metrics_start")
+    # a request that ended without a response leaves in-flight too
+    if g.pop("metrics_start", None) is not None:
         series().in_flight.dec()
 
 
 def answered(response: SearchResponse) -> None:
     """Count a search's answer (its results for the request log, a no-good-match)."""
     g.result_count = len(response.results)
+    series().searches.inc()
     if response.no_good_match:
         series().no_match.inc()
 
@@ -172,12 +195,14 @@ def init_app(app: Flask, settings: Settings, store_name: str, count_videos: Any)
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     s = series()
+    _known_children(s)
     s.info.labels(settings.model, store_name, __version__).set(1)
     telemetry.set_sink(PrometheusSink())
     app.before_request(_start)
     app.after_request(_record)
     app.teardown_request(_finish)
     key = settings.api_key.encode() if settings.metrics_auth and settings.api_key else None
+    counted = [-VIDEOS_TTL_S]  # when the store was last counted
 
     @app.get("/metrics")
     def metrics() -> Response:
@@ -187,8 +212,11 @@ def init_app(app: Flask, settings: Settings, store_name: str, count_videos: Any)
             given = presented_key()
             if given is None or not hmac.compare_digest(given.encode(), key):
                 raise Unauthorized("/metrics needs the API key (CLIPSEARCH_METRICS_AUTH=1)")
-        try:
-            s.videos.set(count_videos())
-        except StoreError as exc:
-            store_failed(exc)
+        now = time.monotonic()
+        if now - counted[0] >= VIDEOS_TTL_S:
+            counted[0] = now
+            try:
+                s.videos.set(count_videos())
+            except StoreError as exc:
+                store_failed(exc)
         return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)

@@ -10,6 +10,7 @@ page cannot link back to a POST).
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from typing import Any
 
 from flask import Blueprint, render_template, request, url_for
@@ -19,7 +20,7 @@ from clipsearch import telemetry
 from clipsearch.errors import ClipSearchError, InvalidInput, StoreError
 from clipsearch.responses import NO_GOOD_MATCH
 from clipsearch.search import SearchResponse
-from webapp import metrics
+from webapp import metrics, requestlog
 from webapp.clips import detail_dict, find_clip, response_dict
 from webapp.errors import RETRY_AFTER_S, ErrorInfo, describe
 from webapp.images import read_upload
@@ -103,45 +104,34 @@ def _render(
     collapse: object = PAGE_COLLAPSE,
 ) -> ResponseReturnValue:
     given = params.given if params else {}
+    # the store is asked for these first: its time is not the page's rendering
+    classes, footer = class_options(), footer_info()
     if response is not None:
         metrics.answered(response)
-    with telemetry.timed("render"):
-        return _render_page(query, searched, params, response, error, kind, collapse, given)
-
-
-def _render_page(
-    query: str,
-    searched: bool,
-    params: SearchParams | None,
-    response: SearchResponse | None,
-    error: ErrorInfo | None,
-    kind: str,
-    collapse: object,
-    given: dict[str, Any],
-) -> ResponseReturnValue:
-    body = response_dict(response, len(response.results), given) if response else None
-    if body is not None and response is not None and kind == "text":
-        more = _more_links(response)
-        for r in body["results"]:
-            if r["id"] in more:
-                r["more_url"] = more[r["id"]]
-    html = render_template(
-        "index.html",
-        query=query,
-        kind=kind,
-        searched=searched,
-        response=body,
-        pages=_page_links(params, response) if response and params and kind == "text" else {},
-        error=error,
-        no_good_match=NO_GOOD_MATCH,
-        examples=EXAMPLE_QUERIES,
-        classes=class_options(),
-        given=given,
-        collapse=collapse,
-        collapse_choices=COLLAPSE_CHOICES,
-        image_search=get_search().image_queries,
-        footer=footer_info(),
-    )
+    with telemetry.timed("render") if response is not None else nullcontext():
+        body = response_dict(response, len(response.results), given) if response else None
+        if body is not None and response is not None and kind == "text":
+            more = _more_links(response)
+            for r in body["results"]:
+                if r["id"] in more:
+                    r["more_url"] = more[r["id"]]
+        html = render_template(
+            "index.html",
+            query=query,
+            kind=kind,
+            searched=searched,
+            response=body,
+            pages=_page_links(params, response) if response and params and kind == "text" else {},
+            error=error,
+            no_good_match=NO_GOOD_MATCH,
+            examples=EXAMPLE_QUERIES,
+            classes=classes,
+            given=given,
+            collapse=collapse,
+            collapse_choices=COLLAPSE_CHOICES,
+            image_search=get_search().image_queries,
+            footer=footer,
+        )
     if error is None:
         return html, 200
     headers = {"Retry-After": str(RETRY_AFTER_S)} if error.code == StoreError.code else {}
@@ -152,6 +142,7 @@ def _render_page(
 def index() -> ResponseReturnValue:
     """Search box and filters; with ``?q=`` the matching videos, or why there are none."""
     query = request.args.get("q", "").strip() or None  # a blank box is the start page
+    requestlog.searched_for(query)
     params: SearchParams | None = None
     response: SearchResponse | None = None
     error: ErrorInfo | None = None

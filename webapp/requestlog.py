@@ -24,6 +24,11 @@ TEXT_FORMAT = "[%(asctime)s] [%(process)d] %(levelname)s %(name)s [%(request_id)
 access = logging.getLogger("clipsearch.access")
 
 
+def searched_for(query: object) -> None:
+    """A search handler's query text, for the request line (logged only if asked)."""
+    g.query = query
+
+
 def request_id() -> str:
     """This request's id (``-`` outside a request)."""
     if not has_request_context():
@@ -101,11 +106,7 @@ def init_app(app: Flask, log_queries: bool) -> None:
             "results": g.get("result_count"),
         }
         if log_queries:
-            query = request.values.get("q") or request.values.get("query")
-            if query is None and request.is_json:
-                body = request.get_json(silent=True)
-                query = body.get("q", body.get("query")) if isinstance(body, dict) else None
-            fields["query"] = query
+            fields["query"] = g.get("query")  # what a search handler read, never re-parsed
         text = f"{fields['method']} {fields['path']} {fields['status']} {ms:.1f}ms"
         if fields["results"] is not None:
             text += f" results={fields['results']}"

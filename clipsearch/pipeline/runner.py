@@ -511,6 +511,7 @@ class _Run:
                     changes.info("unchanged content, payload updated: %s", display(w.clip.path))
             self._upsert(points)
             self.report.up_to_date += len(points)
+            telemetry.event("ingest_videos", "up_to_date", len(points))
             self.times.add("payloads", t0)
             self._advance(len(batch))
 
@@ -541,9 +542,11 @@ class _Run:
                     self.moved_from.add(donor.id)
                     moves.append((donor.id, point.id))
                     self.report.moved.append(entry)
+                    telemetry.event("ingest_videos", "moved")
                     changes.info("moved %s -> %s", entry["from"], entry["path"])
                 else:
                     self.report.copied.append(entry)
+                    telemetry.event("ingest_videos", "copied")
                     changes.info("copied %s -> %s (vectors reused)", entry["from"], entry["path"])
             self._upsert(points)
             if self.opts.media_dir is not None:

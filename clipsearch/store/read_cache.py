@@ -53,9 +53,8 @@ class VideoCache:
                 out[vid] = (dict(entry[0]), entry[1])
             self.hits += hit
             self.misses += missed
-        for result, n in (("hit", hit), ("miss", missed)):
-            for _ in range(n):
-                telemetry.event("store_cache", result)
+        telemetry.event("store_cache", "hit", hit)
+        telemetry.event("store_cache", "miss", missed)
         return out
 
     def put_many(

@@ -286,13 +286,15 @@ def test_prometheus_scrapes_the_embedded_store_searches(
     try:
         prom = prometheus(base.removeprefix("http://"))
         paths = [f"/api/search?q={urllib.parse.quote(p)}" for p in PHRASES] * 10
-        assert send(base, paths) == {200: len(paths)}
+        # each phrase once first: three misses, then only hits
+        assert send(base, paths[:3]) == {200: 3} and send(base, paths[3:]) == {200: 27}
         assert scraped(prom, SENT, len(paths)) == len(paths)
         assert query(prom, "max(clipsearch_indexed_videos)") == len(PHRASES)
         for stage in ("tokenize", "text_encode", "store_search", "moment_naming", "render"):
             count = query(prom, f"sum(clipsearch_stage_duration_seconds_count{{stage='{stage}'}})")
             assert count is not None and count > 0, stage
-        # three distinct queries: three misses, the rest hits of the query cache
+        assert query(prom, "sum(clipsearch_searches_total)") == len(paths)
+        assert query(prom, "count(clipsearch_info{store='edge'})") == 1  # no path on show
         hits = query(prom, "sum(clipsearch_cache_lookups_total{cache='query_cache',result='hit'})")
         assert hits == len(paths) - len(PHRASES)
     finally:

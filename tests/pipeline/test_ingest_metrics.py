@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import socket
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,3 +70,21 @@ def test_a_taken_metrics_port_is_a_one_line_error(
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"clipsearch: error: --metrics-port {port}") and "\n" not in err
     assert not (tmp_path / "store").exists()
+
+
+def test_a_run_serves_its_counters_on_its_port(
+    tiny_synth: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    argv = ["ingest", str(tiny_synth), "--model", str(tiny_model_dir)]
+    argv += ["--store", str(tmp_path / "store"), "--metrics-port", str(port), "-q"]
+    try:
+        assert main(argv) == 0
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    finally:
+        telemetry.set_sink(None)  # the run's sink stays installed in this process otherwise
+    clips = len(load_collection(tiny_synth).clips)
+    assert f'clipsearch_ingest_videos_total{{outcome="ingested"}} {float(clips)}' in text
+    frames = re.search(r"^clipsearch_ingest_frames_total (\S+)$", text, re.M)
+    assert frames and float(frames[1]) >= clips

@@ -65,6 +65,7 @@ def test_each_request_counts_once_by_route_and_status(client: FlaskClient) -> No
         assert client.get("/api/search?q=ball+bouncing").status_code == 200
     assert client.get("/api/search").status_code == 400
     assert client.get("/nowhere").status_code == 404
+    assert client.open("/api/search", method="BREW").status_code == 405
     after = samples(client)
 
     def delta(**labels: str) -> float:
@@ -74,6 +75,7 @@ def test_each_request_counts_once_by_route_and_status(client: FlaskClient) -> No
     assert delta(method="GET", route="/api/search", status="200") == 3
     assert delta(method="GET", route="/api/search", status="400") == 1
     assert delta(method="GET", route="unmatched", status="404") == 1
+    assert delta(method="other", route="unmatched", status="405") == 1  # no label per method
     count = "clipsearch_request_duration_seconds_count"
     assert value(after, count, route="/api/search") - value(before, count, route="/api/search") == 4
     # the scrape in flight is the only request in flight
@@ -95,6 +97,9 @@ def test_a_search_reports_its_stages_cache_and_batches(client: FlaskClient) -> N
     for result in ("hit", "miss"):
         labels = {"cache": "query_cache", "result": result}
         assert value(after, lookups, **labels) - value(before, lookups, **labels) == 1
+    assert (
+        value(after, "clipsearch_searches_total") - value(before, "clipsearch_searches_total") == 2
+    )
     batch = "clipsearch_text_batch_size_count"
     assert value(after, batch) - value(before, batch) == 1
     # one series per app built in this process: this one's among them
@@ -131,8 +136,9 @@ def _access(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 def test_one_line_per_request_without_the_query(
     client: FlaskClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="clipsearch.access"):
+    with caplog.at_level(logging.DEBUG):  # the library's debug lines hold no query either
         client.get("/api/search?q=ball+bouncing", headers={HEADER: "req-1"})
+    assert not [r for r in caplog.records if "ball" in r.getMessage()]
     (record,) = _access(caplog)
     fields = record.http  # type: ignore[attr-defined]
     assert fields["method"] == "GET" and fields["route"] == "/api/search"
