@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import time
-import uuid
 from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
@@ -22,6 +22,14 @@ NO_REQUEST = "-"
 TEXT_FORMAT = "[%(asctime)s] [%(process)d] %(levelname)s %(name)s [%(request_id)s]: %(message)s"
 
 access = logging.getLogger("clipsearch.access")
+
+
+def _new_id() -> str:
+    # 128 random bits from the random module, not uuid4: os.urandom's system call hands the
+    # GIL around on every request, which starved an ingest thread of the same process (a
+    # watching server) under load. Ids need to be unique, not secret; each forked worker
+    # reseeds the generator.
+    return f"{random.getrandbits(128):032x}"
 
 
 def searched_for(query: object) -> None:
@@ -36,7 +44,7 @@ def request_id() -> str:
     rid = g.get("request_id")
     if rid is None:
         given = request.headers.get(HEADER, "")
-        rid = given if VALID_ID.fullmatch(given) else uuid.uuid4().hex
+        rid = given if VALID_ID.fullmatch(given) else _new_id()
         g.request_id = rid
     return str(rid)
 
