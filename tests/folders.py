@@ -126,3 +126,38 @@ def stop_group(proc: Any, term_s: float = 5.0) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def start_group(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Any:
+    """``argv`` in its own session (so :func:`stop_group` reaches its children), output to
+    ``log``, in the repository's root."""
+    import subprocess
+
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            argv,
+            cwd=Path(__file__).resolve().parents[1],
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_until_up(url: str, proc: Any, log: Path, what: str, timeout_s: float) -> None:
+    """Poll ``url`` until it answers 200; fail with ``log`` if ``proc`` exits or time runs out."""
+    import pytest
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not up after {timeout_s:g} s:\n{log.read_text()}")
+        time.sleep(0.2)

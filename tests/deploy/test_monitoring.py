@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import free_port
-from folders import get_json, phrase_store, stop_group
+from folders import get_json, phrase_store, start_group, stop_group, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -129,34 +129,6 @@ def test_the_dashboard_is_well_formed_and_names_only_exported_series() -> None:
 # ---------------------------------------------------------------- the real scrape
 
 
-def _wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"{what} exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not up after {START_TIMEOUT_S} s:\n{log.read_text()}")
-        time.sleep(0.3)
-
-
-def _start(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Any:
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: its children die with it
-        )
-
-
 def serve(tmp_path: Path, model: Path, *store_args: str) -> Iterator[tuple[str, Path]]:
     """``clipsearch serve`` in its own process group: yields its URL and log once it
     answers, and stops it when closed."""
@@ -166,10 +138,10 @@ def serve(tmp_path: Path, model: Path, *store_args: str) -> Iterator[tuple[str, 
     log = tmp_path / f"serve-{port}.log"
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
     env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / f"metrics-{port}")
-    proc = _start(argv, log, env)
+    proc = start_group(argv, log, env)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(f"{base}/api/health", proc, log, "clipsearch serve")
+        wait_until_up(f"{base}/api/health", proc, log, "clipsearch serve", START_TIMEOUT_S)
         yield base, log
     finally:
         stop_group(proc, 10.0)
@@ -196,10 +168,10 @@ def prometheus(tmp_path: Path) -> Iterator[Any]:
         log = tmp_path / f"prometheus-{port}.log"
         argv = [exe, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}"]
         argv += [f"--storage.tsdb.path={tmp_path / f'tsdb-{port}'}"]
-        proc = _start(argv, log)
+        proc = start_group(argv, log)
         started.append(proc)
         base = f"http://127.0.0.1:{port}"
-        _wait_for(f"{base}/-/ready", proc, log, "prometheus")
+        wait_until_up(f"{base}/-/ready", proc, log, "prometheus", START_TIMEOUT_S)
         return base
 
     yield start

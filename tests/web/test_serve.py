@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import runpy
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,7 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import free_port
-from folders import get_json, phrase_store, stop_group
+from folders import get_json, phrase_store, start_group, stop_group, wait_until_up
 
 from clipsearch.errors import InvalidInput
 from clipsearch.store.base import clip_id
@@ -112,31 +110,12 @@ def server(tiny_model_dir: Path, edge_store: Path, tmp_path: Path) -> Iterator[s
         "from webapp.settings import Settings\n"
         f"run({settings}, port={port}, log_level='warning')\n"
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
     log_path = tmp_path / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the workers die with it
-        )
+    proc = start_group([sys.executable, "-c", code], log_path, env)  # workers die with it
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                if get_json(f"{base}/api/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not up after {START_TIMEOUT_S} s:\n{log_path.read_text()}")
-            time.sleep(0.2)
+        wait_until_up(f"{base}/api/health", proc, log_path, "server", START_TIMEOUT_S)
         yield base
     finally:
         stop_group(proc)
