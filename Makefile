@@ -76,12 +76,15 @@ data: install $(DATA)/synth_meta.jsonl
 $(DATA)/synth_meta.jsonl:
 	$(CLI) synth --out $(DATA)
 
-model: data $(MODEL)/calibration.json
+model: data $(MODEL)/calibration.json $(MODEL)/onnx/manifest.json
 $(MODEL)/config.json: $(DATA)/synth_meta.jsonl
 	$(CLI) train --data $(DATA) --out $(MODEL)
 # the model's "no good match" threshold, from its scores on the test split
 $(MODEL)/calibration.json: $(MODEL)/config.json
 	$(CLI) calibrate --data $(DATA) --model $(MODEL)
+# its int8 ONNX towers and tokenizer, for serving without torch (the serve extra and image)
+$(MODEL)/onnx/manifest.json: $(MODEL)/config.json
+	$(CLI) export $(MODEL)
 
 # the clips, then the moments set (videos of several actions, two of them 60 s long)
 index: model

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from clipsearch.checkpoint import VideoConfig
 from clipsearch.errors import InvalidInput
-from clipsearch.model import ClipEncoder, ImagePreprocess, VideoConfig
+from clipsearch.model import ClipEncoder, ImagePreprocess
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +23,14 @@ import torch
 import torch.nn.functional as F
 
 from clipsearch import telemetry
+from clipsearch.checkpoint import (
+    PREPROCESS_NAME,
+    PreprocessConfig,
+    VideoConfig,
+    l2_normalize,
+    one_line,
+    pool_frames,
+)
 from clipsearch.cpu import fastest_vision_dtype
 from clipsearch.devices import cuda_autocast_dtype, resolve_device, vision_batch
 from clipsearch.errors import InvalidInput, ModelLoadError
@@ -31,102 +39,16 @@ from clipsearch.temporal import HEAD_FILE, TemporalPooling
 
 log = logging.getLogger(__name__)
 
-VIDEO_CONFIG_NAME = "clipsearch.json"
 # Views pooled per head call (bounds the patch tokens held at once for long videos).
 _VIEWS_PER_POOL = 64
 _PREPROCESS_CHUNK = 32
 POOLINGS = ("mean", "temporal")
 Towers = Literal["both", "text", "vision"]
 
-# OpenAI CLIP's preprocessing constants, used when a checkpoint saves none.
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
-
-@dataclass(frozen=True)
-class VideoConfig:
-    """How a checkpoint turns a clip into vectors; saved as ``clipsearch.json``."""
-
-    num_frames: int = 8
-    pooling: str = "mean"  # "mean" or "temporal" (a head saved beside the weights)
-    max_text_tokens: int = 77
-    model_id: str | None = None
-    temporal: dict[str, int] | None = None  # the temporal head's shape
-    # "Class:colour" combinations withheld from training (evaluated as heldout_mAP)
-    heldout: list[str] | None = None
-    # search scores below this mean "no good match" (set by ``clipsearch calibrate``)
-    min_score: float | None = None
-
-    @classmethod
-    def load(cls, directory: Path) -> VideoConfig:
-        path = directory / VIDEO_CONFIG_NAME
-        if not path.exists():
-            return cls()
-        try:
-            data = json.loads(path.read_text())
-            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-        except (OSError, ValueError, TypeError) as exc:
-            raise ModelLoadError(f"{path} is unreadable: {one_line(exc)}") from None
-
-    def save(self, directory: Path) -> None:
-        (directory / VIDEO_CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
-
-
-@dataclass(frozen=True)
-class ImagePreprocess:
-    """CLIP image preprocessing: resize, centre crop, normalise.
-
-    The resize is OpenAI CLIP's "shortest edge to N" (then a centre crop), or, when
-    ``squash`` is set, straight to the crop size so nothing at the frame's edges is
-    cut off (``{"height", "width"}`` sizes in ``preprocessor_config.json``).
-    """
-
-    shortest_edge: int = 224
-    crop: tuple[int, int] = (224, 224)
-    mean: tuple[float, float, float] = CLIP_MEAN
-    std: tuple[float, float, float] = CLIP_STD
-    squash: bool = False
-
-    @classmethod
-    def from_dict(cls, cfg: dict[str, Any]) -> ImagePreprocess:
-        size = cfg.get("size") or {}
-        if isinstance(size, int):
-            size = {"shortest_edge": size}
-        crop = cfg.get("crop_size") or {}
-        if isinstance(crop, int):
-            crop = {"height": crop, "width": crop}
-        squash = "shortest_edge" not in size and "height" in size and "width" in size
-        edge = int(size.get("shortest_edge") or size.get("height") or 224)
-        if squash:
-            crop = {"height": size["height"], "width": size["width"]}
-        return cls(
-            shortest_edge=edge,
-            crop=(int(crop.get("height", edge)), int(crop.get("width", edge))),
-            mean=tuple(cfg.get("image_mean") or CLIP_MEAN),
-            std=tuple(cfg.get("image_std") or CLIP_STD),
-            squash=squash,
-        )
-
-    def to_processor_dict(self) -> dict[str, Any]:
-        """The ``preprocessor_config.json`` content a CLIP image processor reads."""
-        return {
-            "image_processor_type": "CLIPImageProcessor",
-            "do_resize": True,
-            "size": (
-                {"height": self.crop[0], "width": self.crop[1]}
-                if self.squash
-                else {"shortest_edge": self.shortest_edge}
-            ),
-            "resample": 3,
-            "do_center_crop": True,
-            "crop_size": {"height": self.crop[0], "width": self.crop[1]},
-            "do_rescale": True,
-            "rescale_factor": 1 / 255,
-            "do_normalize": True,
-            "image_mean": list(self.mean),
-            "image_std": list(self.std),
-            "do_convert_rgb": True,
-        }
+class ImagePreprocess(PreprocessConfig):
+    """CLIP image preprocessing in torch (:class:`~clipsearch.checkpoint.PreprocessConfig`
+    says what it does): on batches of frames, on any device."""
 
     def resize_crop(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 frames (N, H, W, 3) -> float tensor (N, 3, crop_h, crop_w) in [0, 1]."""
@@ -137,15 +59,12 @@ class ImagePreprocess:
             raise ValueError(f"expected frames of shape (N, H, W, 3), got {tuple(x.shape)}")
         x = x.permute(0, 3, 1, 2).float().div_(255.0)
         h, w = x.shape[-2:]
-        scale = self.shortest_edge / min(h, w)
-        new_h, new_w = max(self.crop[0], round(h * scale)), max(self.crop[1], round(w * scale))
-        if self.squash:
-            new_h, new_w = self.crop
+        new_h, new_w = self.resized(h, w)
         if (new_h, new_w) != (h, w):
             x = F.interpolate(
                 x, size=(new_h, new_w), mode="bicubic", align_corners=False, antialias=True
             )
-        top, left = (new_h - self.crop[0]) // 2, (new_w - self.crop[1]) // 2
+        top, left = self.crop_origin(new_h, new_w)
         return x[:, :, top : top + self.crop[0], left : left + self.crop[1]].clamp_(0.0, 1.0)
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -179,22 +98,6 @@ class VideoEmbedding:
     pooled: np.ndarray
     windows: np.ndarray | None = None
     window_times: tuple[tuple[float, float], ...] = ()
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's message on one line (library messages often span several)."""
-    return " ".join(str(exc).split())
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(norm, 1e-12)).astype(np.float32)
-
-
-def pool_frames(frame_vectors: np.ndarray) -> np.ndarray:
-    """Mean pooling: the clip vector from normalised per-frame vectors (T, D)."""
-    return l2_normalize(frame_vectors.mean(axis=0, keepdims=True))[0]
 
 
 def _features(output: Any) -> torch.Tensor:
@@ -357,13 +260,14 @@ class ClipEncoder:
     ) -> None:
         """Run the text tower as ONNX Runtime dynamic int8 from now on (exported on first
         use into ``cache_dir``; ``digest``: the tower's, when the caller has it already)."""
-        from clipsearch.text_onnx import OnnxTextTower, cached_int8
+        from clipsearch.onnx_session import TextSession
+        from clipsearch.text_onnx import cached_int8
 
         self._require("text")
         if self.text_dtype != "fp32":
             raise ModelLoadError(f"the int8 export starts from fp32 weights, not {self.text_dtype}")
         path = cached_int8(self.model, self.tokenizer, cache_dir, digest)
-        self._onnx_text = OnnxTextTower(path, threads=threads or torch.get_num_threads())
+        self._onnx_text = TextSession(path, threads=threads or torch.get_num_threads())
         self.text_dtype = "int8"
 
     def text_to_torch(self) -> None:
@@ -548,15 +452,12 @@ def _frame_batches(clips: Sequence[np.ndarray], size: int) -> Iterator[list[np.n
 
 def _read_preprocess(name_or_path: str, local: Path | None) -> ImagePreprocess:
     if local is not None:
-        cfg_path = local / "preprocessor_config.json"
-        if not cfg_path.exists():
-            return ImagePreprocess()
-        return ImagePreprocess.from_dict(json.loads(cfg_path.read_text()))
+        return ImagePreprocess.load(local)
     from huggingface_hub import hf_hub_download
 
     try:
         return ImagePreprocess.from_dict(
-            json.loads(Path(hf_hub_download(name_or_path, "preprocessor_config.json")).read_text())
+            json.loads(Path(hf_hub_download(name_or_path, PREPROCESS_NAME)).read_text())
         )
     except Exception:  # a hub model without a preprocessor file gets CLIP's defaults
         return ImagePreprocess()
@@ -720,7 +621,7 @@ def save_model(encoder: ClipEncoder, directory: str | os.PathLike[str]) -> Path:
     encoder.model.save_pretrained(out)
     if encoder.tokenizer is not None:
         encoder.tokenizer.save_pretrained(out)
-    (out / "preprocessor_config.json").write_text(
+    (out / PREPROCESS_NAME).write_text(
         json.dumps(encoder.preprocess.to_processor_dict(), indent=2) + "\n"
     )
     if encoder.temporal is not None:

@@ -115,19 +115,3 @@ def cached_export(
             raise ModelLoadError(f"cannot export the {tower} tower to ONNX: {exc}") from None
         os.replace(staged, target)
     return target
-
-
-def cpu_session(path: str | os.PathLike[str], threads: int | None, tower: str) -> Any:
-    """An ONNX Runtime CPU session (thread-safe; releases the GIL while it runs)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads or os.cpu_count() or 1)
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # Idle pool threads would spin for the next call, taking CPU from request threads.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    try:
-        return ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise ModelLoadError(f"cannot load the ONNX {tower} tower {path}: {exc}") from None

@@ -15,10 +15,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from clipsearch.onnx_int8 import cached_export, cpu_session, export_quantized, weights_digest
+from clipsearch.onnx_int8 import cached_export, export_quantized, weights_digest
 
 MODEL_FILE = "text-int8.onnx"
 INPUTS = ("input_ids", "attention_mask")
@@ -79,19 +78,3 @@ def cached_int8(
         lambda out: export_int8(model, tokenizer, out),
         "text",
     )
-
-
-class OnnxTextTower:
-    """An ONNX Runtime session of an exported text tower (thread-safe, releases the GIL)."""
-
-    def __init__(self, path: str | os.PathLike[str], threads: int | None = None):
-        self.session = cpu_session(path, threads, "text")
-        self.path = Path(path)
-
-    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        feeds = {
-            "input_ids": np.asarray(input_ids, dtype=np.int64),
-            "attention_mask": np.asarray(attention_mask, dtype=np.int64),
-        }
-        (features,) = self.session.run(None, feeds)
-        return np.asarray(features, dtype=np.float32)

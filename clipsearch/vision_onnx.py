@@ -14,10 +14,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from clipsearch.onnx_int8 import cached_export, cpu_session, export_quantized, weights_digest
+from clipsearch.onnx_int8 import cached_export, export_quantized, weights_digest
+from clipsearch.onnx_session import VisionSession
 
 MODEL_FILE = "vision-int8.onnx"
 
@@ -56,37 +56,42 @@ def vision_digest(model: Any, layer: int | None) -> str:
     return weights_digest(config.to_dict(), _vision_modules(model), f"vision/tokens{layer}")
 
 
+def export_vision_int8(model: Any, side: tuple[int, int], layer: int | None, out: Path) -> None:
+    """Export the vision tower of ``model`` for inputs of ``side`` (h, w) to ``out`` (fp32
+    ONNX, then dynamic int8), with the patch tokens of hidden state ``layer`` when not
+    None."""
+    sample = torch.randn(2, 3, *side)
+    outputs = ["image_features", "tokens"] if layer is not None else ["image_features"]
+    export_quantized(
+        _VisionTower(model, layer),
+        (sample,),
+        out,
+        inputs=["pixels"],
+        outputs=outputs,
+        dynamic_axes={name: {0: "frames"} for name in ["pixels", *outputs]},
+    )
+
+
 def cached_vision_int8(
     model: Any, side: tuple[int, int], layer: int | None, cache_dir: str | os.PathLike[str]
 ) -> Path:
-    """The int8 ONNX file of ``model``'s vision tower for inputs of ``side`` (h, w), with
-    the patch tokens of hidden state ``layer`` when not None; exported on first use."""
-
-    def export(out: Path) -> None:
-        sample = torch.randn(2, 3, *side)
-        outputs = ["image_features", "tokens"] if layer is not None else ["image_features"]
-        export_quantized(
-            _VisionTower(model, layer),
-            (sample,),
-            out,
-            inputs=["pixels"],
-            outputs=outputs,
-            dynamic_axes={name: {0: "frames"} for name in ["pixels", *outputs]},
-        )
-
-    return cached_export(cache_dir, vision_digest(model, layer), MODEL_FILE, export, "vision")
+    """The int8 ONNX file of ``model``'s vision tower (:func:`export_vision_int8`),
+    exported on first use."""
+    return cached_export(
+        cache_dir,
+        vision_digest(model, layer),
+        MODEL_FILE,
+        lambda out: export_vision_int8(model, side, layer, out),
+        "vision",
+    )
 
 
 class OnnxVisionTower:
-    """An ONNX Runtime session of an exported vision tower (releases the GIL)."""
+    """An exported vision tower in place of the torch one: tensors in and out."""
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None):
-        self.session = cpu_session(path, threads, "vision")
-        self.path = Path(path)
-        self.tokens = len(self.session.get_outputs()) > 1
+        self.session = VisionSession(path, threads)
 
     def __call__(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        outputs = self.session.run(None, {"pixels": pixels.float().contiguous().numpy()})
-        feats = torch.from_numpy(np.asarray(outputs[0], dtype=np.float32))
-        grid = torch.from_numpy(np.asarray(outputs[1], dtype=np.float32)) if self.tokens else None
-        return feats, grid
+        feats, grid = self.session(pixels.float().contiguous().numpy())
+        return torch.from_numpy(feats), None if grid is None else torch.from_numpy(grid)

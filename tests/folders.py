@@ -128,15 +128,17 @@ def stop_group(proc: Any, term_s: float = 5.0) -> None:
             continue
 
 
-def start_group(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Any:
+def start_group(
+    argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Any:
     """``argv`` in its own session (so :func:`stop_group` reaches its children), output to
-    ``log``, in the repository's root."""
+    ``log``, in ``cwd`` (default: the repository's root)."""
     import subprocess
 
     with open(log, "wb") as out:
         return subprocess.Popen(
             argv,
-            cwd=Path(__file__).resolve().parents[1],
+            cwd=cwd or Path(__file__).resolve().parents[1],
             env={**os.environ, **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -20,10 +20,11 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from clipsearch.architectures import create_model
+from clipsearch.checkpoint import VideoConfig
 from clipsearch.data.collection import Collection, load_collection, validation_split
 from clipsearch.data.synthucf import default_heldout, is_heldout, parse_combo, read_meta
 from clipsearch.errors import DatasetError, InvalidInput
-from clipsearch.model import ClipEncoder, VideoConfig, load_model, save_model, vision_grid
+from clipsearch.model import ClipEncoder, load_model, save_model, vision_grid
 from clipsearch.temporal import TemporalPooling
 from training.config import TrainConfig
 from training.curves import plot_curves, write_tidy_curves

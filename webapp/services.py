@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from flask import Flask, current_app, g
 
+from clipsearch.errors import ModelLoadError
 from clipsearch.live import LiveSearch, follow_store
 from clipsearch.search import SearchLimits, SearchService
 from clipsearch.store.factory import StoreSettings
@@ -46,13 +47,13 @@ def build_search(
 ) -> SearchService:
     """Load the text tower (``model``, default the settings' one; or reuse ``encoder``) and
     open the vector store (``store``, default the settings' one)."""
-    # Imported here so a Gunicorn master never loads torch or opens the store.
-    from clipsearch.model import load_model
+    # Imported here so a Gunicorn master never loads a model or opens the store.
+    from clipsearch.query_model import load_query_model
     from clipsearch.store.factory import open_store
 
     if encoder is None:
         towers: Literal["both", "text"] = "both" if settings.image_search else "text"
-        encoder = load_model(
+        encoder = load_query_model(
             model or settings.model,
             towers=towers,
             threads=settings.torch_threads,
@@ -108,6 +109,13 @@ def start_watcher(folder: str, settings: Settings, live: LiveSearch, media_dir: 
     changed videos are searchable at the next poll, with no restart. Each poll uses the
     search service serving now: its store, the vision tower of its model and the window
     plan its videos were cut by."""
+    from clipsearch.query_model import torch_installed
+
+    if not torch_installed():
+        raise ModelLoadError(
+            "watching a folder embeds its videos, which needs torch: "
+            "pip install 'clipsearch[ingest]'"
+        )
     from clipsearch.pipeline.runner import IngestOptions, stored_window_plan
     from ingest.watch import Watcher
 

@@ -26,6 +26,7 @@ from clipsearch.cli.common import (
     EXIT_USAGE,
 )
 from clipsearch.errors import ClipSearchError
+from clipsearch.extras import missing_extra
 
 COMMANDS = (
     data.add_synth,
@@ -40,6 +41,7 @@ COMMANDS = (
     search.add_store,
     search.add_search,
     serve.add_serve,
+    serve.add_export,
     evaluate.add_eval,
     evaluate.add_parity,
     evaluate.add_eval_moments,
@@ -86,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clipsearch: error: {exc.message}", file=sys.stderr)
         # the caller's input was at fault (HTTP 4xx) -> 2, anything else -> 1
         return EXIT_USAGE if 400 <= exc.status < 500 else EXIT_ERROR
+    except ModuleNotFoundError as exc:
+        message = missing_extra(exc)
+        if message is None:
+            raise
+        print(f"clipsearch: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
     except OSError as exc:  # a file we were asked to read or write
         print(f"clipsearch: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
         return EXIT_ERROR

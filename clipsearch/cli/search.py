@@ -78,7 +78,7 @@ def cmd_store_stats(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from clipsearch.collapse import validate_collapse, validate_near_threshold
-    from clipsearch.model import load_model
+    from clipsearch.query_model import load_query_model
     from clipsearch.search import SearchLimits, SearchService
     from clipsearch.store.factory import open_store
 
@@ -94,7 +94,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     towers: Literal["both", "text"] = "both" if image is not None else "text"
     store = open_store(store_settings(args))
     try:
-        encoder = load_model(
+        encoder = load_query_model(
             args.model, towers=towers, text_dtype=args.text_dtype, cache_dir=args.cache_dir
         )
         min_score = args.min_score if args.min_score is not None else encoder.video.min_score

@@ -1,4 +1,5 @@
-"""``clipsearch serve``: the web app under Gunicorn."""
+"""``clipsearch serve``: the web app under Gunicorn; ``clipsearch export``: a checkpoint made
+servable without torch."""
 
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     if args.watch and not Path(args.watch).is_dir():
         raise InvalidInput(f"--watch {args.watch} is not a folder")
+    if args.watch:
+        from clipsearch.query_model import torch_installed
+
+        if not torch_installed():
+            raise InvalidInput("--watch embeds videos: pip install 'clipsearch[ingest]'")
     print(f"serving http://{args.host}:{args.port}/  (Ctrl-C to stop)", flush=True)
     run(
         settings,
@@ -87,3 +93,39 @@ def add_serve(sub: Any, common: argparse.ArgumentParser) -> None:
     add_text_dtype_arg(p)
     add_device_arg(p)
     p.set_defaults(func=cmd_serve)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from clipsearch.onnx_export import export_model
+
+    out = export_model(args.model, args.out, vision=args.vision)
+    size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
+    print(f"exported {args.model} to {out} ({size / 1e6:.1f} MB)")
+    return 0
+
+
+def add_export(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "export",
+        parents=[common],
+        help="write a checkpoint's int8 ONNX towers and tokenizer for serving without torch",
+        description="Export MODEL (hub id or directory) for `pip install 'clipsearch[serve]'`: "
+        "the int8 ONNX text tower, the vision tower for image queries, the tokenizer, the "
+        "settings and a manifest. `clipsearch serve --model MODEL` then runs without torch.",
+    )
+    p.add_argument("model", metavar="MODEL", help="checkpoint: a directory or a hub id")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where to write it (default: MODEL/onnx; a hub model needs --out); an earlier "
+        "export there is replaced",
+    )
+    p.add_argument(
+        "--no-vision",
+        dest="vision",
+        action="store_false",
+        help="leave the vision tower out (no image queries)",
+    )
+    p.set_defaults(func=cmd_export)

@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from clipsearch.checkpoint import VIDEO_CONFIG_NAME, VideoConfig
 from clipsearch.data.collection import Clip, Collection, class_phrase
 from clipsearch.errors import DatasetError, InvalidInput, ModelLoadError
 from clipsearch.evaluation.retrieval import QUERY_TEMPLATE
-from clipsearch.model import VIDEO_CONFIG_NAME, ClipEncoder, VideoConfig
+from clipsearch.model import ClipEncoder
 from clipsearch.windows import WindowPlan
 
 CALIBRATION_FILE = "calibration.json"

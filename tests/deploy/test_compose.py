@@ -164,9 +164,17 @@ def test_every_file_they_name_exists() -> None:
         if line.startswith("COPY ") and "--from=" not in line:
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), f"Dockerfile copies a missing {source}"
-    froms = [line for line in dockerfile.splitlines() if line.startswith("FROM ")]
-    assert len(froms) == 2  # builder and runtime
-    assert "USER clipsearch" in dockerfile and "torch==2.13.0" in dockerfile
+    stages = {
+        line.split()[-1]: line.split()[1]
+        for line in dockerfile.splitlines()
+        if line.startswith("FROM ")
+    }
+    assert stages["runtime"] == "${BASE}" and "ARG BASE=python:3.11-slim-bookworm" in dockerfile
+    assert {"serve", "ingest"} <= set(stages) and dockerfile.count("USER clipsearch") == 2
+    # the web app's image: the serve extra only; torch's CPU wheel goes to the ingest image
+    serve_build = dockerfile.split("AS serve-build", 1)[1].split("FROM ", 1)[0]
+    assert "'/src[serve]'" in serve_build and "torch" not in serve_build
+    assert "torch==2.13.0" in dockerfile.split("AS ingest-build", 1)[1].split("FROM ", 1)[0]
     k8s = yaml.safe_load((ROOT / "deploy/k8s/ingest-indexed-job.yaml").read_text())
     assert k8s["kind"] == "Job" and k8s["spec"]["completionMode"] == "Indexed"
     args = " ".join(k8s["spec"]["template"]["spec"]["containers"][0]["args"])

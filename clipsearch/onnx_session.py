@@ -1,0 +1,61 @@
+"""ONNX Runtime sessions of the exported towers, without torch: what serving queries
+needs once a tower is exported (:mod:`clipsearch.onnx_int8` exports them, with torch)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clipsearch.errors import ModelLoadError
+
+
+def cpu_session(path: str | os.PathLike[str], threads: int | None, tower: str) -> Any:
+    """An ONNX Runtime CPU session (thread-safe; releases the GIL while it runs)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads or os.cpu_count() or 1)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Idle pool threads would spin for the next call, taking CPU from request threads.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load the ONNX {tower} tower {path}: {exc}") from None
+
+
+class TextSession:
+    """An ONNX Runtime session of an exported text tower (thread-safe, releases the GIL):
+    token ids and mask (B, L) -> projected text features (B, D), unnormalised."""
+
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None):
+        self.session = cpu_session(path, threads, "text")
+        self.path = Path(path)
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        feeds = {
+            "input_ids": np.asarray(input_ids, dtype=np.int64),
+            "attention_mask": np.asarray(attention_mask, dtype=np.int64),
+        }
+        (features,) = self.session.run(None, feeds)
+        return np.asarray(features, dtype=np.float32)
+
+
+class VisionSession:
+    """An ONNX Runtime session of an exported vision tower (releases the GIL): normalised
+    pixels (N, 3, h, w) -> projected image features (N, D), unnormalised, and the patch
+    tokens (N, P, W) when the export has them."""
+
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None):
+        self.session = cpu_session(path, threads, "vision")
+        self.path = Path(path)
+        self.tokens = len(self.session.get_outputs()) > 1
+
+    def __call__(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        outputs = self.session.run(None, {"pixels": np.ascontiguousarray(pixels, np.float32)})
+        feats = np.asarray(outputs[0], dtype=np.float32)
+        return feats, np.asarray(outputs[1], dtype=np.float32) if self.tokens else None
