@@ -11,8 +11,9 @@
 #
 # Build arguments: BASE, the image both start from (default the official Python image;
 # `make container-test` builds on a Debian bookworm of its own, made with debootstrap);
-# TORCH_PIP_ARGS, where pip finds torch's CPU wheel; PIP_CERT, a CA bundle for pip (mount it
-# and the pip configuration with `build -v ...:ro`: they never enter an image).
+# TORCH_PIP_ARGS, where pip finds torch's CPU wheel; PIP_CERT, a CA bundle for pip (with
+# podman, mount it and the pip configuration with `podman build -v ...:ro`, as
+# deploy/podman/container-test.sh does: they never enter an image).
 # Each image's build stage installs into /opt/venv; its runtime stage copies only that venv
 # and runs as an unprivileged user.
 
@@ -20,7 +21,7 @@ ARG BASE=python:3.11-slim-bookworm
 
 FROM ${BASE} AS runtime
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin clipsearch \
-    && mkdir -p /app/var/media /app/var/cache \
+    && mkdir -p /app/var/store /app/var/media /app/var/cache \
     && chown -R clipsearch:clipsearch /app
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

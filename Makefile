@@ -17,7 +17,7 @@ CHROMIUM ?= $(or $(CLIPSEARCH_CHROMIUM),/usr/bin/chromium)
 # (plain Linux x86-64), use: make demo TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP_ARGS ?=
 
-.PHONY: install browser-deps compose-deps prometheus-deps demo data model index serve test test-fast lint typecheck pytest pytest-fast clean
+.PHONY: install browser-deps compose-deps prometheus-deps podman-deps container-test demo data model index serve test test-fast lint typecheck pytest pytest-fast clean
 
 install: $(VENV)/.installed
 
@@ -71,6 +71,26 @@ prometheus-deps:
 	else \
 		echo "prometheus-deps: note: no prometheus (not root with apt-get); the monitoring tests will skip"; \
 	fi
+
+# Debian's podman, runc and debootstrap, for `make container-test`: installed by apt-get when
+# missing and we are root; else a note, and container-test fails saying what is missing.
+podman-deps:
+	@if command -v podman >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "podman-deps: installing podman runc debootstrap (apt-get)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc debootstrap >/dev/null 2>&1 \
+			|| { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc debootstrap >/dev/null; } \
+			|| echo "podman-deps: note: apt-get could not install podman"; \
+	else \
+		echo "podman-deps: note: no podman (not root with apt-get)"; \
+	fi
+
+# The Dockerfile's two images built and run with podman (deploy/podman/container-test.sh): the
+# ingest image embeds a small folder into a volume, the web app image serves it (non-root,
+# read-only root filesystem) and answers health, a search, a poster and /metrics.
+container-test: install podman-deps
+	TORCH_PIP_ARGS="$(TORCH_PIP_ARGS)" deploy/podman/container-test.sh
 
 data: install $(DATA)/synth_meta.jsonl
 $(DATA)/synth_meta.jsonl:

@@ -4,6 +4,7 @@ kernels the towers get (read from ``/proc/cpuinfo`` on Linux)."""
 from __future__ import annotations
 
 import functools
+import os
 import platform
 from typing import Any
 
@@ -25,6 +26,12 @@ NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
 # Flags that give int8 dot products with 32-bit sums. Without them ONNX Runtime's int8
 # kernels sum pairs in 16 bits, which can saturate (its quantization docs).
 INT8_DOT = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's cpuset), else all."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:

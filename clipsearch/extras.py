@@ -8,6 +8,8 @@ app; ``ingest`` torch and ``transformers`` (embedding videos, ``clipsearch expor
 
 from __future__ import annotations
 
+import importlib.util
+
 EXTRA_OF = {
     "torch": "ingest",
     "transformers": "ingest",
@@ -24,10 +26,14 @@ EXTRA_OF = {
 }
 
 
+def installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
 def missing_extra(exc: ModuleNotFoundError) -> str | None:
     """The one-line message for a missing package an extra brings (None for others)."""
     package = (exc.name or "").split(".")[0]
     extra = EXTRA_OF.get(package)
-    if extra is None:
-        return None
+    if extra is None or installed(package):
+        return None  # not ours, or installed with a part missing: a real error
     return f"this command needs {package}, not installed here: pip install 'clipsearch[{extra}]'"

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from clipsearch import __version__
-from clipsearch.checkpoint import PREPROCESS_NAME
-from clipsearch.errors import InvalidInput
+from clipsearch.checkpoint import PREPROCESS_NAME, one_line
+from clipsearch.errors import InvalidInput, ModelLoadError
 from clipsearch.onnx_int8 import OPSET
 from clipsearch.onnx_model import (
     EXPORT_DIR,
@@ -63,16 +63,24 @@ def export_model(
     if target.exists() and not (target / MANIFEST_NAME).is_file():
         raise InvalidInput(f"{target} exists and is not a clipsearch export: give another --out")
     encoder = load_model(name, towers="both" if vision else "text", device="cpu")
-    if encoder.tokenizer is None or not getattr(encoder.tokenizer, "is_fast", False):
+    tokenizer = encoder.tokenizer
+    if tokenizer is None or not getattr(tokenizer, "is_fast", False):
         raise InvalidInput(f"{os.fspath(name)!r} has no fast tokenizer ({TOKENIZER_FILE})")
+    if tokenizer.pad_token_id is None:
+        raise InvalidInput(f"the tokenizer of {os.fspath(name)!r} has no padding token")
     local = Path(name).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
-        export_int8(encoder.model, encoder.tokenizer, staged / TEXT_FILE)
-        if vision:
-            export_vision_int8(encoder.model, encoder.preprocess.crop, None, staged / VISION_FILE)
-        encoder.tokenizer.save_pretrained(staged)
+        os.chmod(staged, 0o777 & ~_umask())  # mkdtemp's 0700 would keep other users out
+        try:
+            export_int8(encoder.model, tokenizer, staged / TEXT_FILE)
+            if vision:
+                crop = encoder.preprocess.crop
+                export_vision_int8(encoder.model, crop, None, staged / VISION_FILE)
+        except Exception as exc:  # torch.onnx and onnxruntime raise many types
+            raise ModelLoadError(f"cannot export {encoder.model_id}: {one_line(exc)}") from None
+        tokenizer.save_pretrained(staged)
         encoder.video.save(staged)
         (staged / PREPROCESS_NAME).write_text(
             json.dumps(encoder.preprocess.to_processor_dict(), indent=2) + "\n"
@@ -81,16 +89,8 @@ def export_model(
             "format": FORMAT,
             "model_id": encoder.model_id,
             "dim": encoder.dim,
-            "text": {
-                "file": TEXT_FILE,
-                "sha256": file_digest(staged / TEXT_FILE),
-                "pad_id": int(encoder.tokenizer.pad_token_id),
-            },
-            "vision": (
-                {"file": VISION_FILE, "sha256": file_digest(staged / VISION_FILE)}
-                if vision
-                else None
-            ),
+            "text": {**_part(staged / TEXT_FILE), "pad_id": int(tokenizer.pad_token_id)},
+            "vision": _part(staged / VISION_FILE) if vision else None,
             "source": source_files(local) if local.is_dir() else {},
             "checkpoint": os.fspath(name) if not local.is_dir() else None,
             "made_with": {
@@ -111,12 +111,28 @@ def export_model(
     return target
 
 
+def _part(path: Path) -> dict[str, Any]:
+    return {"file": path.name, "size": path.stat().st_size, "sha256": file_digest(path)}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _swap_in(staged: Path, target: Path) -> None:
-    """Put ``staged`` at ``target``; an earlier export there goes only once it has."""
+    """Put ``staged`` at ``target``; an earlier export there goes only once it has (and
+    is put back if it cannot)."""
     if not target.exists():
         os.replace(staged, target)
         return
     old = Path(tempfile.mkdtemp(prefix=".replaced-", dir=target.parent))
     os.replace(target, old / "export")
-    os.replace(staged, target)
+    try:
+        os.replace(staged, target)
+    except BaseException:
+        os.replace(old / "export", target)
+        old.rmdir()
+        raise
     shutil.rmtree(old, ignore_errors=True)

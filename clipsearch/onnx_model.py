@@ -42,7 +42,18 @@ TEXT_FILE = "text-int8.onnx"
 VISION_FILE = "vision-int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 # The checkpoint files an export is made from: a changed one makes the export stale.
-SOURCE_FILES = ("model.safetensors", "pytorch_model.bin", TOKENIZER_FILE)
+SOURCE_PATTERNS = (
+    "config.json",
+    "model*.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model*.bin",
+    "pytorch_model.bin.index.json",
+    "tokenizer*.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "preprocessor_config.json",
+)
 _HASH_CHUNK = 1 << 20
 
 
@@ -56,12 +67,18 @@ def file_digest(path: Path) -> str:
 
 
 def source_files(checkpoint: Path) -> dict[str, dict[str, Any]]:
-    """{name: {"size", "sha256"}} of the :data:`SOURCE_FILES` in ``checkpoint``."""
+    """{name: {"size", "mtime_ns", "sha256"}} of the checkpoint's files an export is made
+    from (:data:`SOURCE_PATTERNS`)."""
     found = {}
-    for name in SOURCE_FILES:
-        path = checkpoint / name
-        if path.is_file():
-            found[name] = {"size": path.stat().st_size, "sha256": file_digest(path)}
+    for pattern in SOURCE_PATTERNS:
+        for path in sorted(checkpoint.glob(pattern)):
+            if path.is_file():
+                stat = path.stat()
+                found[path.name] = {
+                    "size": stat.st_size,
+                    "mtime_ns": stat.st_mtime_ns,
+                    "sha256": file_digest(path),
+                }
     return found
 
 
@@ -85,12 +102,15 @@ class Manifest:
     text_file: str
     vision_file: str | None
     source: dict[str, dict[str, Any]]
+    sizes: dict[str, int]
 
     @classmethod
     def load(cls, directory: Path) -> Manifest:
         path = directory / MANIFEST_NAME
         try:
             data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
             if data.get("format") != FORMAT:
                 raise ValueError(f"format {data.get('format')!r}, this clipsearch reads {FORMAT}")
             vision = data.get("vision")
@@ -101,28 +121,44 @@ class Manifest:
                 text_file=str(data["text"]["file"]),
                 vision_file=str(vision["file"]) if vision else None,
                 source=dict(data.get("source") or {}),
+                sizes={
+                    str(part["file"]): int(part["size"])
+                    for part in (data["text"], vision)
+                    if part and "size" in part
+                },
             )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ModelLoadError(f"{path} is not a clipsearch export: {one_line(exc)}") from None
 
 
 def check_fresh(export: Path, manifest: Manifest) -> None:
-    """Refuse an export in ``<checkpoint>/onnx`` whose checkpoint changed since."""
-    checkpoint = export.parent
-    if export.name != EXPORT_DIR or not manifest.source:
+    """Refuse an export whose files are not whole, or one in ``<checkpoint>/onnx`` whose
+    checkpoint files changed since (a file no longer there, as on a serving machine given
+    only the export and the settings, is not checked)."""
+    for name, size in manifest.sizes.items():
+        path = export / name
+        if not path.is_file() or path.stat().st_size != size:
+            raise ModelLoadError(f"{path} is missing or not whole: copy or export it again")
+    if export.name != EXPORT_DIR:
         return
-    now = {name: checkpoint / name for name in manifest.source}
+    checkpoint = export.parent
     for name, was in manifest.source.items():
-        path = now[name]
-        if (
-            not path.is_file()
-            or path.stat().st_size != was.get("size")
-            or file_digest(path) != was.get("sha256")
-        ):
-            raise ModelLoadError(
-                f"the ONNX export in {export} was made from another {name} than the one in "
-                f"{checkpoint} now: run `clipsearch export {checkpoint}` again"
-            )
+        path = checkpoint / name
+        try:
+            stat = path.stat()
+            if stat.st_size == was.get("size") and stat.st_mtime_ns == was.get("mtime_ns"):
+                continue
+            if stat.st_size == was.get("size") and file_digest(path) == was.get("sha256"):
+                continue
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("cannot check %s against the export in %s: %s", path, export, exc)
+            continue
+        raise ModelLoadError(
+            f"the ONNX export in {export} was made from another {name} than the one in "
+            f"{checkpoint} now: run `clipsearch export {checkpoint}` again"
+        )
 
 
 class OnnxEncoder:
@@ -209,9 +245,12 @@ def load_export(
     *,
     towers: Literal["both", "text"] = "text",
     threads: int | None = None,
+    text_threads: int | None = None,
 ) -> OnnxEncoder:
     """The export in ``directory`` (see :func:`find_export`), with the vision tower when
-    ``towers`` is ``"both"``; sessions on ``threads`` threads (default: every CPU)."""
+    ``towers`` is ``"both"`` and the export has one (else text only, with a warning); its
+    sessions on ``threads`` threads, the text tower's on ``text_threads`` (default:
+    ``threads``, else every CPU this process may use)."""
     from tokenizers import Tokenizer
 
     export = find_export(directory)
@@ -220,21 +259,24 @@ def load_export(
     manifest = Manifest.load(export)
     check_fresh(export, manifest)
     if towers == "both" and manifest.vision_file is None:
-        raise ModelLoadError(
-            f"the export in {export} has no vision tower for image queries: export it again "
-            "without --no-vision, or turn image search off (CLIPSEARCH_IMAGE_SEARCH=0)"
+        log.warning(
+            "the export in %s has no vision tower: image queries are off (export it again "
+            "without --no-vision to have them)",
+            export,
         )
     # a recalibrated checkpoint's threshold holds for its export too
     beside = export.parent if export.name == EXPORT_DIR else export
     video = VideoConfig.load(beside if (beside / VIDEO_CONFIG_NAME).is_file() else export)
     try:
         tokenizer = Tokenizer.from_file(str(export / TOKENIZER_FILE))
+        pad = tokenizer.id_to_token(manifest.pad_id)
+        if pad is None:
+            raise ValueError(f"its pad id {manifest.pad_id} is not in the vocabulary")
+        tokenizer.enable_truncation(max_length=int(video.max_text_tokens))
+        tokenizer.enable_padding(pad_id=manifest.pad_id, pad_token=pad)
     except Exception as exc:  # tokenizers raises its own exception types
         raise ModelLoadError(f"cannot read {export / TOKENIZER_FILE}: {one_line(exc)}") from None
-    tokenizer.enable_truncation(max_length=video.max_text_tokens)
-    pad = tokenizer.id_to_token(manifest.pad_id)
-    tokenizer.enable_padding(pad_id=manifest.pad_id, pad_token=pad)
-    text = TextSession(export / manifest.text_file, threads)
+    text = TextSession(export / manifest.text_file, text_threads or threads)
     vision = None
     if towers == "both" and manifest.vision_file is not None:
         vision = VisionSession(export / manifest.vision_file, threads)

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from clipsearch.checkpoint import one_line
+from clipsearch.cpu import usable_cpus
 from clipsearch.errors import ModelLoadError
 
 
@@ -17,7 +19,7 @@ def cpu_session(path: str | os.PathLike[str], threads: int | None, tower: str) -
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads or os.cpu_count() or 1)
+    options.intra_op_num_threads = int(threads or usable_cpus())
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # Idle pool threads would spin for the next call, taking CPU from request threads.
@@ -25,7 +27,8 @@ def cpu_session(path: str | os.PathLike[str], threads: int | None, tower: str) -
     try:
         return ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise ModelLoadError(f"cannot load the ONNX {tower} tower {path}: {exc}") from None
+        message = f"cannot load the ONNX {tower} tower {path}: {one_line(exc)}"
+        raise ModelLoadError(message) from None
 
 
 class TextSession:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from clipsearch.errors import InvalidInput, ModelLoadError
 from clipsearch.onnx_model import EXPORT_DIR, MANIFEST_NAME, find_export, load_export
-from clipsearch.settings import DEFAULT_CACHE_DIR, DEFAULT_DEVICE
+from clipsearch.settings import DEFAULT_CACHE_DIR
 
 # What the export runs: its towers are int8 on the CPU.
 EXPORT_DTYPES = ("auto", "int8")
@@ -34,11 +34,12 @@ def load_query_model(
     text_dtype: str = "auto",
     cache_dir: str | os.PathLike[str] = DEFAULT_CACHE_DIR,
     text_threads: int | None = None,
-    vision_dtype: str = "auto",
-    device: str = DEFAULT_DEVICE,
+    vision_dtype: str | None = None,
+    device: str = "cpu",
 ) -> Any:
     """The encoder for queries of checkpoint ``name``: see the module's docstring; the
-    arguments are :func:`clipsearch.model.load_model`'s."""
+    arguments are :func:`clipsearch.model.load_model`'s (``vision_dtype`` None: fp32 for
+    the torch tower, int8 for the export's)."""
     export = find_export(name)
     itself = export is not None and export == Path(name).expanduser()
     if torch_installed() and not itself:
@@ -51,17 +52,17 @@ def load_query_model(
             text_dtype=text_dtype,
             cache_dir=cache_dir,
             text_threads=text_threads,
-            vision_dtype=vision_dtype,
+            vision_dtype=vision_dtype or "fp32",
             device=device,
         )
     if export is None:
         raise ModelLoadError(
             f"{os.fspath(name)!r} has no ONNX export ({EXPORT_DIR}/{MANIFEST_NAME}) and torch "
-            "is not installed: run `clipsearch export MODEL` where it is, or "
-            "pip install 'clipsearch[ingest]'"
+            "is not installed: export it where torch is (`clipsearch export MODEL`, with "
+            "--out DIR for a hub id, then serve DIR), or pip install 'clipsearch[ingest]'"
         )
     asked = {"text dtype": text_dtype}
-    if towers == "both":
+    if towers == "both" and vision_dtype is not None:
         asked["vision dtype"] = vision_dtype
     for what, dtype in asked.items():
         if dtype not in EXPORT_DTYPES:
@@ -71,4 +72,18 @@ def load_query_model(
             )
     if device.split(":")[0] not in EXPORT_DEVICES:
         raise InvalidInput(f"the ONNX export runs on the CPU, not on {device}")
-    return load_export(export, towers=towers, threads=text_threads or threads)
+    return load_export(export, towers=towers, threads=threads, text_threads=text_threads)
+
+
+def watch_problem(name: str | os.PathLike[str]) -> str | None:
+    """Why a server of model ``name`` cannot watch a folder (it embeds the new videos
+    with the torch vision tower), or None."""
+    if not torch_installed():
+        return "watching a folder embeds its videos, which needs pip install 'clipsearch[ingest]'"
+    export = find_export(name)
+    if export is not None and export == Path(name).expanduser():
+        return (
+            f"{os.fspath(name)} is an ONNX export, which embeds no videos: to watch a folder, "
+            "give the checkpoint itself"
+        )
+    return None

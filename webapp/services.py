@@ -109,13 +109,11 @@ def start_watcher(folder: str, settings: Settings, live: LiveSearch, media_dir: 
     changed videos are searchable at the next poll, with no restart. Each poll uses the
     search service serving now: its store, the vision tower of its model and the window
     plan its videos were cut by."""
-    from clipsearch.query_model import torch_installed
+    from clipsearch.query_model import watch_problem
 
-    if not torch_installed():
-        raise ModelLoadError(
-            "watching a folder embeds its videos, which needs torch: "
-            "pip install 'clipsearch[ingest]'"
-        )
+    problem = watch_problem(settings.model)
+    if problem:
+        raise ModelLoadError(problem)
     from clipsearch.pipeline.runner import IngestOptions, stored_window_plan
     from ingest.watch import Watcher
 
@@ -147,8 +145,8 @@ def _vision_encoder(settings: Settings, search: SearchService, loaded: dict[str,
     """The vision tower of the model ``search`` serves: its own, or one loaded once (a
     model that turns out to be another is not loaded again)."""
     encoder = search.encoder
-    if getattr(encoder, "towers", "text") != "text":
-        return encoder
+    if getattr(encoder, "towers", "text") != "text" and hasattr(encoder, "embed_views"):
+        return encoder  # the torch towers, not an ONNX export (which embeds no videos)
     if search.model_id not in loaded:
         from clipsearch.model import load_model
 

@@ -45,10 +45,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.watch and not Path(args.watch).is_dir():
         raise InvalidInput(f"--watch {args.watch} is not a folder")
     if args.watch:
-        from clipsearch.query_model import torch_installed
+        from clipsearch.query_model import watch_problem
 
-        if not torch_installed():
-            raise InvalidInput("--watch embeds videos: pip install 'clipsearch[ingest]'")
+        problem = watch_problem(args.model)
+        if problem:
+            raise InvalidInput(f"--watch: {problem}")
     print(f"serving http://{args.host}:{args.port}/  (Ctrl-C to stop)", flush=True)
     run(
         settings,

@@ -5,7 +5,9 @@ exports refused; nothing of torch loaded on the serving path."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 from conftest import PHRASES
 from folders import phrase_store
 
-from clipsearch import extras
+from clipsearch import extras, query_model
 from clipsearch.cli import main
 from clipsearch.errors import InvalidInput, ModelLoadError
 from clipsearch.model import ImagePreprocess, load_model
@@ -30,6 +32,14 @@ from clipsearch.onnx_model import (
 from clipsearch.query_model import load_query_model
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 TEXTS = [
     "a video of ball bouncing",
     "A Red TRIANGLE rising!!",
@@ -56,8 +66,9 @@ def test_export_writes_the_towers_tokenizer_settings_and_manifest(exported: Path
     assert {"clipsearch.json", "preprocessor_config.json"} <= names
     manifest = json.loads((out / MANIFEST_NAME).read_text())
     assert manifest["model_id"] == load_model(exported, towers="text").model_id
-    assert set(manifest["source"]) == {"model.safetensors", "tokenizer.json"}
-    assert not list(exported.glob(".export-*")) and not list(exported.glob(".replaced-*"))
+    assert {"model.safetensors", "tokenizer.json", "config.json"} <= set(manifest["source"])
+    # readable by the serving user as well as the one who exported (mkdtemp makes 0700)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~_umask()
 
 
 @pytest.mark.parametrize("towers", ["text", "both"])
@@ -116,6 +127,38 @@ def test_a_changed_checkpoint_makes_its_export_stale(exported: Path, tmp_path: P
     alone = tmp_path / "alone"
     shutil.copytree(model / EXPORT_DIR, alone)
     assert load_export(alone).model_id == load_export(exported).model_id
+    # and so does the export beside only the settings (no weights on a serving machine)
+    slim = tmp_path / "slim"
+    shutil.copytree(model / EXPORT_DIR, slim / EXPORT_DIR)
+    shutil.copy(model / "clipsearch.json", slim)
+    assert load_export(slim).model_id == load_export(exported).model_id
+    # a tower file cut short is refused
+    text = slim / EXPORT_DIR / "text-int8.onnx"
+    text.write_bytes(text.read_bytes()[:1000])
+    with pytest.raises(ModelLoadError, match="not whole"):
+        load_export(slim)
+
+
+def test_a_failed_swap_keeps_the_earlier_export(
+    exported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clipsearch import onnx_export
+
+    model = tmp_path / "tiny"
+    shutil.copytree(exported, model)
+    before = (model / EXPORT_DIR / MANIFEST_NAME).read_text()
+    real = os.replace
+
+    def full_disk(src: object, dst: object) -> None:
+        if ".export-" in str(src):
+            raise OSError(28, "No space left on device")
+        real(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(onnx_export.os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        export_model(model)
+    assert (model / EXPORT_DIR / MANIFEST_NAME).read_text() == before
+    assert sorted(p.name for p in model.iterdir() if p.name.startswith(".")) == []
 
 
 def test_a_new_calibration_reaches_the_export(exported: Path, tmp_path: Path) -> None:
@@ -133,8 +176,9 @@ def test_export_replaces_an_export_but_never_other_files(exported: Path, tmp_pat
     export_model(model, vision=False)
     assert not (model / EXPORT_DIR / "stray.txt").exists()
     assert not (model / EXPORT_DIR / "vision-int8.onnx").exists()
-    with pytest.raises(ModelLoadError, match="no vision tower"):
-        load_export(model, towers="both")
+    assert not list(model.glob(".export-*")) and not list(model.glob(".replaced-*"))
+    # image queries off (the server serves text), not a server that will not start
+    assert load_export(model, towers="both").towers == "text"
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
@@ -142,6 +186,16 @@ def test_export_replaces_an_export_but_never_other_files(exported: Path, tmp_pat
     assert (precious / "notes.txt").read_text() == "keep me"
     with pytest.raises(InvalidInput, match="--out"):
         export_model("openai/clip-vit-base-patch32")
+
+
+def test_without_torch_a_checkpoint_is_served_from_its_export(
+    exported: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(query_model, "torch_installed", lambda: False)
+    assert isinstance(load_query_model(exported, towers="both"), OnnxEncoder)
+    with pytest.raises(ModelLoadError, match="clipsearch export"):
+        load_query_model(tiny_model_dir)
+    assert "clipsearch[ingest]" in (query_model.watch_problem(exported) or "")
 
 
 def test_the_query_model_serves_an_export_directory_without_torch_dtypes(exported: Path) -> None:
@@ -153,6 +207,9 @@ def test_the_query_model_serves_an_export_directory_without_torch_dtypes(exporte
         load_query_model(exported / EXPORT_DIR, text_dtype="fp32")
     with pytest.raises(InvalidInput, match="CPU"):
         load_query_model(exported / EXPORT_DIR, device="cuda")
+    # an export embeds no videos: a server of one cannot watch a folder
+    assert "export" in (query_model.watch_problem(exported / EXPORT_DIR) or "")
+    assert query_model.watch_problem(exported) is None
 
 
 def test_serving_an_export_loads_neither_torch_nor_transformers(
@@ -189,6 +246,10 @@ def test_a_missing_extra_is_named_in_one_line(
         raise ModuleNotFoundError("No module named 'torch'", name="torch")
 
     monkeypatch.setattr(serve, "cmd_export", lacks_torch)
+    # torch is installed here: a module of it missing is a real error, not a missing extra
+    with pytest.raises(ModuleNotFoundError):
+        main(["export", "somewhere"])
+    monkeypatch.setattr(extras, "installed", lambda package: package != "torch")
     assert main(["export", "somewhere"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == (

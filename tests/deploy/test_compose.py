@@ -195,3 +195,14 @@ def test_qdrant_config_is_production_ready() -> None:
     assert WINDOW_SEARCH_PARAMS.quantization is not None
     assert WINDOW_SEARCH_PARAMS.quantization.rescore is True
     assert WINDOW_SEARCH_PARAMS.quantization.oversampling == 2.0
+
+
+def test_the_container_test_script_parses_and_builds_both_images() -> None:
+    script = ROOT / "deploy/podman/container-test.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    assert '--target "$1"' in text and "build serve" in text and "build ingest" in text
+    assert "--read-only" in text and "--build-arg BASE=" in text
+    makefile = (ROOT / "Makefile").read_text()
+    assert "container-test: install podman-deps" in makefile
+    assert "make container-test" in (ROOT / ".ci/run").read_text()

@@ -1,5 +1,6 @@
 """``pip install 'clipsearch[serve]'`` in a fresh venv: no torch, and ``clipsearch serve``
-on an exported model answers the eval queries with the full install's top 10."""
+(and ``clipsearch search``) on an exported model answer the eval queries with the full
+install's top 10."""
 
 from __future__ import annotations
 
@@ -104,6 +105,13 @@ def test_serve_on_the_export_answers_the_full_installs_top_10(
         served = top10(lambda path: get_json(base + path))
     finally:
         stop_group(server)
+    # and `clipsearch search` from the same install
+    for query in queries[:3]:
+        argv = [str(serve_venv / "bin" / "clipsearch"), "search", query, "--model", str(model)]
+        argv += ["--store", str(store), "-k", "10", "--min-score", "-1", "--json"]
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert [r["id"] for r in json.loads(done.stdout)["results"]] == served[query]
     # the full install's web app, its text tower int8 (what `auto` picks on a CPU with VNNI)
     settings = Settings(
         model=str(model),
