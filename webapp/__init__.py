@@ -27,7 +27,8 @@ def create_app(settings: Settings | None = None, *, search: SearchService | None
     app.json = OrjsonProvider(app)
     services.init_app(app, settings, search)
     requestlog.init_app(app, settings.log_queries)
-    metrics.init_app(app, settings, _store_name(settings), _count_videos)
+    served = app.extensions[services.EXTENSION].live.current.model_id
+    metrics.init_app(app, settings, served, _store_name(settings), _count_videos)
     errors.init_app(app)
     headers.init_app(app)
     auth.init_app(app, settings.api_key)

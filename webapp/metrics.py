@@ -190,13 +190,16 @@ def _registry() -> Any:
     return registry
 
 
-def init_app(app: Flask, settings: Settings, store_name: str, count_videos: Any) -> None:
-    """``count_videos()``: the store's number of videos, read at each scrape."""
+def init_app(
+    app: Flask, settings: Settings, model_id: str, store_name: str, count_videos: Any
+) -> None:
+    """``model_id``: the model served at start; ``count_videos()``: the store's number of
+    videos, read at each scrape."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     s = series()
     _known_children(s)
-    s.info.labels(settings.model, store_name, __version__).set(1)
+    s.info.labels(model_id, store_name, __version__).set(1)
     telemetry.set_sink(PrometheusSink())
     app.before_request(_start)
     app.after_request(_record)

@@ -33,8 +33,9 @@ mkdir -p "$WORK/logs" "$WORK/cache"
 WORK=$(cd "$WORK" && pwd)
 LOGS=$WORK/logs
 
-PODMAN=(podman --root "$WORK/storage" --runroot "$WORK/run" --storage-driver vfs
-        --runtime runc --cgroup-manager cgroupfs --events-backend file)
+# its own storage and state (--tmpdir too: podman's default /run/libpod is shared by stores)
+PODMAN=(podman --root "$WORK/storage" --runroot "$WORK/run" --tmpdir "$WORK/run/libpod"
+        --storage-driver vfs --runtime runc --cgroup-manager cgroupfs --events-backend file)
 # these machines refuse podman's default rlimits; host networking needs no bridge or iptables
 CFLAGS=(--network host --ulimit nofile=1024:4096 --ulimit nproc=1024:4096)
 p() { "${PODMAN[@]}" "$@"; }
@@ -77,8 +78,10 @@ fi
 # ---- 2. the two images. pip inside a build sees the host's CA bundle and pip configuration,
 # read-only, and the folders that configuration names (find-links, file:// indexes, constraints)
 MOUNTS=()
-cert=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
-[ -f "$cert" ] && MOUNTS+=(-v "$cert:/run/host/ca.crt:ro" --build-arg PIP_CERT=/run/host/ca.crt)
+# (the bundle over the image's own, which the base has: a new path would leave an empty stub)
+bundle=/etc/ssl/certs/ca-certificates.crt
+cert=${SSL_CERT_FILE:-$bundle}
+[ -f "$cert" ] && MOUNTS+=(-v "$cert:$bundle:ro" --build-arg PIP_CERT=$bundle)
 for path in /etc/pip.conf /etc/xdg/pip /root/.config/pip/pip.conf /root/.pip/pip.conf; do
     [ -e "$path" ] && MOUNTS+=(-v "$path:$path:ro")
 done

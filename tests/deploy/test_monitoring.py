@@ -266,7 +266,8 @@ def test_prometheus_scrapes_the_embedded_store_searches(
             count = query(prom, f"sum(clipsearch_stage_duration_seconds_count{{stage='{stage}'}})")
             assert count is not None and count > 0, stage
         assert query(prom, "sum(clipsearch_searches_total)") == len(paths)
-        assert query(prom, "count(clipsearch_info{store='edge'})") == 1  # no path on show
+        # the model's id and the store's kind, no path on show
+        assert query(prom, "count(clipsearch_info{store='edge',model='tiny-random'})") == 1
         hits = query(prom, "sum(clipsearch_cache_lookups_total{cache='query_cache',result='hit'})")
         assert hits == len(paths) - len(PHRASES)
     finally:
