@@ -41,8 +41,7 @@ def load_query_model(
     arguments are :func:`clipsearch.model.load_model`'s (``vision_dtype`` None: fp32 for
     the torch tower, int8 for the export's)."""
     export = find_export(name)
-    itself = export is not None and export == Path(name).expanduser()
-    if torch_installed() and not itself:
+    if torch_installed() and not _is_export(name, export):
         from clipsearch.model import load_model
 
         return load_model(
@@ -80,10 +79,14 @@ def watch_problem(name: str | os.PathLike[str]) -> str | None:
     with the torch vision tower), or None."""
     if not torch_installed():
         return "watching a folder embeds its videos, which needs pip install 'clipsearch[ingest]'"
-    export = find_export(name)
-    if export is not None and export == Path(name).expanduser():
+    if _is_export(name, find_export(name)):
         return (
             f"{os.fspath(name)} is an ONNX export, which embeds no videos: to watch a folder, "
             "give the checkpoint itself"
         )
     return None
+
+
+def _is_export(name: str | os.PathLike[str], export: Path | None) -> bool:
+    """Whether ``name`` is the export folder itself (not a checkpoint with one inside)."""
+    return export is not None and export == Path(name).expanduser()
