@@ -33,9 +33,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from clipsearch.errors import InvalidInput
 from webapp import requestlog
 from webapp.serve import (
     TIMEOUT_S,
+    MetricsDir,
     close_worker_app,
     gunicorn_options,
     is_embedded,
@@ -69,6 +71,7 @@ errorlog = _options["errorlog"]
 loglevel = _options["loglevel"]
 worker_exit = close_worker_app
 child_exit = mark_worker_dead
+_held: list[MetricsDir] = []  # the master's metrics directory, from on_starting to on_exit
 control_socket_disable = _options["control_socket_disable"]
 
 
@@ -86,7 +89,16 @@ def on_starting(server: Any) -> None:
             f"the embedded Qdrant Edge store ({_store.path}) is single-process: "
             "run 1 worker (raise --threads instead) or use a Qdrant server URL"
         )
-    prepare_metrics_dir()
+    try:
+        _held.append(prepare_metrics_dir())
+    except InvalidInput as exc:
+        raise RuntimeError(exc.message) from None
+
+
+def on_exit(server: Any) -> None:
+    """Let go of the metrics directory (removed when it was a temporary one)."""
+    while _held:
+        _held.pop().close()
 
 
 def post_fork(server: Any, worker: Any) -> None:

@@ -7,8 +7,10 @@ worker that uses it, never in the master.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import replace
 from typing import Any
@@ -69,16 +71,49 @@ def plan_workers(
     return workers, threads
 
 
-def prepare_metrics_dir(environ: Any = os.environ) -> str:
+METRICS_LOCK = "server.lock"
+
+
+class MetricsDir:
+    """The workers' Prometheus directory, held by one server: locked while it runs (a second
+    server on it would empty the first one's counts), removed at the end when it was made
+    here."""
+
+    def __init__(self, path: str, made: bool, lock: Any):
+        self.path = path
+        self.made = made
+        self._lock = lock
+
+    def close(self) -> None:
+        if self._lock is None:
+            return
+        self._lock.close()  # the workers' inherited copies went with them
+        self._lock = None
+        if self.made:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def prepare_metrics_dir(environ: Any = os.environ) -> MetricsDir:
     """The workers' Prometheus directory (``PROMETHEUS_MULTIPROC_DIR``, else a new temporary
-    one, set in ``environ`` for the workers), emptied: counts start at zero with the server."""
-    path = environ.get(ENV_METRICS_DIR) or tempfile.mkdtemp(prefix="clipsearch-metrics-")
+    one, set in ``environ`` for the workers), emptied: counts start at zero with the server.
+    A directory another running server holds is refused."""
+    given = environ.get(ENV_METRICS_DIR)
+    path = given or tempfile.mkdtemp(prefix="clipsearch-metrics-")
     os.makedirs(path, exist_ok=True)
+    lock = open(os.path.join(path, METRICS_LOCK), "a")  # noqa: SIM115 (held while serving)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise InvalidInput(
+            f"{ENV_METRICS_DIR}={path} is in use by another running server: give each "
+            "server a directory of its own (or leave it unset for a fresh one)"
+        ) from None
     for name in os.listdir(path):
         if name.endswith(".db"):
             os.unlink(os.path.join(path, name))
     environ[ENV_METRICS_DIR] = path
-    return str(path)
+    return MetricsDir(str(path), not given, lock)
 
 
 def mark_worker_dead(server: Any, worker: Any) -> None:
@@ -152,8 +187,11 @@ def run(
         # Workers share the CPUs: keep torch from starting one thread per core in each.
         settings = replace(settings, torch_threads=max(1, (os.cpu_count() or 1) // workers))
     requestlog.configure(log_level, settings.log_format)
-    prepare_metrics_dir()
+    metrics_dir = prepare_metrics_dir()
     log.info(
         "serving on http://%s:%d with %d worker(s) x %d thread(s)", host, port, workers, threads
     )
-    ClipSearchServer(settings, gunicorn_options(host, port, workers, threads, log_level)).run()
+    try:
+        ClipSearchServer(settings, gunicorn_options(host, port, workers, threads, log_level)).run()
+    finally:
+        metrics_dir.close()

@@ -15,11 +15,11 @@ import pytest
 from flask.testing import FlaskClient
 
 from clipsearch import __version__
-from clipsearch.errors import StoreUnavailable
+from clipsearch.errors import InvalidInput, StoreUnavailable
 from clipsearch.model import ClipEncoder
 from clipsearch.store.base import ClipPoint, clip_id
 from webapp.requestlog import HEADER, JsonFormatter, RequestIdFilter
-from webapp.serve import prepare_metrics_dir
+from webapp.serve import METRICS_LOCK, prepare_metrics_dir
 from webapp.settings import ConfigError, Settings
 
 from .conftest import make_app, make_settings
@@ -224,9 +224,20 @@ def test_the_metrics_directory_starts_empty(tmp_path: Path) -> None:
     (folder / "counter_123.db").write_bytes(b"old counts")
     (folder / "keep.txt").write_text("not ours")
     environ = {"PROMETHEUS_MULTIPROC_DIR": str(folder)}
-    assert prepare_metrics_dir(environ) == str(folder)
-    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
+    held = prepare_metrics_dir(environ)
+    assert held.path == str(folder) and not held.made
+    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt", METRICS_LOCK]
+    # a second server on the same directory would empty the first one's counts
+    (folder / "counter_456.db").write_bytes(b"the running server's counts")
+    with pytest.raises(InvalidInput, match="in use by another running server"):
+        prepare_metrics_dir(dict(environ))
+    assert (folder / "counter_456.db").exists()
+    held.close()
+    assert folder.is_dir()  # the user's directory stays
+    prepare_metrics_dir(dict(environ)).close()  # free again once the first let go
     fresh: dict[str, str] = {}
-    made = Path(prepare_metrics_dir(fresh))
-    assert made.is_dir() and fresh["PROMETHEUS_MULTIPROC_DIR"] == str(made)
-    made.rmdir()
+    made = prepare_metrics_dir(fresh)
+    assert made.made and Path(made.path).is_dir()
+    assert fresh["PROMETHEUS_MULTIPROC_DIR"] == made.path
+    made.close()
+    assert not Path(made.path).exists()  # a temporary one goes with the server
