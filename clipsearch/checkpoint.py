@@ -8,9 +8,10 @@ without torch (:mod:`clipsearch.onnx_model`) read them through here.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import numpy as np
 
@@ -22,6 +23,8 @@ PREPROCESS_NAME = "preprocessor_config.json"
 # OpenAI CLIP's preprocessing constants, used when a checkpoint saves none.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+T = TypeVar("T")
 
 
 def one_line(exc: BaseException) -> str:
@@ -40,6 +43,16 @@ def pool_frames(frame_vectors: np.ndarray) -> np.ndarray:
     return l2_normalize(frame_vectors.mean(axis=0, keepdims=True))[0]
 
 
+def _load(path: Path, default: Callable[[], T], parse: Callable[[Any], T]) -> T:
+    """``parse`` of the JSON file at ``path``; ``default()`` when there is none."""
+    if not path.exists():
+        return default()
+    try:
+        return parse(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise ModelLoadError(f"{path} is unreadable: {one_line(exc)}") from None
+
+
 @dataclass(frozen=True)
 class VideoConfig:
     """How a checkpoint turns a clip into vectors; saved as ``clipsearch.json``."""
@@ -56,14 +69,11 @@ class VideoConfig:
 
     @classmethod
     def load(cls, directory: Path) -> VideoConfig:
-        path = directory / VIDEO_CONFIG_NAME
-        if not path.exists():
-            return cls()
-        try:
-            data = json.loads(path.read_text())
-            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-        except (OSError, ValueError, TypeError) as exc:
-            raise ModelLoadError(f"{path} is unreadable: {one_line(exc)}") from None
+        return _load(
+            directory / VIDEO_CONFIG_NAME,
+            cls,
+            lambda data: cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__}),
+        )
 
     def save(self, directory: Path) -> None:
         (directory / VIDEO_CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -107,13 +117,7 @@ class PreprocessConfig:
     @classmethod
     def load(cls, directory: Path) -> Self:
         """The settings saved in ``directory`` (CLIP's defaults when it has none)."""
-        path = directory / PREPROCESS_NAME
-        if not path.exists():
-            return cls()
-        try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
-            raise ModelLoadError(f"{path} is unreadable: {one_line(exc)}") from None
+        return _load(directory / PREPROCESS_NAME, cls, cls.from_dict)
 
     def to_processor_dict(self) -> dict[str, Any]:
         """The ``preprocessor_config.json`` content a CLIP image processor reads."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+
+from clipsearch.bench.common import served
 
 WORDS = ["red", "blue", "small", "large", "ball", "box", "ring", "star", "spinning", "rising"]
 
@@ -59,43 +60,26 @@ def main() -> int:
     args = parser.parse_args()
     base = f"http://127.0.0.1:{args.port}"
     with tempfile.TemporaryDirectory() as media:
-        argv = [str(args.clipsearch), "serve", "--model", args.model, "--store", args.store]
-        server = subprocess.Popen(
-            [*argv, "--port", str(args.port), "--media-dir", media],
-            cwd=media,  # away from a checkout Gunicorn would put on the path
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            started = time.perf_counter()
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{base}/api/health", timeout=2):
-                        break
-                except OSError:
-                    if server.poll() is not None or time.perf_counter() - started > 300:
-                        sys.exit(f"the server did not start (exit {server.poll()})")
-                    time.sleep(0.5)
+        model, store = os.path.abspath(args.model), os.path.abspath(args.store)
+        argv = [str(args.clipsearch), "serve", "--model", model, "--store", store]
+        argv += ["--port", str(args.port), "--media-dir", media]
+        started = time.perf_counter()
+        with served(argv, Path(media), args.port) as server:
             ready_s = time.perf_counter() - started
             for i in range(args.queries):
                 words = [WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(2 + i % 4)]
                 query = urllib.parse.quote(f"{' '.join(words)} {i}")
                 with urllib.request.urlopen(f"{base}/api/search?q={query}&k=10", timeout=30):
                     pass
-            workers = children(server.pid)
             report = {
                 "clipsearch": str(args.clipsearch),
                 "model": args.model,
                 "queries": args.queries,
                 "ready_s": round(ready_s, 1),
                 "master_rss_mb": round(rss_mb(server.pid)),
-                "worker_rss_mb": [round(rss_mb(pid)) for pid in workers],
+                "worker_rss_mb": [round(rss_mb(pid)) for pid in children(server.pid)],
                 "site_packages_mb": site_packages_mb(args.clipsearch),
             }
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
     print(json.dumps(report))
     return 0
 

@@ -14,15 +14,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from clipsearch.bench.common import served
 from clipsearch.data.synthucf import freeform_queries, read_meta
 from clipsearch.evaluation.retrieval import class_queries
 
@@ -37,32 +35,14 @@ def answers(
         shutil.copytree(store, copy)  # an embedded store is rewritten when opened
         argv = [clipsearch, "serve", "--model", model, "--store", str(copy)]
         argv += ["--port", str(PORT), "--media-dir", f"{work}/media", "--cache-dir", work]
-        server = subprocess.Popen(
-            [*argv, *extra],
-            cwd=work,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        base = f"http://127.0.0.1:{PORT}"
-        try:
-            for _ in range(600):
-                try:
-                    with urllib.request.urlopen(f"{base}/api/health", timeout=2):
-                        break
-                except OSError:
-                    if server.poll() is not None:
-                        sys.exit(f"{clipsearch} serve exited with {server.returncode}")
-                    time.sleep(0.5)
+        with served([*argv, *extra], Path(work), PORT, timeout_s=600):
             found = {}
             for query in queries:
                 params = urllib.parse.urlencode({"q": query, "k": 10, "min_score": -1})
-                with urllib.request.urlopen(f"{base}/api/search?{params}", timeout=60) as r:
+                url = f"http://127.0.0.1:{PORT}/api/search?{params}"
+                with urllib.request.urlopen(url, timeout=60) as r:
                     found[query] = [hit["id"] for hit in json.load(r)["results"]]
             return found
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=60)
 
 
 def main() -> int:

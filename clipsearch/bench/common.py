@@ -6,7 +6,11 @@ import contextlib
 import math
 import os
 import platform
-from collections.abc import Mapping, Sequence
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +134,34 @@ def scalar_metrics(metrics: Mapping[str, Any], nested: Sequence[str] = ()) -> di
         if isinstance(section, Mapping):
             out[key] = scalars(section)
     return out
+
+
+@contextlib.contextmanager
+def served(argv: Sequence[str], cwd: Path, port: int, timeout_s: float = 300) -> Iterator[Any]:
+    """``argv`` (a ``clipsearch serve`` command on ``port``; paths in it absolute, but for
+    the command itself) in its own session and in ``cwd`` (away from a checkout Gunicorn
+    would put on the path); yields the process once ``/api/health`` answers, and stops it
+    and its workers after."""
+    command = [os.path.abspath(argv[0]) if os.sep in argv[0] else argv[0], *argv[1:]]
+    server = subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    message = f"{argv[0]} serve did not start (exit {server.poll()})"
+                    raise RuntimeError(message) from None
+                time.sleep(0.5)
+        yield server
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
