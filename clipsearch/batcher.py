@@ -6,6 +6,10 @@ to one encoding thread and wait. That thread takes the first waiting text, gathe
 ones that arrive within ``max_wait_s`` (up to ``max_batch``), encodes them in one call and
 hands each request its vector. Under load the next batch fills while the current one is
 encoded, so the wait is only paid when queries are few.
+
+With ``threads`` > 1, that many encoding threads take batches side by side: a runtime
+that encodes a batch on one core (the int8 text tower on one thread) then keeps every
+core busy while the request threads search and answer.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from clipsearch.errors import InvalidInput
 
 DEFAULT_MAX_BATCH = 32
 DEFAULT_MAX_WAIT_S = 0.002
+MAX_THREADS = 4
 
 _STOP = object()
 
@@ -41,17 +46,21 @@ class MicroBatcher:
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
+        threads: int = 1,
     ):
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise InvalidInput(f"max batch must be an integer >= 1, got {max_batch!r}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise InvalidInput(f"encoding threads must be an integer >= 1, got {threads!r}")
         if not 0 <= max_wait_s <= 1:
             raise InvalidInput(f"max wait must be within 0..1 s, got {max_wait_s!r}")
         self.encode = encode
         self.max_batch = max_batch
         self.max_wait_s = float(max_wait_s)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.threads = threads
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
         self._closed = False
         self.batches = 0
         self.queries = 0
@@ -62,9 +71,12 @@ class MicroBatcher:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the query batcher is closed")
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="query-batcher", daemon=True)
-                self._thread.start()
+            self._workers = [t for t in self._workers if t.is_alive()]
+            while len(self._workers) < self.threads:
+                name = f"query-batcher-{len(self._workers)}"
+                worker = threading.Thread(target=self._run, name=name, daemon=True)
+                worker.start()
+                self._workers.append(worker)
             self._queue.put((text, future))
         return future.result()
 
@@ -117,6 +129,7 @@ class MicroBatcher:
             return {
                 "max_batch": self.max_batch,
                 "max_wait_ms": round(self.max_wait_s * 1000, 3),
+                "threads": self.threads,
                 "batches": self.batches,
                 "queries": self.queries,
                 "mean_batch": round(self.queries / self.batches, 2) if self.batches else None,
@@ -124,10 +137,20 @@ class MicroBatcher:
             }
 
     def close(self) -> None:
-        """Stop the encoding thread once queued queries are served; later calls fail."""
+        """Stop the encoding threads once queued queries are served; later calls fail."""
         with self._lock:
             self._closed = True
-            thread = self._thread
-        if thread is not None and thread.is_alive():
+            workers = [t for t in self._workers if t.is_alive()]
+        for _ in workers:
             self._queue.put(_STOP)
-            thread.join(timeout=5)
+        for worker in workers:
+            worker.join(timeout=5)
+
+
+def encoding_threads(text_dtype: str, text_threads: int, cpus: int) -> int:
+    """How many batches to encode side by side: one per ``text_threads`` cores for the
+    int8 text tower (ONNX Runtime, which releases the GIL; at most :data:`MAX_THREADS`),
+    one for torch, whose own threads already spread a batch over the cores."""
+    if text_dtype != "int8":
+        return 1
+    return max(1, min(MAX_THREADS, cpus // max(1, text_threads)))

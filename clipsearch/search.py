@@ -72,6 +72,8 @@ class SearchLimits:
     # ``batch_wait_s`` after the first (1 turns micro-batching off)
     batch_queries: int = DEFAULT_MAX_BATCH
     batch_wait_s: float = DEFAULT_MAX_WAIT_S
+    # batches encoded side by side (``batcher.encoding_threads`` picks it for a runtime)
+    batch_threads: int = 1
     # windows fetched in the store's first round (doubled until enough videos)
     prefetch: int = 64
     # a moment grows over neighbouring windows scoring within ``moment_spread`` of the
@@ -256,6 +258,7 @@ class SearchService:
                 lambda texts: self.encoder.encode_text(list(texts)),
                 max_batch=self.limits.batch_queries,
                 max_wait_s=self.limits.batch_wait_s,
+                threads=self.limits.batch_threads,
             )
 
     @property

@@ -17,8 +17,11 @@ requests are cheap file reads.
   default: enough requests in flight for batches of ~8 queries at 32 users, while more
   threads only queue on the GIL (measured: 6, 16 and 32 threads serve 92, 112 and 91
   requests/s with 32 users; benchmarks/RESULTS.md). The text tower gets one thread
-  (``CLIPSEARCH_TEXT_THREADS``): a batch is encoded with the least CPU on one. Asking for
-  more workers stops the server at start-up with an explanation.
+  (``CLIPSEARCH_TEXT_THREADS``): a batch is encoded with the least CPU on one, and one
+  batch per core is encoded side by side (``CLIPSEARCH_BATCH_THREADS``), since a single
+  encoding thread left a core idle while the request threads waited on it (2 cores:
+  105 against 136 requests/s at 32 users). Asking for more workers stops the server at
+  start-up with an explanation.
 - Qdrant server (URL): the store is shared over the network and the search runs in the
   server, so workers scale with the CPUs: ``min(4, CPUs)`` workers x 2 threads. Each
   worker loads its own text tower (about 250 MB for ViT-B/32 in fp32 plus its int8 copy)

@@ -18,9 +18,15 @@ class OrjsonProvider(DefaultJSONProvider):
     sort_keys = False
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        if kwargs:  # indent, sort_keys, ...: options orjson does not take
+        # ``jsonify`` asks for compact separators (what orjson writes) or, in debug mode
+        # or with ``compact = False``, an indent of 2 (orjson's OPT_INDENT_2)
+        if kwargs == {"separators": (",", ":")} or not kwargs:
+            option = _OPTIONS
+        elif kwargs == {"indent": 2}:
+            option = _OPTIONS | orjson.OPT_INDENT_2
+        else:  # sort_keys, other separators, ...: options orjson does not take
             return super().dumps(obj, **kwargs)
-        return orjson.dumps(obj, default=self.default, option=_OPTIONS).decode()
+        return orjson.dumps(obj, default=self.default, option=option).decode()
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         if kwargs:

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from flask import Flask, current_app, g
 
+from clipsearch.batcher import encoding_threads
+from clipsearch.cpu import usable_cpus
 from clipsearch.errors import ModelLoadError
 from clipsearch.live import LiveSearch, follow_store
 from clipsearch.search import SearchLimits, SearchService
@@ -36,6 +38,13 @@ class Services:
     live: LiveSearch
     media_dir: Path
     watcher: Any = None
+
+
+def _batch_threads(encoder: Any, settings: Settings) -> int:
+    """Batches encoded side by side on this worker's share of the CPUs (``clipsearch
+    serve`` gives several workers ``torch_threads`` each)."""
+    cpus = settings.torch_threads or usable_cpus()
+    return encoding_threads(getattr(encoder, "text_dtype", "fp32"), settings.text_threads, cpus)
 
 
 def build_search(
@@ -70,6 +79,7 @@ def build_search(
         query_cache=settings.query_cache,
         batch_queries=settings.batch_queries,
         batch_wait_s=settings.batch_wait_ms / 1000,
+        batch_threads=settings.batch_threads or _batch_threads(encoder, settings),
         near_threshold=settings.near_threshold,
     )
     min_score = settings.min_score if settings.min_score is not None else encoder.video.min_score

@@ -48,6 +48,7 @@ ENV_DEVICE = "CLIPSEARCH_DEVICE"
 ENV_BATCH_QUERIES = "CLIPSEARCH_BATCH_QUERIES"
 ENV_BATCH_WAIT_MS = "CLIPSEARCH_BATCH_WAIT_MS"
 ENV_TEXT_THREADS = "CLIPSEARCH_TEXT_THREADS"
+ENV_BATCH_THREADS = "CLIPSEARCH_BATCH_THREADS"
 ENV_ALIAS_CHECK_S = "CLIPSEARCH_ALIAS_CHECK_S"
 ENV_APP_API_KEY = "CLIPSEARCH_API_KEY"
 ENV_WATCH = "CLIPSEARCH_WATCH"
@@ -98,6 +99,9 @@ class Settings:
     # threads of the int8 text tower. One: requests bring the concurrency, and one thread
     # encodes a batch with the least CPU (a second thread adds ~30 % CPU for ~30 % speed)
     text_threads: int = 1
+    # batches encoded side by side (None: one per text_threads cores for the int8 tower,
+    # which leaves the GIL while it runs; one for torch)
+    batch_threads: int | None = None
     # how often a store named by an alias is checked for a move (0: never)
     alias_check_s: float = 2.0
     # when set, /api requests (but health and the OpenAPI document) must carry this key
@@ -137,6 +141,8 @@ class Settings:
             )
         if self.text_threads < 1:
             raise ConfigError(f"text_threads must be >= 1, got {self.text_threads}")
+        if self.batch_threads is not None and self.batch_threads < 1:
+            raise ConfigError(f"batch_threads must be >= 1, got {self.batch_threads}")
         if self.batch_queries < 1:
             raise ConfigError(f"batch_queries must be >= 1, got {self.batch_queries}")
         if not 0 <= self.batch_wait_ms <= 1000:
@@ -182,6 +188,7 @@ class Settings:
             batch_queries=env_int(environ, ENV_BATCH_QUERIES, defaults.batch_queries),
             batch_wait_ms=env_float(environ, ENV_BATCH_WAIT_MS, defaults.batch_wait_ms),
             text_threads=env_int(environ, ENV_TEXT_THREADS, defaults.text_threads),
+            batch_threads=env_optional_int(environ, ENV_BATCH_THREADS),
             alias_check_s=env_float(environ, ENV_ALIAS_CHECK_S, defaults.alias_check_s),
             api_key=env_text(environ, ENV_APP_API_KEY),
             watch=env_text(environ, ENV_WATCH),

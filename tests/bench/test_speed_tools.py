@@ -143,13 +143,18 @@ def test_serving_settings_from_the_environment() -> None:
         "CLIPSEARCH_BATCH_WAIT_MS": "0.5",
         "CLIPSEARCH_TEXT_THREADS": "2",
         "CLIPSEARCH_CACHE_DIR": "/tmp/x",
+        "CLIPSEARCH_BATCH_THREADS": "3",
     }
     s = Settings.from_env(env)
     assert (s.batch_queries, s.batch_wait_ms, s.text_threads, s.cache_dir) == (8, 0.5, 2, "/tmp/x")
+    assert s.batch_threads == 3
+    assert Settings.from_env({"CLIPSEARCH_MODEL": "m"}).batch_threads is None  # chosen at load
     with pytest.raises(ConfigError):
         Settings(model="m", batch_queries=0)
     with pytest.raises(ConfigError):
         Settings(model="m", text_threads=0)
+    with pytest.raises(ConfigError):
+        Settings(model="m", batch_threads=0)
 
 
 def test_bench_text_reports_single_and_batched_rates(

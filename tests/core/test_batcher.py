@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from clipsearch.batcher import MicroBatcher
+from clipsearch.batcher import MAX_THREADS, MicroBatcher, encoding_threads
 from clipsearch.errors import InvalidInput
 
 
@@ -107,3 +107,58 @@ def test_bad_settings_are_refused() -> None:
         MicroBatcher(SlowEncoder(), max_batch=0)
     with pytest.raises(InvalidInput):
         MicroBatcher(SlowEncoder(), max_wait_s=-1)
+    with pytest.raises(InvalidInput):
+        MicroBatcher(SlowEncoder(), threads=0)
+
+
+class MeetingEncoder(SlowEncoder):
+    """Each call waits until ``parties`` calls are running at once (or times out)."""
+
+    def __init__(self, parties: int, timeout_s: float):
+        super().__init__(delay_s=0.0)
+        self.barrier = threading.Barrier(parties, timeout=timeout_s)
+        self.met = 0
+        self.callers: set[threading.Thread] = set()
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        self.callers.add(threading.current_thread())
+        try:
+            self.barrier.wait()
+            self.met += 1
+        except threading.BrokenBarrierError:
+            pass
+        return super().__call__(texts)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_encoding_threads_encode_batches_side_by_side(threads: int) -> None:
+    encoder = MeetingEncoder(parties=2, timeout_s=0.5 if threads == 1 else 5)
+    batcher = MicroBatcher(encoder, max_batch=1, max_wait_s=0.0, threads=threads)
+    results: dict[str, np.ndarray] = {}
+
+    def ask(text: str) -> None:
+        results[text] = batcher(text)
+
+    askers = [threading.Thread(target=ask, args=(t,)) for t in ("first", "second")]
+    for t in askers:
+        t.start()
+    for t in askers:
+        t.join()
+    # two encoding threads met inside the encoder; one thread could only time out alone
+    assert encoder.met == (2 if threads == 2 else 0)
+    assert all(np.array_equal(results[t], expected(t)) for t in ("first", "second"))
+    assert batcher.stats()["threads"] == threads
+    batcher.close()
+    assert len(encoder.callers) == threads
+    assert not any(t.is_alive() for t in encoder.callers)  # close stopped every one
+    with pytest.raises(RuntimeError, match="closed"):
+        batcher("third")
+
+
+def test_encoding_threads_follow_the_text_runtime() -> None:
+    assert encoding_threads("int8", 1, 2) == 2  # ONNX Runtime leaves the GIL: a batch a core
+    assert encoding_threads("int8", 2, 8) == 4
+    assert encoding_threads("int8", 4, 2) == 1
+    assert encoding_threads("int8", 1, 64) == MAX_THREADS
+    assert encoding_threads("fp32", 1, 8) == 1  # torch spreads one batch over the cores
+    assert encoding_threads("bf16", 1, 8) == 1

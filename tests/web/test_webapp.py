@@ -610,3 +610,17 @@ def test_relative_media_dir_is_relative_to_the_working_directory(
     response = client.get(f"/media/poster/{cid}.jpg")
     assert response.status_code == 200 and response.data == poster.read_bytes()
     assert client.get(f"/media/video/{cid}.mp4").status_code == 200
+
+
+def test_responses_are_encoded_by_orjson(app: Flask) -> None:
+    """``jsonify`` passes compact separators (or, in debug mode, an indent of 2): orjson
+    takes both, so numpy values encode and no response falls back to the slow encoder."""
+    import numpy as np
+    from flask import jsonify
+
+    with app.app_context():
+        body = {"scores": np.array([0.5, 0.25], np.float32), "n": np.int64(2), "q": "é"}
+        assert jsonify(body).get_data(as_text=True) == '{"scores":[0.5,0.25],"n":2,"q":"é"}\n'
+        app.json.compact = False  # type: ignore[attr-defined]
+        assert jsonify({"a": [1]}).get_data(as_text=True) == '{\n  "a": [\n    1\n  ]\n}\n'
+        assert app.json.dumps({"b": 1, "a": 2}, sort_keys=True) == '{"a": 2, "b": 1}'
