@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -18,7 +19,8 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from clipsearch.errors import InvalidInput
+from clipsearch.errors import ClipSearchError, InvalidInput
+from clipsearch.extras import missing_extra
 from clipsearch.store.factory import StoreSettings
 from webapp import create_app, requestlog
 from webapp.services import close_app
@@ -131,12 +133,50 @@ def close_worker_app(server: Any, worker: Any) -> None:
         close_app(app)
 
 
+# Gunicorn's exit status for a worker that could not boot (``Arbiter.WORKER_BOOT_ERROR``)
+WORKER_BOOT_ERROR = 3
+
+
+class Startup:
+    """What the workers tell the process that started them (shared memory, made before
+    Gunicorn forks): that one is ready, announced once with ``ready_line``, and why the
+    first that could not boot failed."""
+
+    def __init__(self, ready_line: str | None = None):
+        self.ready_line = ready_line
+        self._ready = multiprocessing.Value("b", 0)
+        self._status = multiprocessing.Value("i", 0)
+        self._message: Any = multiprocessing.Array("c", 2048)  # .value: bytes
+
+    def worker_ready(self, worker: Any) -> None:
+        """Gunicorn ``post_worker_init`` hook: the first worker to load the app says so."""
+        with self._ready.get_lock():
+            first = not self._ready.value
+            self._ready.value = 1
+        if first and self.ready_line:
+            print(self.ready_line, flush=True)
+
+    def failed(self, message: str, status: int) -> None:
+        with self._status.get_lock():
+            if not self._status.value:
+                self._message.value = message.encode("utf-8", "replace")[:2047]
+                self._status.value = status
+
+    def error(self) -> ClipSearchError:
+        """The first worker's reason as the error it was (its message and status)."""
+        message = self._message.value.decode("utf-8", "replace")
+        if not message:
+            return ClipSearchError("the web app's worker could not start (see its log above)")
+        return ClipSearchError(message, status=self._status.value)
+
+
 class ClipSearchServer(BaseApplication):
     """Gunicorn application that builds ``create_app(settings)`` in each worker."""
 
-    def __init__(self, settings: Settings, options: dict[str, Any]):
+    def __init__(self, settings: Settings, options: dict[str, Any], startup: Startup | None = None):
         self.settings = settings
         self.options = options
+        self.startup = startup
         super().__init__()
 
     def load_config(self) -> None:
@@ -145,7 +185,21 @@ class ClipSearchServer(BaseApplication):
                 self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        return create_app(self.settings)
+        try:
+            return create_app(self.settings)
+        except (ClipSearchError, ModuleNotFoundError) as exc:
+            # a reason the user can act on: one line, not Gunicorn's traceback
+            if isinstance(exc, ClipSearchError):
+                message, status = exc.message, exc.status
+            else:
+                extra = missing_extra(exc)
+                if extra is None:
+                    raise
+                message, status = extra, 500
+            log.error("cannot start: %s", message)
+            if self.startup is not None:
+                self.startup.failed(message, status)
+            raise SystemExit(WORKER_BOOT_ERROR) from None
 
 
 def gunicorn_options(
@@ -180,8 +234,13 @@ def run(
     workers: int | None = None,
     threads: int | None = None,
     log_level: str = "info",
+    ready_line: str | None = None,
 ) -> None:
-    """Serve until interrupted (blocks). See :func:`plan_workers` for the defaults."""
+    """Serve until interrupted (blocks). See :func:`plan_workers` for the defaults.
+
+    ``ready_line`` is printed once the first worker has loaded the app. When no worker
+    can boot, the first one's reason is raised as a :class:`ClipSearchError`.
+    """
     workers, threads = plan_workers(settings.store, workers, threads, watch=bool(settings.watch))
     if settings.torch_threads is None and workers > 1:
         # Workers share the CPUs: keep torch from starting one thread per core in each.
@@ -191,7 +250,18 @@ def run(
     log.info(
         "serving on http://%s:%d with %d worker(s) x %d thread(s)", host, port, workers, threads
     )
+    startup = Startup(ready_line)
+    options = gunicorn_options(host, port, workers, threads, log_level)
+    options["post_worker_init"] = startup.worker_ready
+    master = os.getpid()
     try:
-        ClipSearchServer(settings, gunicorn_options(host, port, workers, threads, log_level)).run()
+        ClipSearchServer(settings, options, startup).run()
+    except SystemExit as exc:
+        # A worker is a fork of this process: its exit comes up this stack too, and it
+        # must leave as Gunicorn says (the master counts boot failures by exit status).
+        if exc.code == WORKER_BOOT_ERROR and os.getpid() == master:
+            raise startup.error() from None
+        raise
     finally:
-        metrics_dir.close()
+        if os.getpid() == master:  # not a worker's exit: the master and the others go on
+            metrics_dir.close()

@@ -50,7 +50,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         problem = watch_problem(args.model)
         if problem:
             raise InvalidInput(f"--watch: {problem}")
-    print(f"serving http://{args.host}:{args.port}/  (Ctrl-C to stop)", flush=True)
     run(
         settings,
         host=args.host,
@@ -58,6 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         threads=args.threads,
         log_level="debug" if args.verbose else "info",
+        ready_line=f"serving http://{args.host}:{args.port}/  (Ctrl-C to stop)",
     )
     return 0
 

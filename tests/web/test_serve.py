@@ -6,6 +6,8 @@ import os
 import runpy
 import sys
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -145,3 +147,72 @@ def test_gunicorn_serves_search_from_an_edge_store(server: str, edge_store: Path
     assert len(body["results"]) == 2
     status, error = get_json(f"{server}/api/search?q=")
     assert (status, error["error"]["code"]) == (400, "empty_query")
+
+
+def children(pid: int) -> set[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return {int(p) for p in path.read_text().split()} if path.exists() else set()
+
+
+def serve_argv(model: Path, store: Path, port: int, tmp_path: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "clipsearch.cli", "serve", "--model", str(model),
+        "--store", str(store), "--port", str(port), "--media-dir", str(tmp_path / "media"),
+    ]  # fmt: skip
+
+
+def test_a_worker_that_cannot_start_stops_the_server_with_its_reason(
+    tiny_model_dir: Path, edge_store: Path, tmp_path: Path
+) -> None:
+    import subprocess
+
+    from clipsearch.store.edge import QdrantEdgeStore
+
+    held = QdrantEdgeStore(str(edge_store))  # this process holds the store: no worker can
+    try:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+        argv = serve_argv(tiny_model_dir, edge_store, free_port(), tmp_path)
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    finally:
+        held.close()
+    assert done.returncode == 1  # Gunicorn's boot-error status is not the CLI's
+    assert "serving" not in done.stdout  # nothing announced before a worker was ready
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"clipsearch: error: store {edge_store} is in use by another process "
+        "(Qdrant Edge is single-process: stop the server or use a Qdrant server URL)"
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_a_reload_keeps_serving_and_counting(
+    tiny_model_dir: Path, edge_store: Path, tmp_path: Path
+) -> None:
+    """SIGHUP (Gunicorn's reload) replaces the worker; the old one leaving must not take the
+    master's metrics directory with it (it once did, and the new worker could not boot)."""
+    import signal
+
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    proc = start_group(serve_argv(tiny_model_dir, edge_store, port, tmp_path), log, env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{base}/api/health", proc, log, "clipsearch serve", START_TIMEOUT_S)
+        first = children(proc.pid)
+        assert len(first) == 1
+        os.kill(proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not (children(proc.pid) and children(proc.pid).isdisjoint(first)):
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"no new worker:\n{log.read_text()}"
+            time.sleep(0.2)
+        wait_until_up(f"{base}/api/health", proc, log, "clipsearch serve", START_TIMEOUT_S)
+        status, body = get_json(f"{base}/api/search?q=box+spinning&k=1")
+        assert status == 200 and body["results"][0]["id"] == clip_id("box spinning")
+        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
+            assert 'route="/api/search",status="200"} 1.0' in response.read().decode()
+        assert proc.poll() is None
+    finally:
+        stop_group(proc, 10.0)
+    assert log.read_text().count("serving http://") == 1  # announced once, not per worker
