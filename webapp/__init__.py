@@ -27,8 +27,10 @@ def create_app(settings: Settings | None = None, *, search: SearchService | None
     app.json = OrjsonProvider(app)
     services.init_app(app, settings, search)
     requestlog.init_app(app, settings.log_queries)
-    served = app.extensions[services.EXTENSION].live.current.model_id
-    metrics.init_app(app, settings, served, _store_name(settings), _count_videos)
+    live = app.extensions[services.EXTENSION].live
+    metrics.init_app(
+        app, settings, lambda: live.current.model_id, _store_name(settings), _count_videos
+    )
     errors.init_app(app)
     headers.init_app(app)
     auth.init_app(app, settings.api_key)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -191,16 +192,32 @@ def _registry() -> Any:
 
 
 def init_app(
-    app: Flask, settings: Settings, model_id: str, store_name: str, count_videos: Any
+    app: Flask,
+    settings: Settings,
+    served: Callable[[], str],
+    store_name: str,
+    count_videos: Any,
 ) -> None:
-    """``model_id``: the model served at start; ``count_videos()``: the store's number of
-    videos, read at each scrape."""
+    """``served()``: the model answering queries now (it changes when the store's alias
+    moves to a collection another model embedded); ``count_videos()``: the store's number
+    of videos, read at each scrape."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     s = series()
     _known_children(s)
-    s.info.labels(model_id, store_name, __version__).set(1)
+    shown = [served()]
+    s.info.labels(shown[0], store_name, __version__).set(1)
+
+    def relabel() -> None:
+        """``clipsearch_info`` names the model served now: the one before drops to 0."""
+        model_id = served()
+        if model_id != shown[0]:
+            s.info.labels(shown[0], store_name, __version__).set(0)
+            s.info.labels(model_id, store_name, __version__).set(1)
+            shown[0] = model_id
+
     telemetry.set_sink(PrometheusSink())
+    app.before_request(relabel)
     app.before_request(_start)
     app.after_request(_record)
     app.teardown_request(_finish)

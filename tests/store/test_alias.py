@@ -274,6 +274,17 @@ def test_app_keeps_answering_while_a_new_models_collection_is_built_edge(
             "error": None,
         }
         assert health["store_model"] == "tiny-other" and health["clips"] == 32
+        # the info series names the model served now; the one before drops to 0
+        from prometheus_client.parser import text_string_to_metric_families
+
+        scrape = client.get("/metrics").get_data(as_text=True)
+        info = {
+            sample.labels["model"]: sample.value
+            for family in text_string_to_metric_families(scrape)
+            for sample in family.samples
+            if sample.name == "clipsearch_info" and sample.labels["store"] == "edge"
+        }
+        assert info["tiny-other"] == 1 and info["tiny-random"] == 0
         out = capsys.readouterr().out
         assert f"dropped {first}" in out
         assert not (stores / first).exists()
