@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from clipsearch.errors import InvalidInput
-from clipsearch.windows import Moment, grow_moment
+from clipsearch.windows import MOMENT_SPREAD, Moment, grow_moment
 
 MAX_STEPS = 4
 # "then" as a whole word: not "thence", "then-president" or "and-then"
@@ -150,7 +150,7 @@ def sequence_moments(
     windows: Sequence[Sequence[float]],
     match: SequenceMatch,
     *,
-    spread: float = 0.5,
+    spread: float = MOMENT_SPREAD,
     min_margin: float = 0.1,
 ) -> list[Moment]:
     """One moment per step, each grown around its chain window without breaking the order:

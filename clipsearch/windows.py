@@ -26,6 +26,9 @@ from clipsearch.video import interval_midpoints
 
 # Times closer than this are one sample (float noise from window arithmetic).
 _TIME_DECIMALS = 6
+# A moment grows over the windows scoring within this fraction of the gap between its
+# best window and the video's median one (chosen on moments sets of another seed).
+MOMENT_SPREAD = 0.7
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,7 @@ def best_moment(
     scores: Sequence[float] | np.ndarray,
     windows: Sequence[Sequence[float]],
     *,
-    spread: float = 0.5,
+    spread: float = MOMENT_SPREAD,
     min_margin: float = 0.1,
 ) -> Moment:
     """The top-scoring window, grown over the neighbouring windows that score nearly as well.
@@ -183,8 +186,7 @@ def best_moment(
     run of windows around the winner scoring within ``margin`` of it, where ``margin``
     is ``spread`` times the gap between the winner and the video's median window
     (at least ``min_margin``: a video showing one action throughout is one moment).
-    Each window owns the time nearer its centre than its neighbours', so the run's
-    edges fall halfway between the centres of its outer windows and the next ones.
+    The moment spans the run's windows, from the first one's start to the last one's end.
     """
     vals = _score_list(scores, windows)
     best = max(range(len(vals)), key=vals.__getitem__)
@@ -198,7 +200,7 @@ def grow_moment(
     *,
     lo: int = 0,
     hi: int | None = None,
-    spread: float = 0.5,
+    spread: float = MOMENT_SPREAD,
     min_margin: float = 0.1,
 ) -> tuple[Moment, int, int]:
     """Window ``best`` grown as :func:`best_moment` grows its winner, but only over the
@@ -241,10 +243,7 @@ def _grow(
         lo -= 1
     while hi < last and vals[hi + 1] >= top - margin:
         hi += 1
-    centres = [(float(w[0]) + float(w[1])) / 2 for w in windows]
-    start = float(windows[0][0]) if lo == 0 else (centres[lo - 1] + centres[lo]) / 2
-    end = float(windows[-1][1]) if hi == len(vals) - 1 else (centres[hi] + centres[hi + 1]) / 2
-    return Moment(best, start, end, top), lo, hi
+    return Moment(best, float(windows[lo][0]), float(windows[hi][1]), top), lo, hi
 
 
 def temporal_iou(a: Sequence[float], b: Sequence[float]) -> float:

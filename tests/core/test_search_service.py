@@ -75,8 +75,8 @@ def query_vector(encoder: ClipEncoder, query: str = QUERY) -> np.ndarray:
 def expected_span(
     scores: Sequence[float], windows: Sequence[tuple[float, float]], spread: float, floor: float
 ) -> tuple[int, float, float]:
-    """(best, start_s, end_s): the winner grown over neighbours within the margin, its
-    edges halfway between the centres of the outer windows and the next ones."""
+    """(best, start_s, end_s): the winner grown over neighbours within the margin, from
+    the first window's start to the last one's end."""
     best = int(np.argmax(scores))
     margin = max(spread * (scores[best] - float(np.median(scores))), floor)
     lo = hi = best
@@ -84,10 +84,7 @@ def expected_span(
         lo -= 1
     while hi < len(scores) - 1 and scores[hi + 1] >= scores[best] - margin:
         hi += 1
-    c = [(s + e) / 2 for s, e in windows]
-    start = windows[0][0] if lo == 0 else (c[lo - 1] + c[lo]) / 2
-    end = windows[-1][1] if hi == len(scores) - 1 else (c[hi] + c[hi + 1]) / 2
-    return best, start, end
+    return best, windows[lo][0], windows[hi][1]
 
 
 EXACT = SearchLimits(moment_spread=0.0, moment_min_margin=0.0)
@@ -454,8 +451,8 @@ def test_moments_of_each_kind_of_stored_point() -> None:
         results: dict[str, Result] = {r.payload["path"]: r for r in response.results}
         assert [r.payload["path"] for r in response.results] == ["a", "b", "c"]
         a, b, c = results["a"], results["b"], results["c"]
-        # a lone winner: the time nearer its centre (3) than its neighbours' (2 and 4)
-        assert (a.moment.index, a.moment.start_s, a.moment.end_s) == (2, 2.5, 3.5)
+        # a lone winner: its own window
+        assert (a.moment.index, a.moment.start_s, a.moment.end_s) == (2, 2.0, 4.0)
         assert a.score == pytest.approx(1.0, abs=1e-5)
         assert (b.moment.index, b.moment.start_s, b.moment.end_s) == (1, 0.5, 1.0)
         assert b.score == pytest.approx(3 / np.sqrt(10), abs=1e-5)
@@ -466,6 +463,6 @@ def test_moments_of_each_kind_of_stored_point() -> None:
         limits = SearchLimits(moment_spread=0.0, moment_min_margin=0.6)
         wide = SearchService(FixedEncoder(eye[0]), store, limits)
         a_wide = next(r for r in wide.search("x", 10).results if r.payload["path"] == "a")
-        assert (a_wide.moment.start_s, a_wide.moment.end_s) == (1.5, 3.5)
+        assert (a_wide.moment.start_s, a_wide.moment.end_s) == (1.0, 4.0)
     finally:
         store.close()

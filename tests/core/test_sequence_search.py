@@ -279,8 +279,8 @@ def test_both_moments_come_back_in_order(service: SearchService) -> None:
     assert right.sequence is not None and right.sequence.windows == (2, 6)
     first, second = right.moments
     assert right.moment == first
-    assert (first.index, first.start_s, first.end_s) == (2, 2.5, 3.5)
-    assert (second.index, second.start_s, second.end_s) == (6, 6.5, 7.5)
+    assert (first.index, first.start_s, first.end_s) == (2, 2.0, 4.0)
+    assert (second.index, second.start_s, second.end_s) == (6, 6.0, 8.0)
     assert first.score == pytest.approx(1.0, abs=1e-5)
     assert second.score == pytest.approx(1.0, abs=1e-5)
     # the strip scores each window by its best step
@@ -288,8 +288,8 @@ def test_both_moments_come_back_in_order(service: SearchService) -> None:
     # A shows at 2-7 s but B's window starts at 6 s: A's moment grows only up to it
     grow = results[GROW.id]
     a, b = grow.moments
-    assert (a.index, a.start_s, a.end_s) == (2, 2.5, 5.5)
-    assert (b.index, b.start_s) == (6, 6.5)
+    assert (a.index, a.start_s, a.end_s) == (2, 2.0, 6.0)
+    assert (b.index, b.start_s) == (6, 6.0)
     assert a.end_s <= b.start_s
     for r in results.values():
         assert len(r.moments) == 2 and r.moments[0].start_s < r.moments[1].start_s
@@ -437,16 +437,16 @@ def test_api_sequence_results_carry_both_moments(client: FlaskClient) -> None:
     top = body["results"][0]
     assert top["id"] == RIGHT.id
     assert top["moments"] == [
-        {"start_s": 2.5, "end_s": 3.5, "score": pytest.approx(1.0, abs=1e-5), "segment": 2,
+        {"start_s": 2.0, "end_s": 4.0, "score": pytest.approx(1.0, abs=1e-5), "segment": 2,
          "step": A},
-        {"start_s": 6.5, "end_s": 7.5, "score": pytest.approx(1.0, abs=1e-5), "segment": 6,
+        {"start_s": 6.0, "end_s": 8.0, "score": pytest.approx(1.0, abs=1e-5), "segment": 6,
          "step": B},
     ]  # fmt: skip
     first = {k: v for k, v in top["moments"][0].items() if k != "step"}
     assert top["moment"] == first
-    assert (top["start_s"], top["end_s"]) == (2.5, 3.5)
+    assert (top["start_s"], top["end_s"]) == (2.0, 4.0)
     # plays from the first moment's start to the last one's end
-    assert top["play_url"] == f"/media/video/{RIGHT.id}.mp4#t=2.50,7.50"
+    assert top["play_url"] == f"/media/video/{RIGHT.id}.mp4#t=2.00,8.00"
     assert top["score"] == pytest.approx(1.0, abs=1e-5)
 
 
@@ -505,25 +505,25 @@ def test_search_page_shows_both_moments(client: FlaskClient) -> None:
     cards = text.split('<li class="card result"')[1:]
     assert len(cards) == 5 and f'data-id="{RIGHT.id}"' in cards[0]
     first = cards[0]
-    assert 'data-start="2.5" data-end="3.5"' in first
+    assert 'data-start="2.0" data-end="4.0"' in first
     steps = re.findall(
         r'<button type="button" class="step moment" data-start="([\d.]+)" data-end="([\d.]+)"'
         r'\s+title="[^"]*">(.*?)</button>\s*<span class="step-text">(.*?)</span>',
         first,
     )
     assert [(s, e, html.unescape(label), step) for s, e, label, step in steps] == [
-        ("2.5", "3.5", "1. 2.5–3.5 s", A),
-        ("6.5", "7.5", "2. 6.5–7.5 s", B),
+        ("2.0", "4.0", "1. 2.0–4.0 s", A),
+        ("6.0", "8.0", "2. 6.0–8.0 s", B),
     ]
     assert "→" in first
     assert first.count("seg win") == 2  # both windows marked in the strip
-    assert "#t=2.50,7.50" in first
+    assert "#t=2.00,8.00" in first
     assert "Clips for “a ball bouncing then a box spinning”" in html.unescape(text)
 
 
 def test_search_page_single_step_and_errors(client: FlaskClient) -> None:
     single = client.get("/", query_string={"q": A, "min_score": "off"}).get_data(as_text=True)
-    assert 'class="sequence' not in single and "moment 2.5–3.5 s" in html.unescape(single)
+    assert 'class="sequence' not in single and "moment 2.0–4.0 s" in html.unescape(single)
     bad = client.get("/", query_string={"q": "then a ball"})
     assert bad.status_code == 400
     page = html.unescape(bad.get_data(as_text=True))

@@ -259,14 +259,13 @@ EXACT = {"spread": 0.0, "min_margin": 0.0}  # no growth: only ties join the winn
 
 
 def test_best_moment_is_the_argmax() -> None:
-    # a lone winner owns the time nearer its centre than its neighbours' centres
+    # a lone winner is its own window
     m = best_moment([0.1, 0.3, 0.9, 0.2, 0.5], WINDOWS, **EXACT)
-    assert m == Moment(2, 2.5, 3.5, 0.9)
-    # the first and last windows keep the video's own ends
+    assert m == Moment(2, 2.0, 4.0, 0.9)
     assert best_moment(np.array([0.7, 0.1, 0.1, 0.1, 0.1]), WINDOWS, **EXACT) == Moment(
-        0, 0.0, 1.5, 0.7
+        0, 0.0, 2.0, 0.7
     )
-    assert best_moment([0.1, 0.1, 0.1, 0.1, 0.7], WINDOWS, **EXACT) == Moment(4, 4.5, 6.0, 0.7)
+    assert best_moment([0.1, 0.1, 0.1, 0.1, 0.7], WINDOWS, **EXACT) == Moment(4, 4.0, 6.0, 0.7)
     # ties: the first one wins
     assert best_moment([0.5, 0.9, 0.2, 0.9, 0.1], WINDOWS, **EXACT).index == 1
     # one window is the whole video
@@ -274,47 +273,53 @@ def test_best_moment_is_the_argmax() -> None:
 
 
 def test_best_moment_with_uneven_windows() -> None:
-    windows = WindowPlan().windows(5.5)  # ..., (3, 5), (3.5, 5.5): centres 4 and 4.5
+    windows = WindowPlan().windows(5.5)  # ..., (3, 5), (3.5, 5.5): the last one shifted
     m = best_moment([0.0, 0.0, 0.0, 0.9, 0.0], windows, **EXACT)
-    assert (m.index, m.start_s, m.end_s) == (3, 3.5, 4.25)
-    assert best_moment([0.0, 0.0, 0.0, 0.0, 0.9], windows, **EXACT).start_s == 4.25
+    assert (m.index, m.start_s, m.end_s) == (3, 3.0, 5.0)
+    last = best_moment([0.0, 0.0, 0.0, 0.8, 0.9], windows, spread=0.0, min_margin=0.1)
+    assert (last.index, last.start_s, last.end_s) == (4, 3.0, 5.5)
 
 
 def test_a_moment_grows_over_contiguous_near_ties_only() -> None:
     fixed = {"spread": 0.0, "min_margin": 0.02}  # margin 0.02 whatever the scores
     scores = [0.50, 0.89, 0.90, 0.885, 0.40]
     grown = best_moment(scores, WINDOWS, **fixed)
-    assert grown == Moment(2, 1.5, 4.5, 0.90)  # windows 1..3
+    assert grown == Moment(2, 1.0, 5.0, 0.90)  # windows 1..3, from 1's start to 3's end
     # a dip stops the growth even if a window further away ties again
     dipped = best_moment([0.90, 0.50, 0.90, 0.89, 0.10], WINDOWS, **fixed)
-    assert (dipped.index, dipped.start_s, dipped.end_s) == (0, 0.0, 1.5)
+    assert (dipped.index, dipped.start_s, dipped.end_s) == (0, 0.0, 2.0)
     dipped = best_moment([0.10, 0.89, 0.95, 0.50, 0.94], WINDOWS, **fixed)
-    assert (dipped.index, dipped.start_s, dipped.end_s) == (2, 2.5, 3.5)
+    assert (dipped.index, dipped.start_s, dipped.end_s) == (2, 2.0, 4.0)
     # the margin is inclusive (exact binary fractions)
     inclusive = best_moment([0.75, 1.0, 0.75, 0.0, 0.0], WINDOWS, spread=0.0, min_margin=0.25)
-    assert (inclusive.start_s, inclusive.end_s) == (0.0, 3.5)
+    assert (inclusive.start_s, inclusive.end_s) == (0.0, 4.0)
 
 
 def test_the_margin_is_a_share_of_the_gap_to_the_median() -> None:
     scores = [0.1, 0.2, 0.8, 0.7, 0.1]  # median 0.2: gap 0.6
     # spread 0.5 -> margin 0.3 -> windows scoring >= 0.5 join: window 3, not window 1
     m = best_moment(scores, WINDOWS, spread=0.5, min_margin=0.0)
-    assert (m.index, m.start_s, m.end_s) == (2, 2.5, 4.5)
+    assert (m.index, m.start_s, m.end_s) == (2, 2.0, 5.0)
     # spread 0.1 -> margin 0.06: the winner alone
-    assert best_moment(scores, WINDOWS, spread=0.1, min_margin=0.0).end_s == 3.5
+    assert best_moment(scores, WINDOWS, spread=0.1, min_margin=0.0).end_s == 4.0
     # spread 1.0 -> margin 0.6: down to 0.2, so window 1 joins but not the 0.1 ends
     wide = best_moment(scores, WINDOWS, spread=1.0, min_margin=0.0)
-    assert (wide.start_s, wide.end_s) == (1.5, 4.5)
+    assert (wide.start_s, wide.end_s) == (1.0, 5.0)
 
 
 def test_a_flat_video_is_one_moment() -> None:
     flat = [0.50, 0.52, 0.55, 0.53, 0.51]  # gap to the median 0.03: the floor decides
-    m = best_moment(flat, WINDOWS)  # defaults: spread 0.5, min_margin 0.1
+    m = best_moment(flat, WINDOWS)  # defaults: spread 0.7, min_margin 0.1
     assert (m.index, m.start_s, m.end_s, m.score) == (2, 0.0, 6.0, 0.55)
-    assert best_moment(flat, WINDOWS, min_margin=0.0).end_s == 3.5
+    # without the floor, a margin of 0.7 x 0.03 takes in window 3 (0.53) only
+    loose = best_moment(flat, WINDOWS, min_margin=0.0)
+    assert (loose.start_s, loose.end_s) == (2.0, 5.0)
     # the defaults still isolate a clear peak
     peak = best_moment([0.1, 0.1, 0.6, 0.1, 0.1], WINDOWS)
-    assert (peak.start_s, peak.end_s) == (2.5, 3.5)
+    assert (peak.start_s, peak.end_s) == (2.0, 4.0)
+    # and join a neighbour within 0.7 of the gap to the median (0.5 -> margin 0.35)
+    shoulder = best_moment([0.1, 0.1, 0.6, 0.3, 0.1], WINDOWS)
+    assert (shoulder.start_s, shoulder.end_s) == (2.0, 5.0)
 
 
 def test_best_moment_needs_one_score_per_window() -> None:

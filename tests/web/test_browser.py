@@ -398,12 +398,12 @@ def test_a_sequence_result_shows_both_moments_and_seeks_to_the_second(
     steps = card.locator("ol.sequence button.step")
     assert steps.count() == 2
     spans = []
-    for label in steps.all_inner_texts():  # "1. 1.5–2.5 s"
+    for label in steps.all_inner_texts():  # "1. 1.0–3.0 s"
         match = re.fullmatch(r"(\d)\. (\d+\.\d)–(\d+\.\d) s", label.strip())
         assert match, label
         spans.append((float(match[2]), float(match[3])))
     (a_start, a_end), (b_start, b_end) = spans
-    assert (a_start, a_end) == (1.5, 2.5) and (b_start, b_end) == (4.5, 5.3)
+    assert (a_start, a_end) == (1.0, 3.0) and (b_start, b_end) == (4.0, 6.0)
     text = card.locator("ol.sequence").inner_text()
     assert "→" in text and all(step in text for step in SEQUENCE_STEPS)
     assert text.index(SEQUENCE_STEPS[0]) < text.index(SEQUENCE_STEPS[1])
