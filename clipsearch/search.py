@@ -43,7 +43,13 @@ from clipsearch.query_cache import QueryCache
 from clipsearch.sequence import SequenceMatch, match_sequence, parse_steps, sequence_moments
 from clipsearch.store.base import Hit, PayloadFilter, VectorExporter, VectorStore, WindowHit
 from clipsearch.store.checks import canonical_id
-from clipsearch.windows import MOMENT_SPREAD, Moment, best_moment, window_scores
+from clipsearch.windows import (
+    MOMENT_MIN_MARGIN,
+    MOMENT_SPREAD,
+    Moment,
+    best_moment,
+    window_scores,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +85,7 @@ class SearchLimits:
     # a moment grows over neighbouring windows scoring within ``moment_spread`` of the
     # gap between the best window and the median one (at least ``moment_min_margin``)
     moment_spread: float = MOMENT_SPREAD
-    moment_min_margin: float = 0.1
+    moment_min_margin: float = MOMENT_MIN_MARGIN
     # sequence queries: videos fetched per step as candidates (at least offset + k + 1),
     # and how much a better reversed order costs (see clipsearch.sequence)
     sequence_candidates: int = 50

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from clipsearch.errors import InvalidInput
-from clipsearch.windows import MOMENT_SPREAD, Moment, grow_moment
+from clipsearch.windows import MOMENT_MIN_MARGIN, MOMENT_SPREAD, Moment, grow_moment
 
 MAX_STEPS = 4
 # "then" as a whole word: not "thence", "then-president" or "and-then"
@@ -151,7 +151,7 @@ def sequence_moments(
     match: SequenceMatch,
     *,
     spread: float = MOMENT_SPREAD,
-    min_margin: float = 0.1,
+    min_margin: float = MOMENT_MIN_MARGIN,
 ) -> list[Moment]:
     """One moment per step, each grown around its chain window without breaking the order:
     over windows after the previous step's moment and before the next step's window."""

@@ -27,8 +27,10 @@ from clipsearch.video import interval_midpoints
 # Times closer than this are one sample (float noise from window arithmetic).
 _TIME_DECIMALS = 6
 # A moment grows over the windows scoring within this fraction of the gap between its
-# best window and the video's median one (chosen on moments sets of another seed).
+# best window and the video's median one, or within the floor when that is more
+# (chosen on moments sets of another seed).
 MOMENT_SPREAD = 0.7
+MOMENT_MIN_MARGIN = 0.1
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ def best_moment(
     windows: Sequence[Sequence[float]],
     *,
     spread: float = MOMENT_SPREAD,
-    min_margin: float = 0.1,
+    min_margin: float = MOMENT_MIN_MARGIN,
 ) -> Moment:
     """The top-scoring window, grown over the neighbouring windows that score nearly as well.
 
@@ -201,7 +203,7 @@ def grow_moment(
     lo: int = 0,
     hi: int | None = None,
     spread: float = MOMENT_SPREAD,
-    min_margin: float = 0.1,
+    min_margin: float = MOMENT_MIN_MARGIN,
 ) -> tuple[Moment, int, int]:
     """Window ``best`` grown as :func:`best_moment` grows its winner, but only over the
     windows ``lo..hi`` (inclusive; the margin still comes from the whole video's median),
