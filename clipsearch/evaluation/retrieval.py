@@ -17,7 +17,7 @@ Ranking is exact (all clips scored), so the figures measure the model, not the i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ from clipsearch.data.synthucf import (
     heldout_queries,
 )
 from clipsearch.errors import DatasetError
+from clipsearch.evaluation.interval import scene_interval
 
 if TYPE_CHECKING:
     from clipsearch.windows import WindowPlan
@@ -99,7 +100,11 @@ def _freeform_line(m: Mapping[str, Any]) -> str:
     if m.get("freeform_mAP") is None:
         return "free-form queries: n/a (no query has a relevant clip)"
     kinds = ", ".join(f"{k} {v:.4f}" for k, v in (m.get("freeform_by_kind") or {}).items())
-    return f"free-form queries: {m['n_freeform_queries']}, mAP {m['freeform_mAP']:.4f} ({kinds})"
+    line = f"free-form queries: {m['n_freeform_queries']}, mAP {m['freeform_mAP']:.4f} ({kinds})"
+    if m.get("freeform_mAP_interval"):
+        low, high = m["freeform_mAP_interval"]
+        line += f"; 90 % over resampled scenes {low:.4f}-{high:.4f}"
+    return line
 
 
 def _heldout_line(m: Mapping[str, Any]) -> str:
@@ -249,19 +254,30 @@ def pair_metrics(
 
 
 def attribute_metrics(
-    query_vectors: np.ndarray, queries: Sequence[AttributeQuery], clip_vectors: np.ndarray
+    query_vectors: np.ndarray,
+    queries: Sequence[AttributeQuery],
+    clip_vectors: np.ndarray,
+    scenes: Sequence[Hashable] | None = None,
 ) -> dict[str, Any]:
     """Free-form queries: ``freeform_mAP``, ``freeform_AP`` (by query text),
-    ``n_freeform_queries`` and ``freeform_by_kind`` (mAP per query kind)."""
+    ``n_freeform_queries``, ``freeform_by_kind`` (mAP per query kind) and, given each
+    clip's scene, ``freeform_mAP_interval``: its 90 % interval over resampled scenes
+    (:mod:`clipsearch.evaluation.interval`)."""
     if not queries:
         return {
             "freeform_mAP": None,
             "freeform_AP": {},
             "n_freeform_queries": 0,
             "freeform_by_kind": {},
+            "freeform_mAP_interval": None,
         }
     relevant = np.stack([q.relevant for q in queries])
     aps = query_aps(query_vectors, clip_vectors, relevant)
+    interval = (
+        scene_interval(np.atleast_2d(query_vectors @ clip_vectors.T), relevant, scenes)
+        if scenes is not None
+        else None
+    )
     by_kind = {
         k: _mean([ap for q, ap in zip(queries, aps, strict=True) if q.kind == k])
         for k in FREEFORM_KINDS
@@ -271,7 +287,14 @@ def attribute_metrics(
         "freeform_AP": {q.text: ap for q, ap in zip(queries, aps, strict=True)},
         "n_freeform_queries": len(queries),
         "freeform_by_kind": {k: round(v, 6) for k, v in by_kind.items() if v is not None},
+        "freeform_mAP_interval": None if interval is None else list(interval),
     }
+
+
+def _scene(row: MetaRow | None, index: int) -> Hashable:
+    if row is None or row.get("group") is None:
+        return ("clip", index)
+    return (row.get("class"), row.get("group"))
 
 
 def class_queries(classes: Sequence[str], template: str = QUERY_TEMPLATE) -> list[str]:
@@ -288,8 +311,12 @@ def evaluate_vectors(
     meta: Sequence[MetaRow | None] | None = None,
     heldout: Sequence[str] | None = None,
     windows: Sequence[np.ndarray] | None = None,
+    interval: bool = False,
 ) -> RetrievalReport:
     """All figures for clip vectors under ``encoder``'s text tower.
+
+    ``interval`` adds ``freeform_mAP_interval``, resampling the scenes of ``meta``
+    (class x group; a clip without a row is its own scene).
 
     ``windows`` (each clip's window vectors, (S_i, D)) adds ``window_mAP``: the class
     queries' mAP when each clip scores by its best window, as the search ranks videos.
@@ -328,9 +355,10 @@ def evaluate_vectors(
 
     if meta is None:
         metrics.update(dict.fromkeys(("freeform_mAP", "freeform_AP", "n_freeform_queries"), None))
-        metrics["freeform_by_kind"] = None
+        metrics["freeform_by_kind"] = metrics["freeform_mAP_interval"] = None
     else:
-        metrics.update(attribute_metrics(free_vecs, free, clip_vectors))
+        scenes = [_scene(row, i) for i, row in enumerate(meta)] if interval else None
+        metrics.update(attribute_metrics(free_vecs, free, clip_vectors, scenes))
 
     metrics["heldout"] = combos or None
     metrics["heldout_own"] = bool(combos) and set(combos) <= set(own)
@@ -465,7 +493,15 @@ def score_embedded(
     reports = []
     for encoder, vecs, windows in zip(encoders, embedded.vectors, embedded.windows, strict=True):
         report = evaluate_vectors(
-            encoder, classes, vecs, labels, template, meta=rows, heldout=combos, windows=windows
+            encoder,
+            classes,
+            vecs,
+            labels,
+            template,
+            meta=rows,
+            heldout=combos,
+            windows=windows,
+            interval=True,
         )
         report.metrics["failed"] = embedded.failed
         report.metrics["pooling"] = encoder.video.pooling

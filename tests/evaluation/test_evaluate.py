@@ -267,6 +267,10 @@ def test_evaluate_vectors_report_shape(tiny_model_dir: Path) -> None:
     json.dumps(m, allow_nan=False)  # plain JSON, no NaN
     assert "withheld by the other model" in full.table()
     assert m["window_mAP"] is None and "best window" not in full.table()
+    assert m["freeform_mAP_interval"] is None and "resampled scenes" not in full.table()
+    scened = evaluate_vectors(encoder, CLASSES, vectors, labels, meta=rows, interval=True)
+    low, high = scened.metrics["freeform_mAP_interval"]
+    assert 0 <= low <= high <= 1 and "resampled scenes" in scened.table()
 
     # ranked by best window: one window that is the clip's own vector scores as the clip
     one = [v[None] for v in vectors]
