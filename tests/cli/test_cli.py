@@ -126,6 +126,8 @@ def test_end_to_end_ingest_search_eval(
     assert 0.0 <= metrics["mAP"] <= 1.0
     assert list(metrics["pairs"]) == ["BallRollingLeft/BallRollingRight"]
     assert metrics["n_freeform_queries"] > 0 and 0.0 <= metrics["freeform_mAP"] <= 1.0
+    low, high = metrics["freeform_mAP_interval"]  # over the 28 clips' scenes
+    assert 0.0 <= low <= high <= 1.0
     assert metrics["heldout"] is None and metrics["heldout_mAP"] is None
     table = capsys.readouterr().out
     assert "direction pairs" in table and "not trained with held-out compositions" in table
