@@ -274,7 +274,10 @@ def attribute_metrics(
     relevant = np.stack([q.relevant for q in queries])
     aps = query_aps(query_vectors, clip_vectors, relevant)
     interval = (
-        scene_interval(np.atleast_2d(query_vectors @ clip_vectors.T), relevant, scenes)
+        scene_interval(
+            lambda idx: _mean(query_aps(query_vectors, clip_vectors[idx], relevant[:, idx])),
+            scenes,
+        )
         if scenes is not None
         else None
     )
