@@ -7,6 +7,8 @@ texts written afterwards stay true (:mod:`training.texts`):
 - time: which of the cached frames are seen, on a warped clock (speed and easing);
 - colour: the object recoloured to another named colour (the colour attribute
   changes with it), or all colour dropped;
+- size: the object, found by its colour, drawn at another named size over the
+  scene it covered (the size attribute changes with it);
 - scene: a static overlay (texture, gradient, checkerboard) and static distractor
   shapes that do not move, so what moves decides the class;
 - camera: brightness and contrast, sensor noise, blur, and zoom/shift/aspect (the
@@ -16,15 +18,20 @@ texts written afterwards stay true (:mod:`training.texts`):
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from clipsearch.data.synth import _SIZE_RANGE as SIZE_RANGES  # radius per size word, at 240 px
 from clipsearch.data.synth import COLORS
 
+# objects whose size word is not one shape's extent (many dots; stripes fill the frame)
+_UNSCALED = frozenset({"dots", "stripes"})
 # the cut between neighbouring size words (halfway between their radius ranges)
 _SIZE_CUTS = ((23.5, "small"), (31.5, "medium"), (float("inf"), "large"))
 
@@ -47,6 +54,7 @@ class AugmentConfig:
     scene_prob: float = 0.0  # a static overlay on the background
     distractor_prob: float = 0.0  # one or two static shapes
     camera_prob: float = 0.0  # brightness/contrast, noise, blur
+    resize_prob: float = 0.0  # the object takes another named size
     zoom: float = 0.0  # zoom in up to this fraction, out up to half of it
     aspect: float = 0.0  # stretch one axis by up to this fraction
     shift: float = 0.0  # move by up to this fraction of the frame
@@ -86,12 +94,68 @@ def recolor(frames: np.ndarray, source: str, target: str) -> np.ndarray:
     """
     s = np.asarray(COLORS[source], np.float32)
     t = np.asarray(COLORS[target], np.float32)
-    c = s - s.mean()
-    x = frames.astype(np.float32)
-    share = np.einsum("tchw,c->thw", x - x.mean(1, keepdims=True), c) / float(c @ (s - s.mean()))
+    share = _share(frames, source)
     weight = np.clip(share, 0, 1.2) / (1 + np.exp(-(share - 0.4) * 12))
-    out = x + (t - s)[None, :, None, None] * weight[:, None]
+    out = frames.astype(np.float32) + (t - s)[None, :, None, None] * weight[:, None]
     return np.clip(out, 0, 255).round().astype(np.uint8)
+
+
+def _share(frames: np.ndarray, color: str) -> np.ndarray:
+    """Each pixel's projection on the named colour's chroma direction, ``(T, h, w)``: 1 for
+    that colour, about 0 for greys."""
+    c = np.asarray(COLORS[color], np.float32)
+    c = c - c.mean()
+    x = frames.astype(np.float32)
+    return np.einsum("tchw,c->thw", x - x.mean(1, keepdims=True), c) / float(c @ c)
+
+
+def object_weight(frames: np.ndarray, color: str) -> np.ndarray:
+    """How much each pixel belongs to the object of the named colour, in [0, 1],
+    ``(T, h, w)``: the object, its anti-aliased edge and its noise; greys stay at 0."""
+    return np.clip((_share(frames, color) - 0.15) / 0.5, 0, 1)
+
+
+def resize_object(frames: np.ndarray, color: str, factor: float) -> np.ndarray:
+    """The object of the named colour scaled by ``factor`` about its centre in each frame.
+
+    What it covered is filled from the same pixels in the frames where it is elsewhere
+    (the scene is static), or from the frame's median where it never moves away.
+    """
+    x = frames.astype(np.float32)
+    m = object_weight(frames, color)
+    t, _, h, w = x.shape
+    uncovered = np.where((m < 0.01)[:, None], x, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: filled below
+        bg = np.nanmedian(uncovered, axis=0)  # (3, h, w)
+        frame_bg = np.nanmedian(uncovered.reshape(t, 3, -1), axis=2)  # (t, 3)
+    bg = np.where(np.isnan(bg)[None], np.nan_to_num(frame_bg)[:, :, None, None], bg[None])
+    pad = np.pad(m, ((0, 0), (1, 1), (1, 1)))
+    cover = np.max([pad[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)], 0)
+    base = x * (1 - cover[:, None]) + bg * cover[:, None]  # the edge's halo goes too
+    mass = m.sum(axis=(1, 2))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    theta = np.zeros((t, 2, 3), np.float32)
+    for i in range(t):
+        if mass[i] < 1.0:  # not in this frame (blinked off, out of view): nothing to move
+            theta[i] = [[1e6, 0, 0], [0, 1e6, 0]]
+            continue
+        cx = float((m[i] * xx).sum() / mass[i] + 0.5) / w * 2 - 1  # align_corners=False
+        cy = float((m[i] * yy).sum() / mass[i] + 0.5) / h * 2 - 1
+        theta[i] = [[1 / factor, 0, cx * (1 - 1 / factor)], [0, 1 / factor, cy * (1 - 1 / factor)]]
+    layer = torch.from_numpy(np.concatenate([x * m[:, None], m[:, None]], axis=1))
+    grid = F.affine_grid(torch.from_numpy(theta), list(layer.shape), align_corners=False)
+    moved = F.grid_sample(layer, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    moved_np = moved.numpy()
+    alpha = np.clip(moved_np[:, 3:], 0, 1)
+    out = base * (1 - alpha) + moved_np[:, :3]
+    return np.clip(out, 0, 255).round().astype(np.uint8)
+
+
+def resize_factor(size: str, target: str) -> float:
+    """The scale that takes an object of one size word to the middle of another's range."""
+    (a, b), (c, d) = SIZE_RANGES[size], SIZE_RANGES[target]
+    return (c + d) / (a + b)
 
 
 def grayscale(frames: np.ndarray) -> np.ndarray:
@@ -215,6 +279,18 @@ def augment_clip(
     if cfg.time_warp > 0 and len(set(idx.tolist())) < n_out * 0.75:
         out.pop("speed", None)
     color = out.get("color")
+    scale = 1.0
+    size = out.get("size")
+    if (
+        size in SIZE_RANGES
+        and color in COLORS
+        and color != "white"
+        and out.get("object") not in _UNSCALED
+        and rng.random() < cfg.resize_prob
+    ):
+        target = [w for w in SIZE_RANGES if w != size][int(rng.integers(len(SIZE_RANGES) - 1))]
+        scale = resize_factor(size, target)
+        clip = resize_object(clip, color, scale)
     if color is not None and rng.random() < cfg.gray_prob:
         clip = grayscale(clip)
         out.pop("color")
@@ -233,7 +309,7 @@ def augment_clip(
         clip = camera(clip, rng)
     theta, size_factor = affine_params(cfg, rng)
     if "size" in out:
-        size = zoomed_size(out.pop("size"), size_factor)
-        if size is not None:
-            out["size"] = size
+        zoomed = zoomed_size(out.pop("size"), size_factor * scale)
+        if zoomed is not None:
+            out["size"] = zoomed
     return Augmented(np.ascontiguousarray(clip), out, theta)

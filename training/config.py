@@ -58,6 +58,7 @@ class TrainConfig:
     time_warp: float = 0.5  # speed and easing of the clock frames are taken on (0: even)
     recolor_prob: float = 0.5  # the object takes another named colour, and so does its text
     gray_prob: float = 0.1  # colour dropped
+    resize_prob: float = 0.5  # the object takes another named size, and so does its text
     scene_prob: float = 0.4  # a static texture, gradient or checkerboard over the background
     distractor_prob: float = 0.3  # one or two static shapes
     camera_prob: float = 0.5  # brightness/contrast, sensor noise, blur

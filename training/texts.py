@@ -59,11 +59,11 @@ VIEWS: dict[str, tuple[str, ...]] = {
     "caption": ("class", "color", "size", "speed", "background"),
 }
 VIEW_WEIGHTS: dict[str, float] = {
-    "class": 0.34,
+    "class": 0.26,
     "color_class": 0.14,
     "color_object": 0.13,
     "motion": 0.08,
-    "size_object": 0.08,
+    "size_object": 0.16,
     "object": 0.04,
     "color": 0.04,
     "caption": 0.15,

@@ -11,7 +11,16 @@ import pytest
 
 from clipsearch.data.collection import Clip, validation_split
 from clipsearch.data.synth import COLORS
-from training.augment import AugmentConfig, augment_clip, recolor, time_indices, zoomed_size
+from training.augment import (
+    AugmentConfig,
+    augment_clip,
+    object_weight,
+    recolor,
+    resize_factor,
+    resize_object,
+    time_indices,
+    zoomed_size,
+)
 from training.texts import Text, clip_attributes, draw_text, hard_negative, write
 from training.validation import validation_score
 
@@ -80,6 +89,40 @@ def test_recolour_moves_the_object_and_leaves_greys() -> None:
     out = recolor(_clip("green"), "green", "red")
     assert np.abs(out[0, :, 25, 5].astype(int) - COLORS["red"]).max() < 25
     assert np.abs(out[0, :, 5, 40].astype(int) - 120).max() <= 1
+
+
+def test_resizing_scales_the_object_and_restores_the_scene_it_covered() -> None:
+    clip = _clip("green")
+    before = (object_weight(clip, "green") > 0.5).sum(axis=(1, 2))
+    bigger = resize_object(clip, "green", 1.5)
+    after = (object_weight(bigger, "green") > 0.5).sum(axis=(1, 2))
+    assert np.allclose(after / before, 1.5**2, rtol=0.25)
+    smaller = resize_object(clip, "green", 0.6)
+    assert np.allclose(
+        (object_weight(smaller, "green") > 0.5).sum(axis=(1, 2)) / before, 0.36, rtol=0.3
+    )
+    # where the square was and no longer is, the grey of the scene is back
+    assert np.abs(smaller[0, :, 20, 0].astype(int) - 120).max() <= 2
+    # it stays where it was: the centre of mass does not move
+    ys, xs = np.nonzero(object_weight(bigger, "green")[5] > 0.5)
+    assert abs(xs.mean() - 14.5) < 1 and abs(ys.mean() - 24.5) < 1
+    # the factor takes one size word's range into another's
+    assert zoomed_size("small", resize_factor("small", "large")) == "large"
+    assert zoomed_size("large", resize_factor("large", "medium")) == "medium"
+
+
+def test_resized_clips_say_their_new_size() -> None:
+    cfg = AugmentConfig(resize_prob=1.0)
+    rng = np.random.default_rng(0)
+    attrs = clip_attributes("BallBouncing", {**ROW, "color": "green"})
+    sizes = {
+        augment_clip(_clip("green"), attrs, cfg, rng, n_out=8).attrs["size"] for _ in range(20)
+    }
+    assert sizes == {"medium", "large"}
+    # white is found by no colour, and dots or stripes have no one shape to scale
+    for cls, colour in (("BallBouncing", "white"), ("DotsScattering", "green")):
+        attrs = clip_attributes(cls, {**ROW, "color": colour})
+        assert augment_clip(_clip("green"), attrs, cfg, rng, n_out=8).attrs["size"] == "small"
 
 
 def test_time_warp_keeps_the_order() -> None:
