@@ -23,8 +23,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from clipsearch.data.synth import _SIZE_RANGE as SIZE_RANGES  # radius per size word, at 240 px
@@ -121,6 +119,11 @@ def resize_object(frames: np.ndarray, color: str, factor: float) -> np.ndarray:
     What it covered is filled from the same pixels in the frames where it is elsewhere
     (the scene is static), or from the frame's median where it never moves away.
     """
+    # torch here, not at the top: `training.config` reads this module, and a serve-only
+    # install must be told to install the train extra (lightning), not torch
+    import torch
+    import torch.nn.functional as F
+
     x = frames.astype(np.float32)
     m = object_weight(frames, color)
     t, _, h, w = x.shape
