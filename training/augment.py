@@ -8,7 +8,8 @@ texts written afterwards stay true (:mod:`training.texts`):
 - colour: the object recoloured to another named colour (the colour attribute
   changes with it), or all colour dropped;
 - size: the object, found by its colour, drawn at another named size over the
-  scene it covered (the size attribute changes with it);
+  scene it covered (the size attribute changes with it); and a *twin*, the same view
+  but for the object's size, to sit beside it in the batch;
 - scene: a static overlay (texture, gradient, checkerboard) and static distractor
   shapes that do not move, so what moves decides the class;
 - camera: brightness and contrast, sensor noise, blur, and zoom/shift/aspect (the
@@ -18,7 +19,6 @@ texts written afterwards stay true (:mod:`training.texts`):
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -53,6 +53,7 @@ class AugmentConfig:
     distractor_prob: float = 0.0  # one or two static shapes
     camera_prob: float = 0.0  # brightness/contrast, noise, blur
     resize_prob: float = 0.0  # the object takes another named size
+    size_twin_prob: float = 0.0  # and a second view, the same but for the object's size
     zoom: float = 0.0  # zoom in up to this fraction, out up to half of it
     aspect: float = 0.0  # stretch one axis by up to this fraction
     shift: float = 0.0  # move by up to this fraction of the frame
@@ -119,40 +120,56 @@ def resize_object(frames: np.ndarray, color: str, factor: float) -> np.ndarray:
     What it covered is filled from the same pixels in the frames where it is elsewhere
     (the scene is static), or from the frame's median where it never moves away.
     """
-    # torch here, not at the top: `training.config` reads this module, and a serve-only
-    # install must be told to install the train extra (lightning), not torch
-    import torch
-    import torch.nn.functional as F
+    return resize_object_many(frames, color, (factor,))[0]
 
+
+def resize_object_many(
+    frames: np.ndarray, color: str, factors: Sequence[float]
+) -> list[np.ndarray]:
+    """:func:`resize_object` at each of ``factors``; the object is found once."""
     x = frames.astype(np.float32)
     m = object_weight(frames, color)
     t, _, h, w = x.shape
     uncovered = np.where((m < 0.01)[:, None], x, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: filled below
-        bg = np.nanmedian(uncovered, axis=0)  # (3, h, w)
-        frame_bg = np.nanmedian(uncovered.reshape(t, 3, -1), axis=2)  # (t, 3)
+    bg = nanmedian(uncovered, axis=0)  # (3, h, w)
+    frame_bg = nanmedian(uncovered.reshape(t, 3, -1), axis=2)  # (t, 3)
     bg = np.where(np.isnan(bg)[None], np.nan_to_num(frame_bg)[:, :, None, None], bg[None])
     pad = np.pad(m, ((0, 0), (1, 1), (1, 1)))
     cover = np.max([pad[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)], 0)
     base = x * (1 - cover[:, None]) + bg * cover[:, None]  # the edge's halo goes too
     mass = m.sum(axis=(1, 2))
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    theta = np.zeros((t, 2, 3), np.float32)
-    for i in range(t):
-        if mass[i] < 1.0:  # not in this frame (blinked off, out of view): nothing to move
-            theta[i] = [[1e6, 0, 0], [0, 1e6, 0]]
-            continue
-        cx = float((m[i] * xx).sum() / mass[i] + 0.5) / w * 2 - 1  # align_corners=False
-        cy = float((m[i] * yy).sum() / mass[i] + 0.5) / h * 2 - 1
-        theta[i] = [[1 / factor, 0, cx * (1 - 1 / factor)], [0, 1 / factor, cy * (1 - 1 / factor)]]
-    layer = torch.from_numpy(np.concatenate([x * m[:, None], m[:, None]], axis=1))
-    grid = F.affine_grid(torch.from_numpy(theta), list(layer.shape), align_corners=False)
-    moved = F.grid_sample(layer, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    moved_np = moved.numpy()
-    alpha = np.clip(moved_np[:, 3:], 0, 1)
-    out = base * (1 - alpha) + moved_np[:, :3]
-    return np.clip(out, 0, 255).round().astype(np.uint8)
+    present = mass >= 1.0  # elsewhere (blinked off, out of view) there is nothing to move
+    safe = np.where(present, mass, 1.0)
+    cy = (m.sum(axis=2) * np.arange(h)).sum(axis=1) / safe
+    cx = (m.sum(axis=1) * np.arange(w)).sum(axis=1) / safe
+    layer = np.concatenate([x * m[:, None], m[:, None]], axis=1)  # (t, 4, h, w)
+    outs = []
+    for f in factors:
+        # scaled by f about the centre: bilinear, zero outside, one axis at a time
+        wy = _stretch(cy, f, h) * present[:, None, None]
+        wx = _stretch(cx, f, w)
+        moved = wy[:, None] @ layer @ wx[:, None].transpose(0, 1, 3, 2)
+        alpha = np.clip(moved[:, 3:], 0, 1)
+        out = base * (1 - alpha) + moved[:, :3]
+        outs.append(np.clip(out, 0, 255).round().astype(np.uint8))
+    return outs
+
+
+def _stretch(centre: np.ndarray, factor: float, n: int) -> np.ndarray:
+    """(t, n, n) bilinear weights that take pixel row/column ``j`` of the output from
+    ``centre + (j - centre) / factor`` of the input (zero beyond the edge)."""
+    src = centre[:, None] + (np.arange(n, dtype=np.float32) - centre[:, None]) / factor
+    return np.maximum(0.0, 1.0 - np.abs(src[:, :, None] - np.arange(n, dtype=np.float32)))
+
+
+def nanmedian(a: np.ndarray, axis: int) -> np.ndarray:
+    """``np.nanmedian`` along one axis by a single sort (NaN sorts last), many times
+    faster on small arrays; NaN where a slice is all NaN, without a warning."""
+    ordered = np.sort(a, axis=axis)
+    count = (~np.isnan(a)).sum(axis=axis, keepdims=True)
+    lo = np.take_along_axis(ordered, np.maximum(count - 1, 0) // 2, axis)
+    hi = np.take_along_axis(ordered, count // 2, axis)
+    return np.squeeze((lo + hi) / 2, axis=axis)
 
 
 def resize_factor(size: str, target: str) -> float:
@@ -276,24 +293,47 @@ def augment_clip(
 
     ``forbidden`` lists "Class:colour" combinations never to create by recolouring.
     """
+    return augment_views(frames, attrs, cfg, rng, n_out=n_out, forbidden=forbidden)[0]
+
+
+def augment_views(
+    frames: np.ndarray,
+    attrs: Mapping[str, str],
+    cfg: AugmentConfig,
+    rng: np.random.Generator,
+    *,
+    n_out: int,
+    forbidden: Sequence[str] = (),
+) -> list[Augmented]:
+    """One training view, and with ``cfg.size_twin_prob`` a second one that differs only
+    in the object's named size (same frames, colour, scene, camera and zoom)."""
     out = dict(attrs)
     idx = time_indices(len(frames), n_out, cfg.time_warp, rng)
-    clip = np.asarray(frames[idx])
+    source = np.asarray(frames[idx])
+    clip = source
     if cfg.time_warp > 0 and len(set(idx.tolist())) < n_out * 0.75:
         out.pop("speed", None)
     color = out.get("color")
-    scale = 1.0
     size = out.get("size")
+    scale, twin_scale = 1.0, 0.0  # the object's scale in the view and in its twin (0: none)
+    # with twins the zoom is drawn first: it decides which sizes can still be named
+    early = affine_params(cfg, rng) if cfg.size_twin_prob > 0 else None
     if (
         size in SIZE_RANGES
         and color in COLORS
         and color != "white"
         and out.get("object") not in _UNSCALED
-        and rng.random() < cfg.resize_prob
     ):
-        target = [w for w in SIZE_RANGES if w != size][int(rng.integers(len(SIZE_RANGES) - 1))]
-        scale = resize_factor(size, target)
-        clip = resize_object(clip, color, scale)
+        assert size is not None and color is not None
+        if rng.random() < cfg.resize_prob:
+            target = [w for w in SIZE_RANGES if w != size][int(rng.integers(len(SIZE_RANGES) - 1))]
+            scale = resize_factor(size, target)
+        if early is not None and rng.random() < cfg.size_twin_prob:
+            twin_scale = _twin_scale(size, scale, early[1], rng)
+        scales = [f for f in (scale, twin_scale) if f]
+        if scales != [1.0]:
+            moved = resize_object_many(source, color, [f for f in scales if f != 1.0])
+            clip = np.concatenate([source if f == 1.0 else moved.pop(0) for f in scales])
     if color is not None and rng.random() < cfg.gray_prob:
         clip = grayscale(clip)
         out.pop("color")
@@ -310,9 +350,28 @@ def augment_clip(
         clip = distractors(clip, rng)
     if rng.random() < cfg.camera_prob:
         clip = camera(clip, rng)
-    theta, size_factor = affine_params(cfg, rng)
-    if "size" in out:
-        zoomed = zoomed_size(out.pop("size"), size_factor * scale)
-        if zoomed is not None:
-            out["size"] = zoomed
-    return Augmented(np.ascontiguousarray(clip), out, theta)
+    theta, zoom = early or affine_params(cfg, rng)
+    views = []
+    for i, factor in enumerate((scale, twin_scale) if twin_scale else (scale,)):
+        view_attrs = dict(out)
+        if "size" in view_attrs:
+            zoomed = zoomed_size(view_attrs.pop("size"), zoom * factor)
+            if zoomed is not None:
+                view_attrs["size"] = zoomed
+        frames_i = clip[i * len(idx) : (i + 1) * len(idx)]  # the twin's frames follow
+        views.append(Augmented(np.ascontiguousarray(frames_i), view_attrs, theta))
+    return views
+
+
+def _twin_scale(size: str, scale: float, zoom: float, rng: np.random.Generator) -> float:
+    """The scale of an object of size ``size`` in a twin of a view that shows it at
+    ``scale``: one that, after the zoom, takes another size word (0: none does)."""
+    named = zoomed_size(size, scale * zoom)
+    options = [
+        f
+        for f in (resize_factor(size, w) for w in SIZE_RANGES)
+        if zoomed_size(size, f * zoom) not in (None, named)
+    ]
+    if named is None or not options:
+        return 0.0
+    return options[int(rng.integers(len(options)))]

@@ -59,6 +59,8 @@ class TrainConfig:
     recolor_prob: float = 0.5  # the object takes another named colour, and so does its text
     gray_prob: float = 0.1  # colour dropped
     resize_prob: float = 0.5  # the object takes another named size, and so does its text
+    # and a second view beside it in the batch, the same but for the object's named size
+    size_twin_prob: float = 0.0
     scene_prob: float = 0.4  # a static texture, gradient or checkerboard over the background
     distractor_prob: float = 0.3  # one or two static shapes
     camera_prob: float = 0.5  # brightness/contrast, sensor noise, blur

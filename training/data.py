@@ -25,8 +25,8 @@ from clipsearch.data.synth import COLORS, SIZES
 from clipsearch.errors import DatasetError
 from clipsearch.model import ClipEncoder, ImagePreprocess, clip_frame_features, pool_clips
 from clipsearch.pipeline.decode import decode_many
-from training.augment import AugmentConfig, augment_clip
-from training.texts import Attributes, Text, class_prompt_texts, draw_text, hard_negative
+from training.augment import AugmentConfig, augment_views
+from training.texts import Attributes, Text, class_prompt_texts, draw_text, hard_negative, write
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,9 @@ class ClipTextDataset(Dataset[dict[str, Any]]):
     The text comes from the clip's attributes after augmentation
     (:func:`training.texts.draw_text`); with ``hard_negative_prob`` a sample also
     carries its text with one attribute changed, which the collate adds as an extra
-    text column.
+    text column. With the augmentation's ``size_twin_prob`` a sample may carry a
+    ``twin``: the same view with the object at another named size; then both texts
+    name the object and its size.
     """
 
     def __init__(
@@ -145,7 +147,7 @@ class ClipTextDataset(Dataset[dict[str, Any]]):
         return len(self.cache.clips)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        view = augment_clip(
+        views = augment_views(
             self.cache.frames[index],
             self.attrs[index],
             self.augment,
@@ -153,7 +155,21 @@ class ClipTextDataset(Dataset[dict[str, Any]]):
             n_out=min(self.frames_per_step, len(self.cache.frames[index])),
             forbidden=self.forbidden,
         )
-        text = draw_text(view.attrs, self.rng, self.attribute_texts)
+        view = views[0]
+        label = self.class_index.get(self.cache.clips[index].label or "", -1)
+        twin = None
+        if len(views) > 1:
+            # both texts name the size, so each is the other clip's hard negative
+            text = write("size_object", view.attrs, self.rng)
+            twin = {
+                "frames": torch.from_numpy(views[1].frames),
+                "theta": torch.from_numpy(views[1].theta),
+                "text": write("size_object", views[1].attrs, self.rng),
+                "attrs": views[1].attrs,
+                "label": label,
+            }
+        else:
+            text = draw_text(view.attrs, self.rng, self.attribute_texts)
         negative = None
         if self.attribute_texts and self.rng.random() < self.hard_negative_prob:
             negative = hard_negative(text, view.attrs, self.rng, self.forbidden)
@@ -163,7 +179,8 @@ class ClipTextDataset(Dataset[dict[str, Any]]):
             "text": text,
             "negative": negative,
             "attrs": view.attrs,
-            "label": self.class_index.get(self.cache.clips[index].label or "", -1),
+            "label": label,
+            "twin": twin,
         }
 
 
@@ -190,13 +207,19 @@ ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {"color": tuple(COLORS), "size": 
 def make_collate(
     tokenizer: Any, max_length: int
 ) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
-    """Batch samples: stacked frames, the batch's texts then its hard negatives, tokenised,
-    ``positives`` (clips x texts): which texts describe which clips, and ``attr_<name>``:
-    each clip's value index of the attributes in :data:`ATTRIBUTE_VALUES` (-1: unknown)."""
+    """Batch samples: stacked frames (a sample's twin right after it, in the place of the
+    last samples, so a batch keeps its size), the batch's texts then its hard negatives,
+    tokenised, ``positives`` (clips x texts): which texts describe which clips, and
+    ``attr_<name>``: each clip's value index of the attributes in
+    :data:`ATTRIBUTE_VALUES` (-1: unknown)."""
 
-    def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+        batch: list[dict[str, Any]] = []
+        for b in samples:
+            batch += [b] if b.get("twin") is None else [b, b["twin"]]
+        batch = batch[: len(samples)]
         texts: list[Text] = [b["text"] for b in batch]
-        texts += [b["negative"] for b in batch if b["negative"] is not None]
+        texts += [b["negative"] for b in batch if b.get("negative") is not None]
         tok = tokenizer(
             [t.text for t in texts],
             padding=True,

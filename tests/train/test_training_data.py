@@ -4,16 +4,20 @@ and validation groups carved from the training list."""
 from __future__ import annotations
 
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from clipsearch.data.collection import Clip, validation_split
 from clipsearch.data.synth import COLORS
 from training.augment import (
     AugmentConfig,
     augment_clip,
+    augment_views,
+    nanmedian,
     object_weight,
     recolor,
     resize_factor,
@@ -21,6 +25,7 @@ from training.augment import (
     time_indices,
     zoomed_size,
 )
+from training.data import ClipTextDataset, FrameCache, make_collate
 from training.texts import Text, clip_attributes, draw_text, hard_negative, write
 from training.validation import validation_score
 
@@ -111,6 +116,18 @@ def test_resizing_scales_the_object_and_restores_the_scene_it_covered() -> None:
     assert zoomed_size("large", resize_factor("large", "medium")) == "medium"
 
 
+def test_nanmedian_is_numpys() -> None:
+    rng = np.random.default_rng(0)
+    for shape, axis in (((8, 3, 6, 5), 0), ((4, 3, 30), 2), ((7,), 0)):
+        a = rng.normal(size=shape).astype(np.float32)
+        a[rng.random(shape) < 0.4] = np.nan
+        a[(0,) * (len(shape) - 1)] = np.nan  # a slice with no value at all (NaN out)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # numpy warns about that slice
+            expected = np.nanmedian(a, axis=axis)
+        assert np.allclose(nanmedian(a, axis), expected, equal_nan=True, atol=1e-6)
+
+
 def test_resized_clips_say_their_new_size() -> None:
     cfg = AugmentConfig(resize_prob=1.0)
     rng = np.random.default_rng(0)
@@ -163,6 +180,67 @@ def test_size_words_follow_the_zoom() -> None:
     assert zoomed_size("small", 1.2) is None  # 21.6-26.4 px: small or medium
     assert zoomed_size("small", 1.35) == "medium" and zoomed_size("small", 2.0) == "large"
     assert zoomed_size("large", 0.75) == "medium" and zoomed_size("huge", 1.0) is None
+
+
+def test_a_size_twin_differs_from_its_clip_in_size_only() -> None:
+    cfg = AugmentConfig(size_twin_prob=1.0, recolor_prob=1.0, scene_prob=1.0, zoom=0.25)
+    rng = np.random.default_rng(0)
+    attrs = clip_attributes("BallBouncing", {**ROW, "color": "green"})
+    pairs = [augment_views(_clip("green"), attrs, cfg, rng, n_out=8) for _ in range(40)]
+    twins = [p for p in pairs if len(p) == 2]
+    assert 5 < len(twins) < 40  # only where the zoom leaves both sizes nameable
+    for clip, twin in twins:
+        assert clip.attrs["size"] != twin.attrs["size"]
+        assert {k: v for k, v in clip.attrs.items() if k != "size"} == {
+            k: v for k, v in twin.attrs.items() if k != "size"
+        }
+        assert (clip.theta == twin.theta).all()
+        # the same scene, colour and frames: they differ only around the object
+        differ = np.abs(clip.frames.astype(int) - twin.frames).max(axis=1) > 2
+        assert differ.any() and not differ[:, :12].any() and not differ[:, 38:].any()
+        assert clip.attrs["color"] != "green"
+    # never without the setting
+    assert all(
+        len(augment_views(_clip("green"), attrs, AugmentConfig(), rng, n_out=8)) == 1
+        for _ in range(5)
+    )
+
+
+def _tokenize(texts: list[str], **_: object) -> dict[str, torch.Tensor]:
+    ids = torch.tensor([[len(t), sum(map(ord, t))] for t in texts])
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def test_a_twin_sits_beside_its_clip_in_the_batch_with_its_own_size_text() -> None:
+    frames = np.stack([_clip("green")] * 6)
+    clips = [
+        Clip(path=f"A/v_A_g01_c{i:02d}.avi", source=Path("/x"), label="BallBouncing")
+        for i in range(6)
+    ]
+    attrs = [clip_attributes("BallBouncing", {**ROW, "color": "green"})] * 6
+    dataset = ClipTextDataset(
+        FrameCache(clips, frames, []),
+        ["BallBouncing"],
+        attrs,
+        frames_per_step=8,
+        augment=AugmentConfig(size_twin_prob=1.0, zoom=0.25),
+        seed=1,
+    )
+    samples = [dataset[i] for i in range(6)]
+    batch = make_collate(_tokenize, 32)(samples)
+    assert batch["frames"].shape[0] == 6  # twins take the place of the last samples
+    with_twin = [s for s in samples if s["twin"] is not None]
+    assert with_twin, "no twin drawn"
+    first = with_twin[0]
+    i = next(k for k, s in enumerate(samples) if s is first)
+    kept = sum(1 + (s["twin"] is not None) for s in samples[:i])
+    assert kept + 1 < 6  # the twin made it into the batch
+    sizes = batch["attr_size"][kept : kept + 2].tolist()
+    assert sizes[0] != sizes[1] and -1 not in sizes
+    # each one's text names its own size, so it is the other one's negative
+    assert batch["positives"][kept, kept] and batch["positives"][kept + 1, kept + 1]
+    assert not batch["positives"][kept, kept + 1] and not batch["positives"][kept + 1, kept]
+    assert "size" in dict(first["text"].requires) and first["text"].view == "size_object"
 
 
 def _clips(groups: list[int]) -> list[Clip]:
