@@ -25,8 +25,10 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the CPU wheel first, so nothing pulls the CUDA build of torch
-	$(BIN)/python -m pip install -q $(TORCH_PIP_ARGS) torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-compile $(TORCH_PIP_ARGS) torch==2.13.0
+	$(BIN)/python -m pip install -q --no-compile -e '.[dev]'
+	# bytecode on every core (pip compiles on one); like pip, files that do not compile are left
+	$(BIN)/python -m compileall -q -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null || true
 	touch $@
 
 # Chromium for the browser tests: installed by apt-get when missing and we are root;
