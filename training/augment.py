@@ -114,19 +114,13 @@ def object_weight(frames: np.ndarray, color: str) -> np.ndarray:
     return np.clip((_share(frames, color) - 0.15) / 0.5, 0, 1)
 
 
-def resize_object(frames: np.ndarray, color: str, factor: float) -> np.ndarray:
-    """The object of the named colour scaled by ``factor`` about its centre in each frame.
+def resize_object(frames: np.ndarray, color: str, factors: Sequence[float]) -> list[np.ndarray]:
+    """The object of the named colour scaled about its centre in each frame, once for
+    each of ``factors`` (the object is found once).
 
     What it covered is filled from the same pixels in the frames where it is elsewhere
     (the scene is static), or from the frame's median where it never moves away.
     """
-    return resize_object_many(frames, color, (factor,))[0]
-
-
-def resize_object_many(
-    frames: np.ndarray, color: str, factors: Sequence[float]
-) -> list[np.ndarray]:
-    """:func:`resize_object` at each of ``factors``; the object is found once."""
     x = frames.astype(np.float32)
     m = object_weight(frames, color)
     t, _, h, w = x.shape
@@ -280,22 +274,6 @@ class Augmented:
     theta: np.ndarray  # (2, 3) for the model's zoom/shift
 
 
-def augment_clip(
-    frames: np.ndarray,
-    attrs: Mapping[str, str],
-    cfg: AugmentConfig,
-    rng: np.random.Generator,
-    *,
-    n_out: int,
-    forbidden: Sequence[str] = (),
-) -> Augmented:
-    """One training view of a clip's cached frames and the attributes it still shows.
-
-    ``forbidden`` lists "Class:colour" combinations never to create by recolouring.
-    """
-    return augment_views(frames, attrs, cfg, rng, n_out=n_out, forbidden=forbidden)[0]
-
-
 def augment_views(
     frames: np.ndarray,
     attrs: Mapping[str, str],
@@ -305,8 +283,12 @@ def augment_views(
     n_out: int,
     forbidden: Sequence[str] = (),
 ) -> list[Augmented]:
-    """One training view, and with ``cfg.size_twin_prob`` a second one that differs only
-    in the object's named size (same frames, colour, scene, camera and zoom)."""
+    """One training view of a clip's cached frames and the attributes it still shows,
+    and with ``cfg.size_twin_prob`` a second one that differs only in the object's named
+    size (same frames, colour, scene, camera and zoom).
+
+    ``forbidden`` lists "Class:colour" combinations never to create by recolouring.
+    """
     out = dict(attrs)
     idx = time_indices(len(frames), n_out, cfg.time_warp, rng)
     source = np.asarray(frames[idx])
@@ -332,7 +314,7 @@ def augment_views(
             twin_scale = _twin_scale(size, scale, early[1], rng)
         scales = [f for f in (scale, twin_scale) if f]
         if scales != [1.0]:
-            moved = resize_object_many(source, color, [f for f in scales if f != 1.0])
+            moved = resize_object(source, color, [f for f in scales if f != 1.0])
             clip = np.concatenate([source if f == 1.0 else moved.pop(0) for f in scales])
     if color is not None and rng.random() < cfg.gray_prob:
         clip = grayscale(clip)

@@ -15,7 +15,6 @@ from clipsearch.data.collection import Clip, validation_split
 from clipsearch.data.synth import COLORS
 from training.augment import (
     AugmentConfig,
-    augment_clip,
     augment_views,
     nanmedian,
     object_weight,
@@ -99,10 +98,10 @@ def test_recolour_moves_the_object_and_leaves_greys() -> None:
 def test_resizing_scales_the_object_and_restores_the_scene_it_covered() -> None:
     clip = _clip("green")
     before = (object_weight(clip, "green") > 0.5).sum(axis=(1, 2))
-    bigger = resize_object(clip, "green", 1.5)
+    bigger = resize_object(clip, "green", [1.5])[0]
     after = (object_weight(bigger, "green") > 0.5).sum(axis=(1, 2))
     assert np.allclose(after / before, 1.5**2, rtol=0.25)
-    smaller = resize_object(clip, "green", 0.6)
+    smaller = resize_object(clip, "green", [0.6])[0]
     assert np.allclose(
         (object_weight(smaller, "green") > 0.5).sum(axis=(1, 2)) / before, 0.36, rtol=0.3
     )
@@ -133,13 +132,13 @@ def test_resized_clips_say_their_new_size() -> None:
     rng = np.random.default_rng(0)
     attrs = clip_attributes("BallBouncing", {**ROW, "color": "green"})
     sizes = {
-        augment_clip(_clip("green"), attrs, cfg, rng, n_out=8).attrs["size"] for _ in range(20)
+        augment_views(_clip("green"), attrs, cfg, rng, n_out=8)[0].attrs["size"] for _ in range(20)
     }
     assert sizes == {"medium", "large"}
     # white is found by no colour, and dots or stripes have no one shape to scale
     for cls, colour in (("BallBouncing", "white"), ("DotsScattering", "green")):
         attrs = clip_attributes(cls, {**ROW, "color": colour})
-        assert augment_clip(_clip("green"), attrs, cfg, rng, n_out=8).attrs["size"] == "small"
+        assert augment_views(_clip("green"), attrs, cfg, rng, n_out=8)[0].attrs["size"] == "small"
 
 
 def test_time_warp_keeps_the_order() -> None:
@@ -162,9 +161,9 @@ def test_augmented_attributes_follow_the_pixels() -> None:
     attrs = clip_attributes("BallBouncing", {**ROW, "color": "green"})
     sizes = set()
     for _ in range(40):
-        view = augment_clip(
+        view = augment_views(
             _clip("green"), attrs, cfg, rng, n_out=8, forbidden=["BallBouncing:red"]
-        )
+        )[0]
         assert view.frames.shape == (8, 3, 48, 48) and view.frames.dtype == np.uint8
         assert view.attrs["color"] not in ("green", "red") and "background" not in view.attrs
         assert view.attrs["class"] == "BallBouncing" and view.theta.shape == (2, 3)
