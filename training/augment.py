@@ -157,8 +157,8 @@ def _stretch(centre: np.ndarray, factor: float, n: int) -> np.ndarray:
 
 
 def nanmedian(a: np.ndarray, axis: int) -> np.ndarray:
-    """``np.nanmedian`` along one axis by a single sort (NaN sorts last), many times
-    faster on small arrays; NaN where a slice is all NaN, without a warning."""
+    """``np.nanmedian`` along one axis by a single sort (NaN sorts last); NaN where a
+    slice is all NaN, without a warning."""
     ordered = np.sort(a, axis=axis)
     count = (~np.isnan(a)).sum(axis=axis, keepdims=True)
     lo = np.take_along_axis(ordered, np.maximum(count - 1, 0) // 2, axis)

@@ -25,7 +25,7 @@ from clipsearch.data.synth import COLORS, SIZES
 from clipsearch.errors import DatasetError
 from clipsearch.model import ClipEncoder, ImagePreprocess, clip_frame_features, pool_clips
 from clipsearch.pipeline.decode import decode_many
-from training.augment import AugmentConfig, augment_views
+from training.augment import AugmentConfig, Augmented, augment_views
 from training.texts import Attributes, Text, class_prompt_texts, draw_text, hard_negative, write
 
 log = logging.getLogger(__name__)
@@ -161,27 +161,31 @@ class ClipTextDataset(Dataset[dict[str, Any]]):
         if len(views) > 1:
             # both texts name the size, so each is the other clip's hard negative
             text = write("size_object", view.attrs, self.rng)
-            twin = {
-                "frames": torch.from_numpy(views[1].frames),
-                "theta": torch.from_numpy(views[1].theta),
-                "text": write("size_object", views[1].attrs, self.rng),
-                "attrs": views[1].attrs,
-                "label": label,
-            }
+            twin = _sample(views[1], write("size_object", views[1].attrs, self.rng), label)
         else:
             text = draw_text(view.attrs, self.rng, self.attribute_texts)
         negative = None
         if self.attribute_texts and self.rng.random() < self.hard_negative_prob:
             negative = hard_negative(text, view.attrs, self.rng, self.forbidden)
-        return {
-            "frames": torch.from_numpy(view.frames),
-            "theta": torch.from_numpy(view.theta),
-            "text": text,
-            "negative": negative,
-            "attrs": view.attrs,
-            "label": label,
-            "twin": twin,
-        }
+        return _sample(view, text, label, negative, twin)
+
+
+def _sample(
+    view: Augmented,
+    text: Text,
+    label: int,
+    negative: Text | None = None,
+    twin: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "frames": torch.from_numpy(view.frames),
+        "theta": torch.from_numpy(view.theta),
+        "text": text,
+        "negative": negative,
+        "attrs": view.attrs,
+        "label": label,
+        "twin": twin,
+    }
 
 
 def class_prompts(tokenizer: Any, classes: Sequence[str], max_length: int) -> dict[str, Any]:
@@ -216,10 +220,10 @@ def make_collate(
     def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
         batch: list[dict[str, Any]] = []
         for b in samples:
-            batch += [b] if b.get("twin") is None else [b, b["twin"]]
+            batch += [b] if b["twin"] is None else [b, b["twin"]]
         batch = batch[: len(samples)]
         texts: list[Text] = [b["text"] for b in batch]
-        texts += [b["negative"] for b in batch if b.get("negative") is not None]
+        texts += [b["negative"] for b in batch if b["negative"] is not None]
         tok = tokenizer(
             [t.text for t in texts],
             padding=True,
