@@ -101,7 +101,7 @@ $(DATA)/synth_meta.jsonl:
 model: data $(MODEL)/calibration.json $(MODEL)/onnx/manifest.json
 $(MODEL)/config.json: $(DATA)/synth_meta.jsonl
 	$(CLI) train --data $(DATA) --out $(MODEL)
-# the model's "no good match" threshold, from its scores on the test split
+# the model's "no good match" threshold, from its scores on the validation groups (never the test list)
 $(MODEL)/calibration.json: $(MODEL)/config.json
 	$(CLI) calibrate --data $(DATA) --model $(MODEL)
 # its int8 ONNX towers and tokenizer, for serving without torch (the serve extra and image)

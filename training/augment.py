@@ -272,6 +272,10 @@ class Augmented:
     frames: np.ndarray  # uint8 (n_out, 3, h, w)
     attrs: dict[str, str]
     theta: np.ndarray  # (2, 3) for the model's zoom/shift
+    # attributes the clip still has but the view no longer shows one word for (a size
+    # between two words after the zoom, a speed or background changed by augmentation):
+    # texts naming them are neither true nor false of it
+    unknown: frozenset[str] = frozenset()
 
 
 def augment_views(
@@ -290,11 +294,13 @@ def augment_views(
     ``forbidden`` lists "Class:colour" combinations never to create by recolouring.
     """
     out = dict(attrs)
+    unknown: set[str] = set()
     idx = time_indices(len(frames), n_out, cfg.time_warp, rng)
     source = np.asarray(frames[idx])
     clip = source
-    if cfg.time_warp > 0 and len(set(idx.tolist())) < n_out * 0.75:
-        out.pop("speed", None)
+    if cfg.time_warp > 0 and len(set(idx.tolist())) < n_out * 0.75 and "speed" in out:
+        out.pop("speed")
+        unknown.add("speed")
     color = out.get("color")
     size = out.get("size")
     scale, twin_scale = 1.0, 0.0  # the object's scale in the view and in its twin (0: none)
@@ -327,7 +333,9 @@ def augment_views(
             out["color"] = target
     if rng.random() < cfg.scene_prob:
         clip = scene_overlay(clip, rng)
-        out.pop("background", None)
+        if "background" in out:
+            out.pop("background")
+            unknown.add("background")
     if rng.random() < cfg.distractor_prob:
         clip = distractors(clip, rng)
     if rng.random() < cfg.camera_prob:
@@ -335,13 +343,17 @@ def augment_views(
     theta, zoom = early or affine_params(cfg, rng)
     views = []
     for i, factor in enumerate((scale, twin_scale) if twin_scale else (scale,)):
-        view_attrs = dict(out)
+        view_attrs, view_unknown = dict(out), set(unknown)
         if "size" in view_attrs:
             zoomed = zoomed_size(view_attrs.pop("size"), zoom * factor)
             if zoomed is not None:
                 view_attrs["size"] = zoomed
+            else:
+                view_unknown.add("size")
         frames_i = clip[i * len(idx) : (i + 1) * len(idx)]  # the twin's frames follow
-        views.append(Augmented(np.ascontiguousarray(frames_i), view_attrs, theta))
+        views.append(
+            Augmented(np.ascontiguousarray(frames_i), view_attrs, theta, frozenset(view_unknown))
+        )
     return views
 
 

@@ -183,6 +183,7 @@ def _sample(
         "text": text,
         "negative": negative,
         "attrs": view.attrs,
+        "unknown": view.unknown,
         "label": label,
         "twin": twin,
     }
@@ -213,7 +214,8 @@ def make_collate(
 ) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
     """Batch samples: stacked frames (a sample's twin right after it, in the place of the
     last samples, so a batch keeps its size), the batch's texts then its hard negatives,
-    tokenised, ``positives`` (clips x texts): which texts describe which clips, and
+    tokenised, ``positives`` (clips x texts): which texts describe which clips,
+    ``undecided`` (clips x texts): which are neither true nor false of a clip, and
     ``attr_<name>``: each clip's value index of the attributes in
     :data:`ATTRIBUTE_VALUES` (-1: unknown)."""
 
@@ -232,12 +234,16 @@ def make_collate(
             return_tensors="pt",
         )
         positives = torch.tensor([[t.describes(b["attrs"]) for t in texts] for b in batch])
+        undecided = torch.tensor(
+            [[t.undecided(b["attrs"], b["unknown"]) for t in texts] for b in batch]
+        )
         return {
             "frames": torch.stack([b["frames"] for b in batch]),
             "theta": torch.stack([b["theta"] for b in batch]),
             "input_ids": tok["input_ids"],
             "attention_mask": tok["attention_mask"],
             "positives": positives,
+            "undecided": undecided,
             "labels": torch.tensor([b["label"] for b in batch]),
             **{
                 f"attr_{name}": torch.tensor(

@@ -21,14 +21,20 @@ from clipsearch.temporal import TemporalPooling
 AUX_SCALE = 16.0  # logit scale of the auxiliary cosine classifier
 
 
-def multi_positive_nce(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+def multi_positive_nce(
+    logits: torch.Tensor, positives: torch.Tensor, undecided: torch.Tensor | None = None
+) -> torch.Tensor:
     """Symmetric InfoNCE where a clip may have several positive texts and a text several
     positive clips.
 
     ``logits`` (B, N) clips x texts with N >= B (the batch's own texts, then extra
     hard-negative texts), ``positives`` (B, N) bool, every clip with at least one
     positive. Text-to-clip terms count only for texts that describe some clip.
+    ``undecided`` (B, N) bool marks pairs that are neither positive nor negative (the
+    clip's size is between two words, say): they drop out of both softmaxes.
     """
+    if undecided is not None:
+        logits = logits.masked_fill(undecided & ~positives, -1e4)
     pos = positives.float()
     v2t = -(pos / pos.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
     pos_t = pos.t()
@@ -151,7 +157,12 @@ class ClipVideoModule(L.LightningModule):
         text = self.encode_texts(batch["input_ids"], batch["attention_mask"])
         scale = self.model.logit_scale.clamp(max=math.log(100.0)).exp()
         logits = scale * video @ text.t()
-        loss = multi_positive_nce(logits, batch["positives"].to(logits.device))
+        undecided = batch.get("undecided")
+        loss = multi_positive_nce(
+            logits,
+            batch["positives"].to(logits.device),
+            None if undecided is None else undecided.to(logits.device),
+        )
         self.log("nce_loss", loss, batch_size=len(video))
         known = labels >= 0  # clips with a class (loose files have none)
         has_known = bool(known.any())

@@ -9,7 +9,11 @@ box", "a red ball bouncing", a full caption, ...) and carries the attributes it
 in a batch "a red ball" is a positive for every red ball and a negative for the
 green one, whatever the class. When augmentation changes an attribute (a clip
 recoloured from green to red), the clip's attributes change with it and the text
-is written from the new ones, so pixels and words never disagree.
+is written from the new ones, so pixels and words never disagree. Where it leaves an
+attribute *unknown* (a size between two words after a zoom, a speed or background it
+changed), a text naming it is neither true nor false of the clip
+(:meth:`Text.undecided`): the pair drops out of the loss instead of counting as a
+negative, which would teach that a zoomed medium ball is not a medium ball.
 
 A *hard negative* is the sample's own text with one attribute changed ("a blue
 ball" for a red ball): the clip must rank it below its own text.
@@ -18,7 +22,7 @@ ball" for a red ball): the clip must rank it below its own text.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +85,13 @@ class Text:
 
     def describes(self, attrs: Mapping[str, str]) -> bool:
         return all(attrs.get(k) == v for k, v in self.requires)
+
+    def undecided(self, attrs: Mapping[str, str], unknown: Collection[str]) -> bool:
+        """Whether the text is neither true nor false of a clip: every attribute it names
+        that the clip shows matches, and some it names are ``unknown`` for the clip."""
+        if not any(k in unknown for k, _ in self.requires):
+            return False
+        return all(attrs.get(k) == v for k, v in self.requires if k not in unknown)
 
 
 def clip_attributes(label: str | None, row: Mapping[str, Any] | None) -> Attributes:

@@ -25,6 +25,7 @@ from training.augment import (
     zoomed_size,
 )
 from training.data import ClipTextDataset, FrameCache, make_collate
+from training.module import multi_positive_nce
 from training.texts import Text, clip_attributes, draw_text, hard_negative, write
 from training.validation import validation_score
 
@@ -179,6 +180,34 @@ def test_size_words_follow_the_zoom() -> None:
     assert zoomed_size("small", 1.2) is None  # 21.6-26.4 px: small or medium
     assert zoomed_size("small", 1.35) == "medium" and zoomed_size("small", 2.0) == "large"
     assert zoomed_size("large", 0.75) == "medium" and zoomed_size("huge", 1.0) is None
+
+
+def test_a_size_between_two_words_is_unknown_not_false() -> None:
+    medium_ball = write("size_object", {"object": "ball", "size": "medium"}, random.Random(0))
+    between = {"object": "ball"}  # a ball zoomed to between two size words
+    assert not medium_ball.describes(between)
+    assert medium_ball.undecided(between, {"size"})
+    assert not medium_ball.undecided({"object": "box"}, {"size"})  # the object already differs
+    assert not medium_ball.undecided({"object": "ball", "size": "small"}, set())
+    cfg = AugmentConfig(zoom=0.25, scene_prob=1.0)
+    rng = np.random.default_rng(2)
+    views = [augment_views(_clip("green"), _attrs(), cfg, rng, n_out=8)[0] for _ in range(40)]
+    assert all("background" in v.unknown and "background" not in v.attrs for v in views)
+    sizeless = [v for v in views if "size" not in v.attrs]
+    assert sizeless and all("size" in v.unknown for v in sizeless)
+    assert all("size" not in v.unknown for v in views if "size" in v.attrs)
+
+
+def test_undecided_pairs_drop_out_of_the_loss() -> None:
+    logits = torch.tensor([[5.0, 1.0, 4.0], [0.0, 3.0, 2.0]])
+    positives = torch.tensor([[True, False, False], [False, True, False]])
+    undecided = torch.tensor([[False, False, True], [False, False, False]])
+    masked = multi_positive_nce(logits, positives, undecided)
+    assert masked < multi_positive_nce(logits, positives)
+    # the same as if the pair's logit were far below every other
+    far = logits.clone()
+    far[0, 2] = -1e4
+    assert torch.isclose(masked, multi_positive_nce(far, positives))
 
 
 def test_a_size_twin_differs_from_its_clip_in_size_only() -> None:
