@@ -157,11 +157,10 @@ class ClipVideoModule(L.LightningModule):
         text = self.encode_texts(batch["input_ids"], batch["attention_mask"])
         scale = self.model.logit_scale.clamp(max=math.log(100.0)).exp()
         logits = scale * video @ text.t()
-        undecided = batch.get("undecided")
         loss = multi_positive_nce(
             logits,
             batch["positives"].to(logits.device),
-            None if undecided is None else undecided.to(logits.device),
+            batch["undecided"].to(logits.device),
         )
         self.log("nce_loss", loss, batch_size=len(video))
         known = labels >= 0  # clips with a class (loose files have none)
