@@ -17,8 +17,12 @@ CHROMIUM ?= $(or $(CLIPSEARCH_CHROMIUM),/usr/bin/chromium)
 # (plain Linux x86-64), use: make demo TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP_ARGS ?=
 
-.PHONY: install browser-deps compose-deps prometheus-deps podman-deps container-test demo data model index serve test test-fast lint typecheck pytest pytest-fast clean
+.PHONY: install install-dev browser-deps compose-deps prometheus-deps podman-deps container-test demo data model index serve test test-fast lint typecheck pytest pytest-fast clean
 
+# bytecode on every core (pip compiles on one); like pip, files that do not compile are left
+COMPILE := $(BIN)/python -m compileall -q -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null || true
+
+# What the demo runs: the serve and train extras (train brings ingest's torch and transformers).
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -26,9 +30,16 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the CPU wheel first, so nothing pulls the CUDA build of torch
 	$(BIN)/python -m pip install -q --no-compile $(TORCH_PIP_ARGS) torch==2.13.0
+	$(BIN)/python -m pip install -q --no-compile -e '.[serve,train]'
+	$(COMPILE)
+	touch $@
+
+# The test tools, dvc and the benchmarks' extras on top (`.[dev]`): what `make test` runs with.
+install-dev: $(VENV)/.installed-dev
+
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install -q --no-compile -e '.[dev]'
-	# bytecode on every core (pip compiles on one); like pip, files that do not compile are left
-	$(BIN)/python -m compileall -q -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null || true
+	$(COMPILE)
 	touch $@
 
 # Chromium for the browser tests: installed by apt-get when missing and we are root;
@@ -118,21 +129,21 @@ serve: install
 
 demo: index serve
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: install
+typecheck: install-dev
 	$(BIN)/mypy
 
 # The full check (the README's): every test but the GPU ones, the slow ones included.
-pytest: install browser-deps compose-deps prometheus-deps
+pytest: install-dev browser-deps compose-deps prometheus-deps
 	$(BIN)/pytest -m "not gpu"
 
 test: lint typecheck pytest
 
 # The edit loop: the same without the tests marked slow (a crash loop, `dvc repro`, ...).
-pytest-fast: install
+pytest-fast: install-dev
 	$(BIN)/pytest
 
 test-fast: lint typecheck pytest-fast

@@ -80,3 +80,11 @@ def fastest_vision_dtype() -> str:
     if any(flag in info["flags"] for flag in BF16_TILES):
         return "bf16"
     return "int8" if info["int8_dot"] else "fp32"
+
+
+def training_dtype() -> str:
+    """The dtype of the towers' matrix products when training on this CPU: bf16 where
+    it has them in hardware (AVX-512 BF16 or AMX), fp32 elsewhere, where bf16 is
+    emulated and slower. On a 2-vCPU EPYC with AVX-512 BF16 a demo training step took
+    0.50 s in bf16 against 0.85 s in fp32 (README, "Training in bf16")."""
+    return "bf16" if _this_cpu()["native_bf16"] else "fp32"

@@ -7,6 +7,7 @@ an ordinary CLIP checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -62,8 +63,11 @@ class ClipVideoModule(L.LightningModule):
         attribute_heads: dict[str, int] | None = None,
         attribute_loss_weight: float = 0.0,
         reverse_of: list[int] | None = None,
+        tower_dtype: torch.dtype | None = None,
     ):
         super().__init__()
+        # the towers run under autocast to this dtype (None: as their weights are)
+        self.tower_dtype = tower_dtype
         self.temporal = temporal
         # class index -> the class that is its time reversal (-1: none); with a temporal
         # head, every such clip also trains reversed, as a clip of that other class
@@ -102,6 +106,12 @@ class ClipVideoModule(L.LightningModule):
         self.weight_decay = weight_decay
         self.warmup_steps = warmup_steps
 
+    def towers(self) -> contextlib.AbstractContextManager[Any]:
+        """Autocast for a tower's forward (and so its backward) to ``tower_dtype``."""
+        if self.tower_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.tower_dtype)
+
     @staticmethod
     def jitter(pixels: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         """Each clip's zoom/shift/stretch (``theta`` (B, 2, 3), drawn by the dataset) on
@@ -126,7 +136,8 @@ class ClipVideoModule(L.LightningModule):
         if theta is not None:
             pixels = self.jitter(pixels, theta)
         pixels = self.preprocess.normalize(pixels.flatten(0, 1)).view_as(pixels)
-        per_frame, grid = clip_frame_features(self.model, self.temporal, pixels)
+        with self.towers():
+            per_frame, grid = clip_frame_features(self.model, self.temporal, pixels)
         video = pool_clips(self.temporal, per_frame, grid)
         if self.temporal is None or reverse is None or not bool(reverse.any()):
             return video, None
@@ -135,9 +146,10 @@ class ClipVideoModule(L.LightningModule):
         return video, backwards
 
     def encode_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        out = self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
+        with self.towers():
+            out = self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
         feats = out if isinstance(out, torch.Tensor) else out.pooler_output
-        return F.normalize(feats, dim=-1)
+        return F.normalize(feats.float(), dim=-1)
 
     def class_vectors(self) -> torch.Tensor:
         """One unit vector per class: the mean of its prompt embeddings over templates."""

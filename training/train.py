@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from clipsearch.architectures import create_model
 from clipsearch.checkpoint import VideoConfig
+from clipsearch.cpu import training_dtype
 from clipsearch.data.collection import Collection, load_collection, validation_split
 from clipsearch.data.synthucf import default_heldout, is_heldout, parse_combo, read_meta
 from clipsearch.errors import DatasetError, InvalidInput
@@ -110,6 +112,14 @@ def reverse_index(classes: list[str], pairs: tuple[tuple[str, str], ...]) -> lis
     return out
 
 
+def resolve_tower_dtype(cfg: TrainConfig) -> str:
+    """``cfg.tower_dtype`` with ``auto`` decided: bf16 on a CPU with bf16 in hardware,
+    fp32 elsewhere (on a GPU, Lightning's ``precision`` is the setting)."""
+    if cfg.tower_dtype != "auto":
+        return cfg.tower_dtype
+    return training_dtype() if cfg.accelerator == "cpu" else "fp32"
+
+
 def _has_tensorboard() -> bool:
     import importlib.util
 
@@ -170,6 +180,7 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
     decode_s = time.perf_counter() - t0
 
     freeze_counts = apply_freeze(encoder.model, cfg.freeze)
+    tower_dtype = resolve_tower_dtype(cfg)
     if not cfg.init and cfg.whiten_patches:
         whiten_patch_embedding(encoder.model, train_cache.frames, encoder.preprocess, seed=cfg.seed)
     rows = meta or {}
@@ -216,6 +227,7 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
         ),
         attribute_loss_weight=cfg.attribute_loss_weight,
         reverse_of=reverse_index(collection.classes, cfg.reverse_pairs),
+        tower_dtype=torch.bfloat16 if tower_dtype == "bf16" else None,
     )
     run.out.mkdir(parents=True, exist_ok=True)
     validation = (
@@ -225,6 +237,7 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
             collection.classes,
             meta=[rows.get(c.path) for c in val_cache.clips] if meta else None,
             every=cfg.val_every,
+            start=int(cfg.max_epochs * cfg.val_start),
         )
         if val_cache is not None
         else None
@@ -245,9 +258,17 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
         enable_model_summary=False,
         log_every_n_steps=max(1, min(5, len(loader))),
     )
+    attention = encoder.model.config._attn_implementation
+    if tower_dtype == "bf16" and cfg.accelerator == "cpu":
+        # torch's CPU SDPA kernel is slow backwards in bf16 (0.96 s a demo step against
+        # 0.50 s with plain matrix products); inference keeps SDPA
+        encoder.model.set_attn_implementation("eager")
     t0 = time.perf_counter()
     module.train()
-    trainer.fit(module, loader)
+    try:
+        trainer.fit(module, loader)
+    finally:
+        encoder.model.set_attn_implementation(attention)
     fit_s = time.perf_counter() - t0
     if validation is not None and cfg.select_best:
         validation.restore_best()
@@ -281,6 +302,7 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
         "train_loss": float(trainer.callback_metrics.get("train_loss", float("nan"))),
+        "tower_dtype": tower_dtype,
         "decode_s": round(decode_s, 2),
         "fit_s": round(fit_s, 2),
         "parameters": freeze_counts,

@@ -36,7 +36,8 @@ def validation_score(metrics: Mapping[str, Any]) -> float:
 
 
 class RetrievalValidation(L.Callback):
-    """Logs ``val_score`` (and its parts) every ``every`` epochs and keeps the best weights."""
+    """Logs ``val_score`` (and its parts) every ``every`` epochs from epoch ``start`` (and
+    after the last epoch) and keeps the best weights."""
 
     def __init__(
         self,
@@ -46,6 +47,7 @@ class RetrievalValidation(L.Callback):
         *,
         meta: Sequence[Mapping[str, Any] | None] | None = None,
         every: int = 1,
+        start: int = 0,
     ):
         self.encoder = encoder
         self.cache = cache
@@ -53,6 +55,7 @@ class RetrievalValidation(L.Callback):
         self.labels = [c.label for c in cache.clips]
         self.meta = meta
         self.every = max(1, every)
+        self.start = max(0, start)
         self.best_score = -1.0
         self.best_epoch = -1
         self.best_state: dict[str, dict[str, torch.Tensor]] | None = None
@@ -83,7 +86,7 @@ class RetrievalValidation(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch
         last = epoch + 1 >= (trainer.max_epochs or 0) or trainer.should_stop
-        if (epoch + 1) % self.every and not last:
+        if ((epoch + 1) % self.every or epoch < self.start) and not last:
             return
         t0 = time.perf_counter()
         metrics = self.evaluate()

@@ -51,6 +51,7 @@ def trained(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_train_saves_a_loadable_checkpoint(trained: Path) -> None:
+    from clipsearch.cpu import training_dtype
     from clipsearch.model import load_model
 
     names = {p.name for p in trained.iterdir()}
@@ -64,13 +65,15 @@ def test_train_saves_a_loadable_checkpoint(trained: Path) -> None:
     } <= names
     metrics = json.loads((trained / "metrics.json").read_text())
     assert metrics["steps"] == 3 and metrics["n_train_clips"] == 20
+    assert metrics["tower_dtype"] == training_dtype()  # `auto`: what this CPU runs fast
     enc = load_model(trained)
     assert enc.model_id == metrics["model_id"] and enc.model_id.startswith("model-")
-    # validation by retrieval every `val_every` epochs (and the last) on whole groups of the
-    # training list, the best epoch kept; the test list is never touched by training
+    # validation by retrieval every `val_every` epochs from half-way (`val_start`) and after
+    # the last, on whole groups of the training list, the best epoch kept; the test list is
+    # never touched by training
     val = metrics["validation"]
     assert val["groups"] == [6, 7, 8] and val["n_clips"] == 12
-    assert [h["epoch"] for h in val["history"]] == [0, 1, 2]
+    assert [h["epoch"] for h in val["history"]] == [1, 2]
     assert val["best_val_score"] == pytest.approx(max(h["val_score"] for h in val["history"]))
     assert val["best"]["epoch"] == val["best_epoch"]
     assert not any(k.startswith("split") for k in metrics)

@@ -131,6 +131,28 @@ def test_validation_every_n_epochs_still_runs_the_last(
     assert [h["epoch"] for h in val.history] == [2, 4]
 
 
+def test_validation_starts_at_its_epoch_and_still_runs_the_last(
+    tiny_model_dir: Path, monkeypatch: Any
+) -> None:
+    from clipsearch.model import load_model
+    from training.data import FrameCache
+    from training.validation import RetrievalValidation
+
+    encoder = load_model(tiny_model_dir)
+    cache = FrameCache([], np.zeros((0, 8, 3, 48, 48), np.uint8), [])
+    val = RetrievalValidation(encoder, cache, ["A"], every=2, start=4)
+    scores = iter([0.3, 0.5, 0.4])
+    monkeypatch.setattr(val, "evaluate", lambda: {"mAP": next(scores)})
+    module = SimpleNamespace(log=lambda *a, **k: None)
+    for epoch in range(9):
+        trainer = SimpleNamespace(
+            current_epoch=epoch, max_epochs=9, should_stop=False, global_step=epoch
+        )
+        val.on_train_epoch_end(trainer, module)  # type: ignore[arg-type]
+    assert [h["epoch"] for h in val.history] == [5, 7, 8]
+    assert val.best_epoch == 7
+
+
 def test_heldout_setting_is_a_count_or_explicit_combos() -> None:
     from training.config import TrainConfig
     from training.train import _heldout_combos
@@ -187,3 +209,60 @@ def test_reversed_clips_cost_one_vision_pass_and_equal_played_backwards(
         torch.testing.assert_close(backwards, played_backwards, atol=1e-5, rtol=0)
         torch.testing.assert_close(forward, module.encode_clips(frames), atol=1e-5, rtol=0)
         assert not torch.allclose(forward[mask], backwards, atol=1e-3)
+
+
+def test_bf16_towers_run_in_bf16_while_vectors_losses_and_grads_stay_fp32(
+    tiny_model_dir: Path,
+) -> None:
+    from clipsearch.model import load_model
+    from training.module import ClipVideoModule
+
+    enc = load_model(tiny_model_dir)
+    seen: list[torch.dtype] = []
+    layer = enc.model.vision_model.encoder.layers[0].mlp.fc1
+    hook = layer.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    module = ClipVideoModule(
+        enc.model, enc.preprocess, lr=1e-3, weight_decay=0.0, warmup_steps=1,
+        tower_dtype=torch.bfloat16,
+    )  # fmt: skip
+    frames = torch.randint(0, 255, (2, 3, 3, 48, 48), dtype=torch.uint8)
+    tokens = enc.tokenizer(["a ball", "a box"], padding=True, return_tensors="pt")
+    video = module.encode_clips(frames)
+    text = module.encode_texts(tokens["input_ids"], tokens["attention_mask"])
+    hook.remove()
+    assert seen == [torch.bfloat16]
+    assert video.dtype == text.dtype == torch.float32
+    (video @ text.t()).sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.dtype == torch.float32
+    assert bool(layer.weight.grad.abs().sum() > 0)
+    # and without a tower dtype nothing is cast
+    seen.clear()
+    hook = layer.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    plain = ClipVideoModule(enc.model, enc.preprocess, lr=1e-3, weight_decay=0.0, warmup_steps=1)
+    plain.encode_clips(frames)
+    hook.remove()
+    assert seen == [torch.float32]
+
+
+@pytest.mark.parametrize(
+    ("setting", "accelerator", "flags", "expected"),
+    [
+        ("auto", "cpu", "avx2 avx512f avx512_bf16", "bf16"),
+        ("auto", "cpu", "avx2 amx_bf16", "bf16"),
+        ("auto", "cpu", "avx2 avx512f avx512_vnni", "fp32"),
+        ("auto", "gpu", "avx2 avx512_bf16", "fp32"),
+        ("fp32", "cpu", "avx512_bf16", "fp32"),
+        ("bf16", "cpu", "avx2", "bf16"),
+    ],
+)
+def test_tower_dtype_auto_is_bf16_only_where_the_cpu_has_it(
+    monkeypatch: Any, setting: str, accelerator: str, flags: str, expected: str
+) -> None:
+    import clipsearch.cpu as cpu_module
+    from training.config import TrainConfig
+    from training.train import resolve_tower_dtype
+
+    info = cpu_module.cpu_info(f"model name\t: some CPU\nflags\t: {flags}\n")
+    monkeypatch.setattr(cpu_module, "_this_cpu", lambda: info)
+    cfg = TrainConfig(tower_dtype=setting, accelerator=accelerator)
+    assert resolve_tower_dtype(cfg) == expected

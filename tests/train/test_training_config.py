@@ -52,3 +52,14 @@ def test_reverse_pairs_are_read_as_pairs_and_checked(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text('{"reverse_pairs": [["OpenDoor"]]}')
     with pytest.raises(InvalidInput, match="reverse_pairs must be a list"):
         TrainConfig.load(tmp_path / "bad.json")
+
+
+def test_tower_dtype_and_val_start_are_checked(tmp_path: Path) -> None:
+    assert TrainConfig.load("synthucf", tower_dtype="bf16").tower_dtype == "bf16"
+    with pytest.raises(InvalidInput, match="tower_dtype must be one of auto, fp32, bf16"):
+        TrainConfig.load("synthucf", tower_dtype="fp16")
+    (tmp_path / "r.json").write_text('{"tower_dtype": "int8"}')
+    with pytest.raises(InvalidInput, match="not 'int8'"):
+        TrainConfig.load(tmp_path / "r.json")
+    with pytest.raises(InvalidInput, match="val_start must be at least 0 and below 1"):
+        TrainConfig.load("synthucf", val_start=1.0)
