@@ -10,10 +10,14 @@ texts written afterwards stay true (:mod:`training.texts`):
 - size: the object, found by its colour, drawn at another named size over the
   scene it covered (the size attribute changes with it); and a *twin*, the same view
   but for the object's size, to sit beside it in the batch;
-- scene: a static overlay (texture, gradient, checkerboard) and static distractor
-  shapes that do not move, so what moves decides the class;
+- scene: a static overlay (smooth noise, gradient, checkerboard; or a fine texture of
+  tiles, bricks, gratings or grain behind the object) and static distractor shapes
+  that do not move, so what moves decides the class;
 - camera: brightness and contrast, sensor noise, blur, and zoom/shift/aspect (the
-  zoom is applied in the model, on the batch, but drawn here so sizes stay honest).
+  zoom is applied in the model, on the batch, but drawn here so sizes stay honest);
+- empty: beside the view, the same view with the object erased (the scene alone, under
+  the same scene, camera and zoom), which no text describes: the texts must rank it
+  below clips that show what they say, so a textured wall alone matches no query.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ class AugmentConfig:
     zoom: float = 0.0  # zoom in up to this fraction, out up to half of it
     aspect: float = 0.0  # stretch one axis by up to this fraction
     shift: float = 0.0  # move by up to this fraction of the frame
+    empty_prob: float = 0.0  # also the view with the object erased
+    texture_prob: float = 0.0  # a scene overlay is a fine texture behind the object
 
 
 def time_indices(n_cached: int, n_out: int, warp: float, rng: np.random.Generator) -> np.ndarray:
@@ -114,23 +120,37 @@ def object_weight(frames: np.ndarray, color: str) -> np.ndarray:
     return np.clip((_share(frames, color) - 0.15) / 0.5, 0, 1)
 
 
-def resize_object(frames: np.ndarray, color: str, factors: Sequence[float]) -> list[np.ndarray]:
-    """The object of the named colour scaled about its centre in each frame, once for
-    each of ``factors`` (the object is found once).
-
-    What it covered is filled from the same pixels in the frames where it is elsewhere
-    (the scene is static), or from the frame's median where it never moves away.
-    """
-    x = frames.astype(np.float32)
-    m = object_weight(frames, color)
+def _erase(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Float frames ``x`` (t, 3, h, w) without the object of weight ``m`` (t, h, w): what it
+    covered is filled from the same pixels in the frames where it is elsewhere (the
+    scene is static), or from the frame's median where it never moves away."""
     t, _, h, w = x.shape
     uncovered = np.where((m < 0.01)[:, None], x, np.nan)
-    bg = nanmedian(uncovered, axis=0)  # (3, h, w)
-    frame_bg = nanmedian(uncovered.reshape(t, 3, -1), axis=2)  # (t, 3)
-    bg = np.where(np.isnan(bg)[None], np.nan_to_num(frame_bg)[:, :, None, None], bg[None])
+    bg = nanmedian(uncovered, axis=0)[None]  # (1, 3, h, w)
+    never = np.isnan(bg)
+    if never.any():
+        frame_bg = nanmedian(uncovered.reshape(t, 3, -1), axis=2)  # (t, 3)
+        bg = np.where(never, np.nan_to_num(frame_bg)[:, :, None, None], bg)
     pad = np.pad(m, ((0, 0), (1, 1), (1, 1)))
     cover = np.max([pad[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)], 0)
-    base = x * (1 - cover[:, None]) + bg * cover[:, None]  # the edge's halo goes too
+    return x * (1 - cover[:, None]) + bg * cover[:, None]  # the edge's halo goes too
+
+
+def erase_object(frames: np.ndarray, color: str) -> np.ndarray:
+    """The frames without the object of the named colour: the scene alone."""
+    x = frames.astype(np.float32)
+    base = _erase(x, object_weight(frames, color))
+    return np.clip(base, 0, 255).round().astype(np.uint8)
+
+
+def resize_object(frames: np.ndarray, color: str, factors: Sequence[float]) -> list[np.ndarray]:
+    """The object of the named colour scaled about its centre in each frame, once for
+    each of ``factors`` (the object is found once, and erased as :func:`erase_object`
+    does before it is drawn at its new size)."""
+    x = frames.astype(np.float32)
+    m = object_weight(frames, color)
+    _, _, h, w = x.shape
+    base = _erase(x, m)
     mass = m.sum(axis=(1, 2))
     present = mass >= 1.0  # elsewhere (blinked off, out of view) there is nothing to move
     safe = np.where(present, mass, 1.0)
@@ -194,12 +214,55 @@ def _field(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return (((yy // cell) + (xx // cell)) % 2 * 2 - 1).astype(np.float32)
 
 
-def scene_overlay(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Add a static pattern, greyish with a slight tint, to every frame."""
+def _texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A static fine texture in [-1, 1], a few pixels to a cell at the model's input:
+    tiles or bricks with dark joints, a grating at any angle, or grain."""
+    kind = rng.integers(3)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    if kind == 0:
+        ch = rng.uniform(3, 8)
+        cw = ch * rng.uniform(1, 3)
+        row = np.floor(yy / ch)
+        shift = (row % 2) * cw * (0.5 if rng.random() < 0.6 else 0.0)
+        col = np.floor((xx + shift) / cw)
+        tone = rng.uniform(-0.2, 1.0, size=(int(h / ch) + 2, int(w / cw) + 3))
+        out = tone[row.astype(int), col.astype(int) + 1]
+        joint = ((yy % ch) < 1) | (((xx + shift) % cw) < 1)
+        return np.where(joint, -1.0, out).astype(np.float32)
+    if kind == 1:
+        a = rng.uniform(0, np.pi)
+        wave = np.sin(
+            2 * np.pi * (xx * np.cos(a) + yy * np.sin(a)) / rng.uniform(2.5, 10)
+            + rng.uniform(0, 2 * np.pi)
+        )
+        return (np.sign(wave) if rng.random() < 0.5 else wave).astype(np.float32)
+    g = int(rng.integers(1, 3))
+    grain = rng.uniform(-1, 1, size=(h // g + 1, w // g + 1)).astype(np.float32)
+    return np.repeat(np.repeat(grain, g, 0), g, 1)[:h, :w]
+
+
+def scene_overlay(
+    frames: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    texture_prob: float = 0.0,
+    behind: np.ndarray | None = None,
+) -> np.ndarray:
+    """Add a static pattern, greyish with a slight tint, to every frame; with
+    ``texture_prob`` a stronger fine texture (:func:`_texture`) instead, drawn only where
+    ``behind`` (T, h, w), the object's weight, leaves the scene showing."""
     _, _, h, w = frames.shape
-    amp = rng.uniform(8, 40)
+    if texture_prob > 0 and rng.random() < texture_prob:
+        amp = rng.uniform(15, 60)
+        field = _texture(h, w, rng)
+    else:
+        amp = rng.uniform(8, 40)
+        field = _field(h, w, rng)
+        behind = None
     tint = 1 + rng.uniform(-0.15, 0.15, size=3).astype(np.float32)
-    pattern = _field(h, w, rng)[None, None] * amp * tint[None, :, None, None]
+    pattern = field[None, None] * amp * tint[None, :, None, None]
+    if behind is not None:
+        pattern = pattern * (1 - behind[:, None])
     return np.clip(frames.astype(np.float32) + pattern, 0, 255).round().astype(np.uint8)
 
 
@@ -246,12 +309,12 @@ def camera(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     x = (x - mean) * rng.uniform(0.75, 1.2) + mean + rng.uniform(-20, 20)
     sigma = rng.uniform(0, 8)
     if sigma > 0.5:
-        x = x + rng.normal(0, sigma, size=x.shape).astype(np.float32)
+        x = x + sigma * rng.standard_normal(size=x.shape, dtype=np.float32)
     if rng.random() < 0.3:
         pad = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
         h, w = x.shape[2:]
-        shifted = [pad[:, :, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)]
-        x = np.mean(shifted, axis=0, dtype=np.float32)
+        rows = pad[:, :, :h] + pad[:, :, 1 : h + 1] + pad[:, :, 2 : h + 2]  # a 3x3 box blur
+        x = (rows[..., :w] + rows[..., 1 : w + 1] + rows[..., 2 : w + 2]) / 9
     return np.clip(x, 0, 255).round().astype(np.uint8)
 
 
@@ -276,6 +339,7 @@ class Augmented:
     # between two words after the zoom, a speed or background changed by augmentation):
     # texts naming them are neither true nor false of it
     unknown: frozenset[str] = frozenset()
+    empty: bool = False  # the object erased: a scene no text describes
 
 
 def augment_views(
@@ -289,7 +353,8 @@ def augment_views(
 ) -> list[Augmented]:
     """One training view of a clip's cached frames and the attributes it still shows,
     and with ``cfg.size_twin_prob`` a second one that differs only in the object's named
-    size (same frames, colour, scene, camera and zoom).
+    size (same frames, colour, scene, camera and zoom); with ``cfg.empty_prob`` last an
+    ``empty`` one, the view with the object erased.
 
     ``forbidden`` lists "Class:colour" combinations never to create by recolouring.
     """
@@ -322,6 +387,16 @@ def augment_views(
         if scales != [1.0]:
             moved = resize_object(source, color, [f for f in scales if f != 1.0])
             clip = np.concatenate([source if f == 1.0 else moved.pop(0) for f in scales])
+    empty = (
+        cfg.empty_prob > 0
+        and color in COLORS
+        and color != "white"
+        and out.get("object") != "stripes"  # they are the whole frame
+        and rng.random() < cfg.empty_prob
+    )
+    if empty:
+        assert color is not None
+        clip = np.concatenate([clip, erase_object(source, color)])  # the empty view goes last
     if color is not None and rng.random() < cfg.gray_prob:
         clip = grayscale(clip)
         out.pop("color")
@@ -332,7 +407,13 @@ def augment_views(
             clip = recolor(clip, color, target)
             out["color"] = target
     if rng.random() < cfg.scene_prob:
-        clip = scene_overlay(clip, rng)
+        shown = out.get("color")  # after any recolouring
+        behind = (
+            object_weight(clip, shown)
+            if cfg.texture_prob > 0 and shown in COLORS and shown != "white"
+            else None
+        )
+        clip = scene_overlay(clip, rng, texture_prob=cfg.texture_prob, behind=behind)
         if "background" in out:
             out.pop("background")
             unknown.add("background")
@@ -354,6 +435,8 @@ def augment_views(
         views.append(
             Augmented(np.ascontiguousarray(frames_i), view_attrs, theta, frozenset(view_unknown))
         )
+    if empty:
+        views.append(Augmented(np.ascontiguousarray(clip[-len(idx) :]), {}, theta, empty=True))
     return views
 
 

@@ -55,6 +55,7 @@ class TrainConfig:
     # training-only classifiers of colour and size on clip vectors (synth_meta.jsonl only)
     attribute_loss_weight: float = 1.0
     class_loss_weight: float = 1.0  # weight of the clip-vs-all-class-prompts loss
+    class_templates: int = 0  # prompt templates per class a step draws for that loss (0: all)
     # augmentation (training.augment): how video is made varies, the texts follow it
     time_warp: float = 0.5  # speed and easing of the clock frames are taken on (0: even)
     recolor_prob: float = 0.5  # the object takes another named colour, and so does its text
@@ -68,6 +69,8 @@ class TrainConfig:
     zoom: float = 0.25  # zoom in by up to this fraction (out by up to half of it)
     aspect: float = 0.15  # stretch one axis by up to this fraction
     shift: float = 0.1  # shift by up to this fraction of the frame
+    empty_prob: float = 0.0  # also the view with the object erased, a negative for every text
+    texture_prob: float = 0.0  # a scene overlay is a fine texture (tiles, grating, grain) instead
     # colour x class combos withheld from training: a count chosen from synth_meta.jsonl
     # (clipsearch.data.synthucf.default_heldout), or explicit "Class:colour" strings
     heldout: int | list[str] = 3
@@ -112,6 +115,14 @@ class TrainConfig:
         if "reverse_pairs" in data:
             data["reverse_pairs"] = _parse_pairs(data["reverse_pairs"], path)
         cfg = replace(cls(**data), **{k: v for k, v in overrides.items() if v is not None})
+        for name in (f.name for f in fields(cls) if f.name.endswith("_prob")):
+            value = getattr(cfg, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise InvalidInput(f"{path}: {name} must be from 0 to 1, not {value!r}")
+        if isinstance(cfg.class_templates, bool) or not isinstance(cfg.class_templates, int):
+            raise InvalidInput(f"{path}: class_templates must be an integer")
+        if cfg.class_templates < 0:
+            raise InvalidInput(f"{path}: class_templates must be 0 (all) or more")
         if not 0.0 <= cfg.val_start < 1.0:
             raise InvalidInput(f"{path}: val_start must be at least 0 and below 1")
         if cfg.tower_dtype not in TOWER_DTYPES:

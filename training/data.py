@@ -114,7 +114,8 @@ class ClipTextDataset(Dataset[dict[str, Any]]):
     carries its text with one attribute changed, which the collate adds as an extra
     text column. With the augmentation's ``size_twin_prob`` a sample may carry a
     ``twin``: the same view with the object at another named size; then both texts
-    name the object and its size.
+    name the object and its size. With its ``empty_prob`` a sample may carry ``empty``:
+    the view with the object erased, which has no text and no class.
     """
 
     def __init__(
@@ -155,6 +156,8 @@ class ClipTextDataset(Dataset[dict[str, Any]]):
             n_out=min(self.frames_per_step, len(self.cache.frames[index])),
             forbidden=self.forbidden,
         )
+        empty = next((v for v in views if v.empty), None)
+        views = [v for v in views if not v.empty]
         view = views[0]
         label = self.class_index.get(self.cache.clips[index].label or "", -1)
         twin = None
@@ -167,12 +170,14 @@ class ClipTextDataset(Dataset[dict[str, Any]]):
         negative = None
         if self.attribute_texts and self.rng.random() < self.hard_negative_prob:
             negative = hard_negative(text, view.attrs, self.rng, self.forbidden)
-        return _sample(view, text, label, negative, twin)
+        sample = _sample(view, text, label, negative, twin)
+        sample["empty"] = None if empty is None else _sample(empty, None, -1)
+        return sample
 
 
 def _sample(
     view: Augmented,
-    text: Text,
+    text: Text | None,
     label: int,
     negative: Text | None = None,
     twin: dict[str, Any] | None = None,
@@ -213,7 +218,8 @@ def make_collate(
     tokenizer: Any, max_length: int
 ) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
     """Batch samples: stacked frames (a sample's twin right after it, in the place of the
-    last samples, so a batch keeps its size), the batch's texts then its hard negatives,
+    last samples, so a batch keeps its size; then the empty views of the batch's samples,
+    extra rows that no text describes), the batch's texts then its hard negatives,
     tokenised, ``positives`` (clips x texts): which texts describe which clips,
     ``undecided`` (clips x texts): which are neither true nor false of a clip, and
     ``attr_<name>``: each clip's value index of the attributes in
@@ -226,6 +232,7 @@ def make_collate(
         batch = batch[: len(samples)]
         texts: list[Text] = [b["text"] for b in batch]
         texts += [b["negative"] for b in batch if b["negative"] is not None]
+        batch += [b["empty"] for b in batch if b.get("empty") is not None]  # rows, no texts
         tok = tokenizer(
             [t.text for t in texts],
             padding=True,
@@ -235,7 +242,12 @@ def make_collate(
         )
         positives = torch.tensor([[t.describes(b["attrs"]) for t in texts] for b in batch])
         undecided = torch.tensor(
-            [[t.undecided(b["attrs"], b["unknown"]) for t in texts] for b in batch]
+            [
+                [t.undecided(b["attrs"], b["unknown"]) for t in texts]
+                if b["unknown"]
+                else [False] * len(texts)
+                for b in batch
+            ]
         )
         return {
             "frames": torch.stack([b["frames"] for b in batch]),

@@ -28,16 +28,19 @@ def multi_positive_nce(
     """Symmetric InfoNCE where a clip may have several positive texts and a text several
     positive clips.
 
-    ``logits`` (B, N) clips x texts with N >= B (the batch's own texts, then extra
-    hard-negative texts), ``positives`` (B, N) bool, every clip with at least one
-    positive. Text-to-clip terms count only for texts that describe some clip.
+    ``logits`` (B, N) clips x texts (the batch's own texts, then extra hard-negative
+    texts), ``positives`` (B, N) bool. Clip-to-text terms count only for clips some text
+    describes (a clip no text describes, a scene with its object erased, is only a
+    negative for every text); text-to-clip terms only for texts that describe some clip.
     ``undecided`` (B, N) bool marks pairs that are neither positive nor negative (the
     clip's size is between two words, say): they drop out of both softmaxes.
     """
     if undecided is not None:
         logits = logits.masked_fill(undecided & ~positives, -1e4)
     pos = positives.float()
-    v2t = -(pos / pos.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
+    described = pos.sum(1) > 0
+    pos_v = pos[described]
+    v2t = -(pos_v / pos_v.sum(1, keepdim=True) * logits[described].log_softmax(1)).sum(1).mean()
     pos_t = pos.t()
     has = pos_t.sum(1) > 0
     t2v_rows = -(pos_t[has] / pos_t[has].sum(1, keepdim=True) * logits.t()[has].log_softmax(1))
@@ -55,6 +58,7 @@ class ClipVideoModule(L.LightningModule):
         warmup_steps: int,
         class_prompts: dict[str, torch.Tensor] | None = None,
         class_loss_weight: float = 1.0,
+        class_templates: int = 0,
         temporal: TemporalPooling | None = None,
         head_lr: float | None = None,
         head_start: float = 0.0,
@@ -100,6 +104,8 @@ class ClipVideoModule(L.LightningModule):
         # tokenised "template x class" prompts, (n_templates * n_classes, L), class-major
         self.class_prompts = class_prompts
         self.class_loss_weight = class_loss_weight
+        # templates per class in a step's class vectors, drawn at random (0: all)
+        self.class_templates = class_templates
         self.model = model
         self.preprocess = preprocess
         self.lr = lr
@@ -152,12 +158,19 @@ class ClipVideoModule(L.LightningModule):
         return F.normalize(feats.float(), dim=-1)
 
     def class_vectors(self) -> torch.Tensor:
-        """One unit vector per class: the mean of its prompt embeddings over templates."""
+        """One unit vector per class: the mean of its prompt embeddings over templates
+        (``class_templates`` of them drawn afresh for each call, or all of them)."""
         assert self.class_prompts is not None
-        ids = self.class_prompts["input_ids"].to(self.device)
-        vecs = self.encode_texts(ids, self.class_prompts["attention_mask"].to(self.device))
+        ids, mask = self.class_prompts["input_ids"], self.class_prompts["attention_mask"]
         n_classes = int(self.class_prompts["n_classes"])
-        return F.normalize(vecs.view(n_classes, -1, vecs.shape[-1]).mean(1), dim=-1)
+        per = len(ids) // n_classes
+        k = self.class_templates if 0 < self.class_templates < per else per
+        if k < per:
+            drawn = torch.rand(n_classes, per).argsort(dim=1)[:, :k]
+            rows = (drawn + torch.arange(n_classes)[:, None] * per).flatten()
+            ids, mask = ids[rows], mask[rows]
+        vecs = self.encode_texts(ids.to(self.device), mask.to(self.device))
+        return F.normalize(vecs.view(n_classes, k, vecs.shape[-1]).mean(1), dim=-1)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         labels = batch["labels"]

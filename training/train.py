@@ -215,6 +215,7 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
             else None
         ),
         class_loss_weight=cfg.class_loss_weight,
+        class_templates=cfg.class_templates,
         temporal=encoder.temporal,
         head_lr=cfg.head_lr,
         head_start=cfg.head_start,

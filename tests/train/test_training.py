@@ -244,6 +244,35 @@ def test_bf16_towers_run_in_bf16_while_vectors_losses_and_grads_stay_fp32(
     assert seen == [torch.float32]
 
 
+def test_class_vectors_from_drawn_templates(tiny_model_dir: Path) -> None:
+    from clipsearch.model import load_model
+    from training.data import class_prompts
+    from training.module import ClipVideoModule
+
+    enc = load_model(tiny_model_dir)
+    classes = ["BallBouncing", "BoxSpinning", "StarBlinking"]
+    prompts = class_prompts(enc.tokenizer, classes, 16)
+    per = len(prompts["input_ids"]) // 3
+    module = ClipVideoModule(
+        enc.model, enc.preprocess, lr=1e-3, weight_decay=0.0, warmup_steps=1,
+        class_prompts=prompts,
+    )  # fmt: skip
+    module.eval()
+    with torch.no_grad():
+        every = module.encode_texts(prompts["input_ids"], prompts["attention_mask"])
+        every = every.view(3, per, -1)
+        torch.testing.assert_close(
+            module.class_vectors(), torch.nn.functional.normalize(every.mean(1), dim=-1)
+        )
+        module.class_templates = 1
+        torch.manual_seed(0)
+        drawn = [module.class_vectors() for _ in range(8)]
+    for vectors in drawn:  # each class's vector is one of its own templates'
+        for c in range(3):
+            assert torch.isclose(every[c] @ vectors[c], torch.tensor(1.0), atol=1e-4).any()
+    assert not all(torch.allclose(drawn[0], d) for d in drawn[1:])  # drawn afresh
+
+
 @pytest.mark.parametrize(
     ("setting", "accelerator", "flags", "expected"),
     [

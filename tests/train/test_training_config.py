@@ -63,3 +63,14 @@ def test_tower_dtype_and_val_start_are_checked(tmp_path: Path) -> None:
         TrainConfig.load(tmp_path / "r.json")
     with pytest.raises(InvalidInput, match="val_start must be at least 0 and below 1"):
         TrainConfig.load("synthucf", val_start=1.0)
+
+
+def test_probabilities_are_checked(tmp_path: Path) -> None:
+    assert TrainConfig.load("synthucf", empty_prob=0.5).augment().empty_prob == 0.5
+    with pytest.raises(InvalidInput, match="empty_prob must be from 0 to 1"):
+        TrainConfig.load("synthucf", empty_prob=1.5)
+    (tmp_path / "r.json").write_text('{"recolor_prob": "often"}')
+    with pytest.raises(InvalidInput, match="recolor_prob must be from 0 to 1, not 'often'"):
+        TrainConfig.load(tmp_path / "r.json")
+    with pytest.raises(InvalidInput, match=r"class_templates must be 0 \(all\) or more"):
+        TrainConfig.load("synthucf", class_templates=-1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,11 +17,13 @@ from clipsearch.data.synth import COLORS
 from training.augment import (
     AugmentConfig,
     augment_views,
+    erase_object,
     nanmedian,
     object_weight,
     recolor,
     resize_factor,
     resize_object,
+    scene_overlay,
     time_indices,
     zoomed_size,
 )
@@ -239,21 +242,25 @@ def _tokenize(texts: list[str], **_: object) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 
-def test_a_twin_sits_beside_its_clip_in_the_batch_with_its_own_size_text() -> None:
+def _six_green_balls(augment: AugmentConfig, **kwargs: Any) -> ClipTextDataset:
     frames = np.stack([_clip("green")] * 6)
     clips = [
         Clip(path=f"A/v_A_g01_c{i:02d}.avi", source=Path("/x"), label="BallBouncing")
         for i in range(6)
     ]
     attrs = [clip_attributes("BallBouncing", {**ROW, "color": "green"})] * 6
-    dataset = ClipTextDataset(
+    return ClipTextDataset(
         FrameCache(clips, frames, []),
         ["BallBouncing"],
         attrs,
         frames_per_step=8,
-        augment=AugmentConfig(size_twin_prob=1.0, zoom=0.25),
-        seed=1,
+        augment=augment,
+        **kwargs,
     )
+
+
+def test_a_twin_sits_beside_its_clip_in_the_batch_with_its_own_size_text() -> None:
+    dataset = _six_green_balls(AugmentConfig(size_twin_prob=1.0, zoom=0.25), seed=1)
     samples = [dataset[i] for i in range(6)]
     batch = make_collate(_tokenize, 32)(samples)
     assert batch["frames"].shape[0] == 6  # twins take the place of the last samples
@@ -269,6 +276,92 @@ def test_a_twin_sits_beside_its_clip_in_the_batch_with_its_own_size_text() -> No
     assert batch["positives"][kept, kept] and batch["positives"][kept + 1, kept + 1]
     assert not batch["positives"][kept, kept + 1] and not batch["positives"][kept + 1, kept]
     assert "size" in dict(first["text"].requires) and first["text"].view == "size_object"
+
+
+def test_erasing_leaves_the_scene_alone() -> None:
+    clip = _clip("green")
+    clip[:, :, 40:44, 40:44] = 60  # a static grey mark stays
+    empty = erase_object(clip, "green")
+    assert object_weight(empty, "green").max() < 0.05
+    # the grey of the scene is back where the square was, and the rest is untouched
+    assert np.abs(empty[:, :, 20:30].astype(int) - 120).max() <= 2
+    assert (empty[:, :, 40:44, 40:44] == 60).all()
+
+
+def test_an_empty_view_is_its_clip_without_the_object_and_has_no_attributes() -> None:
+    cfg = AugmentConfig(empty_prob=1.0, recolor_prob=1.0, scene_prob=1.0, distractor_prob=1.0)
+    rng = np.random.default_rng(0)
+    attrs = clip_attributes("BallBouncing", {**ROW, "color": "green"})
+    for _ in range(10):
+        view, empty = augment_views(_clip("green"), attrs, cfg, rng, n_out=8)
+        assert empty.empty and not view.empty
+        assert empty.attrs == {} and not empty.unknown
+        assert (view.theta == empty.theta).all()
+        # the same scene and camera: they differ only where the object was
+        differ = np.abs(view.frames.astype(int) - empty.frames).max(axis=1) > 2
+        assert differ[:, 20:30].any() and not differ[:, :18].any() and not differ[:, 32:].any()
+        assert not any(text.describes(empty.attrs) for text in _texts(view.attrs))
+    # none where the object cannot be found by its colour, or fills the frame
+    for other in ({**attrs, "color": "white"}, clip_attributes("StripesScrolling", ROW)):
+        assert len(augment_views(_clip("green"), other, cfg, rng, n_out=8)) == 1
+    # the setting off draws nothing more: the same views as before it existed
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    plain = augment_views(_clip("green"), attrs, AugmentConfig(recolor_prob=0.5), a, n_out=8)
+    off = augment_views(
+        _clip("green"), attrs, AugmentConfig(recolor_prob=0.5, empty_prob=0.0), b, n_out=8
+    )
+    assert len(off) == 1 and (plain[0].frames == off[0].frames).all()
+    assert a.random() == b.random()
+
+
+def test_a_texture_goes_behind_the_object() -> None:
+    clip = _clip("green")
+    behind = object_weight(clip, "green")
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        out = scene_overlay(clip, rng, texture_prob=1.0, behind=behind)
+        # the scene takes a strong pattern; the object's own pixels stay as they were
+        assert np.abs(out[:, :, 35:].astype(int) - 120).max() >= 15
+        solid = np.broadcast_to((behind > 0.99)[:, None], clip.shape)
+        assert solid.any() and (out[solid] == clip[solid]).all()
+    # without the setting, the overlay is the smooth one, and draws no more numbers
+    a, b = np.random.default_rng(1), np.random.default_rng(1)
+    plain = scene_overlay(clip, a)
+    assert (scene_overlay(clip, b, texture_prob=0.0, behind=behind) == plain).all()
+    assert a.random() == b.random()
+
+
+def _texts(attrs: dict[str, str]) -> list[Text]:
+    rng = random.Random(0)
+    return [draw_text(attrs, rng, True) for _ in range(50)]
+
+
+def test_empty_views_are_extra_rows_that_no_text_describes() -> None:
+    dataset = _six_green_balls(AugmentConfig(empty_prob=0.5), hard_negative_prob=1.0, seed=3)
+    samples = [dataset[i] for i in range(6)]
+    n_empty = sum(s["empty"] is not None for s in samples)
+    assert 0 < n_empty < 6, "no empty view drawn"
+    batch = make_collate(_tokenize, 32)(samples)
+    assert batch["frames"].shape[0] == 6 + n_empty and batch["theta"].shape[0] == 6 + n_empty
+    n_texts = 6 + sum(s["negative"] is not None for s in samples)  # then the hard negatives
+    assert batch["positives"].shape == (6 + n_empty, n_texts)
+    assert not batch["positives"][6:].any() and not batch["undecided"][6:].any()
+    assert batch["positives"][:6].any(dim=1).all()
+    assert (batch["labels"][6:] == -1).all() and (batch["attr_color"][6:] == -1).all()
+    first = next(s["empty"] for s in samples if s["empty"] is not None)
+    assert torch.equal(batch["frames"][6], first["frames"])
+
+
+def test_a_clip_no_text_describes_is_a_negative_for_every_text() -> None:
+    logits = torch.tensor([[5.0, 1.0], [0.0, 3.0]])
+    positives = torch.tensor([[True, False], [False, True]])
+    base = multi_positive_nce(logits, positives)
+    with_low = torch.cat([logits, torch.tensor([[-2.0, -2.0]])])
+    with_high = torch.cat([logits, torch.tensor([[6.0, 6.0]])])
+    none = torch.zeros(1, 2, dtype=torch.bool)
+    low = multi_positive_nce(with_low, torch.cat([positives, none]))
+    high = multi_positive_nce(with_high, torch.cat([positives, none]))
+    assert torch.isfinite(high) and base < low < high
 
 
 def _clips(groups: list[int]) -> list[Clip]:
