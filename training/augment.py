@@ -17,7 +17,7 @@ texts written afterwards stay true (:mod:`training.texts`):
   zoom is applied in the model, on the batch, but drawn here so sizes stay honest);
 - empty: beside the view, the same view with the object erased (the scene alone, under
   the same scene, camera and zoom), which no text describes: the texts must rank it
-  below clips that show what they say, so a textured wall alone matches no query.
+  below clips that show what they say (opt-in; README, "Empty scenes").
 """
 
 from __future__ import annotations
