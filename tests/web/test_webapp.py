@@ -8,6 +8,7 @@ distinct phrases, so searching a phrase returns its own point first.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from io import BytesIO
 from pathlib import Path
@@ -19,6 +20,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
+from clipsearch import text_runtime
 from clipsearch.model import ClipEncoder
 from clipsearch.store.base import ClipPoint, clip_id
 from clipsearch.store.client import QdrantClientStore
@@ -561,6 +563,10 @@ def test_create_app_from_environment(
     health = app.test_client().get("/api/health").get_json()
     assert health.pop("query_cache")["capacity"] == 4096
     assert health.pop("query_batches")["max_batch"] == 32
+    # the default, auto: the text runtime measured fastest here, recorded in the cache
+    (record,) = (tmp_path / "cache" / "onnx").glob("*/text-auto-*.json")
+    choice = json.loads(record.read_text())["choice"]
+    assert choice in text_runtime.candidates()
     assert health == {
         "status": "ok",
         "model": "tiny-random",
@@ -569,7 +575,7 @@ def test_create_app_from_environment(
         "store_model": None,
         "min_score": None,
         "image_queries": True,
-        "text_dtype": "int8",  # the default, as `clipsearch parity` allows
+        "text_dtype": choice,
         "store_cache": None,
         "alias": None,
     }
