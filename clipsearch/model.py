@@ -57,7 +57,12 @@ class ImagePreprocess(PreprocessConfig):
             x = x.unsqueeze(0)
         if x.ndim != 4 or x.shape[-1] != 3:
             raise ValueError(f"expected frames of shape (N, H, W, 3), got {tuple(x.shape)}")
-        x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        x = x.permute(0, 3, 1, 2)
+        # on the CPU, torch resizes uint8 frames itself (channels-last, vectorised): three
+        # times faster than floats, and within one grey level of them
+        in_bytes = x.dtype == torch.uint8 and x.device.type == "cpu"
+        if not in_bytes:
+            x = x.float().div_(255.0)
         h, w = x.shape[-2:]
         new_h, new_w = self.resized(h, w)
         if (new_h, new_w) != (h, w):
@@ -65,7 +70,8 @@ class ImagePreprocess(PreprocessConfig):
                 x, size=(new_h, new_w), mode="bicubic", align_corners=False, antialias=True
             )
         top, left = self.crop_origin(new_h, new_w)
-        return x[:, :, top : top + self.crop[0], left : left + self.crop[1]].clamp_(0.0, 1.0)
+        x = x[:, :, top : top + self.crop[0], left : left + self.crop[1]]
+        return x.float().div_(255.0) if in_bytes else x.clamp_(0.0, 1.0)
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         """[0, 1] pixels (N, 3, h, w) -> model input (channel mean/std normalised)."""

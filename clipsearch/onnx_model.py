@@ -216,28 +216,23 @@ class OnnxEncoder:
 
 def preprocess_frame(config: PreprocessConfig, frame: np.ndarray) -> np.ndarray:
     """A uint8 RGB frame (H, W, 3) -> the normalised model input (3, crop_h, crop_w), as
-    :class:`clipsearch.model.ImagePreprocess` makes it: antialiased bicubic on floats
-    (Pillow's, which torch's antialiased resize follows), centre crop, mean/std."""
+    :class:`clipsearch.model.ImagePreprocess` makes it: antialiased bicubic on the bytes
+    (Pillow's, which torch's uint8 resize follows to within a grey level), centre crop,
+    mean/std."""
     from PIL import Image
 
     frame = np.asarray(frame)
-    if frame.ndim != 3 or frame.shape[-1] != 3:
-        raise InvalidInput(f"expected a frame of shape (H, W, 3), got {frame.shape}")
+    if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+        raise InvalidInput(f"expected a uint8 frame of shape (H, W, 3), got {frame.shape}")
     h, w = frame.shape[:2]
     new_h, new_w = config.resized(h, w)
-    channels = []
-    for c in range(3):
-        plane = frame[..., c].astype(np.float32) / 255.0
-        if (new_h, new_w) != (h, w):
-            resized = Image.fromarray(plane).resize((new_w, new_h), Image.Resampling.BICUBIC)
-            plane = np.asarray(resized, dtype=np.float32)
-        channels.append(plane)
+    if (new_h, new_w) != (h, w):
+        frame = np.asarray(Image.fromarray(frame).resize((new_w, new_h), Image.Resampling.BICUBIC))
     top, left = config.crop_origin(new_h, new_w)
-    x = np.stack(channels)[:, top : top + config.crop[0], left : left + config.crop[1]]
-    x = np.clip(x, 0.0, 1.0)
+    x = frame[top : top + config.crop[0], left : left + config.crop[1]].transpose(2, 0, 1)
     mean = np.asarray(config.mean, np.float32)[:, None, None]
     std = np.asarray(config.std, np.float32)[:, None, None]
-    return ((x - mean) / std).astype(np.float32)
+    return ((x.astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
 
 
 def load_export(

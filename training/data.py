@@ -40,7 +40,10 @@ class FrameCache:
 
 def _cache_key(clips: Sequence[Clip], num_frames: int, pre: ImagePreprocess) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([num_frames, pre.shortest_edge, list(pre.crop), pre.squash]).encode())
+    # "uint8": frames resized as bytes (clipsearch.model.ImagePreprocess.resize_crop)
+    h.update(
+        json.dumps([num_frames, pre.shortest_edge, list(pre.crop), pre.squash, "uint8"]).encode()
+    )
     for c in clips:
         st = c.source.stat()
         h.update(f"{c.path}|{st.st_size}|{st.st_mtime_ns}\n".encode())

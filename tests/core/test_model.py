@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from motionhead import motion_encoder, train_stand_in
 
 from clipsearch.errors import ModelLoadError
@@ -55,6 +56,19 @@ def test_preprocessing_matches_transformers_image_processor(tiny_model_dir: Path
     assert mine.shape == theirs.shape
     # PIL and torch bicubic antialiasing differ slightly; the images must agree closely
     assert np.abs(mine - theirs).mean() < 0.05
+
+
+def test_uint8_frames_resize_as_bytes_within_a_grey_level_or_so_of_floats() -> None:
+    pre = ImagePreprocess.from_dict({"size": 48, "crop_size": 48})
+    frames = np.random.default_rng(2).integers(0, 255, (3, 240, 320, 3), dtype=np.uint8)
+    frames[:, 60:180, 100:220] = (250, 30, 30)  # sharp edges, where bicubic overshoots
+    as_bytes = pre.resize_crop(frames)
+    as_floats = pre.resize_crop(torch.from_numpy(frames).float())  # the float path
+    assert as_bytes.dtype == as_floats.dtype == torch.float32
+    assert as_bytes.shape == as_floats.shape == (3, 3, 48, 48)
+    assert float(as_bytes.min()) >= 0.0 and float(as_bytes.max()) <= 1.0
+    diff = (as_bytes - as_floats).abs() * 255
+    assert float(diff.mean()) < 0.5 and float(diff.max()) < 8
 
 
 def test_preprocess_defaults_are_openai_clip() -> None:
