@@ -136,37 +136,59 @@ def _erase(x: np.ndarray, m: np.ndarray) -> np.ndarray:
     return x * (1 - cover[:, None]) + bg * cover[:, None]  # the edge's halo goes too
 
 
+@dataclass(frozen=True)
+class FoundObject:
+    """The object of a named colour in a clip, found once: the clip as floats, the
+    object's weight (:func:`object_weight`) and the clip with the object erased
+    (:func:`_erase`), for an erased view and any resized ones alike."""
+
+    frames: np.ndarray  # float32 (t, 3, h, w)
+    weight: np.ndarray  # (t, h, w)
+    base: np.ndarray  # float32 (t, 3, h, w), the object erased
+
+    @classmethod
+    def find(cls, frames: np.ndarray, color: str) -> FoundObject:
+        x = frames.astype(np.float32)
+        m = object_weight(frames, color)
+        return cls(x, m, _erase(x, m))
+
+    def erased(self) -> np.ndarray:
+        """The frames without the object: the scene alone, uint8."""
+        return np.clip(self.base, 0, 255).round().astype(np.uint8)
+
+    def resized(self, factors: Sequence[float]) -> list[np.ndarray]:
+        """The object scaled about its centre in each frame, once for each of
+        ``factors``, drawn over the erased frames; uint8."""
+        x, m, base = self.frames, self.weight, self.base
+        _, _, h, w = x.shape
+        mass = m.sum(axis=(1, 2))
+        present = mass >= 1.0  # elsewhere (blinked off, out of view) there is nothing to move
+        safe = np.where(present, mass, 1.0)
+        cy = (m.sum(axis=2) * np.arange(h)).sum(axis=1) / safe
+        cx = (m.sum(axis=1) * np.arange(w)).sum(axis=1) / safe
+        layer = np.concatenate([x * m[:, None], m[:, None]], axis=1)  # (t, 4, h, w)
+        outs = []
+        for f in factors:
+            # scaled by f about the centre: bilinear, zero outside, one axis at a time
+            wy = _stretch(cy, f, h) * present[:, None, None]
+            wx = _stretch(cx, f, w)
+            moved = wy[:, None] @ layer @ wx[:, None].transpose(0, 1, 3, 2)
+            alpha = np.clip(moved[:, 3:], 0, 1)
+            out = base * (1 - alpha) + moved[:, :3]
+            outs.append(np.clip(out, 0, 255).round().astype(np.uint8))
+        return outs
+
+
 def erase_object(frames: np.ndarray, color: str) -> np.ndarray:
     """The frames without the object of the named colour: the scene alone."""
-    x = frames.astype(np.float32)
-    base = _erase(x, object_weight(frames, color))
-    return np.clip(base, 0, 255).round().astype(np.uint8)
+    return FoundObject.find(frames, color).erased()
 
 
 def resize_object(frames: np.ndarray, color: str, factors: Sequence[float]) -> list[np.ndarray]:
     """The object of the named colour scaled about its centre in each frame, once for
     each of ``factors`` (the object is found once, and erased as :func:`erase_object`
     does before it is drawn at its new size)."""
-    x = frames.astype(np.float32)
-    m = object_weight(frames, color)
-    _, _, h, w = x.shape
-    base = _erase(x, m)
-    mass = m.sum(axis=(1, 2))
-    present = mass >= 1.0  # elsewhere (blinked off, out of view) there is nothing to move
-    safe = np.where(present, mass, 1.0)
-    cy = (m.sum(axis=2) * np.arange(h)).sum(axis=1) / safe
-    cx = (m.sum(axis=1) * np.arange(w)).sum(axis=1) / safe
-    layer = np.concatenate([x * m[:, None], m[:, None]], axis=1)  # (t, 4, h, w)
-    outs = []
-    for f in factors:
-        # scaled by f about the centre: bilinear, zero outside, one axis at a time
-        wy = _stretch(cy, f, h) * present[:, None, None]
-        wx = _stretch(cx, f, w)
-        moved = wy[:, None] @ layer @ wx[:, None].transpose(0, 1, 3, 2)
-        alpha = np.clip(moved[:, 3:], 0, 1)
-        out = base * (1 - alpha) + moved[:, :3]
-        outs.append(np.clip(out, 0, 255).round().astype(np.uint8))
-    return outs
+    return FoundObject.find(frames, color).resized(factors)
 
 
 def _stretch(centre: np.ndarray, factor: float, n: int) -> np.ndarray:
@@ -369,6 +391,7 @@ def augment_views(
     color = out.get("color")
     size = out.get("size")
     scale, twin_scale = 1.0, 0.0  # the object's scale in the view and in its twin (0: none)
+    found: FoundObject | None = None  # the object, once a resize or the empty view needs it
     # with twins the zoom is drawn first: it decides which sizes can still be named
     early = affine_params(cfg, rng) if cfg.size_twin_prob > 0 else None
     if (
@@ -385,7 +408,8 @@ def augment_views(
             twin_scale = _twin_scale(size, scale, early[1], rng)
         scales = [f for f in (scale, twin_scale) if f]
         if scales != [1.0]:
-            moved = resize_object(source, color, [f for f in scales if f != 1.0])
+            found = FoundObject.find(source, color)
+            moved = found.resized([f for f in scales if f != 1.0])
             clip = np.concatenate([source if f == 1.0 else moved.pop(0) for f in scales])
     empty = (
         cfg.empty_prob > 0
@@ -396,7 +420,9 @@ def augment_views(
     )
     if empty:
         assert color is not None
-        clip = np.concatenate([clip, erase_object(source, color)])  # the empty view goes last
+        if found is None:
+            found = FoundObject.find(source, color)
+        clip = np.concatenate([clip, found.erased()])  # the empty view goes last
     if color is not None and rng.random() < cfg.gray_prob:
         clip = grayscale(clip)
         out.pop("color")
