@@ -8,7 +8,6 @@ an ordinary CLIP checkpoint.
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 from typing import Any
 
@@ -17,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clipsearch.model import ImagePreprocess, clip_frame_features, pool_clips, vision_forward
+from clipsearch.model import ImagePreprocess, clip_frame_features, pool_clips
 from clipsearch.temporal import TemporalPooling
 
 AUX_SCALE = 16.0  # logit scale of the auxiliary cosine classifier
@@ -69,14 +68,8 @@ class ClipVideoModule(L.LightningModule):
         attribute_loss_weight: float = 0.0,
         reverse_of: list[int] | None = None,
         tower_dtype: torch.dtype | None = None,
-        grad_frames: float = 1.0,
     ):
         super().__init__()
-        if not 0.0 < grad_frames <= 1.0:
-            raise ValueError(f"grad_frames must be above 0 and at most 1, not {grad_frames}")
-        # the share of a step's frames whose vision-tower pass is backpropagated, drawn
-        # afresh each step; the rest run without gradients (see partial_vision)
-        self.grad_frames = grad_frames
         # the towers run under autocast to this dtype (None: as their weights are)
         self.tower_dtype = tower_dtype
         self.temporal = temporal
@@ -149,47 +142,14 @@ class ClipVideoModule(L.LightningModule):
         if theta is not None:
             pixels = self.jitter(pixels, theta)
         pixels = self.preprocess.normalize(pixels.flatten(0, 1)).view_as(pixels)
-        vision = None
-        if self.grad_frames < 1.0 and torch.is_grad_enabled():
-            vision = functools.partial(self.partial_vision, per_clip=pixels.shape[1])
         with self.towers():
-            per_frame, grid = clip_frame_features(self.model, self.temporal, pixels, vision=vision)
+            per_frame, grid = clip_frame_features(self.model, self.temporal, pixels)
         video = pool_clips(self.temporal, per_frame, grid)
         if self.temporal is None or reverse is None or not bool(reverse.any()):
             return video, None
         back_grid = None if grid is None else grid[reverse].flip(1)
         backwards = self.temporal(per_frame[reverse].flip(1), tokens=back_grid)
         return video, backwards
-
-    def partial_vision(
-        self, flat: torch.Tensor, per_clip: int
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The vision tower on a batch's frames (B * per_clip, 3, h, w), clip after clip, as
-        :func:`vision_forward` gives it, with gradients through a random ``grad_frames``
-        share of each clip's frames only: the others run without autograd, so the backward
-        pass (the larger part of a step) and the activations kept for it shrink by that
-        share. Every frame's vector still reaches the head and the losses, whose own
-        weights learn from all of them."""
-        temporal = self.temporal
-        tokens = temporal is not None and temporal.needs_tokens
-        layer = temporal.motion_layer if temporal is not None else -1
-        n = len(flat)
-        k = min(per_clip, max(1, round(per_clip * self.grad_frames)))
-        if k == per_clip:
-            return vision_forward(self.model, flat, tokens=tokens, layer=layer)
-        # each clip's frames in a random order, its first k learn
-        shuffled = torch.rand(n // per_clip, per_clip, device=flat.device).argsort(dim=1)
-        starts = torch.arange(0, n, per_clip, device=flat.device)[:, None]
-        learn = (shuffled[:, :k] + starts).flatten()
-        rest = (shuffled[:, k:] + starts).flatten()
-        feats, grid = vision_forward(self.model, flat[learn], tokens=tokens, layer=layer)
-        with torch.no_grad():
-            others, other_grid = vision_forward(self.model, flat[rest], tokens=tokens, layer=layer)
-        back = torch.cat([learn, rest]).argsort()
-        feats = torch.cat([feats, others.to(feats.dtype)])[back]
-        if grid is not None and other_grid is not None:
-            grid = torch.cat([grid, other_grid.to(grid.dtype)])[back]
-        return feats, grid
 
     def encode_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         with self.towers():

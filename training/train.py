@@ -229,7 +229,6 @@ def train(cfg: TrainConfig, run: TrainRun) -> dict[str, Any]:
         attribute_loss_weight=cfg.attribute_loss_weight,
         reverse_of=reverse_index(collection.classes, cfg.reverse_pairs),
         tower_dtype=torch.bfloat16 if tower_dtype == "bf16" else None,
-        grad_frames=cfg.grad_frames,
     )
     run.out.mkdir(parents=True, exist_ok=True)
     validation = (

@@ -211,42 +211,6 @@ def test_reversed_clips_cost_one_vision_pass_and_equal_played_backwards(
         assert not torch.allclose(forward[mask], backwards, atol=1e-3)
 
 
-def test_partial_vision_backpropagates_a_share_of_the_frames_and_changes_no_vector(
-    tiny_model_dir: Path,
-) -> None:
-    from clipsearch.model import load_model, vision_grid
-    from clipsearch.temporal import TemporalPooling
-    from training.module import ClipVideoModule
-
-    enc = load_model(tiny_model_dir)
-    grid, width = vision_grid(enc.model)
-    torch.manual_seed(0)
-    head = TemporalPooling(
-        enc.dim, layers=1, motion_channels=4, token_width=width, grid=grid, motion_layer=1
-    )
-    full = ClipVideoModule(enc.model, enc.preprocess, lr=1e-3, weight_decay=0.0,
-                           warmup_steps=1, temporal=head)  # fmt: skip
-    half = ClipVideoModule(enc.model, enc.preprocess, lr=1e-3, weight_decay=0.0,
-                           warmup_steps=1, temporal=head, grad_frames=0.5)  # fmt: skip
-    frames = torch.randint(0, 255, (3, 4, 3, 48, 48), dtype=torch.uint8)
-    # the same vectors, whichever frames learn
-    torch.testing.assert_close(half.encode_clips(frames), full.encode_clips(frames))
-    # only half of the frames carry a gradient back through the tower
-    flat = torch.randn(12, 3, 48, 48, requires_grad=True)
-    feats, tokens = half.partial_vision(flat, per_clip=4)
-    assert feats.shape[0] == 12 and tokens is not None and tokens.shape[0] == 12
-    (feats.sum() + tokens.sum()).backward()
-    assert flat.grad is not None
-    with_grad = flat.grad.abs().flatten(1).sum(1) > 0
-    assert with_grad.view(3, 4).sum(1).tolist() == [2, 2, 2]  # two of each clip's four
-    # and the tower's weights still learn
-    weight = enc.model.vision_model.encoder.layers[0].mlp.fc1.weight
-    assert weight.grad is not None and bool(weight.grad.abs().sum() > 0)
-    with pytest.raises(ValueError, match="grad_frames"):
-        ClipVideoModule(enc.model, enc.preprocess, lr=1e-3, weight_decay=0.0, warmup_steps=1,
-                        grad_frames=0.0)  # fmt: skip
-
-
 def test_bf16_towers_run_in_bf16_while_vectors_losses_and_grads_stay_fp32(
     tiny_model_dir: Path,
 ) -> None:

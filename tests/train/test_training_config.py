@@ -74,14 +74,3 @@ def test_probabilities_are_checked(tmp_path: Path) -> None:
         TrainConfig.load(tmp_path / "r.json")
     with pytest.raises(InvalidInput, match=r"class_templates must be 0 \(all\) or more"):
         TrainConfig.load("synthucf", class_templates=-1)
-
-
-def test_grad_frames_is_a_share_above_zero(tmp_path: Path) -> None:
-    assert TrainConfig.load("synthucf", grad_frames=0.25).grad_frames == 0.25
-    assert TrainConfig.load("synthucf", grad_frames=1).grad_frames == 1
-    for bad in (0, 0.0, 1.5, -0.5):
-        with pytest.raises(InvalidInput, match="grad_frames must be above 0 and at most 1"):
-            TrainConfig.load("synthucf", grad_frames=bad)
-    (tmp_path / "r.json").write_text('{"grad_frames": true}')
-    with pytest.raises(InvalidInput, match="grad_frames must be a number"):
-        TrainConfig.load(tmp_path / "r.json")
