@@ -37,13 +37,21 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 1000) -> CLIPTokeniz
     )
     backend.train_from_iterator(list(texts), trainer)
     learned = json.loads(backend.to_str())["model"]
-    vocab: dict[str, int] = dict(learned["vocab"])
-    # every byte also as a word end, as in CLIP's vocabulary: no input maps to <unk>
-    for char in alphabet:
-        vocab.setdefault(char + "</w>", len(vocab))
     merges: Any = [
         tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in learned["merges"]
     ]
+    # The trainer numbers symbols that tie in its counts in hash order, which changes from
+    # run to run (the merges do not): number them again, specials, the byte alphabet, the
+    # other symbols sorted, then each merge's result in merge order, so the same texts give
+    # the same ids and one seed the same model.
+    made = list(dict.fromkeys("".join(m) for m in merges))
+    first = [BOS, EOS, *alphabet]
+    known = set(first) | set(made)
+    ordered = first + sorted(t for t in learned["vocab"] if t not in known) + made
+    vocab: dict[str, int] = {t: i for i, t in enumerate(dict.fromkeys(ordered))}
+    # every byte also as a word end, as in CLIP's vocabulary: no input maps to <unk>
+    for char in alphabet:
+        vocab.setdefault(char + "</w>", len(vocab))
     return CLIPTokenizer(vocab=vocab, merges=merges)
 
 
