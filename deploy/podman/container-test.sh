@@ -33,13 +33,6 @@ mkdir -p "$WORK/logs" "$WORK/cache"
 WORK=$(cd "$WORK" && pwd)
 LOGS=$WORK/logs
 
-# its own storage and state (--tmpdir too: podman's default /run/libpod is shared by stores)
-PODMAN=(podman --root "$WORK/storage" --runroot "$WORK/run" --tmpdir "$WORK/run/libpod"
-        --storage-driver vfs --runtime runc --cgroup-manager cgroupfs --events-backend file)
-# these machines refuse podman's default rlimits; host networking needs no bridge or iptables
-CFLAGS=(--network host --ulimit nofile=1024:4096 --ulimit nproc=1024:4096)
-p() { "${PODMAN[@]}" "$@"; }
-
 now() { date +%s.%N; }
 took() { awk -v a="$2" -v b="$(now)" -v l="$1" 'BEGIN { printf "[time] %-40s %6.1f s\n", l, b - a }'; }
 fail() { echo "container-test: FAILED: $*" >&2; exit 1; }
@@ -48,6 +41,44 @@ for tool in podman runc debootstrap; do
     command -v "$tool" >/dev/null || fail "no $tool: run make podman-deps (as root)"
 done
 [ "$(id -u)" = 0 ] || fail "needs root (debootstrap and podman's storage)"
+
+# Its own storage and state (--tmpdir too: podman's default /run/libpod is shared by stores),
+# one folder per storage driver: overlay where the kernel mounts it (the layers are shared),
+# else vfs, which copies the whole root filesystem at every build step and container start.
+# STORAGE_DRIVER=overlay|vfs chooses.
+podman_for() {  # podman_for DRIVER: sets PODMAN, the command line for that driver
+    PODMAN=(podman --root "$WORK/storage-$1" --runroot "$WORK/run-$1"
+            --tmpdir "$WORK/run-$1/libpod" --storage-driver "$1" --runtime runc
+            --cgroup-manager cgroupfs --events-backend file)
+}
+DRIVER=${STORAGE_DRIVER:-}
+if [ -z "$DRIVER" ]; then
+    # (info sets the driver up, and overlay's set-up mounts a test overlay)
+    podman_for overlay
+    if "${PODMAN[@]}" info > "$LOGS/overlay-probe.log" 2>&1; then
+        DRIVER=overlay
+    else
+        DRIVER=vfs
+        echo "container-test: no overlay storage: $(grep -m1 Error "$LOGS/overlay-probe.log" || true)"
+    fi
+fi
+case $DRIVER in overlay | vfs) ;; *) fail "STORAGE_DRIVER is overlay or vfs, not $DRIVER" ;; esac
+podman_for "$DRIVER"
+p() { "${PODMAN[@]}" "$@"; }
+# these machines refuse podman's default rlimits; host networking needs no bridge or iptables
+CFLAGS=(--network host --ulimit nofile=1024:4096 --ulimit nproc=1024:4096)
+# (runs before the driver was chosen kept vfs storage here: the test's own images, dropped)
+if [ -d "$WORK/storage" ]; then rm -rf "$WORK/storage" "$WORK/run"; fi
+
+# The builds need room: fail now, saying so, rather than midway with ENOSPC. At the peak
+# (committing the ingest image) a fresh run took 9.1 GB with overlay and 10.5 GB with vfs
+# (the fall in df's free space, 2026-12-06).
+need_mb=$([ "$DRIVER" = overlay ] && echo 10240 || echo 11264)
+free_mb=$(df -Pm "$WORK" | awk 'NR == 2 {print $4}')
+gb() { awk -v mb="$1" 'BEGIN { printf "%.1f GB", mb / 1024 }'; }
+[ "$free_mb" -ge "$need_mb" ] || fail "$(gb "$free_mb") free under $WORK; building the images \
+with the $DRIVER storage driver takes about $(gb "$need_mb") (set WORK to a roomier folder)"
+echo "container-test: podman storage driver $DRIVER, $(gb "$free_mb") free under $WORK"
 
 # ---- 1. the base image (debootstrap is the slow part: its root filesystem is cached as a tar)
 if ! p image exists "$BASE_IMAGE"; then
@@ -94,6 +125,7 @@ done
 build() {  # build TARGET IMAGE
     local t
     t=$(now)
+    p rmi -f "$2" > /dev/null 2>&1 || true  # a rebuild would leave the last one untagged
     p build --layers=false "${CFLAGS[@]}" "${MOUNTS[@]}" --build-arg BASE="$BASE_IMAGE" \
         --build-arg TORCH_PIP_ARGS="$TORCH_PIP_ARGS" --target "$1" -t "$2" . \
         > "$LOGS/build-$1.log" 2>&1 || { tail -30 "$LOGS/build-$1.log"; fail "build --target $1"; }

@@ -206,3 +206,31 @@ def test_the_container_test_script_parses_and_builds_both_images() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert "container-test: install podman-deps" in makefile
     assert "make container-test" in (ROOT / ".ci/run").read_text()
+
+
+PODMAN_TOOLS = ("podman", "runc", "debootstrap", "unshare")
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(tool) for tool in PODMAN_TOOLS),
+    reason="needs root with podman, runc, debootstrap and unshare (make podman-deps)",
+)
+def test_the_container_test_refuses_to_start_without_room_for_the_builds(tmp_path: Path) -> None:
+    # a 64 MB tmpfs, in a mount namespace of its own, as the script's work folder
+    work = tmp_path / "work"
+    work.mkdir()
+    script = ROOT / "deploy/podman/container-test.sh"
+    mount_and_run = 'mount -t tmpfs -o size=64m tmpfs "$WORK" && exec "$0"'
+    run = subprocess.run(
+        ["unshare", "-m", "sh", "-c", mount_and_run, str(script)],
+        env={**os.environ, "WORK": str(work)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1
+    failed = [line for line in run.stderr.splitlines() if line.startswith("container-test: FAILED")]
+    assert len(failed) == 1
+    assert "GB free under" in failed[0] and "takes about 1" in failed[0]
+    assert "[time]" not in run.stdout  # stopped before building anything
+    assert not (work / "logs").exists()  # the tmpfs went with its namespace: nothing written here
