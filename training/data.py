@@ -86,7 +86,9 @@ def load_frames(
             failed.append(clips[item.index].path)
             continue
         pixels = preprocess.resize_crop(item.frames.frames)
-        rows.append(pixels.mul_(255).round_().to(torch.uint8).numpy())
+        # C order, as a cache hit reads them back: resize_crop's channels-last layout would
+        # carry into np.stack, and the same bytes in another layout train another model
+        rows.append(np.ascontiguousarray(pixels.mul_(255).round_().to(torch.uint8).numpy()))
         kept.append(clips[item.index])
     if not rows:
         raise DatasetError(f"none of the {len(clips)} clips could be decoded")

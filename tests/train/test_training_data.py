@@ -384,3 +384,23 @@ def test_validation_score_is_the_mean_of_what_the_data_allow() -> None:
         0.7
     )
     assert validation_score({"mAP": 0.5}) == 0.5
+
+
+def test_decoded_frames_are_laid_out_as_the_cache_reads_them_back(
+    tiny_synth: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    # the same bytes in another memory layout trained another model: a fresh clone (no
+    # cache) and every later run (a cache hit) must hand training the same array
+    from clipsearch.data.collection import load_collection
+    from clipsearch.model import load_model
+    from training.data import load_frames
+
+    clips = load_collection(tiny_synth).clips[:4]
+    preprocess = load_model(tiny_model_dir, towers="vision").preprocess
+    decoded = load_frames(clips, 4, preprocess, cache_dir=tmp_path, workers=1)
+    cached = load_frames(clips, 4, preprocess, cache_dir=tmp_path, workers=1)
+    assert isinstance(cached.frames, np.memmap)  # the second read is the cache's
+    assert decoded.frames.flags.c_contiguous
+    assert decoded.frames.strides == cached.frames.strides
+    assert np.array_equal(decoded.frames, cached.frames)
+    assert [c.path for c in decoded.clips] == [c.path for c in cached.clips]
