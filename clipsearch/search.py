@@ -1,9 +1,10 @@
 """Search: a text, image or clip query -> videos, each with its best-matching moment.
 
 Every query becomes one unit vector. The store ranks videos by their best window
-(its per-window index, grouped by video) and returns each result's window vectors;
-the moment is then found here: the winning window, grown over its neighbours that
-score nearly as well.
+(its per-window index, grouped by video) and returns each result's window vectors; its
+candidates are ranked again here by their best three neighbouring windows
+(:func:`clipsearch.windows.video_score`), and each result's moment is found: the
+winning window, grown over its neighbours that score nearly as well.
 
 A text query of several steps ("A then B") is a sequence query: each step's top videos
 are candidates, scored exactly for a moment of A followed by one of B
@@ -48,6 +49,7 @@ from clipsearch.windows import (
     MOMENT_SPREAD,
     Moment,
     best_moment,
+    video_scores,
     window_scores,
 )
 
@@ -82,6 +84,10 @@ class SearchLimits:
     batch_threads: int = 1
     # windows fetched in the store's first round (doubled until enough videos)
     prefetch: int = 64
+    # videos taken from the store, best window first, to be ranked by their best three
+    # neighbouring windows (at least twice offset + k + 1): a video further down the
+    # store's ranking is not looked at (README, "Videos ranked by three windows")
+    video_candidates: int = 32
     # a moment grows over neighbouring windows scoring within ``moment_spread`` of the
     # gap between the best window and the median one (at least ``moment_min_margin``)
     moment_spread: float = MOMENT_SPREAD
@@ -101,7 +107,8 @@ class SearchLimits:
 
 @dataclass(frozen=True)
 class Result:
-    """One video: its score (its best window's cosine), its moment, every window's score.
+    """One video: its score (the best mean of three neighbouring windows' cosines,
+    :func:`clipsearch.windows.video_score`), its moment, every window's score.
 
     For a sequence query the score is the sequence's (``sequence.score``), ``moments``
     holds one moment per step (``moment`` is the first), and a window's score is its
@@ -395,29 +402,15 @@ class SearchService:
         prefetch = max(self.limits.prefetch, skip + top_k + 1)
         near: float | None = None
         if mode == "none":
-            hits = self._search_windows(
-                vector,
-                top_k + 1,  # one more says whether there is a next page
-                prefetch=prefetch,
-                filter=filter,
-                offset=skip,
-                exclude=exclude,
-                score_threshold=threshold,
-            )
+            # one more says whether there is a next page
+            ranked, _ = self._videos(vector, skip + top_k + 1, prefetch, filter, exclude, threshold)
+            hits = ranked[skip:]
             results = [self._result(hit, vector) for hit in hits[:top_k]]
             found, has_next = bool(hits), len(hits) > top_k
         else:
 
             def fetch(n: int) -> tuple[list[WindowHit], bool]:
-                hits = self._search_windows(
-                    vector,
-                    n,
-                    prefetch=max(prefetch, n),
-                    filter=filter,
-                    exclude=exclude,
-                    score_threshold=threshold,
-                )
-                return hits, len(hits) < n
+                return self._videos(vector, n, max(prefetch, n), filter, exclude, threshold)
 
             page, near = self._collapse(fetch, mode, skip, top_k, first=self.limits.prefetch)
             results = [
@@ -427,9 +420,7 @@ class SearchService:
             found, has_next = page.candidates > 0, page.has_next
         no_good_match, best = False, None
         if not found and threshold is not None and skip == 0:
-            probe = self._search_windows(
-                vector, 1, prefetch=prefetch, filter=filter, exclude=exclude
-            )
+            probe, _ = self._videos(vector, 1, prefetch, filter, exclude, None)
             if probe:
                 no_good_match, best = True, probe[0].score
         took_ms = (time.perf_counter() - start) * 1000
@@ -449,6 +440,41 @@ class SearchService:
             collapse=mode,
             near_threshold=near,
         )
+
+    def _videos(
+        self,
+        vector: np.ndarray,
+        n: int,
+        prefetch: int,
+        filter: PayloadFilter | None,
+        exclude: Sequence[str],
+        threshold: float | None,
+    ) -> tuple[list[WindowHit], bool]:
+        """The best ``n`` videos for a query vector by :func:`video_score` (each hit's score
+        replaced by it), at or above ``threshold``, and whether the store ran out.
+
+        The store ranks by the best window; its first ``max(2 * n, video_candidates)``
+        videos are ranked again. A video's score is at most its best window's, so the
+        store's threshold only leaves out videos that could not reach it.
+        """
+        depth = max(2 * n, self.limits.video_candidates)
+        hits = self._search_windows(
+            vector,
+            depth,
+            prefetch=max(prefetch, depth),
+            filter=filter,
+            exclude=exclude,
+            score_threshold=threshold,
+        )
+        scores = np.asarray([h.score for h in hits], dtype=np.float64)
+        windowed = [i for i, h in enumerate(hits) if len(h.windows)]  # all but odd points
+        if windowed:
+            stacked = np.concatenate([hits[i].windows for i in windowed])
+            lengths = [len(hits[i].windows) for i in windowed]
+            scores[windowed] = video_scores(window_scores(stacked, vector), lengths)
+        order = sorted(range(len(hits)), key=lambda i: (-scores[i], hits[i].id))
+        kept = [i for i in order if threshold is None or scores[i] >= threshold][:n]
+        return [replace(hits[i], score=float(scores[i])) for i in kept], len(hits) < depth
 
     def _run_sequence(
         self,
@@ -629,9 +655,7 @@ class SearchService:
     def _result(self, hit: WindowHit, vector: np.ndarray) -> Result:
         with telemetry.timed("moment_naming"):
             moment, scores, times = self.moment(hit.windows, hit.payload, vector)
-        # the moment grows from the best window, whose score the store already gave as the
-        # video's: one figure, not the store's and a recomputation differing in the last digit
-        return Result(hit, replace(moment, score=hit.score), scores, times)
+        return Result(hit, moment, scores, times)
 
     def moment(
         self, windows: np.ndarray, payload: dict[str, Any], vector: np.ndarray

@@ -2,8 +2,8 @@
 
 The labelled clips (by default the validation groups of a split's training list, see
 :func:`clipsearch.data.collection.validation_split`) are ingested into a throw-away Qdrant Edge
-store with the product's ingest, and every class phrase is searched the way the
-product searches (pooled prefetch, MaxSim rerank). A (query, clip) pair is relevant
+store with the product's ingest, and every class phrase is searched and scored the way
+the product scores videos (:func:`clipsearch.windows.video_score`). A (query, clip) pair is relevant
 when the clip is of the query's class. The threshold is the score that only
 ``fpr`` of irrelevant pairs reach (default 1 %): below it, a result is more likely
 noise than a match. It is saved in the checkpoint's ``clipsearch.json``
@@ -25,7 +25,7 @@ from clipsearch.data.collection import Clip, Collection, class_phrase
 from clipsearch.errors import DatasetError, InvalidInput, ModelLoadError
 from clipsearch.evaluation.retrieval import QUERY_TEMPLATE
 from clipsearch.model import ClipEncoder
-from clipsearch.windows import WindowPlan
+from clipsearch.windows import WindowPlan, video_score, window_scores
 
 CALIBRATION_FILE = "calibration.json"
 DEFAULT_FPR = 0.01
@@ -70,9 +70,12 @@ def calibrate(
         top_scores: list[float] = []
         for cls, vector in zip(classes, queries, strict=True):
             hits = store.search_windows(vector, n, prefetch=n)
-            for hit in hits:
-                (pos if hit.payload.get("class") == cls else neg).append(hit.score)
-            top_scores.append(next(h.score for h in hits if h.payload.get("class") == cls))
+            # scored as the search ranks them (clipsearch.search.SearchService)
+            scores = [video_score(window_scores(h.windows, vector)) for h in hits]
+            relevant = [h.payload.get("class") == cls for h in hits]
+            for score, is_relevant in zip(scores, relevant, strict=True):
+                (pos if is_relevant else neg).append(score)
+            top_scores.append(max(s for s, r in zip(scores, relevant, strict=True) if r))
     positives, negatives = np.asarray(pos), np.asarray(neg)
     threshold = threshold_at_fpr(positives, negatives, fpr)
     return {

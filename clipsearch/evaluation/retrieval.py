@@ -34,6 +34,7 @@ from clipsearch.data.synthucf import (
 )
 from clipsearch.errors import DatasetError
 from clipsearch.evaluation.interval import scene_interval
+from clipsearch.windows import video_scores
 
 if TYPE_CHECKING:
     from clipsearch.windows import WindowPlan
@@ -76,7 +77,7 @@ class RetrievalReport:
         ]
         if m.get("window_mAP") is not None:
             lines.append(
-                f"mAP ranked by each clip's best window (as search does) {m['window_mAP']:.4f}"
+                f"mAP ranked by each clip's windows (as search does) {m['window_mAP']:.4f}"
             )
         pairs = m.get("pairs") or {}
         if pairs:
@@ -193,9 +194,10 @@ def window_map(
     windows: Sequence[np.ndarray],
     clip_labels: Sequence[str | None],
 ) -> float:
-    """mAP of the class queries when a clip's score is its best window's cosine."""
+    """mAP of the class queries when a clip scores by its windows as the search ranks
+    videos (:func:`clipsearch.windows.video_scores`)."""
     labels = np.asarray(clip_labels, dtype=object)
-    scores = np.stack([(w @ query_vectors.T).max(axis=0) for w in windows]).T
+    scores = np.stack([video_scores(w @ query_vectors.T)[0] for w in windows]).T
     aps = []
     for qi, name in enumerate(query_labels):
         relevant = labels[np.argsort(-scores[qi], kind="stable")] == name
@@ -322,7 +324,7 @@ def evaluate_vectors(
     (class x group; a clip without a row is its own scene).
 
     ``windows`` (each clip's window vectors, (S_i, D)) adds ``window_mAP``: the class
-    queries' mAP when each clip scores by its best window, as the search ranks videos.
+    queries' mAP when each clip scores by its windows as the search ranks videos.
 
     ``meta`` holds each clip's ``synth_meta.jsonl`` row (None for a clip without
     one), aligned with ``clip_vectors``; without it the free-form and held-out

@@ -125,7 +125,8 @@ def build_points(qa: np.ndarray) -> list[ClipPoint]:
     scenes["triangle-4"] = at_cosine(0.6, scenes["triangle-3"], rng)
     points = []
     for v in VIDEOS:
-        windows = np.stack([at_cosine(x, qa, rng) for x in (v.score, v.score - 0.3, 0.0)])
+        # the first two windows score ``score``, and so does the video (windows.video_score)
+        windows = np.stack([at_cosine(x, qa, rng) for x in (v.score, v.score, v.score - 0.3)])
         payload: dict[str, Any] = {
             "path": v.path,
             "class": v.cls,

@@ -23,6 +23,7 @@ from clipsearch.search import (
     validate_offset,
 )
 from clipsearch.store import ClipPoint, Range, clip_id
+from clipsearch.store.base import WindowHit
 from clipsearch.store.client import QdrantClientStore
 from clipsearch.store.edge import QdrantEdgeStore
 from clipsearch.video import sample_frames
@@ -30,6 +31,20 @@ from clipsearch.windows import WindowPlan
 
 QUERY = "a video of ball bouncing"
 N_CLIPS = 6  # 4 labelled clips + 2 moments clips
+
+
+def three_windows(scores: Sequence[float]) -> float:
+    """A video's score as the search ranks it, written apart from the library: the best
+    mean of three neighbouring windows' scores, an end window counted again for the
+    neighbour it lacks."""
+    s = [float(x) for x in scores]
+    padded = [s[0], *s, s[-1]]
+    return max(sum(padded[i : i + 3]) / 3 for i in range(len(s)))
+
+
+def ranked(hits: Sequence[WindowHit], q: np.ndarray) -> list[str]:
+    """Ids of ``hits`` in the order the search gives them (ties by id)."""
+    return [h.id for h in sorted(hits, key=lambda h: (-three_windows(h.windows @ q), h.id))]
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -100,7 +115,7 @@ def test_moments_come_from_the_best_window(text: ClipEncoder, store: QdrantEdgeS
     assert len(response.results) == N_CLIPS
     q = query_vector(text)
     direct = store.search_windows(q, N_CLIPS, prefetch=100)
-    assert [r.id for r in response.results] == [h.id for h in direct]
+    assert [r.id for r in response.results] == ranked(direct, q)
     for r in response.results:
         spans = r.payload["segment_times"]
         assert r.window_times == [(float(s), float(e)) for s, e in spans]
@@ -114,8 +129,9 @@ def test_moments_come_from_the_best_window(text: ClipEncoder, store: QdrantEdgeS
         # the moment lies inside the winning window and holds its centre
         start, end = r.window_times[best]
         assert start <= r.moment.start_s < (start + end) / 2 < r.moment.end_s <= end
-        assert r.score == pytest.approx(float(r.window_scores.max()), abs=1e-5)
-        assert r.moment.score == pytest.approx(r.score, abs=1e-5)
+        assert r.score == pytest.approx(three_windows(r.window_scores), abs=1e-5)
+        assert r.moment.score == pytest.approx(float(r.window_scores.max()), abs=1e-5)
+        assert r.score <= r.moment.score + 1e-6
     assert any(len(r.window_times) > 4 for r in response.results)  # the moments clips
     scores = [r.score for r in response.results]
     assert scores == sorted(scores, reverse=True)
@@ -267,13 +283,11 @@ def test_search_image(both: ClipEncoder, store: QdrantEdgeStore, synth_root: Pat
     response = service.search_image(frame, 4, name="box.png")
     assert response.kind == "image" and response.query == "box.png"
     q = both.encode_frames(frame[None])[0]
-    direct = store.search_windows(q, 4, prefetch=100)
-    assert [r.id for r in response.results] == [h.id for h in direct]
-    np.testing.assert_allclose(
-        [r.score for r in response.results], [h.score for h in direct], atol=1e-5
-    )
+    direct = store.search_windows(q, N_CLIPS, prefetch=100)
+    assert [r.id for r in response.results] == ranked(direct, q)[:4]
     for r in response.results:
         np.testing.assert_allclose(r.window_scores, r.hit.windows @ q, atol=1e-5)
+        assert r.score == pytest.approx(three_windows(r.window_scores), abs=1e-5)
     only = service.search_image(frame, 4, filter={"class": "BallBouncing"})
     assert [r.payload["class"] for r in only.results] == ["BallBouncing"]
 
@@ -414,6 +428,62 @@ class FixedEncoder:
         return np.stack([self.vector for _ in texts])
 
 
+def test_a_lasting_match_outranks_one_high_window() -> None:
+    """The store ranks by the best window; the search by the best three neighbouring
+    windows, and its threshold and "no good match" score count that score."""
+    eye = np.eye(8, dtype=np.float32)
+    steady = (0.8 * eye[0] + 0.6 * eye[1]).astype(np.float32)  # cosine 0.8 with the query
+    spans = [[0, 2], [1, 3], [2, 4], [3, 5]]
+
+    def point(path: str, windows: list[np.ndarray]) -> ClipPoint:
+        payload = {"path": path, "segment_times": spans, "duration_s": 5}
+        return ClipPoint(clip_id(path), windows[0], np.stack(windows), payload)
+
+    store = QdrantClientStore.in_memory()
+    store.ensure_collection(8)
+    store.upsert(
+        [
+            point("blip", [eye[1], eye[0], eye[1], eye[1]]),  # one window at 1.0
+            point("steady", [steady] * 4),
+            point("other", [eye[2]] * 4),
+        ]
+    )
+    try:
+        by_window = store.search_windows(eye[0], 3, prefetch=12)
+        assert [h.payload["path"] for h in by_window[:2]] == ["blip", "steady"]
+        service = SearchService(FixedEncoder(eye[0]), store)
+        response = service.search("anything", 3, min_score=None)
+        assert [r.payload["path"] for r in response.results] == ["steady", "blip", "other"]
+        assert [r.score for r in response.results] == pytest.approx([0.8, 1 / 3, 0.0], abs=1e-5)
+        blip = response.results[1]
+        assert blip.moment.index == 1 and blip.moment.score == pytest.approx(1.0, abs=1e-5)
+        second = service.search("anything", 1, offset=1, min_score=None)
+        assert [r.payload["path"] for r in second.results] == ["blip"]
+        assert second.next_offset == 2
+        passing = service.search("anything", 3, min_score=0.5)
+        assert [r.payload["path"] for r in passing.results] == ["steady"]
+        none = service.search("anything", 3, min_score=0.9)
+        assert none.results == [] and none.no_good_match
+        assert none.best_score == pytest.approx(0.8, abs=1e-5)
+        # twenty more blips rank "steady" 21st by its best window: within the candidates
+        # taken from the store it still comes first, and beyond them it is not looked at
+        blips = [0.9 + 0.004 * i for i in range(20)]
+        store.upsert(
+            [
+                point(f"blip{i}", [eye[1], (x * eye[0] + np.sqrt(1 - x * x) * eye[1]), eye[1]])
+                for i, x in enumerate(blips)
+            ]
+        )
+        assert len(store.search_windows(eye[0], 20, prefetch=64)) == 20
+        first = service.search("anything", 1, min_score=None)
+        assert [r.payload["path"] for r in first.results] == ["steady"]
+        assert first.results[0].score == pytest.approx(0.8, abs=1e-5)
+        narrow = SearchService(FixedEncoder(eye[0]), store, SearchLimits(video_candidates=1))
+        assert narrow.search("anything", 1, min_score=None).results[0].payload["path"] != "steady"
+    finally:
+        store.close()
+
+
 def test_moments_of_each_kind_of_stored_point() -> None:
     """Window times, frame times only (older points) and neither: the winning window's
     span comes from whichever the payload has."""
@@ -449,15 +519,20 @@ def test_moments_of_each_kind_of_stored_point() -> None:
         service = SearchService(FixedEncoder(eye[0]), store)
         response = service.search("anything", 10)
         results: dict[str, Result] = {r.payload["path"]: r for r in response.results}
-        assert [r.payload["path"] for r in response.results] == ["a", "b", "c"]
         a, b, c = results["a"], results["b"], results["c"]
-        # a lone winner: its own window
+        # a lone winner: its own window; the video scores its best three windows' mean
         assert (a.moment.index, a.moment.start_s, a.moment.end_s) == (2, 2.0, 4.0)
-        assert a.score == pytest.approx(1.0, abs=1e-5)
+        assert a.moment.score == pytest.approx(1.0, abs=1e-5)
+        assert a.score == pytest.approx((1 / np.sqrt(5) + 1.0) / 3, abs=1e-5)
         assert (b.moment.index, b.moment.start_s, b.moment.end_s) == (1, 0.5, 1.0)
-        assert b.score == pytest.approx(3 / np.sqrt(10), abs=1e-5)
+        assert b.moment.score == pytest.approx(3 / np.sqrt(10), abs=1e-5)
+        assert b.score == pytest.approx(1 / np.sqrt(10), abs=1e-5)
+        # c's best window is its last: counted again for the neighbour it lacks
         assert (c.moment.index, c.moment.start_s, c.moment.end_s) == (2, 4.0, 6.0)
-        assert c.score == pytest.approx(1 / np.sqrt(2), abs=1e-5)
+        assert c.moment.score == pytest.approx(1 / np.sqrt(2), abs=1e-5)
+        assert c.score == pytest.approx(2 / np.sqrt(2) / 3, abs=1e-5)
+        # b's best window beats c's, but it stands between two zeros, and c's counts twice
+        assert [r.payload["path"] for r in response.results] == ["a", "c", "b"]
         np.testing.assert_allclose(a.window_scores, [0.0, 1 / np.sqrt(5), 1.0, 0.0], atol=1e-5)
         # a wide margin grows a's moment over its 0.447 neighbour but not over its zeros
         limits = SearchLimits(moment_spread=0.0, moment_min_margin=0.6)

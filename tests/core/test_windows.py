@@ -28,6 +28,8 @@ from clipsearch.windows import (
     frame_layout,
     nearest,
     temporal_iou,
+    video_score,
+    video_scores,
     video_vector,
     window_scores,
 )
@@ -366,6 +368,51 @@ def test_window_scores_single_and_multi_vector_queries() -> None:
     exact = window_scores(np.vstack([windows, q[2]]), q)
     assert exact[-1] == pytest.approx(1.0, abs=1e-6) and int(np.argmax(exact)) == 5
     np.testing.assert_allclose(window_scores(windows, q[None, 1]), windows @ q[1], atol=1e-6)
+
+
+def test_a_video_scores_its_best_three_neighbouring_windows() -> None:
+    assert video_score([0.4]) == pytest.approx(0.4)
+    # an end window counts again for the neighbour it lacks
+    assert video_score([0.9, 0.3]) == pytest.approx(0.7)
+    assert video_score([0.1, 0.2, 0.6]) == pytest.approx((0.2 + 0.6 + 0.6) / 3)
+    # a lone high window between low ones counts for a third; a lasting action does not fade
+    blip = [0.2, 0.2, 0.9, 0.2, 0.2]
+    lasting = [0.2, 0.7, 0.7, 0.7, 0.2]
+    assert video_score(blip) == pytest.approx(1.3 / 3)
+    assert video_score(lasting) == pytest.approx(0.7)
+    assert max(blip) > max(lasting) and video_score(lasting) > video_score(blip)
+    # a video never scores above its best window, and a flat one scores its windows
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 7):
+        scores = rng.uniform(-1, 1, size=n)
+        assert video_score(scores) <= scores.max() + 1e-12
+    assert video_score([0.5] * 6) == pytest.approx(0.5)
+
+
+def test_video_scores_of_many_queries_and_videos_at_once() -> None:
+    rng = np.random.default_rng(4)
+    for n in (1, 2, 5):
+        scores = rng.uniform(-1, 1, size=(n, 3))
+        many = video_scores(scores)
+        assert many.shape == (1, 3)
+        np.testing.assert_allclose(many[0], [video_score(scores[:, j]) for j in range(3)])
+    # several videos end to end: each scored alone, no window borrowed from a neighbour
+    lengths = [1, 4, 2, 3, 1]
+    scores = rng.uniform(-1, 1, size=sum(lengths))
+    bounds = np.cumsum([0, *lengths])
+    alone = [video_score(scores[a:b]) for a, b in itertools.pairwise(bounds)]
+    np.testing.assert_allclose(video_scores(scores, lengths), alone)
+    both = video_scores(np.stack([scores, -scores], axis=1), lengths)
+    np.testing.assert_allclose(both[:, 0], alone)
+    for bad in ([], [2, 0, 1]):
+        with pytest.raises(InvalidInput):
+            video_scores(np.zeros(3), bad)
+    with pytest.raises(InvalidInput, match="4 window scores for 3 windows"):
+        video_scores(np.zeros(4), [1, 2])
+    with pytest.raises(InvalidInput, match="one or more windows"):
+        video_scores(np.zeros((0, 3)))
+    with pytest.raises(InvalidInput, match="one or more windows"):
+        video_score([])
 
 
 # --------------------------------------------------------------------------- sampling
