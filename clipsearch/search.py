@@ -49,7 +49,7 @@ from clipsearch.windows import (
     MOMENT_SPREAD,
     Moment,
     best_moment,
-    video_scores,
+    score_videos,
     window_scores,
 )
 
@@ -469,9 +469,7 @@ class SearchService:
         scores = np.asarray([h.score for h in hits], dtype=np.float64)
         windowed = [i for i, h in enumerate(hits) if len(h.windows)]  # all but odd points
         if windowed:
-            stacked = np.concatenate([hits[i].windows for i in windowed])
-            lengths = [len(hits[i].windows) for i in windowed]
-            scores[windowed] = video_scores(window_scores(stacked, vector), lengths)
+            scores[windowed] = score_videos([hits[i].windows for i in windowed], vector)
         order = sorted(range(len(hits)), key=lambda i: (-scores[i], hits[i].id))
         kept = [i for i in order if threshold is None or scores[i] >= threshold][:n]
         return [replace(hits[i], score=float(scores[i])) for i in kept], len(hits) < depth

@@ -205,6 +205,14 @@ def video_scores(scores: np.ndarray, lengths: Sequence[int] | None = None) -> np
     return np.asarray(np.maximum.reduceat(stretch, starts, axis=0))
 
 
+def score_videos(windows: Sequence[np.ndarray], query: np.ndarray) -> np.ndarray:
+    """:func:`video_scores` of several videos for one or more query vectors (as
+    :func:`window_scores` takes them), from their window vectors (each (S_i, D), S_i >= 1)
+    in one product: (V,)."""
+    stacked = np.concatenate(list(windows))
+    return video_scores(window_scores(stacked, query), [len(w) for w in windows])
+
+
 def video_score(scores: Sequence[float] | np.ndarray) -> float:
     """:func:`video_scores` of one video for one query: its windows' scores (S,) -> its own."""
     return float(video_scores(np.asarray(scores, dtype=np.float64).reshape(-1))[0])

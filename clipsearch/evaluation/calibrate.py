@@ -3,8 +3,8 @@
 The labelled clips (by default the validation groups of a split's training list, see
 :func:`clipsearch.data.collection.validation_split`) are ingested into a throw-away Qdrant Edge
 store with the product's ingest, and every class phrase is searched and scored the way
-the product scores videos (:func:`clipsearch.windows.video_score`). A (query, clip) pair is relevant
-when the clip is of the query's class. The threshold is the score that only
+the product scores videos (:func:`clipsearch.windows.score_videos`). A (query, clip) pair
+is relevant when the clip is of the query's class. The threshold is the score that only
 ``fpr`` of irrelevant pairs reach (default 1 %): below it, a result is more likely
 noise than a match. It is saved in the checkpoint's ``clipsearch.json``
 (``min_score``), with the figures behind it in ``calibration.json``.
@@ -25,7 +25,7 @@ from clipsearch.data.collection import Clip, Collection, class_phrase
 from clipsearch.errors import DatasetError, InvalidInput, ModelLoadError
 from clipsearch.evaluation.retrieval import QUERY_TEMPLATE
 from clipsearch.model import ClipEncoder
-from clipsearch.windows import WindowPlan, video_score, window_scores
+from clipsearch.windows import WindowPlan, score_videos
 
 CALIBRATION_FILE = "calibration.json"
 DEFAULT_FPR = 0.01
@@ -71,7 +71,7 @@ def calibrate(
         for cls, vector in zip(classes, queries, strict=True):
             hits = store.search_windows(vector, n, prefetch=n)
             # scored as the search ranks them (clipsearch.search.SearchService)
-            scores = [video_score(window_scores(h.windows, vector)) for h in hits]
+            scores = score_videos([h.windows for h in hits], vector).tolist()
             relevant = [h.payload.get("class") == cls for h in hits]
             for score, is_relevant in zip(scores, relevant, strict=True):
                 (pos if is_relevant else neg).append(score)

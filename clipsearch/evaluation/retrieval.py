@@ -197,7 +197,8 @@ def window_map(
     """mAP of the class queries when a clip scores by its windows as the search ranks
     videos (:func:`clipsearch.windows.video_scores`)."""
     labels = np.asarray(clip_labels, dtype=object)
-    scores = np.stack([video_scores(w @ query_vectors.T)[0] for w in windows]).T
+    lengths = [len(w) for w in windows]
+    scores = video_scores(np.concatenate(list(windows)) @ query_vectors.T, lengths).T
     aps = []
     for qi, name in enumerate(query_labels):
         relevant = labels[np.argsort(-scores[qi], kind="stable")] == name

@@ -27,6 +27,7 @@ from clipsearch.windows import (
     best_moment,
     frame_layout,
     nearest,
+    score_videos,
     temporal_iou,
     video_score,
     video_scores,
@@ -404,6 +405,10 @@ def test_video_scores_of_many_queries_and_videos_at_once() -> None:
     np.testing.assert_allclose(video_scores(scores, lengths), alone)
     both = video_scores(np.stack([scores, -scores], axis=1), lengths)
     np.testing.assert_allclose(both[:, 0], alone)
+    # from window vectors: one product for every video
+    q = np.eye(4)[0]
+    vectors = [np.outer(scores[a:b], q) for a, b in itertools.pairwise(bounds)]
+    np.testing.assert_allclose(score_videos(vectors, q), alone, atol=1e-6)
     for bad in ([], [2, 0, 1]):
         with pytest.raises(InvalidInput):
             video_scores(np.zeros(3), bad)
