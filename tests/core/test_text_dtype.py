@@ -18,6 +18,7 @@ from clipsearch.cpu import cpu_info
 from clipsearch.errors import InvalidInput, ModelLoadError
 from clipsearch.model import ClipEncoder, load_model
 from clipsearch.text_onnx import MODEL_FILE, tower_digest
+from clipsearch.vision_onnx import PatchesAsMatMul, export_vision_int8
 from webapp.settings import ConfigError, Settings
 
 TEXTS = ["a video of ball bouncing", "a red triangle rising", "box spinning"]
@@ -181,6 +182,28 @@ def test_int8_vision_tower_keeps_vectors_close_and_is_exported_once(
     np.testing.assert_allclose(again.embed_video(frames).pooled, int8.pooled, atol=1e-6)
     with pytest.raises(ModelLoadError, match="starts from fp32"):
         load_model(tiny_model_dir, towers="vision", vision_dtype="bf16").vision_to_int8(cache)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_patch_embedding_as_a_matrix_product_is_the_convolution(bias: bool) -> None:
+    conv = torch.nn.Conv2d(3, 16, kernel_size=4, stride=4, bias=bias)
+    x = torch.randn(2, 3, 8, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(PatchesAsMatMul(conv)(x), conv(x), atol=1e-5, rtol=1e-5)
+    assert PatchesAsMatMul(conv).weight.shape == (16, 48)
+
+
+def test_the_int8_vision_export_has_no_integer_convolution(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import onnx
+
+    encoder = load_model(tiny_model_dir, towers="vision")
+    conv = encoder.model.vision_model.embeddings.patch_embedding
+    export_vision_int8(encoder.model, encoder.preprocess.crop, None, tmp_path / "v.onnx")
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "v.onnx")).graph.node}
+    assert not ops & {"Conv", "ConvInteger"} and "MatMulInteger" in ops
+    assert encoder.model.vision_model.embeddings.patch_embedding is conv  # put back
 
 
 def test_int8_vision_tower_gives_a_motion_head_its_patch_tokens(
