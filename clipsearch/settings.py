@@ -32,6 +32,10 @@ DEFAULT_VISION_DTYPE = "auto"
 # exports run on the CPU (ONNX Runtime) whatever the device.
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_DEVICE = "auto"
+# Frames a 2-s window pools (clipsearch.windows): 6 keep every quality figure of the 8 a
+# clip of the demo model is trained on, and decode and embed a quarter fewer frames
+# (RESULTS.md, "Ingest").
+WINDOW_FRAMES = 6
 
 
 def is_device_name(text: str) -> bool:

@@ -2,13 +2,13 @@
 
 A video of any length is cut into windows of ``window_s`` seconds every ``stride_s``
 seconds (the last one ends at the video's end). Each window is sampled like a short
-clip (``num_frames`` frames at the midpoints of equal parts) and pooled by the model's
+clip (``frames`` frames at the midpoints of equal parts) and pooled by the model's
 head into one window vector. The video's own vector is the mean of its windows'
 vectors (:func:`video_vector`): eight frames spread over a whole long video are too far
 apart to show fast motion (a 9-s clip of a ball rolling every 2 s), while each window
-sees it. With the default 2 s windows every 1 s and 8 frames, windows share their
-frames (a grid of 4 frames per second), so a 7-second clip decodes 28 frames and a
-7.2-second one 29; the whole-video view (poster, ``frame_times``) takes its frames from
+sees it. With the default 2 s windows every 1 s and 6 frames, windows share their
+frames (a grid of 3 frames per second), so a 7-second clip decodes 21 frames and a
+7.2-second one 22; the whole-video view (poster, ``frame_times``) takes its frames from
 that grid.
 """
 
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from clipsearch.errors import InvalidInput
+from clipsearch.settings import WINDOW_FRAMES
 from clipsearch.video import interval_midpoints
 
 # Times closer than this are one sample (float noise from window arithmetic).
@@ -31,6 +32,8 @@ _TIME_DECIMALS = 6
 # (chosen on moments sets of another seed).
 MOMENT_SPREAD = 0.7
 MOMENT_MIN_MARGIN = 0.1
+# Stores cut before the frames a window pools were stamped pooled 8.
+UNSTAMPED_FRAMES = 8
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class WindowPlan:
     stride_s: float = 1.0
     # longer videos get longer windows further apart, never more windows
     max_windows: int = 120
+    frames: int = WINDOW_FRAMES
 
     def __post_init__(self) -> None:
         for name in ("window_s", "stride_s"):
@@ -58,6 +62,10 @@ class WindowPlan:
             raise InvalidInput(f"max_windows must be an integer, got {self.max_windows!r}")
         if self.max_windows < 2:
             raise InvalidInput(f"max_windows must be at least 2, got {self.max_windows}")
+        if isinstance(self.frames, bool) or not isinstance(self.frames, int):
+            raise InvalidInput(f"frames must be an integer, got {self.frames!r}")
+        if self.frames < 1:
+            raise InvalidInput(f"frames must be at least 1 a window, got {self.frames}")
 
     def windows(self, duration_s: float) -> list[tuple[float, float]]:
         """(start_s, end_s) of each window of a video lasting ``duration_s``."""
@@ -97,8 +105,8 @@ def video_vector(window_vectors: np.ndarray) -> np.ndarray:
 class FrameLayout:
     """Which sampled frames make the whole-video view and each window.
 
-    ``times`` are the sorted, distinct sample times; ``clip`` (num_frames,) and
-    ``window_frames`` (S, num_frames) index into them.
+    ``times`` are the sorted, distinct sample times; ``clip`` (at most num_frames,) and
+    ``window_frames`` (S, plan.frames) index into them.
     """
 
     times: np.ndarray
@@ -110,15 +118,15 @@ class FrameLayout:
 def frame_layout(duration_s: float, num_frames: int, plan: WindowPlan) -> FrameLayout:
     """The sample times of a video and how its views share them.
 
-    Only the windows' frames are decoded, on one grid (``window_s / num_frames`` apart):
+    Only the windows' frames are decoded, on one grid (``window_s / plan.frames`` apart):
     the last window, which ends at the video's end, takes the grid times nearest its own
     midpoints (within half a step), so it adds at most a frame or two. The whole-video
     view (the poster and the stored ``frame_times``) takes, for each of its ``num_frames``
-    midpoints, the nearest frame. A video no longer than one window has that window's
-    frames, which are the midpoints themselves."""
+    midpoints, the nearest frame, each frame once. A video no longer than one window has
+    that window's frames, which are the midpoints themselves."""
     windows = plan.windows(duration_s)
-    window_times = np.stack([s + interval_midpoints(e - s, num_frames) for s, e in windows])
-    step = plan.window_s / num_frames
+    window_times = np.stack([s + interval_midpoints(e - s, plan.frames) for s, e in windows])
+    step = plan.window_s / plan.frames
     if len(windows) > 1 and all(abs(e - s - plan.window_s) < 1e-9 for s, e in windows):
         # full-length windows sample one grid of times: the last one, which ends at the
         # video's end wherever that falls, takes the grid times nearest its own
@@ -126,9 +134,9 @@ def frame_layout(duration_s: float, num_frames: int, plan: WindowPlan) -> FrameL
     times, inverse = np.unique(np.round(window_times.ravel(), _TIME_DECIMALS), return_inverse=True)
     return FrameLayout(
         times=times,
-        clip=nearest(times, interval_midpoints(duration_s, num_frames)),
+        clip=np.unique(nearest(times, interval_midpoints(duration_s, num_frames))),
         windows=windows,
-        window_frames=inverse.reshape(len(windows), num_frames),
+        window_frames=inverse.reshape(len(windows), plan.frames),
     )
 
 

@@ -21,15 +21,16 @@ import numpy as np
 
 from clipsearch.bench.ingest import UCF101_CLIPS, UCF101_MEAN_S
 from clipsearch.video import interval_midpoints
-from clipsearch.windows import WindowPlan, frame_layout
+from clipsearch.windows import UNSTAMPED_FRAMES, WindowPlan, frame_layout
 
 ORDER = ("before", "auto", "fp32", "bf16", "int8")
 
 
-def ucf_frames(name: str, num_frames: int = 8) -> int:
-    """Frames a UCF101 clip of the mean length costs: today's layout, or before's (the
-    clip's own 8 midpoints decoded beside the windows' frames)."""
-    plan = WindowPlan()
+def ucf_frames(name: str, run: dict, num_frames: int = 8) -> int:
+    """Frames a UCF101 clip of the mean length costs: the run's layout (its windows'
+    frames: 8 a window before they were recorded), or before's (the clip's own 8
+    midpoints decoded beside the windows' frames)."""
+    plan = WindowPlan(frames=(run.get("segments") or {}).get("frames", UNSTAMPED_FRAMES))
     if name != "before":
         return len(frame_layout(UCF101_MEAN_S, num_frames, plan).times)
     windows = plan.windows(UCF101_MEAN_S)
@@ -43,7 +44,7 @@ def summary(name: str, run: dict) -> dict:
     wall = run["pipeline"]["wall_s"]
     pipeline_fps = frames / wall
     model_fps = frames / run["model_only"]["seconds"]
-    per_ucf = ucf_frames(name)
+    per_ucf = ucf_frames(name, run)
     return {
         "name": name,
         "vision": run["vision_dtype"],

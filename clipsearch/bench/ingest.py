@@ -95,7 +95,7 @@ def bench_ingest(
         "frames_per_clip": round(report.frames / report.ingested, 2),
         "segments": None
         if plan is None
-        else {"window_s": plan.window_s, "stride_s": plan.stride_s},
+        else {"window_s": plan.window_s, "stride_s": plan.stride_s, "frames": plan.frames},
         "batch_clips": batch_clips,
         "pipeline": {
             "wall_s": report.wall_s,

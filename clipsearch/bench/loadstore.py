@@ -17,6 +17,7 @@ from typing import Any
 
 from clipsearch.bench.moments import MomentSpec, synthetic_moments
 from clipsearch.errors import InvalidInput
+from clipsearch.settings import WINDOW_FRAMES
 from clipsearch.store.base import ClipPoint, VectorStore, clip_id
 
 UCF101_CLIPS = 13_320
@@ -51,7 +52,12 @@ def clip_payload(i: int, n_windows: int, klass: int) -> dict[str, Any]:
         "width": 320,
         "height": 240,
         "segment_times": [[float(j), float(j + 2)] for j in range(n_windows)],
-        "segment_plan": {"window_s": 2.0, "stride_s": 1.0, "video": "window_mean"},
+        "segment_plan": {
+            "window_s": 2.0,
+            "stride_s": 1.0,
+            "frames": WINDOW_FRAMES,
+            "video": "window_mean",
+        },
         "model": LOAD_MODEL_ID,
         "split_1": "test" if group % 25 < 7 else "train",
     }

@@ -132,7 +132,12 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
         f"--batch {args.batch} --vision-dtype {args.vision_dtype}"
         + (f" --device {args.device}" if args.device != DEFAULT_DEVICE else "")
         + (f" --frames {args.frames}" if args.frames else "")
-        + (f" --window-s {args.window_s} --stride-s {args.stride_s}" if plan else " --no-segments")
+        + (
+            f" --window-s {args.window_s} --stride-s {args.stride_s}"
+            f" --window-frames {args.window_frames}"
+            if plan
+            else " --no-segments"
+        )
     )
     p, m, u = result["pipeline"], result["model_only"], result["ucf101"]
     print(cpu_line(result["environment"]["cpu"]))

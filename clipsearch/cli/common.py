@@ -23,6 +23,7 @@ from clipsearch.settings import (
     DEVICES,
     TEXT_DTYPES,
     VISION_DTYPES,
+    WINDOW_FRAMES,
     is_device_name,
 )
 
@@ -141,6 +142,13 @@ def add_window_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("moments (one vector per window)")
     g.add_argument("--window-s", type=float, default=2.0, help="window length (default 2 s)")
     g.add_argument("--stride-s", type=float, default=1.0, help="window step (default 1 s)")
+    g.add_argument(
+        "--window-frames",
+        type=int,
+        default=WINDOW_FRAMES,
+        help="frames each window pools (default %(default)s: as good as 8 on every quality "
+        "figure measured, a quarter fewer frames to decode and embed; a change re-embeds)",
+    )
 
 
 def add_vision_dtype_arg(p: argparse.ArgumentParser) -> None:
@@ -207,7 +215,7 @@ def show_progress(args: argparse.Namespace) -> bool:
 def window_plan(args: argparse.Namespace) -> Any:
     from clipsearch.windows import WindowPlan
 
-    return WindowPlan(window_s=args.window_s, stride_s=args.stride_s)
+    return WindowPlan(window_s=args.window_s, stride_s=args.stride_s, frames=args.window_frames)
 
 
 @contextmanager

@@ -54,9 +54,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     meta = read_meta(collection.root)
     total = len(clips) * decode_passes(encoders)
     with progress(total, "clip", "eval", show_progress(args)) as update:
-        reports = evaluate_models(encoders, collection.classes, clips, meta=meta, progress=update)
+        reports = evaluate_models(
+            encoders,
+            collection.classes,
+            clips,
+            meta=meta,
+            plan=window_plan(args),
+            progress=update,
+        )
     for encoder, report in zip(encoders, reports, strict=True):
-        where = {"model": encoder.model_id, "data": str(args.data), "split": args.split}
+        where = {
+            "model": encoder.model_id,
+            "data": str(args.data),
+            "split": args.split,
+            "window_frames": args.window_frames,
+        }
         report.metrics.update(where)
     if args.compare:
         print(compare_table(reports))
@@ -245,6 +257,7 @@ def add_eval(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="JSON",
         help="also write the headline figures, without per-class tables (DVC metrics)",
     )
+    add_window_args(p)
     add_text_dtype_arg(p)
     add_vision_dtype_arg(p)
     add_device_arg(p)

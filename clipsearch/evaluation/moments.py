@@ -135,6 +135,7 @@ def evaluate_moments(
             "query_template": template,
             "window_s": options.windows.window_s if options.windows else None,
             "stride_s": options.windows.stride_s if options.windows else None,
+            "window_frames": options.windows.frames if options.windows else None,
             "moment_spread": service.limits.moment_spread,
             "moment_min_margin": service.limits.moment_min_margin,
             "short": _summary(short_rows, ks),

@@ -469,16 +469,18 @@ def evaluate_models(
     *,
     meta: Mapping[str, MetaRow] | None = None,
     template: str = QUERY_TEMPLATE,
+    plan: WindowPlan | None = None,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[RetrievalReport]:
-    """One report per encoder, all on the same clips (those every encoder could embed).
+    """One report per encoder, all on the same clips (those every encoder could embed),
+    cut into windows by ``plan`` (None: ingest's default).
 
     ``meta`` is :func:`clipsearch.data.synthucf.read_meta`'s dict (None: no free-form
     or held-out figures). Held-out combos are the first encoder's own list, or
     else the next one's that has one, and every model is scored on those same combos.
     """
-    embedded = embed_for_eval(encoders, clips, workers=workers, progress=progress)
+    embedded = embed_for_eval(encoders, clips, plan=plan, workers=workers, progress=progress)
     return score_embedded(encoders, classes, clips, embedded, meta=meta, template=template)
 
 

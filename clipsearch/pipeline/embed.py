@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipsearch import telemetry
-from clipsearch.errors import VideoDecodeError
+from clipsearch.errors import InvalidInput, VideoDecodeError
 from clipsearch.model import ClipEncoder, VideoEmbedding
 from clipsearch.pipeline.decode import Decoded, decode_many
 from clipsearch.video import SampledFrames
@@ -79,6 +79,8 @@ def embed_clips(
     With a window ``plan`` each clip also gets one vector per window of the plan, its
     vector is their mean, and ``EmbeddedClip.frames`` holds the frames of its whole-clip
     view (``num_frames`` spread over the clip)."""
+    if plan is not None:
+        check_window_frames(encoder, plan)
     times = times if times is not None else StageTimes()
     num_frames = encoder.video.num_frames
     pending: list[Decoded] = []
@@ -118,12 +120,23 @@ def embed_clips(
         yield flush()
 
 
+def check_window_frames(encoder: ClipEncoder, plan: WindowPlan) -> None:
+    """The model's temporal head can pool a window of ``plan.frames`` frames."""
+    head = encoder.temporal
+    if head is not None and plan.frames > head.max_frames:
+        raise InvalidInput(
+            f"windows of {plan.frames} frames: this model's temporal head pools at most "
+            f"{head.max_frames}"
+        )
+
+
 def embed_decoded(
     encoder: ClipEncoder, decoded: Sequence[Decoded], plan: WindowPlan | None
 ) -> list[EmbeddedClip]:
     """Embed decoded clips (none failed) in one batch: their frames and whole-clip vectors,
     and with a window ``plan`` one vector per window too."""
     if plan is not None:
+        check_window_frames(encoder, plan)
         return _embed_windowed(encoder, decoded, plan)
     clips = [d.frames.frames for d in decoded if d.frames is not None]
     out = []

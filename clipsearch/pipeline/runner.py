@@ -52,7 +52,7 @@ from clipsearch.pipeline.sync import (
 from clipsearch.settings import DEFAULT_MAX_VIDEO_S
 from clipsearch.store.base import ClipPoint, VectorStore, clip_id
 from clipsearch.video import DECODER
-from clipsearch.windows import WindowPlan
+from clipsearch.windows import UNSTAMPED_FRAMES, WindowPlan
 
 log = logging.getLogger(__name__)
 # One line per change to the index (added, updated, moved, copied, removed): `clipsearch
@@ -269,7 +269,12 @@ def plan_stamp(plan: WindowPlan | None) -> dict[str, Any] | None:
     """How the stored windows were cut and the video vector made (a change re-embeds)."""
     if plan is None:
         return None
-    return {"window_s": plan.window_s, "stride_s": plan.stride_s, "video": VIDEO_VECTOR}
+    return {
+        "window_s": plan.window_s,
+        "stride_s": plan.stride_s,
+        "frames": plan.frames,
+        "video": VIDEO_VECTOR,
+    }
 
 
 def window_times(done: EmbeddedClip) -> list[list[float]]:
@@ -305,7 +310,11 @@ def stored_window_plan(store: VectorStore, default: WindowPlan | None = None) ->
     for _, payload in store.payloads(keys=["segment_plan"]):
         stamp = payload.get("segment_plan")
         if isinstance(stamp, dict):
-            return WindowPlan(window_s=float(stamp["window_s"]), stride_s=float(stamp["stride_s"]))
+            return WindowPlan(
+                window_s=float(stamp["window_s"]),
+                stride_s=float(stamp["stride_s"]),
+                frames=int(stamp.get("frames", UNSTAMPED_FRAMES)),
+            )
         return None
     return default
 

@@ -41,6 +41,7 @@ from clipsearch.errors import InvalidInput, VideoDecodeError
 from clipsearch.filenames import display, payload_source
 from clipsearch.store.base import VectorStore, clip_id
 from clipsearch.video import DECODER, shown_as_decoded
+from clipsearch.windows import UNSTAMPED_FRAMES
 
 log = logging.getLogger(__name__)
 
@@ -257,9 +258,17 @@ def _same_kind(payload: dict[str, Any], model_id: str, plan_stamp: dict[str, Any
     frames of this decoder (or of the one before it: see ``_legacy_ok``)."""
     return (
         payload.get("model") == model_id
-        and payload.get("segment_plan") == plan_stamp
+        and same_plan(payload.get("segment_plan"), plan_stamp)
         and payload.get("decoder", DECODER) == DECODER
     )
+
+
+def same_plan(stored: Any, stamp: dict[str, Any] | None) -> bool:
+    """``stored`` (a payload's ``segment_plan``) stamps the same cut as ``stamp``; a stamp
+    from before frames were stamped counts as the frames windows pooled then."""
+    if isinstance(stored, dict) and "frames" not in stored:
+        stored = {**stored, "frames": UNSTAMPED_FRAMES}
+    return bool(stored == stamp)
 
 
 def _complete(payload: dict[str, Any], root: str) -> bool:
@@ -356,7 +365,7 @@ def _pick_donor(
     usable = [
         i
         for i, p in candidates
-        if p.get("segment_plan") == plan_stamp and p.get("decoder") == DECODER
+        if same_plan(p.get("segment_plan"), plan_stamp) and p.get("decoder") == DECODER
     ]
     moved = [i for i in usable if i in gone and i != pid]
     return moved[0] if moved else (usable[0] if usable else None)

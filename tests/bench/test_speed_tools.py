@@ -112,7 +112,7 @@ def test_bench_ingest_reports_efficiency(
     printed = capsys.readouterr().out
     assert printed.startswith("CPU: ") and "ingest_efficiency" in printed
     r = json.loads(out.read_text())
-    assert r["segments"] == {"window_s": 2.0, "stride_s": 1.0}
+    assert r["segments"] == {"window_s": 2.0, "stride_s": 1.0, "frames": 6}
     assert r["environment"]["cpu"]["model"] and isinstance(r["environment"]["cpu"]["flags"], list)
     clips = load_collection(tiny_synth).clips[:6]
     durations = [sample_frames(c.source, 1).duration_s for c in clips]

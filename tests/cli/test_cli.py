@@ -134,6 +134,12 @@ def test_end_to_end_ingest_search_eval(
     assert metrics["heldout"] is None and metrics["heldout_mAP"] is None
     table = capsys.readouterr().out
     assert "direction pairs" in table and "not trained with held-out compositions" in table
+    assert metrics["window_frames"] == 6  # windows as ingest cuts them by default
+    eight = tmp_path / "eval-8.json"
+    argv = ["eval", "--data", str(tiny_synth), "--model", str(trained), "-q"]
+    assert main([*argv, "--window-frames", "8", "--json", str(eight)]) == 0
+    other = json.loads(eight.read_text())
+    assert other["window_frames"] == 8
 
 
 @pytest.mark.parametrize(

@@ -123,6 +123,7 @@ def test_ingest_window_flags(
         assert p.payload["segment_plan"] == {
             "window_s": 4.0,
             "stride_s": 2.0,
+            "frames": 6,
             "video": "window_mean",
         }
         times = WindowPlan(window_s=4.0, stride_s=2.0).windows(p.payload["duration_s"])
@@ -135,10 +136,15 @@ def test_ingest_window_flags(
     assert "ingested 2, up to date 0" in capsys.readouterr().out
     with QdrantEdgeStore(store) as s:
         again = s.retrieve(list(points))
-    assert all(
-        p.payload["segment_plan"] == {"window_s": 2.0, "stride_s": 1.0, "video": "window_mean"}
-        for p in again.values()
-    )
+    stamp = {"window_s": 2.0, "stride_s": 1.0, "frames": 6, "video": "window_mean"}
+    assert all(p.payload["segment_plan"] == stamp for p in again.values())
+    # another frame count is another plan: embedded again, and stamped
+    assert main([*argv, "--window-frames", "8"]) == 0
+    assert "ingested 2, up to date 0" in capsys.readouterr().out
+    with QdrantEdgeStore(store) as s:
+        eight = s.retrieve(list(points), with_vectors=True)
+    assert all(p.payload["segment_plan"] == {**stamp, "frames": 8} for p in eight.values())
+    assert "frames must be at least 1" in fails(capsys, [*argv, "--window-frames", "0"])
 
     assert "must not exceed window_s" in fails(
         capsys, [*argv, "--window-s", "2", "--stride-s", "3"]

@@ -338,6 +338,7 @@ def test_frame_by_frame_points_and_a_changed_plan(
             assert r.payload["segment_plan"] == {
                 "window_s": 2.0,
                 "stride_s": 1.0,
+                "frames": 6,
                 "video": "window_mean",
             }
             assert len(r.window_times) == len(WindowPlan().windows(r.payload["duration_s"]))

@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from motionhead import motion_encoder
 from test_video import pattern, read_index  # frames that say their own index
 
 from clipsearch.errors import InvalidInput
@@ -205,44 +206,60 @@ def test_stride_equal_to_window_is_allowed() -> None:
 
 def test_frame_layout_indices_point_at_the_right_times() -> None:
     plan = WindowPlan()
+    assert plan.frames == 6
     layout = frame_layout(7.0, 8, plan)
     assert layout.windows == plan.windows(7.0)
     times = layout.times
     assert np.all(np.diff(times) > 0)  # sorted, distinct
-    # the docstring's example: only the windows' frames, 4 a second: 28
-    assert len(times) == 28
-    assert layout.window_frames.shape == (len(layout.windows), 8)
+    # the docstring's example: only the windows' frames, 3 a second: 21
+    assert len(times) == 21
+    assert layout.window_frames.shape == (len(layout.windows), 6)
     for (s, e), rows in zip(layout.windows, layout.window_frames, strict=True):
-        np.testing.assert_allclose(times[rows], s + interval_midpoints(e - s, 8), atol=1e-6)
+        np.testing.assert_allclose(times[rows], s + interval_midpoints(e - s, 6), atol=1e-6)
     # every time belongs to a window; the clip view takes the nearest of them
     assert set(layout.window_frames.ravel().tolist()) == set(range(len(times)))
     wanted = interval_midpoints(7.0, 8)
     gaps = np.abs(times[layout.clip] - wanted)
-    assert np.all(gaps <= 0.125 + 1e-9)  # half the grid's step
+    assert np.all(gaps <= 1 / 6 + 1e-9)  # half the grid's step
     assert np.all(gaps <= np.abs(times[:, None] - wanted[None]).min(axis=0) + 1e-9)
     assert np.all(np.diff(layout.clip) > 0)  # in order, no frame twice
+    # 8 frames a window: the grid of 4 a second
+    eight = frame_layout(7.0, 8, WindowPlan(frames=8))
+    assert len(eight.times) == 28 and eight.window_frames.shape == (len(layout.windows), 8)
 
 
 def test_overlapping_windows_share_frames() -> None:
-    layout = frame_layout(4.0, 8, WindowPlan())
+    layout = frame_layout(4.0, 8, WindowPlan(frames=8))
     w = layout.window_frames
     # windows (0,2) and (1,3): the second half of one is the first half of the next
     assert list(w[0, 4:]) == list(w[1, :4])
     assert list(w[1, 4:]) == list(w[2, :4])
     assert not set(w[0]) & set(w[2])
     # without overlap nothing is shared between windows
-    apart = frame_layout(4.0, 8, WindowPlan(window_s=2.0, stride_s=2.0))
+    apart = frame_layout(4.0, 8, WindowPlan(window_s=2.0, stride_s=2.0, frames=8))
     assert not set(apart.window_frames[0]) & set(apart.window_frames[1])
     assert len(apart.times) == 16  # 16 window times on a 0.25 s grid
     assert len(layout.times) == 16  # the overlapping plan samples no more frames
 
 
 def test_frame_layout_of_a_short_video_reuses_the_clip_times() -> None:
-    layout = frame_layout(1.5, 8, WindowPlan())
+    layout = frame_layout(1.5, 8, WindowPlan(frames=8))
     assert layout.windows == [(0.0, 1.5)]
     # one window spanning the whole clip samples the same times as the clip view
     assert list(layout.window_frames[0]) == list(layout.clip)
     assert len(layout.times) == 8
+    # a window of fewer frames than the clip view: the view takes each of them once
+    fewer = frame_layout(1.5, 8, WindowPlan())
+    assert len(fewer.times) == 6 and list(fewer.clip) == list(range(6))
+
+
+def test_window_frames_must_be_a_positive_integer() -> None:
+    for bad in (0, -2):
+        with pytest.raises(InvalidInput, match="frames must be at least 1"):
+            WindowPlan(frames=bad)
+    for bad in (2.5, True, "6"):
+        with pytest.raises(InvalidInput, match="frames must be an integer"):
+            WindowPlan(frames=bad)  # type: ignore[arg-type]
 
 
 def test_layout_times_is_the_layout_and_picklable() -> None:
@@ -424,7 +441,7 @@ def test_video_scores_of_many_queries_and_videos_at_once() -> None:
 
 
 def test_sample_frames_at_layout_times(clip_path: Path) -> None:
-    plan = WindowPlan()
+    plan = WindowPlan(frames=8)
     duration = N_FRAMES / FPS
     layout = frame_layout(duration, 8, plan)
     sampled = sample_frames(clip_path, 8, times=LayoutTimes(8, plan))
@@ -447,7 +464,7 @@ def test_sample_frames_at_layout_times(clip_path: Path) -> None:
 
 
 def test_a_target_on_a_frame_boundary_gets_that_frame(clip_path: Path) -> None:
-    plan = WindowPlan()
+    plan = WindowPlan(frames=8)
     layout = frame_layout(N_FRAMES / FPS, 8, plan)
     sampled = sample_frames(clip_path, 8, times=LayoutTimes(8, plan))
     shown = [read_index(f) for f in sampled.frames]
@@ -456,7 +473,7 @@ def test_a_target_on_a_frame_boundary_gets_that_frame(clip_path: Path) -> None:
 
 
 def test_the_layout_clip_view_is_near_plain_sampling(clip_path: Path) -> None:
-    plan = WindowPlan()
+    plan = WindowPlan(frames=8)
     layout = frame_layout(N_FRAMES / FPS, 8, plan)
     sampled = sample_frames(clip_path, 8, times=LayoutTimes(8, plan))
     plain = sample_frames(clip_path, 8)
@@ -471,7 +488,7 @@ def test_the_layout_clip_view_is_near_plain_sampling(clip_path: Path) -> None:
 
 
 def test_embed_views_match_embedding_each_view_alone(encoder: ClipEncoder, clip_path: Path) -> None:
-    plan = WindowPlan()
+    plan = WindowPlan(frames=8)
     sampled = sample_frames(clip_path, 8, times=LayoutTimes(8, plan))
     layout = frame_layout(sampled.duration_s, 8, plan)
     views = np.concatenate([layout.clip[None], layout.window_frames])
@@ -509,7 +526,7 @@ def test_embed_views_of_several_videos_and_bad_views(encoder: ClipEncoder) -> No
 def test_embed_clips_with_a_plan_gives_one_unit_vector_per_window(
     encoder: ClipEncoder, clip_path: Path
 ) -> None:
-    plan = WindowPlan()
+    plan = WindowPlan(frames=8)
     [batch] = list(embed_clips(encoder, [clip_path], workers=1, plan=plan))
     [done] = batch
     assert isinstance(done, EmbeddedClip)
@@ -553,10 +570,25 @@ def test_a_video_vector_is_the_mean_of_its_windows() -> None:
     assert video_vector(np.array([[1.0, 0.0], [-1.0, 0.0]])).tolist() == [0.0, 0.0]
 
 
+def test_windows_of_more_frames_than_a_temporal_head_pools_are_refused(
+    tiny_model_dir: Path, clip_path: Path
+) -> None:
+    encoder, head = motion_encoder(tiny_model_dir)
+    plan = WindowPlan(frames=head.max_frames + 1)
+    with pytest.raises(
+        InvalidInput, match=f"this model's temporal head pools at most {head.max_frames}"
+    ):
+        next(embed_clips(encoder, [clip_path], workers=1, plan=plan))
+    [[done]] = list(
+        embed_clips(encoder, [clip_path], workers=1, plan=WindowPlan(frames=head.max_frames))
+    )
+    assert isinstance(done, EmbeddedClip)
+
+
 def test_a_clip_no_longer_than_a_window_keeps_its_whole_clip_vector(
     encoder: ClipEncoder, clip_path: Path
 ) -> None:
-    plan = WindowPlan(window_s=30.0, stride_s=30.0)  # one window: the whole clip
+    plan = WindowPlan(window_s=30.0, stride_s=30.0, frames=8)  # one window: the whole clip
     [[done]] = list(embed_clips(encoder, [clip_path], workers=1, plan=plan))
     [[plain]] = list(embed_clips(encoder, [clip_path], workers=1))
     assert isinstance(done, EmbeddedClip) and isinstance(plain, EmbeddedClip)
@@ -570,19 +602,24 @@ def test_nearest_picks_the_closest_time_and_the_earlier_on_a_tie() -> None:
     assert nearest(np.array([3.0]), np.array([0.0, 9.0])).tolist() == [0, 0]
 
 
+@pytest.mark.parametrize("frames", [6, 8])
 @pytest.mark.parametrize("duration", [3.3, 4.2, 7.21, 9.9])
-def test_the_last_window_takes_the_grid_frames_nearest_its_own(duration: float) -> None:
-    plan = WindowPlan()
+def test_the_last_window_takes_the_grid_frames_nearest_its_own(
+    duration: float, frames: int
+) -> None:
+    plan = WindowPlan(frames=frames)
     layout = frame_layout(duration, 8, plan)
-    step = plan.window_s / 8
+    step = plan.window_s / frames
     # every frame is a grid time; the video costs a grid's frames, no extra 8 for the tail
     np.testing.assert_allclose(
-        (layout.times - step / 2) / step, np.round((layout.times - step / 2) / step), atol=1e-6
+        (layout.times - step / 2) / step,
+        np.round((layout.times - step / 2) / step),
+        atol=1e-5,  # times are kept to the microsecond
     )
     assert len(layout.times) == math.ceil(duration / step - 0.5)
     (start, end) = layout.windows[-1]
     assert end == pytest.approx(duration) and start == pytest.approx(duration - plan.window_s)
     tail = layout.times[layout.window_frames[-1]]
-    wanted = start + interval_midpoints(end - start, 8)
+    wanted = start + interval_midpoints(end - start, frames)
     assert np.all(np.abs(tail - wanted) <= step / 2 + 1e-9)
-    assert np.all(np.diff(tail) == pytest.approx(step))  # still evenly spaced
+    assert np.all(np.diff(tail) == pytest.approx(step, abs=2e-6))  # still evenly spaced

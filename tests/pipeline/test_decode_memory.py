@@ -162,7 +162,7 @@ def test_a_batch_closes_when_its_clips_hold_enough_frames(
     encoder: ClipEncoder, tmp_path: Path
 ) -> None:
     sources = _videos(tmp_path / "v", 5)  # 0.8 s each: 8 frames with the plan
-    plan = WindowPlan()
+    plan = WindowPlan(frames=8)
     by_frames = list(embed_clips(encoder, sources, workers=1, plan=plan, batch_frames=16))
     assert [len(batch) for batch in by_frames] == [2, 2, 1]
     by_clips = list(embed_clips(encoder, sources, workers=1, plan=plan))

@@ -14,10 +14,12 @@ from clipsearch.cli import main
 from clipsearch.data.collection import load_collection
 from clipsearch.errors import InvalidInput
 from clipsearch.model import load_model
-from clipsearch.pipeline.runner import IngestOptions, Shard, ingest
+from clipsearch.pipeline.runner import IngestOptions, Shard, ingest, stored_window_plan
 from clipsearch.store.base import clip_id
 from clipsearch.store.edge import QdrantEdgeStore
 from clipsearch.windows import WindowPlan
+
+STAMP = {"window_s": 2.0, "stride_s": 1.0, "frames": 6, "video": "window_mean"}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def test_ingest_twice_keeps_one_point_per_clip(tiny_synth: Path, vision, tmp_pat
     times = WindowPlan().windows(p["duration_s"])
     assert p["segment_times"] == [[round(s, 3), round(e, 3)] for s, e in times]
     assert point.windows.shape == (len(times), vision.dim) and len(times) >= 2
-    assert p["segment_plan"] == {"window_s": 2.0, "stride_s": 1.0, "video": "window_mean"}
+    assert p["segment_plan"] == STAMP
     np.testing.assert_allclose(np.linalg.norm(point.pooled), 1.0, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(point.windows, axis=1), 1.0, atol=1e-5)
     mean = point.windows.mean(0)  # the video's vector: its windows' mean
@@ -69,7 +71,29 @@ def test_earlier_video_vectors_embed_again(tiny_synth: Path, vision, tmp_path: P
         again = ingest(coll, vision, store, IngestOptions(workers=1))
         assert (again.ingested, again.up_to_date) == (2, 2)
         stamps = [p.payload["segment_plan"] for p in store.retrieve(list(points)).values()]
-        assert all(s == {"window_s": 2.0, "stride_s": 1.0, "video": "window_mean"} for s in stamps)
+        assert all(s == STAMP for s in stamps)
+
+
+def test_windows_stamped_before_frames_were_are_windows_of_8(  # type: ignore[no-untyped-def]
+    tiny_synth: Path, vision, tmp_path: Path
+) -> None:
+    coll = replace(load_collection(tiny_synth), clips=load_collection(tiny_synth).clips[:4])
+    eight = IngestOptions(workers=1, windows=WindowPlan(frames=8))
+    with QdrantEdgeStore(tmp_path / "store") as store:
+        assert ingest(coll, vision, store, eight).ingested == 4
+        points = store.retrieve([clip_id(c.path) for c in coll.clips], with_vectors=True)
+        # as stores were stamped before the frames a window pools were
+        earlier = {"window_s": 2.0, "stride_s": 1.0, "video": "window_mean"}
+        store.upsert(
+            [replace(p, payload={**p.payload, "segment_plan": earlier}) for p in points.values()]
+        )
+        assert stored_window_plan(store) == WindowPlan(frames=8)
+        assert ingest(coll, vision, store, eight).up_to_date == 4
+        again = ingest(coll, vision, store, IngestOptions(workers=1))  # the default: 6
+        assert (again.ingested, again.up_to_date) == (4, 0)
+        assert stored_window_plan(store) == WindowPlan()
+        stamps = [p.payload["segment_plan"] for p in store.retrieve(list(points)).values()]
+        assert all(s == STAMP for s in stamps)
 
 
 def test_resume_only_embeds_what_is_missing(tiny_synth: Path, vision, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
