@@ -48,11 +48,12 @@ from clipsearch.pipeline.sync import (
     check_prune,
     plan_sync,
     wait_settled,
+    with_frames,
 )
 from clipsearch.settings import DEFAULT_MAX_VIDEO_S
 from clipsearch.store.base import ClipPoint, VectorStore, clip_id
 from clipsearch.video import DECODER
-from clipsearch.windows import UNSTAMPED_FRAMES, WindowPlan
+from clipsearch.windows import WindowPlan
 
 log = logging.getLogger(__name__)
 # One line per change to the index (added, updated, moved, copied, removed): `clipsearch
@@ -310,10 +311,11 @@ def stored_window_plan(store: VectorStore, default: WindowPlan | None = None) ->
     for _, payload in store.payloads(keys=["segment_plan"]):
         stamp = payload.get("segment_plan")
         if isinstance(stamp, dict):
+            stamp = with_frames(stamp)
             return WindowPlan(
                 window_s=float(stamp["window_s"]),
                 stride_s=float(stamp["stride_s"]),
-                frames=int(stamp.get("frames", UNSTAMPED_FRAMES)),
+                frames=int(stamp["frames"]),
             )
         return None
     return default

@@ -264,11 +264,14 @@ def _same_kind(payload: dict[str, Any], model_id: str, plan_stamp: dict[str, Any
 
 
 def same_plan(stored: Any, stamp: dict[str, Any] | None) -> bool:
-    """``stored`` (a payload's ``segment_plan``) stamps the same cut as ``stamp``; a stamp
-    from before frames were stamped counts as the frames windows pooled then."""
-    if isinstance(stored, dict) and "frames" not in stored:
-        stored = {**stored, "frames": UNSTAMPED_FRAMES}
-    return bool(stored == stamp)
+    """``stored`` (a payload's ``segment_plan``) stamps the same cut as ``stamp``."""
+    return bool((with_frames(stored) if isinstance(stored, dict) else stored) == stamp)
+
+
+def with_frames(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored plan stamp with its frames a window: a stamp from before frames were
+    stamped counts as the frames windows pooled then."""
+    return {**stored, "frames": stored.get("frames", UNSTAMPED_FRAMES)}
 
 
 def _complete(payload: dict[str, Any], root: str) -> bool:
