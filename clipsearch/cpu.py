@@ -65,21 +65,13 @@ def _this_cpu() -> dict[str, Any]:
         return cpu_info("")
 
 
-# Flags that give bf16 matrix tiles: with them bf16 beats int8 on the vision tower; with
-# AVX-512 BF16 alone it does not (ViT-B/32 in benchmarks/RESULTS.md, "Ingest": on a Xeon with
-# AMX bf16 ran 5.82 clips/s and int8 4.17; on an EPYC with AVX-512 BF16 and VNNI but no
-# AMX, bf16 1.90 and int8 2.78).
-BF16_TILES = ("amx_bf16",)
-
-
 def fastest_vision_dtype() -> str:
-    """The vision tower's ``auto`` setting here: bf16 where the CPU has bf16 tiles (AMX),
-    int8 where it has int8 dot products (VNNI), fp32 elsewhere. Both keep the demo
-    model's figures (RESULTS.md, "Ingest")."""
-    info = _this_cpu()
-    if any(flag in info["flags"] for flag in BF16_TILES):
-        return "bf16"
-    return "int8" if info["int8_dot"] else "fp32"
+    """The vision tower's ``auto`` setting here: int8 where the CPU has int8 dot products
+    (VNNI or AMX), fp32 elsewhere. int8 keeps the demo model's figures and beats bf16 even
+    with AMX's bf16 tiles (ViT-B/32 in benchmarks/RESULTS.md, "Ingest", 2026-12-06: on a
+    Xeon with AMX int8 ran 7.06-7.97 clips/s and bf16 6.72-7.68; on an EPYC with AVX-512
+    BF16 and VNNI but no AMX, int8 4.43-4.96 and bf16 2.58)."""
+    return "int8" if _this_cpu()["int8_dot"] else "fp32"
 
 
 def training_dtype() -> str:

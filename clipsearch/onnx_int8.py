@@ -62,7 +62,7 @@ def export_quantized(
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
-    quiet = _DropAdvice()
+    quiet = _QuietQuantizer()
     root.addFilter(quiet)
     # The tracer warns about branches that depend on shapes; the exported graph is checked
     # against torch by `clipsearch parity`, `clipsearch eval` and the tests.
@@ -86,10 +86,14 @@ def export_quantized(
             root.removeFilter(quiet)
 
 
-class _DropAdvice(logging.Filter):
-    """Drops onnxruntime's "consider pre-processing" advice (for static quantization)."""
+class _QuietQuantizer(logging.Filter):
+    """Drops what onnxruntime's quantizer logs to the root logger below a warning (a line
+    per tensor, which a server logging at INFO would print by the hundred) and its
+    "consider pre-processing" advice (for static quantization)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING and "onnxruntime" in record.pathname:
+            return False
         return "pre-processing before quantization" not in record.getMessage()
 
 

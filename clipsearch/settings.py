@@ -24,7 +24,7 @@ TEXT_DTYPES = ("auto", "fp32", "bf16", "int8")
 DEFAULT_TEXT_DTYPE = "auto"
 # The vision tower (ingest): fp32; bf16 (fast on CPUs with AVX-512 BF16 or AMX only, and
 # emulated, slower than fp32, elsewhere); int8, an ONNX Runtime dynamic-int8 export
-# (clipsearch.vision_onnx); auto: bf16 with AMX, else int8 where the CPU has VNNI, else fp32.
+# (clipsearch.vision_onnx); auto: int8 where the CPU has VNNI or AMX, else fp32.
 VISION_DTYPES = ("auto", "fp32", "bf16", "int8")
 # The recommended setting: bf16 and int8 keep the demo model's figures (RESULTS.md, "Ingest").
 DEFAULT_VISION_DTYPE = "auto"

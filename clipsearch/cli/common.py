@@ -158,8 +158,8 @@ def add_vision_dtype_arg(p: argparse.ArgumentParser) -> None:
         choices=VISION_DTYPES,
         default=env("CLIPSEARCH_VISION_DTYPE", DEFAULT_VISION_DTYPE),
         help="how the vision tower runs (env CLIPSEARCH_VISION_DTYPE; default %(default)s: "
-        "bf16 on CPUs with AMX, else int8 (an ONNX Runtime export, made once "
-        "into the cache directory) on CPUs with VNNI, else fp32; `clipsearch bench-ingest` "
+        "int8 (an ONNX Runtime export, made once into the cache directory) on CPUs "
+        "with VNNI or AMX, else fp32; `clipsearch bench-ingest` "
         "and `clipsearch eval --vision-dtype ...` report what each changes)",
     )
 
