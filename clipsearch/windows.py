@@ -58,14 +58,12 @@ class WindowPlan:
                 f"stride_s ({self.stride_s}) must not exceed window_s ({self.window_s}): "
                 "parts of the video would belong to no moment"
             )
-        if isinstance(self.max_windows, bool) or not isinstance(self.max_windows, int):
-            raise InvalidInput(f"max_windows must be an integer, got {self.max_windows!r}")
-        if self.max_windows < 2:
-            raise InvalidInput(f"max_windows must be at least 2, got {self.max_windows}")
-        if isinstance(self.frames, bool) or not isinstance(self.frames, int):
-            raise InvalidInput(f"frames must be an integer, got {self.frames!r}")
-        if self.frames < 1:
-            raise InvalidInput(f"frames must be at least 1 a window, got {self.frames}")
+        for name, least in (("max_windows", 2), ("frames", 1)):
+            count = getattr(self, name)
+            if isinstance(count, bool) or not isinstance(count, int):
+                raise InvalidInput(f"{name} must be an integer, got {count!r}")
+            if count < least:
+                raise InvalidInput(f"{name} must be at least {least}, got {count}")
 
     def windows(self, duration_s: float) -> list[tuple[float, float]]:
         """(start_s, end_s) of each window of a video lasting ``duration_s``."""
