@@ -44,12 +44,15 @@ random streams are keyed apart from the default's, so no scene coincides.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import logging
 import math
 import multiprocessing
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -592,6 +595,35 @@ def render_frames(class_name: str, scene: Scene, spec: ClipSpec) -> np.ndarray:
 
 # --------------------------------------------------------------------------- encoding
 
+_M_PERTURB = -6  # glibc's mallopt option; 255 makes malloc hand out zero-filled memory
+_writers_open = 0
+_writers_lock = threading.Lock()
+
+
+@functools.cache
+def _mallopt() -> Callable[[int, int], int] | None:
+    try:
+        return ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):  # not glibc
+        return None
+
+
+def _zero_filled_allocations(on: bool) -> None:
+    """While any writer is open, malloc hands out zero-filled memory (glibc).
+
+    The libx264 that PyAV bundles reads memory it never wrote: otherwise its output, and so
+    an alt clip's bytes, depend on what the process allocated and freed before (a worker
+    that had built other clips wrote another file).
+    """
+    global _writers_open
+    mallopt = _mallopt()
+    if mallopt is None:
+        return
+    with _writers_lock:
+        _writers_open += 1 if on else -1
+        if _writers_open == (1 if on else 0):
+            mallopt(_M_PERTURB, 255 if on else 0)
+
 
 class _AviWriter:
     """Streams RGB frames into an AVI, bit-exact; a context manager.
@@ -618,9 +650,15 @@ class _AviWriter:
             bit_rate = round(BIT_RATE * (width * height) / (BASE_SIZE[0] * BASE_SIZE[1]))
         self.width, self.height = width, height
         self.n_frames = 0
-        self._container = av.open(
-            str(path), mode="w", format="avi", options={"fflags": "+bitexact"}
-        )
+        _zero_filled_allocations(True)
+        self._zero_filled = True
+        try:
+            self._container = av.open(
+                str(path), mode="w", format="avi", options={"fflags": "+bitexact"}
+            )
+        except BaseException:
+            _zero_filled_allocations(False)
+            raise
         try:
             stream = self._container.add_stream(
                 codec, rate=Fraction(fps), options={"flags": "+bitexact", **(options or {})}
@@ -637,6 +675,7 @@ class _AviWriter:
             stream.codec_context.codec_tag = codec_tag
         except BaseException:
             self._container.close()
+            _zero_filled_allocations(False)
             raise
         self._stream = stream
 
@@ -657,7 +696,12 @@ class _AviWriter:
             if flush:
                 self._container.mux(self._stream.encode(None))
         finally:
-            self._container.close()
+            try:
+                self._container.close()
+            finally:
+                if self._zero_filled:
+                    self._zero_filled = False
+                    _zero_filled_allocations(False)
 
     def __enter__(self) -> _AviWriter:
         return self
