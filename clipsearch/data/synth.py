@@ -657,7 +657,7 @@ class _AviWriter:
                 str(path), mode="w", format="avi", options={"fflags": "+bitexact"}
             )
         except BaseException:
-            _zero_filled_allocations(False)
+            self._end_zero_fill()
             raise
         try:
             stream = self._container.add_stream(
@@ -675,7 +675,7 @@ class _AviWriter:
             stream.codec_context.codec_tag = codec_tag
         except BaseException:
             self._container.close()
-            _zero_filled_allocations(False)
+            self._end_zero_fill()
             raise
         self._stream = stream
 
@@ -699,9 +699,13 @@ class _AviWriter:
             try:
                 self._container.close()
             finally:
-                if self._zero_filled:
-                    self._zero_filled = False
-                    _zero_filled_allocations(False)
+                self._end_zero_fill()
+
+    def _end_zero_fill(self) -> None:
+        """This writer's part in :func:`_zero_filled_allocations`, ended once."""
+        if self._zero_filled:
+            self._zero_filled = False
+            _zero_filled_allocations(False)
 
     def __enter__(self) -> _AviWriter:
         return self
