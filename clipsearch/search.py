@@ -405,7 +405,8 @@ class SearchService:
             # one more says whether there is a next page
             ranked, _ = self._videos(vector, skip + top_k + 1, prefetch, filter, exclude, threshold)
             hits = ranked[skip:]
-            results = [self._result(hit, vector) for hit in hits[:top_k]]
+            with telemetry.timed("moment_naming"):
+                results = [self._result(hit, vector) for hit in hits[:top_k]]
             found, has_next = bool(hits), len(hits) > top_k
         else:
 
@@ -413,10 +414,11 @@ class SearchService:
                 return self._videos(vector, n, max(prefetch, n), filter, exclude, threshold)
 
             page, near = self._collapse(fetch, mode, skip, top_k, first=self.limits.prefetch)
-            results = [
-                replace(self._result(c.item, vector), folded=c.folded, rank=c.rank)
-                for c in page.results
-            ]
+            with telemetry.timed("moment_naming"):
+                results = [
+                    replace(self._result(c.item, vector), folded=c.folded, rank=c.rank)
+                    for c in page.results
+                ]
             found, has_next = page.candidates > 0, page.has_next
         no_good_match, best = False, None
         if not found and threshold is not None and skip == 0:
@@ -545,11 +547,12 @@ class SearchService:
             exhausted = exhausted and len(hits) < depth
             for hit in hits:
                 candidates.setdefault(hit.id, hit)
-        scored = [
-            r
-            for hit in candidates.values()
-            if (r := self._sequence_result(hit, vectors, steps)) is not None
-        ]
+        with telemetry.timed("moment_naming"):
+            scored = [
+                r
+                for hit in candidates.values()
+                if (r := self._sequence_result(hit, vectors, steps)) is not None
+            ]
         scored.sort(key=lambda r: (-r.score, r.id))
         return scored, exhausted
 
@@ -613,8 +616,7 @@ class SearchService:
     def _sequence_result(
         self, hit: WindowHit, vectors: np.ndarray, steps: Sequence[str]
     ) -> Result | None:
-        with telemetry.timed("moment_naming"):
-            found = self.sequence(hit.windows, hit.payload, vectors)
+        found = self.sequence(hit.windows, hit.payload, vectors)
         if found is None:
             return None
         match, moments, scores, times = found
@@ -651,8 +653,7 @@ class SearchService:
         return match, moments, scores, times
 
     def _result(self, hit: WindowHit, vector: np.ndarray) -> Result:
-        with telemetry.timed("moment_naming"):
-            moment, scores, times = self.moment(hit.windows, hit.payload, vector)
+        moment, scores, times = self.moment(hit.windows, hit.payload, vector)
         return Result(hit, moment, scores, times)
 
     def moment(

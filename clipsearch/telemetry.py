@@ -6,7 +6,8 @@ installs a :class:`Sink` that turns the reports into, for example, Prometheus se
 library never imports a monitoring package.
 
 Stages of a search: ``tokenize``, ``text_encode`` (a query's vector, batch wait
-included), ``store_search`` and ``moment_naming``; of an ingest, its own (``decode_wait``,
+included), ``store_search`` and ``moment_naming`` (the moments of all of a page's
+results); of an ingest, its own (``decode_wait``,
 ``embed``, ``posters``, ``upsert``, ...). Events: ``query_cache`` and ``store_cache`` with
 ``result`` ``hit`` or ``miss``; ``ingest_videos`` by outcome (``ingested``, ``up_to_date``,
 ``skipped``, ``removed``) and ``ingest_frames`` (``embedded``, counted by ``amount``).

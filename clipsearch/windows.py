@@ -214,9 +214,12 @@ def video_scores(scores: np.ndarray, lengths: Sequence[int] | None = None) -> np
 def score_videos(windows: Sequence[np.ndarray], query: np.ndarray) -> np.ndarray:
     """:func:`video_scores` of several videos for one or more query vectors (as
     :func:`window_scores` takes them), from their window vectors (each (S_i, D), S_i >= 1)
-    in one product: (V,)."""
-    stacked = np.concatenate(list(windows))
-    return video_scores(window_scores(stacked, query), [len(w) for w in windows])
+    -> (V,)."""
+    # One small product per video, not one over their concatenation: copying that many
+    # floats makes NumPy let go of the GIL, and under a server's load each such release
+    # costs the request a wait of a switch interval (5 ms) or more to get it back.
+    scores = np.concatenate([window_scores(w, query) for w in windows])
+    return video_scores(scores, [len(w) for w in windows])
 
 
 def video_score(scores: Sequence[float] | np.ndarray) -> float:

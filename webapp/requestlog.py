@@ -16,6 +16,8 @@ from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
 
+from webapp.log_writer import BackgroundStreamHandler
+
 HEADER = "X-Request-ID"
 VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 NO_REQUEST = "-"
@@ -79,7 +81,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure(level: str, log_format: str) -> None:
     """Root logging for a server process: the format asked for, request ids on every line."""
-    handler = logging.StreamHandler()
+    handler = BackgroundStreamHandler()
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(
         JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)

@@ -31,6 +31,7 @@ import logging
 import shutil
 import sys
 import threading
+import uuid
 from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -185,6 +186,13 @@ def _read_moments_dim(path: Path) -> int | None:
         return int(config["vectors"][WINDOW_VECTOR]["size"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _window_key(point_id: int | uuid.UUID | str) -> int:
+    """A window point's id as its UUID's integer. Window searches key their maps by it:
+    an integer hashes in C, a UUID's hash and equality are Python methods (hundreds of
+    calls a query)."""
+    return point_id.int if isinstance(point_id, uuid.UUID) else uuid.UUID(str(point_id)).int
 
 
 class QdrantEdgeStore:
@@ -571,15 +579,15 @@ class QdrantEdgeStore:
                 with_payload=False,  # read for as many hits as needed, by videos_of
                 params=params,
             )
-            return [(p.id, p.score) for p in moments.query(request)]
+            return [(_window_key(p.id), p.score) for p in moments.query(request)]
 
         def videos_of(ids: list[Hashable]) -> dict[Hashable, str]:
             known, unknown = self._owners.split(ids)
             if unknown:
                 got: dict[Hashable, str] = {
-                    r.id: str((r.payload or {})[VIDEO_KEY])
+                    _window_key(r.id): str((r.payload or {})[VIDEO_KEY])
                     for b in batched(unknown)
-                    for r in moments.retrieve(list(b), [VIDEO_KEY], False)
+                    for r in moments.retrieve([uuid.UUID(int=i) for i in b], [VIDEO_KEY], False)
                 }
                 self._owners.add(got)
                 known.update(got)

@@ -109,7 +109,7 @@ def engine_threshold(threshold: float | None) -> float | None:
 
 
 # Window hits ``(window id, score)``, best first, for a limit. A window id is any
-# hashable the adapter's ``videos_of`` understands (Qdrant Edge: its UUID objects, which
+# hashable the adapter's ``videos_of`` understands (Qdrant Edge: its UUIDs' integers, which
 # spares turning hundreds of them into strings per query).
 WindowFetch = Callable[[int], Sequence[tuple[Hashable, float]]]
 # The videos of window ids: ``{window id: video id}``, vanished windows left out.
