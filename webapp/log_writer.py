@@ -9,8 +9,10 @@ writer thread writes what has queued, several lines at a time, and flushes.
 
 Lines still queued when the process ends normally are written (``logging.shutdown``
 flushes every handler at exit); a process killed outright loses the last few
-milliseconds of lines, as a buffered stream would. A forked child starts with an empty
-queue and its own writer: the parent writes what it had queued.
+milliseconds of lines, as a buffered stream would. A fork waits for a write in progress
+to end (a child must not inherit the stream's lock held by a thread it does not have);
+the child starts with an empty queue and its own writer, and the parent writes what it
+had queued.
 """
 
 from __future__ import annotations
@@ -40,12 +42,14 @@ class BackgroundStreamHandler(logging.Handler):
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._write_lock = threading.Lock()  # held while the stream is written
         _handlers.add(self)
 
     def _forget_parent(self) -> None:
         self._queue = queue.SimpleQueue()
         self._writer = None
         self._start_lock = threading.Lock()
+        self._write_lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -78,12 +82,13 @@ class BackgroundStreamHandler(logging.Handler):
                     break
             lines = [item for item in items if isinstance(item, str)]
             if lines:
-                try:
-                    self.stream.write("".join(lines))
-                    self.stream.flush()
-                except Exception:  # a closed or broken stream: say so once, like logging
-                    if logging.raiseExceptions:
-                        sys.stderr.write("--- logging error: the log stream failed\n")
+                with self._write_lock:
+                    try:
+                        self.stream.write("".join(lines))
+                        self.stream.flush()
+                    except Exception:  # a closed or broken stream: say so, as logging does
+                        if logging.raiseExceptions:
+                            sys.stderr.write("--- logging error: the log stream failed\n")
             for item in items:
                 if isinstance(item, threading.Event):
                     item.set()
@@ -105,9 +110,26 @@ class BackgroundStreamHandler(logging.Handler):
 _handlers: weakref.WeakSet[BackgroundStreamHandler] = weakref.WeakSet()
 
 
+_held: list[BackgroundStreamHandler] = []  # write locks taken for a fork in progress
+
+
+def _before_fork() -> None:
+    for handler in list(_handlers):
+        handler._write_lock.acquire()
+        _held.append(handler)
+
+
+def _after_fork_in_parent() -> None:
+    while _held:
+        _held.pop()._write_lock.release()
+
+
 def _after_fork_in_child() -> None:
+    _held.clear()
     for handler in list(_handlers):
         handler._forget_parent()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)

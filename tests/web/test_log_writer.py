@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,28 @@ def test_a_forked_child_writes_its_own_lines_and_not_the_parents(tmp_path: Path)
         handler.flush()
         handler.close()
     assert sorted(path.read_text().splitlines()) == ["child", "parent after", "parent before"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_fork_waits_for_a_write_in_progress(tmp_path: Path) -> None:
+    """A child must not inherit the stream mid-write (its lock held by a thread it lacks)."""
+    started, finished = threading.Event(), threading.Event()
+
+    class Slow(io.StringIO):
+        def write(self, s: str) -> int:
+            started.set()
+            time.sleep(0.3)
+            n = super().write(s)
+            finished.set()
+            return n
+
+    handler = BackgroundStreamHandler(Slow())
+    log = _logger("test.log_writer.slow", handler)
+    log.info("slow line")
+    assert started.wait(5)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if finished.is_set() else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the fork happened in the middle of a write"
+    handler.close()
