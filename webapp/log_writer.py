@@ -17,6 +17,7 @@ had queued.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -87,8 +88,7 @@ class BackgroundStreamHandler(logging.Handler):
                         self.stream.write("".join(lines))
                         self.stream.flush()
                     except Exception:  # a closed or broken stream: say so, as logging does
-                        if logging.raiseExceptions:
-                            sys.stderr.write("--- logging error: the log stream failed\n")
+                        _report_failure()
             for item in items:
                 if isinstance(item, threading.Event):
                     item.set()
@@ -105,6 +105,14 @@ class BackgroundStreamHandler(logging.Handler):
     def close(self) -> None:
         self.flush()
         super().close()
+
+
+def _report_failure() -> None:
+    if not logging.raiseExceptions:
+        return
+    # the failing stream may be stderr itself: then there is nowhere left to say it
+    with contextlib.suppress(Exception):
+        sys.stderr.write("--- logging error: the log stream failed\n")
 
 
 _handlers: weakref.WeakSet[BackgroundStreamHandler] = weakref.WeakSet()

@@ -152,3 +152,22 @@ def test_a_fork_waits_for_a_write_in_progress(tmp_path: Path) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, "the fork happened in the middle of a write"
     handler.close()
+
+
+def test_a_broken_stderr_does_not_stop_the_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the failing stream is stderr itself, reporting the failure fails too: the
+    writer must still answer flushes and go on with the next lines."""
+
+    class Broken(io.StringIO):
+        def write(self, s: str) -> int:
+            raise OSError("closed")
+
+    broken = Broken()
+    monkeypatch.setattr(sys, "stderr", broken)
+    handler = BackgroundStreamHandler(broken)
+    log = _logger("test.log_writer.stderr", handler)
+    log.info("lost")
+    handler.flush()
+    writer = handler._writer
+    assert writer is not None and writer.is_alive()
+    handler.close()
