@@ -127,8 +127,10 @@ def start_watcher(folder: str, settings: Settings, live: LiveSearch, media_dir: 
     from clipsearch.pipeline.runner import IngestOptions, stored_window_plan
     from ingest.watch import Watcher
 
-    # decoding in a thread: forking a process that serves requests from threads is unsafe
-    options = IngestOptions(workers=1, media_dir=media_dir, prune=True)
+    # decoding in a thread: forking a process that serves requests from threads is unsafe;
+    # no graph building: Qdrant Edge keeps the GIL while it builds, which would hold every
+    # request (for a minute at UCF101's size), so new windows are scanned exactly
+    options = IngestOptions(workers=1, media_dir=media_dir, prune=True, index=False)
     watcher = Watcher(Path(folder), options, interval_s=settings.watch_interval_s)
     vision: dict[str, Any] = {}
 

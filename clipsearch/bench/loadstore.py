@@ -99,10 +99,8 @@ def build_load_store(
     store.flush()
     upsert_s = time.perf_counter() - started
     started = time.perf_counter()
-    optimize = getattr(store, "optimize", None)  # Qdrant Edge builds its HNSW graphs here
-    if callable(optimize):
-        optimize()
-        store.flush()
+    store.optimize()  # Qdrant Edge builds its HNSW graphs here
+    store.flush()
     return LoadStoreReport(
         clips=clips,
         windows=data.n_windows,

@@ -141,6 +141,9 @@ class IngestOptions:
     # waiting retry_base_s, then twice as long each time (at most 30 s): about a minute
     store_retries: int = 6
     retry_base_s: float = 1.0
+    # build the store's search graphs at the end of the run (Qdrant Edge never does on its
+    # own; until then it scans new windows exactly). The engine keeps the GIL meanwhile.
+    index: bool = True
 
 
 class _Retry:
@@ -439,6 +442,11 @@ def ingest(
     t0 = time.perf_counter()
     retry("flush", store.flush)
     run.times.add("upsert", t0)
+    if opts.index and not run.stopping():
+        t0 = time.perf_counter()
+        if retry("index", store.optimize):
+            log.info("built the search index in %.1f s", time.perf_counter() - t0)
+        run.times.add("index", t0)
     report.store_count = retry("count", store.count)
     report.stage_seconds = run.times.rounded()
     report.wall_s = round(time.perf_counter() - started, 3)

@@ -191,6 +191,11 @@ class VectorStore(Protocol):
         """Make every acknowledged write durable."""
         ...
 
+    def optimize(self) -> bool:
+        """Build the search graphs of what was written (merging small segments); True if
+        anything changed. Until then new points are searched by an exact scan."""
+        ...
+
     def close(self) -> None:
         """Flush and release the store."""
         ...

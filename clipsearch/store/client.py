@@ -843,6 +843,11 @@ class QdrantClientStore:
     def flush(self) -> None:
         """Nothing to do: upserts use ``wait=True``, so acknowledged writes are applied."""
 
+    def optimize(self) -> bool:
+        """Nothing to do: a Qdrant server runs its optimizers on its own (local mode builds
+        no graphs)."""
+        return False
+
     def close(self) -> None:
         """Close the client (unless it is shared); calling it again does nothing."""
         if self._closed:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -57,6 +58,31 @@ def test_ingest_twice_keeps_one_point_per_clip(tiny_synth: Path, vision, tmp_pat
     mean = point.windows.mean(0)  # the video's vector: its windows' mean
     np.testing.assert_allclose(point.pooled, mean / np.linalg.norm(mean), atol=1e-5)
     assert (media / "posters" / f"{clip_id(clip.path)}.jpg").stat().st_size > 0
+
+
+class CountingStore(QdrantEdgeStore):
+    optimized = 0
+
+    def optimize(self) -> bool:
+        self.optimized += 1
+        return super().optimize()
+
+
+def test_a_run_ends_by_building_the_search_index(tiny_synth: Path, vision, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Qdrant Edge never builds its graphs on its own: each run asks for them at its end,
+    except when told not to (the server's watcher) or stopped."""
+    coll = load_collection(tiny_synth)
+    with CountingStore(tmp_path / "store") as store:
+        first = ingest(coll, vision, store, IngestOptions(limit=4, workers=2))
+        assert store.optimized == 1 and "index" in first.stage_seconds
+        unindexed = ingest(coll, vision, store, IngestOptions(limit=6, workers=2, index=False))
+        assert store.optimized == 1 and "index" not in unindexed.stage_seconds
+        stop = threading.Event()
+        stop.set()
+        ingest(coll, vision, store, IngestOptions(limit=8, workers=2, stop=stop))
+        assert store.optimized == 1
+        ingest(coll, vision, store, IngestOptions(limit=8, workers=2))
+        assert store.optimized == 2 and store.count() == 8
 
 
 def test_earlier_video_vectors_embed_again(tiny_synth: Path, vision, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -4,6 +4,7 @@ for the video index and the per-window index behind ``search_windows``."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -874,6 +875,72 @@ def test_edge_old_layout_gets_its_window_index(tmp_path: Path) -> None:
         assert_ranking(
             again.search_windows(q, 10, prefetch=1), best_window([*points, *more], q)[:10]
         )
+
+
+def _window_graphs(path: Path) -> list[Any]:
+    """The quantization of each window-shard segment searched by a graph."""
+    configs = [
+        json.loads(f.read_text())["config"]["vector_data"][WINDOW_VECTOR]
+        for f in (path / MOMENTS_DIR / "segments").glob("*/segment.json")
+    ]
+    return [c.get("quantization_config") for c in configs if c["index"]["type"] == "hnsw"]
+
+
+@pytest.mark.slow
+def test_edge_optimize_builds_the_window_graph_on_int8_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past Qdrant's indexing threshold the window shard is scanned exactly until optimize
+    builds its graph, walked on int8 copies; hits are rescored with the originals, so a
+    window finds its own video first at its exact cosine. A window shard whose graph was
+    built before the quantization (float32) gets it at its next optimize."""
+    import clipsearch.store.edge as edge
+
+    dim, path = 512, tmp_path / "store"
+    points = make_points(1500, dim, seed=5)  # ~6k windows of 2 KB: past the threshold
+    monkeypatch.setattr(edge, "WINDOW_QUANTIZATION", None)  # what an earlier version made
+    with QdrantEdgeStore(path, payload_indexes=()) as store:
+        store.ensure_collection(dim)
+        store.upsert(points)
+        assert _window_graphs(path) == []
+        assert store.optimize()
+        assert _window_graphs(path) == [None]
+    monkeypatch.undo()
+    with QdrantEdgeStore(path, payload_indexes=()) as store:
+        assert store.optimize()
+        assert store._moments is not None
+        assert store._moments.info().indexed_vectors_count == store.window_count()
+        for p in points[:: len(points) // 20]:
+            hit = store.search_windows(unit(p.windows[-1]), 1, prefetch=1)[0]
+            assert hit.id == p.id and abs(hit.score - 1.0) < 1e-5
+        assert not store.optimize()  # nothing left to do
+    # (the replaced segment's files go when the shard closes)
+    assert _window_graphs(path) == [
+        {"scalar": {"type": "int8", "quantile": 0.99, "always_ram": True}}
+    ]
+
+
+def test_edge_says_when_many_windows_are_outside_the_graph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Windows never optimized into the graph are scanned by every query: opening such a
+    store warns, with how many and what it costs, from a number of them on."""
+    import clipsearch.store.edge as edge
+
+    path = tmp_path / "store"
+    points = make_points(30, seed=21)
+    with QdrantEdgeStore(path, payload_indexes=()) as store:
+        store.ensure_collection(DIM)
+        store.upsert(points)
+    windows = sum(len(p.windows) for p in points)
+    monkeypatch.setattr(edge, "UNINDEXED_WARNING", windows + 1)
+    with caplog.at_level(logging.WARNING, logger=edge.__name__):
+        QdrantEdgeStore(path, payload_indexes=()).close()
+        assert caplog.records == []
+        monkeypatch.setattr(edge, "UNINDEXED_WARNING", windows)
+        QdrantEdgeStore(path, payload_indexes=()).close()
+    assert f"{windows} windows are not in the search graph" in caplog.text
+    assert "`clipsearch ingest` builds the graph" in caplog.text
 
 
 def test_edge_foreign_window_index_is_rebuilt(tmp_path: Path) -> None:
