@@ -81,7 +81,7 @@ def result_dict(
                 **({} if thumbnail is None else {"thumbnail_url": thumbnail}),
             }
             for thumbnail, (start, end), score in zip(
-                thumbnails, result.window_times, result.window_scores, strict=True
+                thumbnails, result.window_times, result.window_scores.tolist(), strict=True
             )
         ],
     }

@@ -176,9 +176,16 @@ def window_scores(windows: np.ndarray, query: np.ndarray) -> np.ndarray:
     For a multi-vector query the score of a window is its best match among the
     query vectors.
     """
-    q = np.atleast_2d(np.asarray(query, dtype=np.float32))
-    scores = np.asarray(windows, dtype=np.float32) @ q.T
-    return np.asarray(scores.max(axis=1), dtype=np.float64)
+    q = np.asarray(query, dtype=np.float32)
+    return _cosines(np.asarray(windows, dtype=np.float32), q).astype(np.float64)
+
+
+def _cosines(windows: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """:func:`window_scores` in float32 of float32 arrays: one product for a single query
+    vector (a server's common case: each NumPy call holds the GIL)."""
+    if query.ndim == 1:
+        return windows @ query
+    return (windows @ query.T).max(axis=1)
 
 
 def video_scores(scores: np.ndarray, lengths: Sequence[int] | None = None) -> np.ndarray:
@@ -218,8 +225,9 @@ def score_videos(windows: Sequence[np.ndarray], query: np.ndarray) -> np.ndarray
     # One small product per video, not one over their concatenation: copying that many
     # floats makes NumPy let go of the GIL, and under a server's load each such release
     # costs the request a wait of a switch interval (5 ms) or more to get it back.
-    scores = np.concatenate([window_scores(w, query) for w in windows])
-    return video_scores(scores, [len(w) for w in windows])
+    q = np.asarray(query, dtype=np.float32)
+    scores = np.concatenate([_cosines(np.asarray(w, dtype=np.float32), q) for w in windows])
+    return video_scores(scores.astype(np.float64), [len(w) for w in windows])
 
 
 def video_score(scores: Sequence[float] | np.ndarray) -> float:
