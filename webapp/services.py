@@ -129,7 +129,7 @@ def start_watcher(folder: str, settings: Settings, live: LiveSearch, media_dir: 
 
     # decoding in a thread: forking a process that serves requests from threads is unsafe;
     # no graph building: Qdrant Edge keeps the GIL while it builds, which would hold every
-    # request (for a minute at UCF101's size), so new windows are scanned exactly
+    # request (25-48 s at UCF101's size), so new windows are scanned exactly
     options = IngestOptions(workers=1, media_dir=media_dir, prune=True, index=False)
     watcher = Watcher(Path(folder), options, interval_s=settings.watch_interval_s)
     vision: dict[str, Any] = {}
