@@ -40,17 +40,16 @@ class BackgroundStreamHandler(logging.Handler):
     def __init__(self, stream: IO[str] | None = None):
         super().__init__()
         self.stream = stream if stream is not None else sys.stderr
+        self._fresh_state()
+        _handlers.add(self)
+
+    def _fresh_state(self) -> None:
+        """An empty queue, no writer yet, unheld locks: a new handler's, and a forked
+        child's (it must not share its parent's)."""
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._write_lock = threading.Lock()  # held while the stream is written
-        _handlers.add(self)
-
-    def _forget_parent(self) -> None:
-        self._queue = queue.SimpleQueue()
-        self._writer = None
-        self._start_lock = threading.Lock()
-        self._write_lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -135,7 +134,7 @@ def _after_fork_in_parent() -> None:
 def _after_fork_in_child() -> None:
     _held.clear()
     for handler in list(_handlers):
-        handler._forget_parent()
+        handler._fresh_state()
 
 
 os.register_at_fork(
