@@ -171,10 +171,10 @@ def video_shard_config(dim: int, search_threads: int | None = SEARCH_THREADS) ->
     )
 
 
-# Windows outside the graph are scanned by every query (measured: 11 ms a query for 60k
-# windows of 512 dimensions); opening a store with this many says so.
+# Windows outside the graph are scanned by every query (benchmarks/index/window_query.py:
+# 16.2 ms of CPU a query for 86,166 windows of 512); opening a store with this many says so.
 UNINDEXED_WARNING = 20_000
-SCAN_MS_PER_VALUE = 11 / (60_000 * 512)
+SCAN_MS_PER_VALUE = 16.2 / (86_166 * 512)
 
 # The window graph is walked on int8 copies of the vectors (kept in RAM: a quarter of the
 # originals) and the hits are rescored with the originals, so their scores are exact.
@@ -187,12 +187,20 @@ WINDOW_SEARCH_PARAMS = qe.SearchParams(
 )
 
 
-def _moments_config(dim: int, search_threads: int | None = SEARCH_THREADS) -> qe.EdgeConfig:
-    # Qdrant's defaults for everything else (HNSW as for ``pooled``).
+def window_shard_config(
+    dim: int,
+    search_threads: int | None = SEARCH_THREADS,
+    *,
+    quantized: bool = True,
+) -> qe.EdgeConfig:
+    """The window shard: ``segment`` (HNSW, walked on :data:`WINDOW_QUANTIZATION` copies
+    if ``quantized``); Qdrant's defaults for everything else."""
     return qe.EdgeConfig(
         vectors={
             WINDOW_VECTOR: qe.EdgeVectorParams(
-                size=dim, distance=qe.Distance.Cosine, quantization_config=WINDOW_QUANTIZATION
+                size=dim,
+                distance=qe.Distance.Cosine,
+                quantization_config=WINDOW_QUANTIZATION if quantized else None,
             )
         },
         max_search_threads=search_threads,
@@ -365,7 +373,7 @@ class QdrantEdgeStore:
             if path.exists() and not fresh:
                 stored = _read_moments_dim(path)
                 if stored == dim:
-                    return qe.EdgeShard.load(str(path), _moments_config(dim))
+                    return qe.EdgeShard.load(str(path), window_shard_config(dim))
                 logger.warning(
                     "%s is not a segment index of size %d (found %s): rebuilding it",
                     path,
@@ -379,7 +387,7 @@ class QdrantEdgeStore:
         except Exception as exc:
             raise self._error("open the segment index", exc) from None
         try:
-            shard = qe.EdgeShard.create(str(building), _moments_config(dim))
+            shard = qe.EdgeShard.create(str(building), window_shard_config(dim))
         except Exception as exc:
             raise self._error("create the segment index", exc) from None
         try:
@@ -403,7 +411,7 @@ class QdrantEdgeStore:
         try:
             shard.close()
             building.rename(path)
-            moments = qe.EdgeShard.load(str(path), _moments_config(dim))
+            moments = qe.EdgeShard.load(str(path), window_shard_config(dim))
         except Exception as exc:
             raise self._error("open the segment index", exc) from None
         if not fresh:
@@ -831,7 +839,7 @@ class QdrantEdgeStore:
         graphs of ``pooled`` and of the window index).
 
         Qdrant Edge never optimizes on its own; until this runs, new points are searched by
-        an exact scan (about 11 ms a query at 60k windows against 1 ms on the graph), so
+        an exact scan (16 ms a query at 86k windows, against 0.4 ms on the graph), so
         ``clipsearch ingest`` runs it at the end of every run. It costs little when few
         points are new; it keeps the GIL while it builds. Returns True if anything changed.
         """
