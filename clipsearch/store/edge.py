@@ -4,10 +4,11 @@ Everything lives in-process: no server to run. ``<path>/`` is the **video shard*
 per video: ``pooled`` + ``segments`` multivector + payload; its ``wal/``, ``segments/`` and
 ``edge_config.json``), and ``<path>/moments/`` is the **window shard**, the per-window
 index: one point per window (dense vector ``segment``, cosine, HNSW) with a copy of
-the video's filterable payload. Qdrant Edge only ever touches ``wal/``, ``segments/`` and its
-config files under a shard path, so nesting the window shard inside the video shard's
-directory is safe. :meth:`QdrantEdgeStore.search_windows` queries the window shard for the
-best windows, keeps each video's best one and reads those videos back from the video shard.
+the video's filterable payload. Qdrant Edge only ever touches ``wal/``, ``segments/``,
+``temp_segments/`` and its config files under a shard path, so nesting the window shard
+inside the video shard's directory is safe. :meth:`QdrantEdgeStore.search_windows`
+queries the window shard for the best windows, keeps each video's best one and reads
+those videos back from the video shard.
 
 The window shard is derived data: a store written before it existed (no ``moments/``) gets
 it built from the stored ``segments`` vectors when it is opened (built in
@@ -92,9 +93,40 @@ logger = logging.getLogger(__name__)
 LOCK_FILE = ".clipsearch.lock"
 CONFIG_FILE = "edge_config.json"  # written by EdgeShard.create
 MOMENTS_DIR = "moments"  # the window shard, inside the video shard's directory
+# Where a shard's optimize builds each new segment before moving it into ``segments/``.
+TEMP_SEGMENTS_DIR = "temp_segments"
 
 
 # --------------------------------------------------------------------------- the adapter
+
+
+def _clear_unfinished_segments(shard_dir: Path) -> None:
+    """Remove the segments an interrupted optimize left half built.
+
+    Qdrant Edge builds them under ``temp_segments/`` and never clears it when a shard is
+    loaded, so each build killed mid-way (a crash, ``kill -9``, a container stopped)
+    would keep its disk for good (UCF101's window graph: about 300 MB). Their points are still
+    in ``segments/``. Call only while holding the store's lock.
+    """
+    temp = shard_dir / TEMP_SEGMENTS_DIR
+    try:
+        entries = list(temp.iterdir())
+    except OSError:  # none yet
+        return
+    if not entries:
+        return
+    size = sum(f.stat().st_size for e in entries for f in [e, *e.rglob("*")] if f.is_file())
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    logger.warning(
+        "%s: removed %d unfinished segment(s) (%.0f MB) left by an interrupted index build",
+        shard_dir,
+        len(entries),
+        size / 1e6,
+    )
 
 
 def _in_use(path: Path) -> StoreError:
@@ -314,6 +346,9 @@ class QdrantEdgeStore:
                 self._lock_file = None
 
     def _open(self) -> None:
+        if self._lock_file is not None:  # no other process can be optimizing it
+            for shard_dir in (self.path, self.moments_path):
+                _clear_unfinished_segments(shard_dir)
         try:
             dim = self._read_dim()
             shard = qe.EdgeShard.load(str(self.path), video_shard_config(dim))

@@ -943,6 +943,53 @@ def test_edge_says_when_many_windows_are_outside_the_graph(
     assert "`clipsearch ingest` builds the graph" in caplog.text
 
 
+def test_edge_clears_segments_an_interrupted_optimize_left(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An optimize killed mid-way leaves its half-built segment in ``temp_segments/``,
+    which Qdrant Edge never removes (a killed UCF101-size build kept about 300 MB): opening the
+    store removes it, and every point is still there."""
+    import clipsearch.store.edge as edge
+
+    path = tmp_path / "store"
+    points = make_points(12, seed=4)
+    with QdrantEdgeStore(path, payload_indexes=()) as store:
+        store.ensure_collection(DIM)
+        store.upsert(points)
+    left = []
+    for shard_dir in (path, path / MOMENTS_DIR):
+        builder = shard_dir / edge.TEMP_SEGMENTS_DIR / "segment_builder_Xy12ab"
+        (builder / "vector_storage").mkdir(parents=True)
+        (builder / "vector_storage" / "chunk_0.mmap").write_bytes(b"\0" * 4096)
+        left.append(builder)
+    with (
+        caplog.at_level(logging.WARNING, logger=edge.__name__),
+        QdrantEdgeStore(path, payload_indexes=()) as store,
+    ):
+        assert store.count() == len(points)
+        assert store.window_count() == sum(len(p.windows) for p in points)
+        hit = store.search_windows(unit(points[3].windows[0]), 1, prefetch=1)[0]
+        assert hit.id == points[3].id
+    assert not any(b.exists() for b in left)
+    assert caplog.text.count("unfinished segment(s)") == 2
+
+
+def test_edge_leaves_temp_segments_alone_without_the_lock(tmp_path: Path) -> None:
+    """A second opener, refused the store's lock, must not touch what the first one's
+    optimize is building."""
+    import clipsearch.store.edge as edge
+
+    path = tmp_path / "store"
+    with QdrantEdgeStore(path, payload_indexes=()) as store:
+        store.ensure_collection(DIM)
+        store.upsert(make_points(3))
+        building = path / MOMENTS_DIR / edge.TEMP_SEGMENTS_DIR / "segment_builder_busy"
+        building.mkdir(parents=True)
+        with pytest.raises(StoreError, match="in use"):
+            QdrantEdgeStore(path, payload_indexes=())
+        assert building.exists()
+
+
 def test_edge_foreign_window_index_is_rebuilt(tmp_path: Path) -> None:
     path = tmp_path / "store"
     points = make_points(10)
