@@ -455,22 +455,26 @@ class FrameClock:
     """Turns decoded frames into seconds from the stream start (pts None -> +1/fps)."""
 
     def __init__(self, stream: av.video.stream.VideoStream, fps: float):
-        self.tb = stream.time_base  # a Fraction: pts * tb is exact (35 * 1/25 == 1.4)
+        # pts * num / den in integers, then one correctly rounded division: the same float
+        # as the exact Fraction's (35 * 1/25 == 1.4), without a Fraction per frame
+        tb = stream.time_base
+        self.tb = (tb.numerator, tb.denominator) if tb is not None else None
         self.origin = _origin(stream)
         self.step = 1.0 / fps
         self.last: float | None = None
         self.last_step = self.step
 
     def __call__(self, frame: av.VideoFrame) -> float:
-        if frame.pts is not None and self.tb is not None:
-            t = float(frame.pts * self.tb)
+        tb = self.tb
+        if frame.pts is not None and tb is not None:
+            t = frame.pts * tb[0] / tb[1]
             if self.origin is None:
                 self.origin = t
             t -= self.origin
         else:
             t = 0.0 if self.last is None else self.last + self.step
-        if frame.duration and self.tb is not None:
-            self.last_step = float(frame.duration * self.tb)
+        if frame.duration and tb is not None:
+            self.last_step = frame.duration * tb[0] / tb[1]
         elif self.last is not None and t > self.last:
             self.last_step = t - self.last
         self.last = t

@@ -170,6 +170,23 @@ def test_frame_clock_falls_back_to_rate_without_pts() -> None:
     assert clock.end() == pytest.approx(0.12)
 
 
+@pytest.mark.parametrize(
+    ("time_base", "start"),
+    [(Fraction(1, 25), 0), (Fraction(1001, 30000), 1001), (Fraction(1, 90000), 3003)],
+)
+def test_frame_clock_gives_the_exact_times_of_timestamps(time_base: Fraction, start: int) -> None:
+    """Each time is the float nearest the exact pts * time_base (not one rounded twice),
+    so 35 * 1/25 is 1.4 and NTSC steps land on the same floats as the Fraction's."""
+    stream: Any = SimpleNamespace(time_base=time_base, start_time=start)
+    clock = FrameClock(stream, 25.0)
+    step = int(1 / (25 * time_base)) or 1
+    pts = [start + i * step for i in range(0, 4000, 7)]
+    frames: list[Any] = [SimpleNamespace(pts=p, duration=step) for p in pts]
+    origin = float(start * time_base)
+    assert [clock(f) for f in frames] == [float(p * time_base) - origin for p in pts]
+    assert clock.last_step == float(step * time_base)
+
+
 # --- sampling real clips ------------------------------------------------------------------
 
 
