@@ -38,7 +38,9 @@ def run(
     if alias is None:
         store = open_store(settings)
         try:
-            return JobResult(ingest(collection, encoder, store, options, progress=progress))
+            return JobResult(
+                ingest(collection, encoder, store, options, progress=progress, announce=announce)
+            )
         finally:
             store.close()
 
@@ -49,7 +51,9 @@ def run(
     try:
         verb = "resuming" if build.plan.resumed else "building"
         announce(f"{verb} {build.plan.version} for alias {alias!r}")
-        report = ingest(collection, encoder, build.store, options, progress=progress)
+        report = ingest(
+            collection, encoder, build.store, options, progress=progress, announce=announce
+        )
         swapped: list[str] = []
         if report.ok:
             swapped = build.finish(

@@ -209,6 +209,14 @@ def progress(total: int, unit: str, desc: str, enabled: bool) -> Iterator[Callab
         bar.close()
 
 
+def announce(line: str) -> None:
+    """A line on stderr that leaves a progress bar on screen whole (it is drawn again
+    below the line)."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stderr)
+
+
 def show_progress(args: argparse.Namespace) -> bool:
     return (not args.quiet and sys.stderr.isatty()) or bool(getattr(args, "progress", False))
 

@@ -17,6 +17,7 @@ from clipsearch.cli.common import (
     add_store_args,
     add_vision_dtype_arg,
     add_window_args,
+    announce,
     env,
     non_negative_float,
     positive_float,
@@ -81,7 +82,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             swap=not args.no_swap,
             drop_old=args.drop_old,
             progress=update,
-            announce=lambda line: print(line, file=sys.stderr),
+            announce=announce,
         )
     report, swapped = done.report, done.swapped
     print(report.summary())

@@ -381,8 +381,13 @@ def ingest(
     store: VectorStore,
     options: IngestOptions | None = None,
     progress: Callable[[int], None] | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> IngestReport:
     """Bring ``store`` in step with ``collection``; never raises for a bad video.
+
+    ``progress`` is told how many more clips are done as they are; ``announce`` gets a line
+    before a step that shows no progress (building the search index, which can take a
+    minute on a large store and is not interrupted once started).
 
     Raises :class:`clipsearch.pipeline.sync.PruneRefused` (before changing anything) for a
     prune that looks like a missing folder rather than deleted files, unless ``keep_on_refusal``
@@ -443,6 +448,8 @@ def ingest(
     retry("flush", store.flush)
     run.times.add("upsert", t0)
     if opts.index and not run.stopping():
+        if announce is not None and (report.ingested or report.removed or report.moved):
+            announce("building the search index")
         t0 = time.perf_counter()
         if retry("index", store.optimize):
             log.info("built the search index in %.1f s", time.perf_counter() - t0)

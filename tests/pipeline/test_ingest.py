@@ -70,19 +70,24 @@ class CountingStore(QdrantEdgeStore):
 
 def test_a_run_ends_by_building_the_search_index(tiny_synth: Path, vision, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Qdrant Edge never builds its graphs on its own: each run asks for them at its end,
-    except when told not to (the server's watcher) or stopped."""
+    except when told not to (the server's watcher) or stopped; a run that changed the store
+    says so first (the build shows no progress)."""
     coll = load_collection(tiny_synth)
+    said: list[str] = []
     with CountingStore(tmp_path / "store") as store:
-        first = ingest(coll, vision, store, IngestOptions(limit=4, workers=2))
+        first = ingest(coll, vision, store, IngestOptions(limit=4, workers=2), announce=said.append)
         assert store.optimized == 1 and "index" in first.stage_seconds
+        assert said == ["building the search index"]
         unindexed = ingest(coll, vision, store, IngestOptions(limit=6, workers=2, index=False))
         assert store.optimized == 1 and "index" not in unindexed.stage_seconds
         stop = threading.Event()
         stop.set()
         ingest(coll, vision, store, IngestOptions(limit=8, workers=2, stop=stop))
         assert store.optimized == 1
-        ingest(coll, vision, store, IngestOptions(limit=8, workers=2))
-        assert store.optimized == 2 and store.count() == 8
+        ingest(coll, vision, store, IngestOptions(limit=8, workers=2), announce=said.append)
+        assert store.optimized == 2 and store.count() == 8 and len(said) == 2
+        ingest(coll, vision, store, IngestOptions(limit=8, workers=2), announce=said.append)
+        assert store.optimized == 3 and len(said) == 2  # nothing changed: nothing to say
 
 
 def test_earlier_video_vectors_embed_again(tiny_synth: Path, vision, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
