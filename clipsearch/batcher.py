@@ -26,7 +26,11 @@ import numpy as np
 from clipsearch import telemetry
 from clipsearch.errors import InvalidInput
 
-DEFAULT_MAX_BATCH = 32
+# Past about a dozen a query's share of a batch costs no less (the int8 text tower: 3.3 ms
+# a query in batches of 8 to 32), and every request of a batch waits for all of it: with
+# 32 request threads and 32 users, 12 served 10 % more than 32 at the same p95
+# (benchmarks/RESULTS.md, "Served").
+DEFAULT_MAX_BATCH = 12
 DEFAULT_MAX_WAIT_S = 0.002
 MAX_THREADS = 4
 

@@ -13,10 +13,12 @@ Flask itself. Workers are ``gthread``: each thread serves one request; video ran
 requests are cheap file reads.
 
 - Embedded Qdrant Edge store (no URL): the shard is a single-process directory (it is
-  locked), so exactly **one worker** opens it; concurrency comes from threads, **16** by
-  default: enough requests in flight for batches of ~8 queries at 32 users, while more
-  threads only queue on the GIL (measured: 6, 16 and 32 threads serve 92, 112 and 91
-  requests/s with 32 users; benchmarks/RESULTS.md). The text tower gets one thread
+  locked), so exactly **one worker** opens it; concurrency comes from threads, **32** by
+  default: most of a request's time is the wait for its query's batch, and with 16
+  threads only about 12 queries could wait at once, in batches of 4.3 at 32 users; with
+  32 (and batches of at most 12, ``CLIPSEARCH_BATCH_QUERIES``) they hold 7 and the
+  server does 10 % more at the same p95 (2-core Xeon, 2026-12-07; benchmarks/RESULTS.md,
+  "Served"). The text tower gets one thread
   (``CLIPSEARCH_TEXT_THREADS``): a batch is encoded with the least CPU on one, and one
   batch per core is encoded side by side (``CLIPSEARCH_BATCH_THREADS``), since a single
   encoding thread left a core idle while the request threads waited on it (2 cores:

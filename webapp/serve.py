@@ -28,7 +28,7 @@ from webapp.settings import ENV_METRICS_DIR, Settings
 
 log = logging.getLogger(__name__)
 
-EDGE_THREADS = 16
+EDGE_THREADS = 32
 SERVER_THREADS = 2
 MAX_SERVER_WORKERS = 4
 TIMEOUT_S = 60
@@ -48,7 +48,7 @@ def plan_workers(
 ) -> tuple[int, int]:
     """``(workers, threads)`` for ``store``, filling in defaults.
 
-    Embedded Edge store: 1 worker (more is refused), 16 threads. Server URL:
+    Embedded Edge store: 1 worker (more is refused), 32 threads. Server URL:
     ``min(4, CPUs)`` workers, 2 threads each. A server that ``watch``-es a folder runs one
     worker: each would watch it.
     """

@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from clipsearch.batcher import DEFAULT_MAX_BATCH
 from clipsearch.settings import (
     DEFAULT_CACHE_DIR,
     DEFAULT_DEVICE,
@@ -94,7 +95,7 @@ class Settings:
     device: str = DEFAULT_DEVICE
     # concurrent queries encoded in one batch (1: no micro-batching), and how long the
     # first query of a batch waits for company
-    batch_queries: int = 32
+    batch_queries: int = DEFAULT_MAX_BATCH
     batch_wait_ms: float = 2.0
     # threads of the int8 text tower. One: requests bring the concurrency, and one thread
     # encodes a batch with the least CPU (a second thread adds ~30 % CPU for ~30 % speed)

@@ -18,6 +18,7 @@ from conftest import free_port
 from folders import get_json, phrase_store, start_group, stop_group, wait_until_up
 
 from clipsearch import text_runtime
+from clipsearch.batcher import DEFAULT_MAX_BATCH
 from clipsearch.errors import InvalidInput
 from clipsearch.store.base import clip_id
 from clipsearch.store.factory import StoreSettings
@@ -31,7 +32,7 @@ START_TIMEOUT_S = 30  # generous: importing torch alone takes seconds on a busy 
 
 
 def test_embedded_store_gets_one_worker_with_threads() -> None:
-    assert plan_workers(StoreSettings(path="var/store")) == (1, 16)
+    assert plan_workers(StoreSettings(path="var/store")) == (1, 32)
     assert plan_workers(StoreSettings(path="var/store"), threads=8) == (1, 8)
 
 
@@ -78,7 +79,7 @@ def load_conf(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
 
 def test_gunicorn_conf_sizes_for_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
     edge = load_conf(monkeypatch, CLIPSEARCH_STORE="var/store")
-    assert (edge["workers"], edge["threads"], edge["worker_class"]) == (1, 16, "gthread")
+    assert (edge["workers"], edge["threads"], edge["worker_class"]) == (1, 32, "gthread")
     assert (edge["timeout"], edge["accesslog"], edge["preload_app"]) == (60, None, False)
     assert edge["bind"] == "127.0.0.1:8000"
     server = load_conf(monkeypatch, QDRANT_URL="http://qdrant:6333", CLIPSEARCH_BIND="0.0.0.0:80")
@@ -128,7 +129,7 @@ def test_gunicorn_serves_search_from_an_edge_store(server: str, edge_store: Path
     status, health = get_json(f"{server}/api/health")
     assert status == 200
     assert set(health.pop("query_cache")) == {"size", "capacity", "hits", "misses", "hit_rate"}
-    assert health.pop("query_batches")["max_batch"] == 32
+    assert health.pop("query_batches")["max_batch"] == DEFAULT_MAX_BATCH
     assert set(health.pop("store_cache")) == {"videos", "mb", "capacity_mb", "hit_rate"}
     # `auto` measures the text runtimes here: which one wins depends on the CPU
     assert health.pop("text_dtype") in text_runtime.candidates()

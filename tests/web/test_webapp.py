@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 from PIL import Image
 
 from clipsearch import text_runtime
+from clipsearch.batcher import DEFAULT_MAX_BATCH
 from clipsearch.model import ClipEncoder
 from clipsearch.store.base import ClipPoint, clip_id
 from clipsearch.store.client import QdrantClientStore
@@ -300,7 +301,11 @@ def test_health(client: FlaskClient) -> None:
         "hit_rate": 0.5,
     }
     batches = body.pop("query_batches")  # the one miss went through the micro-batcher
-    assert batches["queries"] == 1 and batches["batches"] == 1 and batches["max_batch"] == 32
+    assert (
+        batches["queries"] == 1
+        and batches["batches"] == 1
+        and batches["max_batch"] == DEFAULT_MAX_BATCH
+    )
     assert body == {
         "status": "ok",
         "model": "tiny-random",
@@ -562,7 +567,7 @@ def test_create_app_from_environment(
     app = create_app()
     health = app.test_client().get("/api/health").get_json()
     assert health.pop("query_cache")["capacity"] == 4096
-    assert health.pop("query_batches")["max_batch"] == 32
+    assert health.pop("query_batches")["max_batch"] == DEFAULT_MAX_BATCH
     # the default, auto: the text runtime measured fastest here, recorded in the cache
     (record,) = (tmp_path / "cache" / "onnx").glob("*/text-auto-*.json")
     choice = json.loads(record.read_text())["choice"]
