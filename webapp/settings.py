@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from clipsearch.batcher import DEFAULT_MAX_BATCH
+from clipsearch.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S
 from clipsearch.settings import (
     DEFAULT_CACHE_DIR,
     DEFAULT_DEVICE,
@@ -96,7 +96,7 @@ class Settings:
     # concurrent queries encoded in one batch (1: no micro-batching), and how long the
     # first query of a batch waits for company
     batch_queries: int = DEFAULT_MAX_BATCH
-    batch_wait_ms: float = 2.0
+    batch_wait_ms: float = DEFAULT_MAX_WAIT_S * 1000
     # threads of the int8 text tower. One: requests bring the concurrency, and one thread
     # encodes a batch with the least CPU (a second thread adds ~30 % CPU for ~30 % speed)
     text_threads: int = 1

@@ -206,11 +206,15 @@ class IngestReport:
     prune_refused: str | None = None  # why a prune was not done (keep_on_refusal)
 
     @property
+    def stored(self) -> int:
+        """Videos this run wrote: embedded, moved or copied."""
+        return self.ingested + len(self.moved) + len(self.copied)
+
+    @property
     def ok(self) -> bool:
         """False only when files failed and nothing was stored."""
-        stored = self.ingested + len(self.moved) + len(self.copied)
         broken = [f for f in self.failed if f["reason"] != STILL_WRITTEN]
-        return stored > 0 or not broken
+        return self.stored > 0 or not broken
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -448,7 +452,7 @@ def ingest(
     retry("flush", store.flush)
     run.times.add("upsert", t0)
     if opts.index and not run.stopping():
-        if announce is not None and (report.ingested or report.removed or report.moved):
+        if announce is not None and (report.stored or report.removed):
             announce("building the search index")
         t0 = time.perf_counter()
         if retry("index", store.optimize):
