@@ -1,11 +1,14 @@
 """What the CPU can do fast: its model name and the instruction-set flags that decide which
-kernels the towers get (read from ``/proc/cpuinfo`` on Linux)."""
+kernels the towers get (read from ``/proc/cpuinfo`` on Linux, less AMX where the kernel
+does not lend it to this process)."""
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import platform
+import sys
 from typing import Any
 
 # AVX2 is on every x86-64 CPU of the last decade; AVX-512 (with its VNNI int8 and BF16 dot
@@ -26,6 +29,12 @@ NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
 # Flags that give int8 dot products with 32-bit sums. Without them ONNX Runtime's int8
 # kernels sum pairs in 16 bits, which can saturate (its quantization docs).
 INT8_DOT = ("avx512_vnni", "avx_vnni", "amx_int8")
+# Linux lends a process AMX's tile registers only when it asks (arch_prctl); a sandbox can
+# refuse, and then the kernels fall back to AVX-512 while /proc/cpuinfo still lists AMX.
+AMX_FLAGS = ("amx_bf16", "amx_int8")
+_SYS_ARCH_PRCTL = 158  # x86-64
+_ARCH_REQ_XCOMP_PERM = 0x1023
+_XFEATURE_XTILEDATA = 18
 
 
 def usable_cpus() -> int:
@@ -48,21 +57,54 @@ def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
             continue
         fields.setdefault(key.strip(), value.strip())
     present = set(fields.get("flags", "").split())
-    return {
-        "model": fields.get("model name") or platform.processor() or platform.machine(),
-        "flags": [flag for flag in CPU_FLAGS if flag in present],
-        "native_bf16": any(flag in present for flag in NATIVE_BF16),
-        "int8_dot": any(flag in present for flag in INT8_DOT),
+    model = fields.get("model name") or platform.processor() or platform.machine()
+    return _described(model, [flag for flag in CPU_FLAGS if flag in present])
+
+
+def _described(model: str, flags: list[str], denied: list[str] | None = None) -> dict[str, Any]:
+    info = {
+        "model": model,
+        "flags": flags,
+        "native_bf16": any(flag in flags for flag in NATIVE_BF16),
+        "int8_dot": any(flag in flags for flag in INT8_DOT),
     }
+    if denied:
+        info["denied"] = denied
+    return info
+
+
+def without_denied(info: dict[str, Any], amx_granted: bool) -> dict[str, Any]:
+    """``info`` as this process may use it: without the AMX flags (listed under
+    ``denied``) when the kernel would not lend it the tiles."""
+    denied = [flag for flag in info["flags"] if flag in AMX_FLAGS]
+    if amx_granted or not denied:
+        return info
+    kept = [flag for flag in info["flags"] if flag not in denied]
+    return _described(info["model"], kept, denied)
+
+
+def amx_granted() -> bool:
+    """Whether the kernel lends this process AMX's tiles (asking for them, as ONNX Runtime
+    and oneDNN do before they use AMX). True where that cannot be asked."""
+    if not sys.platform.startswith("linux") or platform.machine() != "x86_64":
+        return True
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.syscall(_SYS_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA)) == 0
+    except (OSError, AttributeError):
+        return True
 
 
 @functools.cache
 def _this_cpu() -> dict[str, Any]:
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            return cpu_info(f.read())
+            info = cpu_info(f.read())
     except OSError:
         return cpu_info("")
+    if any(flag in info["flags"] for flag in AMX_FLAGS):
+        return without_denied(info, amx_granted())
+    return info
 
 
 def fastest_vision_dtype() -> str:

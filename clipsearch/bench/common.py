@@ -61,10 +61,14 @@ def size_label(n: int) -> str:
 
 
 def cpu_line(info: Mapping[str, Any] | None = None) -> str:
-    """``CPU: <model>, 2 cores (avx2, avx512f, ...)``: what every benchmark prints first."""
+    """``CPU: <model>, 2 cores (avx2, avx512f, ...)``: what every benchmark prints first
+    (and the flags the kernel refuses this process, if any)."""
     info = info if info is not None else cpu_info()
     flags = ", ".join(info["flags"]) or "none of " + ", ".join(CPU_FLAGS)
-    return f"CPU: {info['model']}, {os.cpu_count()} cores ({flags})"
+    line = f"CPU: {info['model']}, {os.cpu_count()} cores ({flags})"
+    if info.get("denied"):
+        line += f"; denied to this process: {', '.join(info['denied'])}"
+    return line
 
 
 def environment(packages: Mapping[str, str]) -> dict[str, Any]:

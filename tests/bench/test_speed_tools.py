@@ -3,10 +3,15 @@ models, the ingest benchmark and the serving settings."""
 
 from __future__ import annotations
 
+import errno
 import gzip
 import itertools
 import json
+import platform
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +19,7 @@ import pytest
 from clipsearch.bench.common import cpu_line
 from clipsearch.bench.loadstore import build_load_store
 from clipsearch.cli import main
-from clipsearch.cpu import cpu_info
+from clipsearch.cpu import cpu_info, without_denied
 from clipsearch.data.collection import load_collection
 from clipsearch.errors import InvalidInput
 from clipsearch.store.edge import QdrantEdgeStore
@@ -22,6 +27,8 @@ from clipsearch.video import sample_frames
 from clipsearch.windows import WindowPlan, frame_layout
 from training.tokenizer import OPENAI_MERGES, _byte_alphabet, openai_clip_tokenizer
 from webapp.settings import ConfigError, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_load_store_holds_searchable_clips_with_ingest_payloads(tmp_path: Path) -> None:
@@ -193,3 +200,46 @@ def test_cpu_info_names_the_model_and_the_flags_that_pick_kernels() -> None:
     assert xeon["flags"] == ["avx2", "avx512f", "avx512_vnni", "amx_bf16", "amx_int8"]
     assert xeon["native_bf16"] is True and xeon["int8_dot"] is True
     assert "none of avx2" in cpu_line(cpu_info("model name\t: Arm\nflags\t: neon\n"))
+
+
+def test_amx_the_kernel_refuses_is_not_reported_as_usable() -> None:
+    xeon = cpu_info("model name\t: Xeon\nflags\t: avx2 avx512f avx512_vnni amx_int8 amx_bf16\n")
+    assert without_denied(xeon, amx_granted=True) == xeon
+    refused = without_denied(xeon, amx_granted=False)
+    assert refused["flags"] == ["avx2", "avx512f", "avx512_vnni"]
+    assert refused["denied"] == ["amx_bf16", "amx_int8"]
+    assert refused["native_bf16"] is False and refused["int8_dot"] is True
+    assert cpu_line(refused).endswith(
+        "(avx2, avx512f, avx512_vnni); denied to this process: amx_bf16, amx_int8"
+    )
+    epyc = cpu_info("model name\t: EPYC\nflags\t: avx2 avx512f avx512_vnni avx512_bf16\n")
+    assert without_denied(epyc, amx_granted=False) == epyc
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or platform.machine() != "x86_64", reason="Linux on x86-64 only"
+)
+def test_without_amx_makes_the_kernel_refuse_the_tiles_to_the_command() -> None:
+    probe = (
+        "import ctypes, errno, json; from clipsearch.cpu import cpu_info\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "answer = libc.syscall(158, 0x1023, 18)\n"
+        "print(json.dumps([answer, ctypes.get_errno(), cpu_info()]))"
+    )
+    wrapper = ROOT / "benchmarks" / "without_amx.py"
+
+    def run(*prefix: str) -> list[Any]:
+        done = subprocess.run(
+            [*prefix, sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT
+        )
+        assert done.returncode == 0, done.stderr
+        return list(json.loads(done.stdout))
+
+    answer, error, info = run(sys.executable, str(wrapper))
+    assert (answer, error) == (-1, errno.EPERM)
+    assert not any(flag.startswith("amx") for flag in info["flags"])
+    answer, error, plain = run()
+    assert error != errno.EPERM  # granted (0) on a CPU with AMX, unsupported elsewhere
+    assert set(info["flags"]) | set(info.get("denied", [])) == set(plain["flags"])
+    done = subprocess.run([sys.executable, str(wrapper)], capture_output=True, text=True)
+    assert done.returncode != 0 and "usage" in done.stderr

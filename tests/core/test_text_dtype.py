@@ -14,6 +14,7 @@ from motionhead import motion_encoder, train_stand_in
 
 from clipsearch import cpu as cpu_module
 from clipsearch import model as model_module
+from clipsearch import text_runtime
 from clipsearch.cli import build_parser, main
 from clipsearch.cpu import cpu_info
 from clipsearch.errors import InvalidInput, ModelLoadError
@@ -123,6 +124,18 @@ def test_auto_vision_dtype_follows_the_cpu(
     info = cpu_info(f"model name\t: some CPU\nflags\t: {flags}\n")
     monkeypatch.setattr(cpu_module, "_this_cpu", lambda: info)
     assert cpu_module.fastest_vision_dtype() == expected
+
+
+def test_a_process_refused_amx_measures_its_text_tower_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    info = cpu_info("model name\t: Xeon\nflags\t: avx2 avx512f avx512_vnni amx_int8 amx_bf16\n")
+    keys = []
+    for granted in (True, False):
+        usable = cpu_module.without_denied(info, amx_granted=granted)
+        monkeypatch.setattr(cpu_module, "_this_cpu", lambda usable=usable: usable)
+        keys.append(text_runtime.machine_key(2, 1))
+    assert keys[0] != keys[1]  # a choice measured with AMX is not reused without it
 
 
 @pytest.mark.parametrize("chosen", ["bf16", "int8", "fp32"])
