@@ -71,8 +71,10 @@ def build_load_store(
     seed: int = 0,
     batch: int = 256,
     progress: Callable[[int], None] | None = None,
+    optimize: bool = True,
 ) -> LoadStoreReport:
-    """Upsert ``clips`` synthetic clips of ``dim``-d vectors into an empty ``store``."""
+    """Upsert ``clips`` synthetic clips of ``dim``-d vectors into an empty ``store`` and
+    build its search graphs (unless not ``optimize``)."""
     if clips < 1 or dim < 1:
         raise InvalidInput(f"need at least one clip and one dimension, got {clips} and {dim}")
     if store.count() > 0:
@@ -99,8 +101,9 @@ def build_load_store(
     store.flush()
     upsert_s = time.perf_counter() - started
     started = time.perf_counter()
-    store.optimize()  # Qdrant Edge builds its HNSW graphs here
-    store.flush()
+    if optimize:
+        store.optimize()  # Qdrant Edge builds its HNSW graphs here
+        store.flush()
     return LoadStoreReport(
         clips=clips,
         windows=data.n_windows,
