@@ -19,6 +19,7 @@ from clipsearch.cli import build_parser, main
 from clipsearch.cpu import cpu_info
 from clipsearch.errors import InvalidInput, ModelLoadError
 from clipsearch.model import ClipEncoder, load_model
+from clipsearch.onnx_session import VisionSession
 from clipsearch.text_onnx import MODEL_FILE, tower_digest
 from clipsearch.vision_onnx import PatchesAsMatMul, export_vision_int8
 from webapp.settings import ConfigError, Settings
@@ -229,6 +230,29 @@ def test_the_int8_vision_export_has_no_integer_convolution(
     ops = {node.op_type for node in onnx.load(str(tmp_path / "v.onnx")).graph.node}
     assert not ops & {"Conv", "ConvInteger"} and "MatMulInteger" in ops
     assert encoder.model.vision_model.embeddings.patch_embedding is conv  # put back
+
+
+@pytest.mark.parametrize("tokens", [False, True])
+def test_the_int8_vision_tower_runs_parts_of_a_call_side_by_side(
+    tiny_model_dir: Path, tmp_path: Path, tokens: bool
+) -> None:
+    encoder = load_model(tiny_model_dir, towers="vision")
+    path = tmp_path / "v.onnx"
+    export_vision_int8(encoder.model, encoder.preprocess.crop, 1 if tokens else None, path)
+    pixels = np.random.default_rng(4).normal(size=(7, 3, *encoder.preprocess.crop))
+    alone = VisionSession(path, threads=1)
+    feats, grid = VisionSession(path, threads=3)(pixels.astype(np.float32))
+    # array_split's parts, in order, each exactly what one run on it gives
+    parts = [alone(part.astype(np.float32)) for part in np.array_split(pixels, 3)]
+    np.testing.assert_array_equal(feats, np.concatenate([f for f, _ in parts]))
+    assert not np.array_equal(feats, alone(pixels.astype(np.float32))[0])  # not one run
+    if tokens:
+        assert grid is not None and len(grid) == 7
+        np.testing.assert_array_equal(grid, np.concatenate([g for _, g in parts]))
+    else:
+        assert grid is None
+    one = VisionSession(path, threads=3)(pixels[:1].astype(np.float32))[0]
+    np.testing.assert_array_equal(one, alone(pixels[:1].astype(np.float32))[0])
 
 
 def test_int8_vision_tower_gives_a_motion_head_its_patch_tokens(
