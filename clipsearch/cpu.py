@@ -102,9 +102,7 @@ def _this_cpu() -> dict[str, Any]:
             info = cpu_info(f.read())
     except OSError:
         return cpu_info("")
-    if any(flag in info["flags"] for flag in AMX_FLAGS):
-        return without_denied(info, amx_granted())
-    return info
+    return without_denied(info, amx_granted())
 
 
 def fastest_vision_dtype() -> str:

@@ -79,6 +79,6 @@ class VisionSession:
         return feats, np.concatenate([g for _, g in parts if g is not None])
 
     def _run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        outputs = self.session.run(None, {"pixels": np.ascontiguousarray(pixels)})
+        outputs = self.session.run(None, {"pixels": pixels})  # contiguous float32 already
         feats = np.asarray(outputs[0], dtype=np.float32)
         return feats, np.asarray(outputs[1], dtype=np.float32) if self.tokens else None

@@ -43,14 +43,14 @@ def status_mb() -> dict[str, int]:
 # The graph build keeps the GIL, so a thread could not watch it: a child process reads
 # this process's anonymous and file-backed resident memory every 50 ms until told to stop.
 SAMPLER = """
-import sys, time
+import select, sys
 pid, peak = sys.argv[1], {"RssAnon": 0, "RssFile": 0}
-while not sys.stdin.closed:
+while True:
     for line in open(f"/proc/{pid}/status"):
         key = line.split(":")[0]
         if key in peak:
             peak[key] = max(peak[key], int(line.split()[1]) // 1024)
-    if sys.stdin in __import__("select").select([sys.stdin], [], [], 0.05)[0]:
+    if select.select([sys.stdin], [], [], 0.05)[0]:  # told to stop (or the parent died)
         break
 print(peak["RssAnon"], peak["RssFile"])
 """
