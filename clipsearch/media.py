@@ -39,6 +39,7 @@ from clipsearch.video import (
     open_video,
     sample_frames,
     scaled_size,
+    timestamps_break,
 )
 
 logger = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ def _transcode(
     """Decode ``stream`` and encode every frame, as a player shows it (deinterlaced,
     square pixels, upright), into an MP4 at ``tmp``; return the frame count."""
     fps = frame_rate(stream)
-    clock = FrameClock(stream, fps)
+    clock = FrameClock(stream, fps, leaps=timestamps_break(container))
     deinterlacer = Deinterlacer(TEMPORAL)
     reformatter = VideoReformatter()
     encoder: av.video.stream.VideoStream | None = None

@@ -27,7 +27,10 @@ Design (see :func:`sample_frames`):
   list of floats, never a long video's decoded frames at full size.
 - Times are seconds from the start of the video stream (``stream.start_time``,
   else the first frame), so the first frame of an ordinary file is at 0.0.
-  Frames with no pts get ``previous time + 1/fps``.
+  Frames with no pts get ``previous time + 1/fps``. Times never run backwards: a
+  timestamp earlier than the one before (files joined with ``cat``, a glitch in a
+  recording) and, in formats whose timestamps may break (MPEG-TS, MPEG-PS), a leap of
+  more than 10 s either way, go on one frame after the time before, as ``ffmpeg`` does.
 - A truncated file that still yields frames is sampled over its decodable part
   (``duration_s`` is then the decodable duration) with a warning in the log;
   a file with no decodable video frame raises :class:`VideoDecodeError`.
@@ -57,12 +60,14 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "AV_ERRORS",
     "DECODER",
+    "Continuity",
     "FrameClock",
     "RgbFrames",
     "SampledFrames",
     "StreamTiming",
     "VideoInfo",
     "decode_frames",
+    "decoded_as_before",
     "estimate_duration",
     "frame_rate",
     "frame_times",
@@ -72,8 +77,10 @@ __all__ = [
     "probe",
     "sample_frames",
     "scaled_size",
+    "scanned_length",
     "shown_as_decoded",
     "stream_timing",
+    "timestamps_break",
 ]
 
 # Errors PyAV/FFmpeg (or the OS underneath) raise for unreadable input.
@@ -84,6 +91,11 @@ _OPEN_ERRORS: tuple[type[BaseException], ...] = (*AV_ERRORS, ValueError)
 _MAX_BAD_PACKETS = 50
 # A frame starting this close after a sample time is the one showing at it (float noise).
 _TIME_EPS = 1e-6
+# FFmpeg's AVFMT_TS_DISCONT: a format whose timestamps may break (MPEG-TS and MPEG-PS:
+# broadcast recordings, files joined with cat), where a leap of more than _MAX_LEAP_S
+# either way is a break, not a gap in the picture (ffmpeg's -dts_delta_threshold).
+_TS_DISCONT = 0x0200
+_MAX_LEAP_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -217,12 +229,24 @@ _NOT_VIDEO = Disposition.attached_pic | Disposition.still_image
 def _main_video_stream(
     container: av.container.InputContainer,
 ) -> av.video.stream.VideoStream | None:
-    """The stream FFmpeg would play (``av_find_best_stream``), never an attached picture."""
+    """The stream FFmpeg would play (``av_find_best_stream``), never an attached picture,
+    nor a still or thumbnail track that a muxer marked default beside the video (MP4 and
+    MOV mark the first track of each kind): a stream with over twice its frames wins."""
     videos = [s for s in container.streams.video if not s.disposition & _NOT_VIDEO]
     if not videos:
         return None
     best = container.streams.best("video")
-    return best if best in videos else videos[0]
+    best = best if best in videos else videos[0]
+    most = max(videos, key=_frame_count)
+    return most if _frame_count(most) > 2 * _frame_count(best) else best
+
+
+def _frame_count(stream: av.video.stream.VideoStream) -> int:
+    """Frames of ``stream`` by its headers (its frame count, else length x rate); 0 unknown."""
+    if stream.frames:
+        return int(stream.frames)
+    length = _seconds(stream.duration, stream.time_base)
+    return round(length * frame_rate(stream)) if length is not None and length > 0 else 0
 
 
 # Frame sizes a clip may have: smaller is not a picture anyone can search, larger (or
@@ -304,6 +328,7 @@ class StreamTiming:
     n_frames: int  # frame count from the headers (0: unknown)
     fps: float
     container_s: float | None  # the container's duration (audio and start offsets count)
+    may_break: bool = False  # timestamps may break (MPEG-TS, MPEG-PS): the span may be wrong
 
     @property
     def length_s(self) -> float | None:
@@ -326,7 +351,19 @@ def stream_timing(path: str | Path) -> StreamTiming:
             n_frames=int(stream.frames or 0),
             fps=fps,
             container_s=container_s,
+            may_break=timestamps_break(container),
         )
+    finally:
+        container.close()
+
+
+def scanned_length(path: str | Path, stop_after_s: float | None = None) -> float | None:
+    """The length of ``path``'s video stream from every packet's timestamps (demuxing
+    only), breaks closed up as :class:`FrameClock` closes them; the scan stops once it
+    is past ``stop_after_s``."""
+    container, stream = open_video(path)
+    try:
+        return _scan_packets(container, stream, frame_rate(stream), stop_after_s)[1]
     finally:
         container.close()
 
@@ -369,9 +406,10 @@ def probe(path: str | Path) -> VideoInfo:
 
 
 # What the frames of this module are: 2 = as a player shows them (the main video stream,
-# turned upright, square pixels, deinterlaced). Stored with the vectors made from them, so
-# a store knows which videos were embedded from frames of an earlier kind.
-DECODER = 2
+# turned upright, square pixels, deinterlaced); 3 = also on a clock that never runs
+# backwards, from a main stream that is never a still stored first. Stored with the vectors
+# made from them, so a store knows which videos were embedded from frames of an earlier kind.
+DECODER = 3
 
 
 def shown_as_decoded(path: str | Path) -> bool:
@@ -391,6 +429,29 @@ def shown_as_decoded(path: str | Path) -> bool:
         container.close()
 
 
+def decoded_as_before(path: str | Path) -> bool:
+    """True when decoder 2 took the frames this one takes from ``path``: the stream FFmpeg
+    picks is the main one, and its decode timestamps never break (demuxing only)."""
+    container, stream = open_video(path)
+    try:
+        videos = [s for s in container.streams.video if not s.disposition & _NOT_VIDEO]
+        best = container.streams.best("video")
+        if stream.index != (best if best in videos else videos[0]).index:
+            return False
+        joins = Continuity(leaps=timestamps_break(container))
+        tb = stream.time_base
+        for packet in container.demux(stream):
+            if packet.size and packet.dts is not None and tb is not None:
+                joins.see(float(packet.dts * tb), float((packet.duration or 0) * tb))
+                if joins.shift:
+                    return False
+        return True
+    except AV_ERRORS as exc:
+        raise VideoDecodeError(path, f"cannot read stream ({exc})") from exc
+    finally:
+        container.close()
+
+
 def _first_frame(
     path: str | Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream
 ) -> av.VideoFrame | None:
@@ -399,11 +460,17 @@ def _first_frame(
 
 
 def _scan_packets(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream, fps: float
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    fps: float,
+    stop_after_s: float | None = None,
 ) -> tuple[int, float | None]:
-    """Count video packets and find the end time, demuxing only."""
+    """Count video packets and find the end time, demuxing only (up to ``stop_after_s``
+    past the first timestamp); breaks in the decode timestamps are closed up as
+    :class:`FrameClock` closes them."""
     tb = float(stream.time_base) if stream.time_base is not None else None
     origin = _origin(stream)
+    joins = Continuity(leaps=timestamps_break(container))
     count = 0
     end: float | None = None
     try:
@@ -411,10 +478,15 @@ def _scan_packets(
             if packet.size == 0:
                 continue
             count += 1
-            ts = packet.pts if packet.pts is not None else packet.dts
-            if ts is not None and tb is not None:
-                t = ts * tb + (packet.duration * tb if packet.duration else 1.0 / fps)
-                end = t if end is None else max(end, t)
+            if packet.pts is None or tb is None:
+                continue
+            step = packet.duration * tb if packet.duration else 1.0 / fps
+            if packet.dts is not None:
+                joins.see(packet.dts * tb, step)
+            t = joins.shift + packet.pts * tb + step
+            end = t if end is None else max(end, t)
+            if stop_after_s is not None and origin is not None and end - origin > stop_after_s:
+                break
     except AV_ERRORS as exc:
         logger.warning("packet scan of %s stopped early: %s", container.name, exc)
     if end is not None and origin is not None:
@@ -451,10 +523,37 @@ def decode_frames(
         yield from frames
 
 
-class FrameClock:
-    """Turns decoded frames into seconds from the stream start (pts None -> +1/fps)."""
+def timestamps_break(container: av.container.InputContainer) -> bool:
+    """Whether ``container``'s format lets timestamps break (MPEG-TS, MPEG-PS)."""
+    return bool(container.format.flags & _TS_DISCONT)
 
-    def __init__(self, stream: av.video.stream.VideoStream, fps: float):
+
+class Continuity:
+    """Closes breaks in a run of timestamps (seconds): one earlier than the one before
+    and, with ``leaps``, one more than ``_MAX_LEAP_S`` later start a new run one step
+    after the last time. ``shift`` is what to add to the raw times of the current run."""
+
+    def __init__(self, *, leaps: bool):
+        self.leaps = leaps
+        self.shift = 0.0
+        self.raw: float | None = None  # the last raw time seen
+        self.step = 0.0  # how long the last time lasts
+
+    def see(self, raw: float, step: float) -> float:
+        """``raw`` closed up to the times before it; ``step``: how long it lasts."""
+        if self.raw is not None:
+            leap = raw - self.raw
+            if leap < 0 or (self.leaps and leap > _MAX_LEAP_S):
+                self.shift = self.raw + self.shift + self.step - raw
+        self.raw, self.step = raw, step
+        return raw + self.shift
+
+
+class FrameClock:
+    """Turns decoded frames into seconds from the stream start (pts None -> +1/fps); the
+    times never run backwards, nor leap where ``leaps`` (see :class:`Continuity`)."""
+
+    def __init__(self, stream: av.video.stream.VideoStream, fps: float, *, leaps: bool = False):
         # pts * num / den in integers, then one correctly rounded division: the same float
         # as the exact Fraction's (35 * 1/25 == 1.4), without a Fraction per frame
         tb = stream.time_base
@@ -463,6 +562,7 @@ class FrameClock:
         self.step = 1.0 / fps
         self.last: float | None = None
         self.last_step = self.step
+        self.joins = Continuity(leaps=leaps)
 
     def __call__(self, frame: av.VideoFrame) -> float:
         tb = self.tb
@@ -472,11 +572,14 @@ class FrameClock:
                 self.origin = t
             t -= self.origin
         else:
-            t = 0.0 if self.last is None else self.last + self.step
-        if frame.duration and tb is not None:
-            self.last_step = frame.duration * tb[0] / tb[1]
+            t = 0.0 if self.last is None else self.last + self.step - self.joins.shift
+        step = frame.duration * tb[0] / tb[1] if frame.duration and tb is not None else None
+        t = self.joins.see(t, step if step is not None else self.last_step)
+        if step is not None:
+            self.last_step = step
         elif self.last is not None and t > self.last:
             self.last_step = t - self.last
+        self.joins.step = self.last_step
         self.last = t
         return t
 
@@ -489,7 +592,7 @@ def frame_times(path: str | Path) -> np.ndarray:
     """Presentation time (seconds from the stream start) of every decodable frame."""
     container, stream = open_video(path)
     try:
-        clock = FrameClock(stream, frame_rate(stream))
+        clock = FrameClock(stream, frame_rate(stream), leaps=timestamps_break(container))
         return np.asarray(
             [clock(f) for f in decode_frames(path, container, stream)], dtype=np.float64
         )
@@ -530,7 +633,13 @@ def sample_frames(
 
     timing = stream_timing(path)
     estimate = timing.length_s
-    if max_duration_s is not None and estimate is not None and estimate > max_duration_s:
+
+    def too_long(length: float | None) -> bool:
+        return max_duration_s is not None and length is not None and length > max_duration_s
+
+    if too_long(estimate) and timing.may_break:  # its last timestamp may lie: read them all
+        estimate = scanned_length(path, stop_after_s=max_duration_s) or estimate
+    if too_long(estimate):
         raise VideoDecodeError(
             path, f"longer than the {max_duration_s:g}-s limit ({estimate:.0f} s)"
         )
@@ -607,7 +716,7 @@ def _first_pass(
     Returns (the chosen frames, or None when there were no targets; every frame's time;
     the decoded duration; the display geometry of the first frame).
     """
-    clock = FrameClock(stream, fps)
+    clock = FrameClock(stream, fps, leaps=timestamps_break(container))
     times: list[float] = []
     chosen: RgbFrames | None = None
     prev: tuple[int, av.VideoFrame] | None = None

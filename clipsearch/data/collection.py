@@ -11,6 +11,7 @@ UCF101 facts this module relies on, all true of the real dataset:
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -229,7 +230,7 @@ def scan_folder(root: Path) -> FolderScan:
                     walk(Path(entry.path), path)
             elif entry.is_symlink() and not _is_file(entry):
                 # a drive or share linked in and now unplugged: its videos are not deleted
-                scan.problems.append((path, "broken link (its target is missing)"))
+                scan.problems.append((path, _link_problem(entry.path)))
             elif os.path.splitext(entry.name)[1].lower() not in VIDEO_EXTENSIONS:
                 scan.ignored[os.path.splitext(entry.name)[1].lower()] += 1
             elif _is_file(entry):
@@ -246,6 +247,19 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
         return entry.is_dir()
     except OSError:
         return False
+
+
+def _link_problem(link: str) -> str:
+    """Why the link at ``link``, which leads to no regular file or folder, is not read."""
+    try:
+        os.stat(link)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return "broken link (its target is missing)"
+        if exc.errno == errno.ELOOP:
+            return "broken link (it leads round in a loop)"
+        return f"link whose target cannot be read ({exc.strerror})"
+    return "link to something that is not a regular file"
 
 
 def _is_file(entry: os.DirEntry[str]) -> bool:

@@ -212,9 +212,10 @@ class IngestReport:
 
     @property
     def ok(self) -> bool:
-        """False only when files failed and nothing was stored."""
+        """False only when files failed and none is in the store: none written by this run
+        nor up to date from an earlier one."""
         broken = [f for f in self.failed if f["reason"] != STILL_WRITTEN]
-        return self.stored > 0 or not broken
+        return self.stored > 0 or self.up_to_date > 0 or not broken
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -40,7 +40,7 @@ from clipsearch.data.collection import Clip
 from clipsearch.errors import InvalidInput, VideoDecodeError
 from clipsearch.filenames import display, payload_source
 from clipsearch.store.base import VectorStore, clip_id
-from clipsearch.video import DECODER, shown_as_decoded
+from clipsearch.video import DECODER, decoded_as_before, shown_as_decoded
 from clipsearch.windows import UNSTAMPED_FRAMES
 
 log = logging.getLogger(__name__)
@@ -255,11 +255,11 @@ def _inode(path: Path) -> tuple[int, int]:
 
 def _same_kind(payload: dict[str, Any], model_id: str, plan_stamp: dict[str, Any] | None) -> bool:
     """The stored vectors are what this run would make: same model, same window plan,
-    frames of this decoder (or of the one before it: see ``_legacy_ok``)."""
+    frames of this decoder (or of one before it: see ``_legacy_ok``)."""
     return (
         payload.get("model") == model_id
         and same_plan(payload.get("segment_plan"), plan_stamp)
-        and payload.get("decoder", DECODER) == DECODER
+        and payload.get("decoder", DECODER) in (DECODER - 1, DECODER)
     )
 
 
@@ -284,12 +284,20 @@ def _complete(payload: dict[str, Any], root: str) -> bool:
 
 
 def _legacy_ok(work: Work, stored: dict[str, Any]) -> bool:
-    """A video stored before frames were turned, deinterlaced and taken from the main
-    stream keeps its vectors only if that changes nothing for it (and its file did not)."""
-    if not work.stamp.matches(stored):
-        return False
+    """A video stored by an earlier decoder keeps its vectors only if its file did not
+    change and this decoder changes nothing for it: decoder 1 (no ``decoder``) neither
+    turned, deinterlaced nor took the main stream; decoder 2 took a still stored first
+    and let times run backwards."""
+    if "decoder" in stored:
+        unchanged = stored.get("content_hash") == work.content_hash
+    else:
+        unchanged = work.stamp.matches(stored)
     try:
-        return shown_as_decoded(work.clip.source)
+        return (
+            unchanged
+            and ("decoder" in stored or shown_as_decoded(work.clip.source))
+            and decoded_as_before(work.clip.source)
+        )
     except VideoDecodeError:
         return False
 
@@ -327,7 +335,7 @@ def _hash_and_route(
             plan.embed.append(work)
         elif stored is not None and (
             stored.get("content_hash") == digest
-            if "decoder" in stored
+            if stored.get("decoder") == DECODER
             else _legacy_ok(work, stored)
         ):
             plan.touched.append(work)

@@ -104,3 +104,14 @@ def test_deinterlacing_keeps_every_frame_and_its_time(tmp_path: Path) -> None:
         raw = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(frames) == len(raw) == 25
     assert max(combing(f) for f in frames[1:-1]) < min(combing(f) for f in raw[1:-1]) / 4
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "mov", "matroska"])
+def test_a_still_stored_first_is_not_taken_for_the_video(tmp_path: Path, fmt: str) -> None:
+    """A one-frame picture as the first video stream, not marked as cover art (what
+    ``ffmpeg -i cover.jpg -i clip.mp4 -map 0 -map 1 -c copy`` makes; MP4 and MOV mark it
+    the default track)."""
+    path = write_video(tmp_path / f"still.{fmt}", fmt=fmt, seconds=3.0, cover=True)
+    sampled = sample_frames(path, 4)
+    assert sampled.duration_s == pytest.approx(3.0, abs=0.05)
+    assert all(points_up(frame) for frame in sampled.frames)  # the arrow, not the red still

@@ -19,6 +19,7 @@ import pytest
 from clipsearch import video
 from clipsearch.errors import InvalidInput, VideoDecodeError
 from clipsearch.video import (
+    Continuity,
     FrameClock,
     estimate_duration,
     frame_times,
@@ -345,3 +346,77 @@ def test_broken_files_raise_one_typed_error(bad_files: dict[str, Path], name: st
     if name != "headers_only":  # headers alone are enough for probe
         with pytest.raises(VideoDecodeError, match=path.name):
             probe(path)
+
+
+# --- timestamps that break ----------------------------------------------------------------
+
+
+def test_continuity_closes_breaks_backwards_always_and_leaps_where_told() -> None:
+    joins = Continuity(leaps=False)
+    assert [joins.see(t, 1.0) for t in (0.0, 1.0, 2.0, 0.0, 1.0, 9000.0)] == [
+        0.0, 1.0, 2.0, 3.0, 4.0, 9003.0,
+    ]  # fmt: skip
+    joins = Continuity(leaps=True)
+    assert [joins.see(t, 1.0) for t in (0.0, 1.0, 601.0, 3.0, 4.0, 13.5)] == [
+        0.0, 1.0, 2.0, 3.0, 4.0, 13.5,
+    ]  # fmt: skip
+
+
+def write_part(path: Path, first: int, n_frames: int, *, start: int, fmt: str, codec: str) -> Path:
+    """Index-pattern frames ``first``.. at 25 fps, timestamps from frame ``start``."""
+    with av.open(str(path), "w", format=fmt) as out:
+        stream: Any = out.add_stream(codec, rate=25, options={"bf": "0"})
+        stream.width, stream.height, stream.pix_fmt = 176, 144, "yuv420p"
+        for i in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(pattern(first + i, 176, 144), format="rgb24")
+            frame.pts = start + i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("fmt", "codec", "starts"),
+    [
+        ("mpegts", "libx264", (0, 0)),  # a recording joined with cat
+        ("mpeg", "mpeg2video", (0, 0)),  # the FFmpeg FAQ's way to join program streams
+        ("mpegts", "libx264", (2500, 250)),  # the second part starts earlier
+    ],
+)
+def test_files_joined_with_cat_are_sampled_over_both_parts(
+    tmp_path: Path, fmt: str, codec: str, starts: tuple[int, int]
+) -> None:
+    parts = [
+        write_part(tmp_path / f"p{k}", 75 * k, 75, start=s, fmt=fmt, codec=codec)
+        for k, s in enumerate(starts)
+    ]
+    joined = tmp_path / f"joined.{'ts' if fmt == 'mpegts' else 'mpg'}"
+    joined.write_bytes(b"".join(p.read_bytes() for p in parts))
+    times = frame_times(joined)
+    assert len(times) == 150 and np.all(np.diff(times) > 0)
+    sampled = sample_frames(joined, 8, max_duration_s=60)
+    assert sampled.duration_s == pytest.approx(6.0, abs=0.05)
+    shown = [read_index(f) for f in sampled.frames]
+    assert shown == pytest.approx([round(t * 25) for t in sampled.timestamps], abs=1)
+    assert max(shown) > 120  # the second part is seen
+
+
+def test_one_broken_timestamp_in_a_recording_is_closed_up(tmp_path: Path) -> None:
+    """A packet whose pts is 600 s out (a reception glitch): neither 603 s long nor a
+    frozen tail after it."""
+    clean = write_part(tmp_path / "clean.ts", 0, 75, start=0, fmt="mpegts", codec="libx264")
+    for bad in (30, 74):
+        glitch = tmp_path / f"glitch{bad}.ts"
+        with av.open(str(clean)) as src, av.open(str(glitch), "w", format="mpegts") as out:
+            stream = src.streams.video[0]
+            copy = out.add_stream_from_template(stream)
+            for k, packet in enumerate(p for p in src.demux(stream) if p.size):
+                if k == bad:
+                    packet.pts += 600 * 90_000
+                packet.stream = copy
+                out.mux(packet)
+        sampled = sample_frames(glitch, 8)
+        assert sampled.duration_s == pytest.approx(3.0, abs=0.05)
+        assert np.all(np.diff(sampled.timestamps) > 0)
+        shown = [read_index(f) for f in sampled.frames]
+        assert shown == pytest.approx([round(t * 25) for t in sampled.timestamps], abs=1)

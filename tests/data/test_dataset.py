@@ -158,3 +158,17 @@ def test_camel_case_split_handles_acronyms_and_digits() -> None:
 def test_parse_ucf_name() -> None:
     assert parse_ucf_name("v_HandStandPushups_g08_c01.avi") == ("HandStandPushups", 8, 1)
     assert parse_ucf_name("holiday.mp4") is None
+
+
+def test_a_link_that_leads_to_no_video_says_why(tmp_path: Path) -> None:
+    (tmp_path / "good.mp4").write_bytes(b"\0" * 64)
+    (tmp_path / "unplugged.mp4").symlink_to(tmp_path / "drive" / "clip.mp4")
+    (tmp_path / "loop.mp4").symlink_to(tmp_path / "loop.mp4")
+    (tmp_path / "device.mp4").symlink_to("/dev/null")
+    coll = load_collection(tmp_path)
+    assert [c.path for c in coll.clips] == ["good.mp4"]
+    assert dict(coll.problems) == {
+        "device.mp4": "link to something that is not a regular file",
+        "loop.mp4": "broken link (it leads round in a loop)",
+        "unplugged.mp4": "broken link (its target is missing)",
+    }

@@ -98,6 +98,12 @@ def test_every_broken_kind_is_skipped_with_its_reason(
     with QdrantEdgeStore(store) as opened:
         stats = store_stats(opened)
     assert stats["consistent"] and stats["videos"]["count"] == GOOD
+    # run again on the unchanged folder: the good clips are up to date, the broken ones
+    # skipped again, and that is success (a scheduled re-run must not report failure)
+    assert main(argv) == 0
+    report = json.loads(report_path.read_text())
+    assert report["up_to_date"] == GOOD and report["ingested"] == 0
+    assert len(report["failed"]) == len(BROKEN)
 
 
 def test_the_length_limit_can_be_raised(mixed: Path, tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from folders import CLI, age, clips_of, ingest_argv, make_folder, report_of, run
 from clipsearch.store.base import ClipPoint, clip_id
 from clipsearch.store.edge import QdrantEdgeStore
 from clipsearch.store.stats import store_stats
+from clipsearch.video import DECODER
 
 
 def test_changes_between_ingests_end_equal_to_a_clean_ingest(
@@ -257,9 +258,43 @@ def test_a_store_from_before_display_geometry_is_brought_up_to_date(
     assert not stale.exists()
     with QdrantEdgeStore(store) as opened:
         got = opened.retrieve([clip_id("upright.mp4"), clip_id("phone.mp4")])
-    assert all(p.payload["decoder"] == 2 and p.payload["content_hash"] for p in got.values())
+    assert all(p.payload["decoder"] == DECODER and p.payload["content_hash"] for p in got.values())
     phone = got[clip_id("phone.mp4")].payload
     assert (phone["width"], phone["height"]) == (112, 192)
+
+
+def test_videos_of_decoder_2_keep_their_vectors_unless_decoded_otherwise_now(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Decoder 2 took a still stored first for the video and let times run backwards: the
+    videos it read as this decoder does keep their vectors, the others are embedded again."""
+    from videolib import write_video
+
+    folder, store, media = tmp_path / "videos", tmp_path / "store", tmp_path / "media"
+    folder.mkdir()
+    write_video(folder / "plain.mp4")
+    write_video(folder / "still_first.mp4", cover=True)
+    parts = [write_video(tmp_path / f"p{k}.ts", fmt="mpegts", seconds=1.0) for k in range(2)]
+    (folder / "joined.ts").write_bytes(b"".join(p.read_bytes() for p in parts))
+    write_video(folder / "recording.ts", fmt="mpegts", start_s=4000.0)
+    age(folder)
+    report_of(ingest_argv(folder, tiny_model_dir, store, media), tmp_path)
+    names = ["plain.mp4", "still_first.mp4", "joined.ts", "recording.ts"]
+    with QdrantEdgeStore(store) as opened:  # as decoder 2 stored them
+        points = opened.retrieve([clip_id(n) for n in names], with_vectors=True)
+        opened.upsert(
+            [
+                ClipPoint(p.id, p.pooled, p.windows, {**p.payload, "decoder": 2})
+                for p in points.values()
+            ]
+        )
+
+    report = report_of(ingest_argv(folder, tiny_model_dir, store, media), tmp_path)
+    assert report["ingested"] == 2 and report["up_to_date"] == 2
+    with QdrantEdgeStore(store) as opened:
+        got = opened.retrieve([clip_id(n) for n in names])
+    assert {p.payload["decoder"] for p in got.values()} == {DECODER}
+    assert report_of(ingest_argv(folder, tiny_model_dir, store, media), tmp_path)["up_to_date"] == 4
 
 
 def _legacy(payload: dict[str, Any]) -> dict[str, Any]:
