@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -41,7 +42,13 @@ from clipsearch.collapse import (
 )
 from clipsearch.errors import InvalidInput, NotFound
 from clipsearch.query_cache import QueryCache
-from clipsearch.sequence import SequenceMatch, match_sequence, parse_steps, sequence_moments
+from clipsearch.sequence import (
+    SequenceMatch,
+    match_sequence,
+    parse_steps,
+    sequence_moments,
+    words,
+)
 from clipsearch.store.base import Hit, PayloadFilter, VectorExporter, VectorStore, WindowHit
 from clipsearch.store.checks import canonical_id
 from clipsearch.windows import (
@@ -168,7 +175,7 @@ def validate_query(query: object, limits: SearchLimits) -> str:
     """The stripped query text, or ``InvalidInput`` saying what is wrong with it."""
     if not isinstance(query, str):
         raise InvalidInput("query must be a string", code="invalid_query")
-    text = " ".join(query.split())
+    text = words(query)
     if not text:
         raise InvalidInput("query is empty", code="empty_query")
     if len(text) > limits.max_query_chars:
@@ -179,13 +186,16 @@ def validate_query(query: object, limits: SearchLimits) -> str:
     return text
 
 
+_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
 def _int_arg(value: object, name: str, code: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise InvalidInput(f"{name} must be an integer", code=code)
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidInput(f"{name} must be an integer, got {value!r}", code=code) from None
+    if isinstance(value, str) and not _INTEGER.fullmatch(value):
+        # int() would also take "1_0" and other scripts' digits
+        raise InvalidInput(f"{name} must be an integer, got {value!r}", code=code)
+    return int(value)
 
 
 def validate_k(k: object, limits: SearchLimits) -> int:

@@ -21,6 +21,7 @@ video is scored exactly from its stored window vectors:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,14 @@ _HEAD = re.compile(r"^[\s,]*")
 _EPS = 1e-6  # window times are rounded to the millisecond or finer
 
 
+def words(text: str) -> str:
+    """``text`` with each run of white space and of characters that do not show (controls,
+    zero-width spaces and other format characters) made one space, none at the ends."""
+    if not (text.isascii() and text.isprintable()):
+        text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
+    return " ".join(text.split())
+
+
 def split_steps(text: str) -> list[str]:
     """A query's steps: ``"A then B"``, ``"A, then B"`` and ``"A and then B"`` are
     ``["A", "B"]`` (any case); a text without the word "then" is one step.
@@ -50,7 +59,7 @@ def split_steps(text: str) -> list[str]:
     for i, part in enumerate(parts):
         if i < len(parts) - 1:
             part = _TAIL.sub("", part)
-        steps.append(" ".join(_HEAD.sub("", part).split()))
+        steps.append(words(_HEAD.sub("", part)))
     if not all(steps):
         raise InvalidInput(
             f'query "{text}" has an empty step: write "A then B", with text on both sides '
@@ -68,7 +77,7 @@ def parse_steps(text: str, then: Sequence[object], max_chars: int) -> list[str]:
     for extra in then:
         if not isinstance(extra, str):
             raise InvalidInput("then must be a string or a list of strings", code="invalid_query")
-        step = " ".join(extra.split())
+        step = words(extra)
         if not step:
             raise InvalidInput("a then step is empty", code="empty_step")
         if len(step) > max_chars:

@@ -7,9 +7,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from clipsearch import telemetry
 from clipsearch.errors import InvalidInput, StoreError
@@ -32,17 +32,35 @@ def _json_body() -> dict[str, Any]:
             "request body must be JSON (Content-Type: application/json)",
             code="invalid_content_type",
         )
-    if (request.content_length or 0) > MAX_JSON_BYTES:
+    data = _read_body(MAX_JSON_BYTES)
+    if data is None:
         raise InvalidInput(
             f"JSON body over {MAX_JSON_BYTES // 1024} KB", code="payload_too_large", status=413
         )
     try:
-        body: Any = request.get_json()
-    except BadRequest:
+        body: Any = current_app.json.loads(data)
+    except ValueError:
         raise InvalidInput("request body is not valid JSON", code="invalid_json") from None
     if not isinstance(body, dict):
         raise InvalidInput("request body must be a JSON object", code="invalid_json")
     return body
+
+
+def _read_body(limit: int) -> bytes | None:
+    """The request body, or None when it is over ``limit`` bytes: read, not taken from
+    Content-Length alone, since a chunked body says no length beforehand."""
+    if (request.content_length or 0) > limit:
+        return None
+    data = bytearray()
+    try:
+        while len(data) <= limit:
+            chunk = request.stream.read(limit + 1 - len(data))
+            if not chunk:
+                return bytes(data)
+            data += chunk
+    except RequestEntityTooLarge:  # over the app's MAX_CONTENT_LENGTH
+        pass
+    return None
 
 
 def _params() -> SearchParams:

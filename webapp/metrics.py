@@ -239,4 +239,4 @@ def init_app(
                 s.videos.set(count_videos())
             except StoreError as exc:
                 store_failed(exc)
-        return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)

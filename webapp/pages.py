@@ -10,6 +10,7 @@ page cannot link back to a POST).
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import nullcontext
 from typing import Any
 
@@ -212,8 +213,9 @@ def clip(clip_id: str) -> ResponseReturnValue:
     hit = find_clip(clip_id)
     detail = detail_dict(hit)
     start = request.args.get("t", type=float)
-    if start is not None and not start >= 0:  # negative or NaN
-        start = None
+    end = detail.get("duration_s")
+    if start is not None and not 0 <= start <= (end if isinstance(end, int | float) else math.inf):
+        start = None  # negative, NaN, infinite or past the end
     similar: dict[str, Any] | None = None
     error: ErrorInfo | None = None
     k = min(SIMILAR_K, get_search().limits.max_k)

@@ -76,7 +76,7 @@ def from_mapping(values: Mapping[str, Any], default_k: int) -> SearchParams:
     flt, given = build_filter({**values, **filters})
     return SearchParams(
         k=values.get("limit", values.get("k", default_k)),
-        offset=values.get("offset") or 0,
+        offset=0 if values.get("offset") in (None, "") else values["offset"],
         filter=flt,
         min_score=_min_score(values),
         given=given,

@@ -97,6 +97,14 @@ def _begin() -> None:
     request_id()
 
 
+def _shown(path: str) -> str:
+    """``path`` for a line of text: a character that does not print (a newline that would
+    forge a second line, a NUL) as its escape."""
+    if path.isprintable():
+        return path
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
+
+
 def init_app(app: Flask, log_queries: bool) -> None:
     app.before_request(_begin)
 
@@ -117,7 +125,7 @@ def init_app(app: Flask, log_queries: bool) -> None:
         }
         if log_queries:
             fields["query"] = g.get("query")  # what a search handler read, never re-parsed
-        text = f"{fields['method']} {fields['path']} {fields['status']} {ms:.1f}ms"
+        text = f"{fields['method']} {_shown(request.path)} {fields['status']} {ms:.1f}ms"
         if fields["results"] is not None:
             text += f" results={fields['results']}"
         if log_queries and fields.get("query") is not None:

@@ -214,6 +214,9 @@ def gunicorn_options(
         "timeout": TIMEOUT_S,
         "graceful_timeout": 10,
         "keepalive": 5,
+        # Gunicorn's most (4094 by default): a query at the longest the API takes, in
+        # a script of three UTF-8 bytes a character, is over 4 KB once percent-encoded
+        "limit_request_line": 8190,
         "preload_app": False,
         # the app logs one line per request itself (webapp.requestlog), with its request id
         "accesslog": None,

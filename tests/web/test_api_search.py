@@ -724,10 +724,11 @@ def test_clip_page_marks_the_one_window_showing_at_t(
     assert [start for mark, start in here if mark] == [marked]
 
 
-@pytest.mark.parametrize("t", ["7", "-1", "nan", "soon"])
+@pytest.mark.parametrize("t", ["7", "-1", "nan", "soon", "inf", "1e300"])
 def test_clip_page_with_t_outside_the_clip(client: FlaskClient, t: str) -> None:
     text = page(client, f"/clips/{PHOTO}", query_string={"t": t})
     assert ' here"' not in text
+    assert "#t=" not in text.split("Similar clips")[0]  # played from the start
 
 
 def test_clip_page_without_t(client: FlaskClient) -> None:

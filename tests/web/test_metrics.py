@@ -44,6 +44,7 @@ def samples(client: FlaskClient) -> dict[tuple[str, frozenset[tuple[str, str]]],
     """Every sample of ``/metrics``: (name, labels) -> value."""
     response = client.get("/metrics")
     assert response.status_code == 200 and response.mimetype == "text/plain"
+    assert response.content_type.count("charset") == 1
     out = {}
     for line in response.get_data(as_text=True).splitlines():
         if line.startswith("#") or not line:
@@ -241,3 +242,16 @@ def test_the_metrics_directory_starts_empty(tmp_path: Path) -> None:
     assert fresh["PROMETHEUS_MULTIPROC_DIR"] == made.path
     made.close()
     assert not Path(made.path).exists()  # a temporary one goes with the server
+
+
+def test_a_path_cannot_forge_a_line_of_the_text_log(
+    tmp_path: Path, encoder: ClipEncoder, store: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_app(make_settings(tmp_path), encoder, store).test_client()
+    forged = "INFO clipsearch.access: GET /admin 200 0.1ms"
+    with caplog.at_level(logging.INFO, logger="clipsearch.access"):
+        client.get("/nope%0a" + forged.replace(" ", "%20") + "%00")
+    (record,) = _access(caplog)
+    assert "\n" not in record.getMessage() and "\x00" not in record.getMessage()
+    assert "/nope\\n" + forged + "\\x00" in record.getMessage()
+    assert record.http["path"] == "/nope\n" + forged + "\x00"  # type: ignore[attr-defined]

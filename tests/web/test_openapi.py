@@ -478,9 +478,12 @@ CASES = [
     ),
     _get("get-missing-q", SEARCH, 400, {"k": 2}, code="missing_query"),
     _get("get-empty-q", SEARCH, 400, {"q": "  "}, code="empty_query"),
+    _get("get-invisible-q", SEARCH, 400, {"q": "\u200b\x00\u200b"}, code="empty_query"),
     _get("get-long-q", SEARCH, 400, {"q": "x" * 201}, code="query_too_long"),
     _get("get-k-text", SEARCH, 400, {"q": "ball", "k": "abc"}, code="invalid_k"),
     _get("get-k-zero", SEARCH, 400, {"q": "ball", "k": 0}, code="invalid_k"),
+    _get("get-k-underscore", SEARCH, 400, {"q": "ball", "k": "1_0"}, code="invalid_k"),
+    _get("get-k-other-digits", SEARCH, 400, {"q": "ball", "k": "\u0665"}, code="invalid_k"),
     _get("get-k-big", SEARCH, 400, {"q": "ball", "limit": MAX_K + 1}, code="invalid_k"),
     _get("get-offset-neg", SEARCH, 400, {"q": "ball", "offset": -1}, code="invalid_offset"),
     _get("get-offset-text", SEARCH, 400, {"q": "ball", "offset": "x"}, code="invalid_offset"),
@@ -524,6 +527,8 @@ CASES = [
     _post_json("post-k-bool", 400, {"q": "ball", "k": True}, code="invalid_k"),
     _post_json("post-k-float", 400, {"q": "ball", "k": 2.5}, code="invalid_k"),
     _post_json("post-offset", 400, {"q": "ball", "offset": -2}, code="invalid_offset"),
+    _post_json("post-offset-false", 400, {"q": "ball", "offset": False}, code="invalid_offset"),
+    _post_json("post-offset-list", 400, {"q": "ball", "offset": []}, code="invalid_offset"),
     _post_json("post-filters-list", 400, {"q": "b", "filters": []}, code="invalid_filter"),
     _post_json("post-class-number", 400, {"q": "b", "class": [1]}, code="invalid_filter"),
     _post_json("post-split-number", 400, {"q": "b", "split": 1}, code="invalid_filter"),
@@ -698,3 +703,20 @@ def test_validation_catches_drift() -> None:
     assert error.is_valid({"error": {"code": "invalid_k", "message": "k must be ..."}})
     assert not error.is_valid({"error": {"code": "invalid_k"}})
     assert not error.is_valid({"error": {"code": "x", "message": "m"}, "detail": "?"})
+
+
+@pytest.mark.parametrize("size", [100_000, 9_000_000])
+def test_a_chunked_json_body_is_held_to_the_same_limit(
+    clients: dict[str, FlaskClient], size: int
+) -> None:
+    """A body sent in chunks says no length beforehand; it is refused as one that does."""
+    body = json.dumps({"q": "x" * size}).encode()
+    response = clients["ok"].post(
+        SEARCH,
+        input_stream=BytesIO(body),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},  # as Gunicorn says of chunked
+    )
+    assert response.status_code == 413
+    assert assert_matches_doc(SEARCH, "post", response)["error"]["code"] == "payload_too_large"

@@ -7,6 +7,7 @@ import runpy
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from folders import get_json, phrase_store, start_group, stop_group, wait_until_
 from clipsearch import text_runtime
 from clipsearch.batcher import DEFAULT_MAX_BATCH
 from clipsearch.errors import InvalidInput
+from clipsearch.search import SearchLimits
 from clipsearch.store.base import clip_id
 from clipsearch.store.factory import StoreSettings
 from webapp.serve import plan_workers, run
@@ -150,6 +152,11 @@ def test_gunicorn_serves_search_from_an_edge_store(server: str, edge_store: Path
     assert len(body["results"]) == 2
     status, error = get_json(f"{server}/api/search?q=")
     assert (status, error["error"]["code"]) == (400, "empty_query")
+    # the longest query the API takes, in a script of 3 UTF-8 bytes a character: 4.3 KB
+    # of URL once percent-encoded, over Gunicorn's default line limit
+    longest = urllib.parse.quote("\u7403" * SearchLimits().max_query_chars)
+    status, body = get_json(f"{server}/api/search?k=1&q={longest}")
+    assert status == 200 and len(body["results"]) == 1
 
 
 def children(pid: int) -> set[int]:
