@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from flask import Blueprint, send_file
+from flask import Blueprint, Response, request, send_file
 from flask.typing import ResponseReturnValue
 
 from clipsearch import media
@@ -61,11 +61,28 @@ def _cached_file(
         raise VideoDecodeError(hit.id, "the video cannot be decoded") from exc
 
 
+def _send(path: Path, mimetype: str) -> Response:
+    """``path`` with byte ranges and validators, as RFC 9110 has them where Werkzeug
+    answers 416: a Range it cannot serve as one byte range (another unit, bad syntax,
+    several ranges) is ignored, and a suffix longer than the file is the whole file; a
+    failed precondition (412) carries no body."""
+    header = request.headers.get("Range")
+    if header is not None:
+        wanted = request.range
+        if wanted is None or wanted.units != "bytes" or len(wanted.ranges) != 1:
+            request.environ.pop("HTTP_RANGE", None)
+        elif wanted.ranges[0][0] < 0 and -wanted.ranges[0][0] > path.stat().st_size:
+            request.environ["HTTP_RANGE"] = "bytes=0-"
+    response = send_file(path, mimetype=mimetype, conditional=True, max_age=MAX_AGE_S)
+    if response.status_code == 412:
+        response.response, response.content_length = [], 0
+    return response
+
+
 @bp.get("/poster/<clip_id>.jpg")
 def poster(clip_id: str) -> ResponseReturnValue:
     """JPEG poster (written at ingest, or now from a frame of the video)."""
-    path = _cached_file(clip_id, media.POSTERS, ".jpg", media.ensure_poster)
-    return send_file(path, mimetype="image/jpeg", conditional=True, max_age=MAX_AGE_S)
+    return _send(_cached_file(clip_id, media.POSTERS, ".jpg", media.ensure_poster), "image/jpeg")
 
 
 def _window_builder(payload: dict[str, object], index: int) -> Builder:
@@ -85,11 +102,10 @@ def _window_builder(payload: dict[str, object], index: int) -> Builder:
 def window(clip_id: str, index: int) -> ResponseReturnValue:
     """JPEG thumbnail of one window (the frame at its middle), made on first request."""
     path = _cached_file(clip_id, media.WINDOW_THUMBS, ".jpg", media.ensure_poster, variant=index)
-    return send_file(path, mimetype="image/jpeg", conditional=True, max_age=MAX_AGE_S)
+    return _send(path, "image/jpeg")
 
 
 @bp.get("/video/<clip_id>.mp4")
 def video(clip_id: str) -> ResponseReturnValue:
     """H.264 MP4 preview (transcoded on first request), with HTTP Range support."""
-    path = _cached_file(clip_id, media.PREVIEWS, ".mp4", media.ensure_preview)
-    return send_file(path, mimetype="video/mp4", conditional=True, max_age=MAX_AGE_S)
+    return _send(_cached_file(clip_id, media.PREVIEWS, ".mp4", media.ensure_preview), "video/mp4")

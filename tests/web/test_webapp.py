@@ -488,6 +488,17 @@ def test_video_preview_supports_ranges(client: FlaskClient, tmp_path: Path) -> N
     etag = full.headers["ETag"]
     assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
 
+    # RFC 9110: what is not one byte range is ignored; a suffix longer than the file is all
+    # of it; a failed precondition sends no body
+    for ignored in ("bytes=0-99,200-299", "items=0-10", "bytes=abc"):
+        response = client.get(url, headers={"Range": ignored})
+        assert (response.status_code, response.data) == (200, full.data), ignored
+    everything = client.get(url, headers={"Range": f"bytes=-{10 * len(full.data)}"})
+    assert (everything.status_code, everything.data) == (206, full.data)
+    assert client.get(url, headers={"Range": f"bytes={len(full.data)}-"}).status_code == 416
+    failed = client.get(url, headers={"If-Match": '"another"'})
+    assert (failed.status_code, failed.data) == (412, b"")
+
 
 @pytest.mark.parametrize("kind", ["poster/{}.jpg", "video/{}.mp4"])
 @pytest.mark.parametrize("bad_id", [UNKNOWN_ID, "not-a-uuid", "..", "%2e%2e%2fetc%2fpasswd"])
