@@ -54,7 +54,9 @@ class Watcher:
     # files that could not be decoded, with how they looked then: not tried again until
     # they change
     _broken: dict[str, Stamp] = field(default_factory=dict)
-    _said: set[str] = field(default_factory=set)  # notes already logged (said once)
+    # the notes of the last look: logged then, and not again while they still hold
+    _said: set[str] = field(default_factory=set)
+    _waiting: bool = False  # the folder was missing or unreadable at the last poll
 
     def __post_init__(self) -> None:
         if not self.interval_s > 0:
@@ -78,7 +80,7 @@ class Watcher:
                 try:
                     encoder, store, release = lease()
                 except Exception as exc:  # the app's store is switching or down
-                    self._say_once(f"cannot watch {self.root} now: {exc}")
+                    self._say([f"cannot watch {self.root} now: {exc}"])
                     continue
                 try:
                     self.poll(encoder, store)
@@ -89,19 +91,36 @@ class Watcher:
     def poll(self, encoder: ClipEncoder, store: VectorStore) -> IngestReport | None:
         """One look at the folder: ingest what changed, prune what is gone."""
         self.polls += 1
+        notes: list[str] = []
+        try:
+            return self._poll(encoder, store, notes)
+        finally:
+            self._say(notes)
+
+    def _poll(
+        self, encoder: ClipEncoder, store: VectorStore, notes: list[str]
+    ) -> IngestReport | None:
         try:
             collection = self._collection()
         except DatasetError as exc:
-            self._say_once(f"{exc.message}; waiting for it")
+            notes.append(f"{exc.message}; waiting for it")
+            self._waiting = True
             return None
+        except OSError as exc:  # a share gone stale, a parent folder made unreadable
+            notes.append(f"cannot read {self.root} ({exc.strerror or exc}); waiting for it")
+            self._waiting = True
+            return None
+        if self._waiting:
+            changes.info("%s can be read again", self.root)
+            self._waiting = False
         try:
             report = ingest(collection, encoder, store, self.options)
         except Exception:  # the store is down, a decoder crashed: the next poll tries again
             log.exception("poll %d of %s failed; trying again at the next", self.polls, self.root)
             return None
         if report.prune_refused:
-            self._say_once(report.prune_refused)
-        self._remember(collection, report)
+            notes.append(report.prune_refused)
+        self._remember(collection, report, notes)
         if self.report_path is not None:
             self.report_path.parent.mkdir(parents=True, exist_ok=True)
             self.report_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
@@ -119,20 +138,23 @@ class Watcher:
             keep.append(clip)
         return replace(collection, clips=keep)
 
-    def _remember(self, collection: Collection, report: IngestReport) -> None:
-        """Log each skipped file once, and keep broken ones from being tried every poll."""
+    def _remember(self, collection: Collection, report: IngestReport, notes: list[str]) -> None:
+        """Note each skipped file, and keep broken ones from being tried every poll."""
         by_path = {display(c.path): c for c in collection.clips}
         for failed in report.failed:
             path, reason = failed["path"], failed["reason"]
-            self._say_once(f"skipped {path}: {reason}")
+            notes.append(f"skipped {path}: {reason}")
             clip = by_path.get(path)
             if clip is not None and reason != STILL_WRITTEN:
                 with contextlib.suppress(OSError):
                     self._broken[clip.path] = Stamp.of(clip.source)
         for problem in report.problems:
-            self._say_once(f"not read {problem['path']}: {problem['reason']}")
+            notes.append(f"not read {problem['path']}: {problem['reason']}")
 
-    def _say_once(self, note: str) -> None:
-        if note not in self._said:
-            self._said.add(note)
-            changes.warning("%s", note)
+    def _say(self, notes: list[str]) -> None:
+        """Log the notes of a look that the last look did not have: a condition is logged
+        when it starts, not at every poll, and again if it goes away and comes back."""
+        for note in dict.fromkeys(notes):
+            if note not in self._said:
+                changes.warning("%s", note)
+        self._said = set(notes)

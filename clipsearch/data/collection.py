@@ -350,7 +350,11 @@ def _load_folder(root: Path) -> Collection:
 def load_collection(root: str | Path) -> Collection:
     """Every video under ``root``: a UCF101-layout root (labels and splits) or any folder."""
     path = Path(root).expanduser()
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # EACCES on a parent, ESTALE on a share
+        raise DatasetError(f"{path} cannot be read ({exc.strerror or exc})") from None
+    if not exists:
         raise DatasetError(f"{path} does not exist")
     if path.is_file():
         if path.suffix.lower() not in VIDEO_EXTENSIONS:
@@ -360,5 +364,5 @@ def load_collection(root: str | Path) -> Collection:
         source = path.resolve()
         return Collection(source.parent, source.parent, [Clip(path.name, source, None)], [], False)
     collection = _load_ucf(path.resolve()) if is_ucf_root(path) else _load_folder(path.resolve())
-    log.info("%s: %d clips, %d classes", path, len(collection.clips), len(collection.classes))
+    log.debug("%s: %d clips, %d classes", path, len(collection.clips), len(collection.classes))
     return collection

@@ -605,8 +605,9 @@ class _Run:
             t0 = time.perf_counter()
             for item in batch:
                 w = work[item.index]
-                if isinstance(item, FailedClip):
-                    _skip(report, w.clip, item.error.reason)
+                if isinstance(item, FailedClip):  # a file changed meanwhile is taken later
+                    changed = w.stamp.changed(w.clip.source)
+                    _skip(report, w.clip, STILL_WRITTEN if changed else item.error.reason)
                     continue
                 if w.stamp.changed(w.clip.source):  # read while it was being written
                     _skip(report, w.clip, STILL_WRITTEN)

@@ -16,6 +16,7 @@ from clipsearch.data.collection import load_collection
 from clipsearch.errors import InvalidInput
 from clipsearch.model import load_model
 from clipsearch.pipeline.runner import IngestOptions, Shard, ingest, stored_window_plan
+from clipsearch.pipeline.sync import STILL_WRITTEN
 from clipsearch.store.base import clip_id
 from clipsearch.store.edge import QdrantEdgeStore
 from clipsearch.windows import WindowPlan
@@ -165,6 +166,34 @@ def test_broken_files_are_skipped_and_listed(tiny_synth: Path, vision, tmp_path:
     assert sorted(f["path"] for f in report.failed) == ["empty.avi", "noise.mp4"]
     assert all(f["reason"] for f in report.failed)
     assert "skipped empty.avi" in report.summary()
+
+
+def test_a_file_that_fails_while_it_changes_is_left_for_the_next_run(  # type: ignore[no-untyped-def]
+    tiny_synth: Path, vision, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy that stalled long enough to be taken fails to decode, then finishes while
+    the run goes on: it is "still being written", not broken, and the next run takes it."""
+    import clipsearch.pipeline.runner as runner
+
+    folder = tmp_path / "copying"
+    folder.mkdir()
+    clip = sorted((tiny_synth / "UCF-101" / "BoxSpinning").glob("*.avi"))[0]
+    whole = clip.read_bytes()
+    (folder / "a.avi").write_bytes(whole[:3000])
+    embed_clips = runner.embed_clips
+
+    def copy_finishes(*args, **kwargs):  # type: ignore[no-untyped-def]
+        for batch in embed_clips(*args, **kwargs):
+            (folder / "a.avi").write_bytes(whole)  # after the decode failed
+            yield batch
+
+    monkeypatch.setattr(runner, "embed_clips", copy_finishes)
+    with QdrantEdgeStore(tmp_path / "store") as store:
+        report = ingest(load_collection(folder), vision, store, IngestOptions(workers=1))
+        assert [f["reason"] for f in report.failed] == [STILL_WRITTEN]
+        monkeypatch.setattr(runner, "embed_clips", embed_clips)
+        again = ingest(load_collection(folder), vision, store, IngestOptions(workers=1))
+        assert again.ingested == 1 and store.count() == 1
 
 
 def test_nothing_ingestable_is_not_ok(vision, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -5,6 +5,7 @@ completes after a kill -9, and the web app searches what it adds without a resta
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -267,3 +268,44 @@ def test_serve_watch_picks_up_new_videos_without_a_restart(
     _wait_for_clips(clips, 3)
     status, body = get_json(f"{base}/api/search?q=a+box+spinning&k=10")
     assert status == 200 and clip_id("arrived.avi") in {r["id"] for r in body["results"]}
+
+
+def test_a_folder_that_cannot_be_read_is_waited_for_and_said_again_when_it_recurs(
+    tiny_synth: Path,
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A parent folder made unreadable (or a share gone stale) is waited for like a
+    missing folder, not the end of the watch; each time it starts it is said once."""
+    from clipsearch.model import load_model
+    from clipsearch.pipeline.runner import IngestOptions
+    from clipsearch.store.edge import QdrantEdgeStore
+    from ingest.watch import Watcher
+
+    folder = tmp_path / "videos"
+    make_folder(tiny_synth, folder, 1)
+    age(folder)
+    encoder = load_model(tiny_model_dir, towers="vision")
+    readable = Path.exists
+
+    def denied(path: Path, *args: Any, **kwargs: Any) -> bool:
+        if path == folder:
+            raise PermissionError(13, "Permission denied", str(path))
+        return readable(path, *args, **kwargs)
+
+    watcher = Watcher(folder, IngestOptions(workers=1, settle_s=0, media_dir=None))
+    with (
+        QdrantEdgeStore(tmp_path / "store") as store,
+        caplog.at_level(logging.INFO, logger="clipsearch.changes"),
+    ):
+        for blocked in (True, True, False, False, True, True):
+            monkeypatch.setattr(Path, "exists", denied if blocked else readable)
+            assert (watcher.poll(encoder, store) is None) == blocked
+        monkeypatch.setattr(Path, "exists", readable)
+        assert store.count() == 1
+    notes = [r.getMessage() for r in caplog.records]
+    waiting = [n for n in notes if n.endswith("cannot be read (Permission denied); waiting for it")]
+    assert len(waiting) == 2, notes  # when it began, and when it began again
+    assert sum(n.endswith("can be read again") for n in notes) == 1, notes
