@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from clipsearch.data.collection import Collection, load_collection
-from clipsearch.errors import DatasetError, InvalidInput
+from clipsearch.errors import ClipSearchError, DatasetError, InvalidInput
 from clipsearch.filenames import display
 from clipsearch.model import ClipEncoder
 from clipsearch.pipeline.runner import IngestOptions, IngestReport, changes, ingest
@@ -115,6 +115,9 @@ class Watcher:
             self._waiting = False
         try:
             report = ingest(collection, encoder, store, self.options)
+        except ClipSearchError as exc:  # said, not a traceback at every poll
+            notes.append(f"poll of {self.root} failed: {exc.message}; trying again at the next")
+            return None
         except Exception:  # the store is down, a decoder crashed: the next poll tries again
             log.exception("poll %d of %s failed; trying again at the next", self.polls, self.root)
             return None

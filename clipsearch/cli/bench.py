@@ -9,17 +9,22 @@ from pathlib import Path
 from typing import Any
 
 from clipsearch.cli.common import (
+    MAX_DIM,
     add_device_arg,
     add_model_arg,
     add_onnx_cache_arg,
     add_store_args,
     add_vision_dtype_arg,
     add_window_args,
+    int_in,
+    output_file,
     positive_int,
     progress,
+    seed_value,
     show_progress,
     store_settings,
     window_plan,
+    workers_count,
     write_json,
 )
 from clipsearch.errors import InvalidInput
@@ -66,14 +71,19 @@ def cmd_bench_text(args: argparse.Namespace) -> int:
         texts = [t.strip() for t in Path(args.texts).read_text().splitlines() if t.strip()]
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"cannot read query texts from {args.texts}: {exc}") from None
-    if len(texts) < 2 * args.batch:
-        raise InvalidInput(f"{args.texts} holds {len(texts)} texts; give at least {2 * args.batch}")
     texts = texts[: args.queries]
-    print(cpu_line())
-    results = []
-    for dtype in args.dtypes.split(","):
+    if len(texts) < 2 * args.batch:
+        raise InvalidInput(
+            f"{len(texts)} texts to time (of {args.texts}, --queries {args.queries}); "
+            f"batches of {args.batch} need at least {2 * args.batch}"
+        )
+    dtypes = [d.strip() for d in args.dtypes.split(",")]
+    for dtype in dtypes:  # all checked before any is timed
         if dtype not in TEXT_DTYPES:
             raise InvalidInput(f"unknown text dtype {dtype!r} (known: {', '.join(TEXT_DTYPES)})")
+    print(cpu_line())
+    results = []
+    for dtype in dtypes:
         encoder = load_model(
             args.model,
             towers="text",
@@ -117,6 +127,12 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
         device=args.device,
     )
     if args.frames:
+        head = encoder.temporal
+        if head is not None and args.frames > head.max_frames:
+            raise InvalidInput(
+                f"--frames {args.frames}: this model's temporal head pools at most "
+                f"{head.max_frames} frames"
+            )
         encoder.video = replace(encoder.video, num_frames=args.frames)
     plan = window_plan(args) if args.windows else None
     result = bench_ingest(
@@ -169,9 +185,9 @@ def add_bench_text(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--queries", type=positive_int, default=1024, help="texts used (default 1024)")
     p.add_argument("--batch", type=positive_int, default=32)
     p.add_argument("--dtypes", default="fp32,bf16,int8", help="comma-separated text dtypes")
-    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
+    p.add_argument("--threads", type=workers_count, default=None, help="CPU threads")
     add_onnx_cache_arg(p)
-    p.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    p.add_argument("--json", type=output_file, metavar="OUT", help="write the results as JSON")
     p.set_defaults(func=cmd_bench_text)
 
 
@@ -185,8 +201,8 @@ def add_bench_ingest(sub: Any, common: argparse.ArgumentParser) -> None:
     add_model_arg(p)
     p.add_argument("--limit", type=positive_int, default=96, help="clips (default 96)")
     p.add_argument("--batch", type=positive_int, default=16, help="clips per batch")
-    p.add_argument("--workers", type=positive_int, default=None, help="decode processes")
-    p.add_argument("--frames", type=positive_int, default=None, help="frames per clip")
+    p.add_argument("--workers", type=workers_count, default=None, help="decode processes")
+    p.add_argument("--frames", type=int_in(1, 256), default=None, help="frames per clip")
     p.add_argument(
         "--segments",
         dest="windows",
@@ -199,7 +215,7 @@ def add_bench_ingest(sub: Any, common: argparse.ArgumentParser) -> None:
     add_vision_dtype_arg(p)
     add_device_arg(p)
     add_onnx_cache_arg(p)
-    p.add_argument("--json", metavar="OUT", help="write the result as JSON")
+    p.add_argument("--json", type=output_file, metavar="OUT", help="write the result as JSON")
     p.set_defaults(func=cmd_bench_ingest)
 
 
@@ -211,7 +227,7 @@ def add_load_store(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     add_store_args(p)
     p.add_argument("--clips", type=positive_int, default=13_320, help="default: UCF101's count")
-    p.add_argument("--dim", type=positive_int, default=512, help="vector size (default 512)")
+    p.add_argument("--dim", type=int_in(1, MAX_DIM), default=512, help="vector size (default 512)")
     p.add_argument("--model", help="take the vector size from this CLIP checkpoint instead")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_value, default=0)
     p.set_defaults(func=cmd_load_store)

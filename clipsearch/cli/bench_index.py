@@ -19,6 +19,10 @@ DEFAULT_SIZES = "100000,1000000"
 DEFAULT_EF = "16,32,64,128,256,512"
 
 
+# Vectors of the largest synthetic dataset: 10M of 512 floats are 20 GB.
+MAX_SIZE = 10_000_000
+
+
 def add_bench_index(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "bench-index",
@@ -106,6 +110,8 @@ def cmd_bench_index(args: argparse.Namespace) -> int:
     from clipsearch.bench import index as ib
 
     sizes = () if args.sizes.strip().lower() == "none" else parse_int_list(args.sizes, "--sizes")
+    if any(n > MAX_SIZE for n in sizes):
+        raise InvalidInput(f"--sizes: at most {MAX_SIZE:,} vectors a dataset, got {args.sizes}")
     ef = parse_int_list(args.ef, "--ef")
     if args.search_threads < 0:
         raise InvalidInput(
@@ -145,6 +151,11 @@ def cmd_bench_index(args: argparse.Namespace) -> int:
         command=_command(args),
         progress=progress,
     )
+    if not result["datasets"]:  # the results of an earlier run stay as they are
+        raise InvalidInput(
+            f"nothing was measured ({'; '.join(result['notes']) or 'no dataset'}): "
+            f"{args.out} is left as it was"
+        )
     paths = ib.write_outputs(result, args.out)
     print(cpu_line())
     for d in result["datasets"]:

@@ -19,6 +19,7 @@ from clipsearch.bench.moments.data import (
     PRODUCT_PREFETCH,
     BenchConfig,
 )
+from clipsearch.cli.common import output_file, seed_value
 from clipsearch.errors import InvalidInput
 
 
@@ -44,7 +45,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         "--dim", default=DEFAULT_DIMS, help="vector sizes, comma-separated (default %(default)s)"
     )
     p.add_argument("--queries", type=int, default=200, help="queries per dataset (default 200)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_value, default=0)
     p.add_argument("-k", type=int, default=10, help="recall@k of videos (default 10)")
     p.add_argument(
         "--prefetch",
@@ -88,7 +89,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--warmup", type=int, default=20, help="untimed queries first (default 20)")
     p.add_argument("--workdir", default=None, help="where the temporary stores go ($TMPDIR)")
-    p.add_argument("--json", metavar="OUT", default=None, help="write the results here ('-')")
+    p.add_argument(
+        "--json",
+        type=output_file,
+        metavar="OUT",
+        default=None,
+        help="write the results here ('-')",
+    )
     p.add_argument("--plot", metavar="PNG", default=None, help="recall-vs-latency plot")
 
 

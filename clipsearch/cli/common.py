@@ -35,6 +35,33 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+# Processes or threads a command may be asked for: more is a slip of the keyboard (each
+# decode process holds frames; a million of them took a machine's memory), not a machine.
+MAX_WORKERS = 64
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: an integer in ``low``..``high``."""
+
+    def integer(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {value}")
+        return value
+
+    return integer
+
+
+# A vector size no CLIP has come near (ViT-bigG: 1280): more is a typo that fills memory.
+MAX_DIM = 8192
+workers_count = int_in(1, MAX_WORKERS)
+port_number = int_in(0, 65535)
+seed_value = int_in(0, 2**32 - 1)  # what NumPy's generators take
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     try:
@@ -54,6 +81,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def watch_interval(text: str) -> float:
+    """argparse type: seconds between two looks at a folder, more than 0 and at most a day."""
+    value = positive_float(text)
+    if value > 86_400:
+        raise argparse.ArgumentTypeError(f"must be at most 86400 s (a day), got {text}")
+    return value
+
+
 def non_negative_float(text: str) -> float:
     """argparse type: a finite number >= 0."""
     try:
@@ -63,6 +98,24 @@ def non_negative_float(text: str) -> float:
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
+
+
+def output_file(text: str) -> str:
+    """argparse type: a file this command can write when its work is done, checked before
+    the work starts (a folder in the way, a parent that is a file or not writable)."""
+    if text == "-":
+        return text
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: {parent} is not writable")
+    return text
 
 
 def write_json(path: str, data: object) -> None:

@@ -6,9 +6,12 @@ import argparse
 from typing import Any
 
 from clipsearch.cli.common import (
+    positive_float,
     positive_int,
     progress,
+    seed_value,
     show_progress,
+    workers_count,
 )
 
 
@@ -16,8 +19,8 @@ def _add_synth_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", type=positive_int, default=12, help="number of classes (1-12)")
     p.add_argument("--groups", type=positive_int, default=25, help="groups per class (1-25)")
     p.add_argument("--clips", type=positive_int, default=4, help="clips per group")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=positive_int, default=None, help="processes (default: CPUs)")
+    p.add_argument("--seed", type=seed_value, default=0)
+    p.add_argument("--workers", type=workers_count, default=None, help="processes (default: CPUs)")
     p.add_argument(
         "--moments-per-class",
         type=int,
@@ -118,5 +121,5 @@ def add_data(sub: Any, common: argparse.ArgumentParser) -> None:
     d.add_argument("--videos-archive", metavar="FILE", help="use this UCF101.rar / .zip")
     d.add_argument("--splits-archive", metavar="FILE", help="use this split-files ZIP")
     d.add_argument("--keep-archives", action="store_true", help="keep downloaded archives")
-    d.add_argument("--timeout", type=float, default=60.0, help="network timeout, seconds")
+    d.add_argument("--timeout", type=positive_float, default=60.0, help="network timeout, seconds")
     d.set_defaults(func=cmd_data_ucf101)

@@ -14,10 +14,11 @@ from clipsearch.cli.common import (
     add_vision_dtype_arg,
     add_window_args,
     emit_json,
-    positive_int,
+    output_file,
     progress,
     show_progress,
     window_plan,
+    workers_count,
     write_json,
 )
 from clipsearch.errors import InvalidInput
@@ -31,6 +32,11 @@ def _test_clips(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     clips = collection.split(args.split, "test") if collection.is_ucf else collection.clips
     if not clips:
         raise InvalidInput(f"split {args.split} of {args.data} has no test clips")
+    if not any(c.label for c in clips):
+        raise InvalidInput(
+            f"{args.data} has no clips of a class to score: it needs videos in class "
+            "folders (<class>/<video>, or the UCF101 layout)"
+        )
     return collection, clips
 
 
@@ -251,9 +257,12 @@ def add_eval(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="MODEL2",
         help="also evaluate this checkpoint on the same clips and print both side by side",
     )
-    p.add_argument("--json", metavar="OUT", help="write metrics JSON here ('-' for stdout)")
+    p.add_argument(
+        "--json", type=output_file, metavar="OUT", help="write metrics JSON here ('-' for stdout)"
+    )
     p.add_argument(
         "--metrics",
+        type=output_file,
         metavar="JSON",
         help="also write the headline figures, without per-class tables (DVC metrics)",
     )
@@ -286,7 +295,7 @@ def add_parity(sub: Any, common: argparse.ArgumentParser) -> None:
         help="with --tower vision: a moments folder for the moment figures "
         "(default: DATA/moments when it holds moments.jsonl)",
     )
-    p.add_argument("--json", metavar="OUT", help="write the report as JSON")
+    p.add_argument("--json", type=output_file, metavar="OUT", help="write the report as JSON")
     add_onnx_cache_arg(p)
     p.set_defaults(func=cmd_parity)
 
@@ -299,8 +308,10 @@ def add_eval_moments(sub: Any, common: argparse.ArgumentParser) -> None:
         "--data", required=True, help="folder with moments.jsonl (SynthUCF: ROOT/moments)"
     )
     add_model_arg(p)
-    p.add_argument("--workers", type=positive_int, default=None, help="decode processes")
-    p.add_argument("--json", metavar="OUT", help="write metrics JSON here ('-' for stdout)")
+    p.add_argument("--workers", type=workers_count, default=None, help="decode processes")
+    p.add_argument(
+        "--json", type=output_file, metavar="OUT", help="write metrics JSON here ('-' for stdout)"
+    )
     add_window_args(p)
     add_text_dtype_arg(p)
     add_vision_dtype_arg(p)
@@ -325,8 +336,13 @@ def add_calibrate(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fpr", type=float, default=0.01, help="share of irrelevant results let through"
     )
-    p.add_argument("--out", metavar="JSON", help="write here instead of into the model folder")
-    p.add_argument("--workers", type=positive_int, default=None, help="decode processes")
+    p.add_argument(
+        "--out",
+        type=output_file,
+        metavar="JSON",
+        help="write here instead of into the model folder",
+    )
+    p.add_argument("--workers", type=workers_count, default=None, help="decode processes")
     add_window_args(p)
     add_text_dtype_arg(p)
     add_vision_dtype_arg(p)

@@ -20,13 +20,15 @@ from clipsearch.cli.common import (
     announce,
     env,
     non_negative_float,
-    positive_float,
+    output_file,
     positive_int,
     progress,
     show_progress,
     stop_on_signals,
     store_settings,
+    watch_interval,
     window_plan,
+    workers_count,
     write_json,
 )
 from clipsearch.errors import InvalidInput
@@ -150,6 +152,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
         device=args.device,
     )
     store = open_store(store_settings(args))
+    try:  # a store of another model is refused now, not at every poll
+        store.ensure_collection(encoder.dim)
+    except BaseException:
+        store.close()
+        raise
     if not args.quiet:
         logging.getLogger("clipsearch.changes").setLevel(logging.INFO)
     print(
@@ -191,7 +198,7 @@ def _add_ingest_args(p: argparse.ArgumentParser) -> None:
         "http://0.0.0.0:PORT/metrics while it runs (default: off)",
     )
     p.add_argument("--batch", type=positive_int, default=16, help="clips per embed/upsert batch")
-    p.add_argument("--workers", type=positive_int, default=None, help="decode processes")
+    p.add_argument("--workers", type=workers_count, default=None, help="decode processes")
     p.add_argument("--reembed", action="store_true", help="embed again clips already up to date")
     p.add_argument(
         "--prune",
@@ -217,10 +224,12 @@ def _add_ingest_args(p: argparse.ArgumentParser) -> None:
         help="only share I (0-based) of N, split by clip id: N workers fill one store "
         "without overlap (e.g. a Kubernetes Indexed Job: --shard $JOB_COMPLETION_INDEX/N)",
     )
-    p.add_argument("--report", metavar="JSON", help="write the ingest report as JSON")
+    p.add_argument(
+        "--report", type=output_file, metavar="JSON", help="write the ingest report as JSON"
+    )
     p.add_argument(
         "--max-video-s",
-        type=float,
+        type=non_negative_float,
         default=DEFAULT_MAX_VIDEO_S,
         help="skip videos longer than this (default %(default)g s; 0: no limit)",
     )
@@ -270,7 +279,7 @@ def add_watch(sub: Any, common: argparse.ArgumentParser) -> None:
     _add_ingest_args(p)
     p.add_argument(
         "--interval",
-        type=positive_float,
+        type=watch_interval,
         default=DEFAULT_WATCH_INTERVAL_S,
         metavar="S",
         help="seconds between two looks at the folder (default %(default)g)",

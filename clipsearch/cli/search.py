@@ -46,9 +46,16 @@ def _read_image(path: str) -> Any:
 
     try:
         with Image.open(path) as img:
+            img.thumbnail((1024, 1024))  # the model sees ~224 px
             return np.array(img.convert("RGB"))
     except UnidentifiedImageError:
         raise InvalidInput(f"{path} is not an image PIL can read") from None
+    except Image.DecompressionBombError as exc:  # a huge picture, or a file made to look like one
+        raise InvalidInput(f"{path}: {exc}") from None
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise  # the file itself: missing, unreadable (main says so)
+        raise InvalidInput(f"{path} cannot be read as an image ({exc})") from None  # truncated
 
 
 def cmd_store_stats(args: argparse.Namespace) -> int:

@@ -16,9 +16,11 @@ from clipsearch.cli.common import (
     add_store_args,
     add_text_dtype_arg,
     env,
+    int_in,
+    port_number,
     positive_float,
-    positive_int,
     store_settings,
+    workers_count,
 )
 from clipsearch.errors import InvalidInput
 from clipsearch.settings import (
@@ -68,12 +70,12 @@ def add_serve(sub: Any, common: argparse.ArgumentParser) -> None:
     add_store_args(p)
     p.add_argument("--media-dir", default=env("CLIPSEARCH_MEDIA_DIR", DEFAULT_MEDIA))
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=port_number, default=8000)
     p.add_argument(
-        "--workers", type=positive_int, default=None, help="default: 1 (Edge), 4 (server)"
+        "--workers", type=workers_count, default=None, help="default: 1 (Edge), 4 (server)"
     )
-    p.add_argument("--threads", type=positive_int, default=None, help="threads per worker")
-    p.add_argument("--torch-threads", type=positive_int, default=None)
+    p.add_argument("--threads", type=int_in(1, 256), default=None, help="threads per worker")
+    p.add_argument("--torch-threads", type=workers_count, default=None)
     p.add_argument(
         "--watch",
         metavar="FOLDER",

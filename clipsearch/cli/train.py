@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from clipsearch.cli.common import (
+    output_file,
     positive_int,
+    seed_value,
     show_progress,
     write_json,
 )
@@ -106,10 +108,13 @@ def add_train(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=positive_int, default=None, help="stop after N steps")
     p.add_argument("--batch-size", type=positive_int, default=None)
     p.add_argument("--split", type=int, default=None, choices=(1, 2, 3))
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=seed_value, default=None)
     p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="decoded-frame cache directory")
     p.add_argument(
-        "--metrics", metavar="JSON", help="also write the headline figures here (DVC metrics)"
+        "--metrics",
+        type=output_file,
+        metavar="JSON",
+        help="also write the headline figures here (DVC metrics)",
     )
     p.set_defaults(func=cmd_train)
 
@@ -124,7 +129,7 @@ def add_model(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     m.add_argument("--arch", required=True, help="vit-b-32, vit-b-16, vit-l-14 or tiny")
     m.add_argument("--out", required=True, help="new directory for the checkpoint")
-    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--seed", type=seed_value, default=0)
     m.add_argument(
         "--vocab",
         metavar="BPE_GZ",

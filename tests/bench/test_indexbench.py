@@ -212,6 +212,8 @@ def test_parse_int_list() -> None:
         ["--sizes", "1000", "--oversampling", "0.5"],
         ["--sizes", "1000", "--search-threads", "-1"],
         ["--sizes", "none", "--no-store"],
+        ["--sizes", "none", "--store", "no/such/store"],  # nothing measured: nothing written
+        ["--sizes", "20000000"],
     ],
 )
 def test_cli_bad_input_exits_2(

@@ -329,3 +329,62 @@ def test_search_warns_when_the_store_was_filled_by_another_model(
     err = capsys.readouterr().err
     assert code == 0 and err.startswith("clipsearch: warning: the store holds clips embedded")
     assert "tiny-random" in err
+
+
+# flag -> a value that once ran (a million decode processes took a machine's memory) or
+# ended in a traceback, for the command that takes it
+OUT_OF_RANGE = [
+    (["ingest", "{folder}", "--model", "{model}", "--workers", "1000000"], "must be 1..64"),
+    (["ingest", "{folder}", "--model", "{model}", "--max-video-s", "-1"], "finite number >= 0"),
+    (["ingest", "{folder}", "--model", "{model}", "--max-video-s", "nan"], "finite number >= 0"),
+    (["watch", "{folder}", "--model", "{model}", "--interval", "1e308"], "at most 86400 s"),
+    (["serve", "--model", "{model}", "--port", "70000"], "must be 0..65535"),
+    (["train", "--data", "{folder}", "--out", "{tmp}/m", "--seed", "-1"], "must be 0..4294"),
+    (["model", "init", "--out", "{tmp}/m", "--seed", "99999999999999999999"], "must be 0..4294"),
+    (["data", "ucf101", "--out", "{tmp}/u", "--timeout", "-1"], "finite number >= 0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"), OUT_OF_RANGE, ids=[" ".join(a[:1] + a[-2:]) for a, _ in OUT_OF_RANGE]
+)
+def test_values_out_of_range_are_usage_errors(
+    argv: list[str],
+    says: str,
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "videos").mkdir()
+    filled = [
+        a.format(folder=tmp_path / "videos", model=tiny_model_dir, tmp=tmp_path) for a in argv
+    ]
+    with pytest.raises(SystemExit) as info:
+        main(filled)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(
+    tiny_synth: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a-file").write_text("in the way")
+    argv = ingest_argv(tiny_synth, tiny_model_dir, tmp_path, "--limit", "2")
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--report", str(tmp_path / "a-file" / "report.json")])
+    assert info.value.code == 2
+    assert "a-file is not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # nothing was ingested
+
+
+def test_eval_of_a_folder_without_classes_says_so(
+    tiny_synth: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "unlabelled"
+    folder.mkdir()
+    for clip in sorted((tiny_synth / "UCF-101").glob("*/*.avi"))[:2]:
+        shutil.copy(clip, folder / clip.name)
+    for command in (["eval"], ["parity"]):
+        assert main([*command, "--data", str(folder), "--model", str(tiny_model_dir)]) == 2
+        assert "no clips of a class to score" in capsys.readouterr().err

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +312,13 @@ def test_search_by_image(
     base = ["search", "--model", str(tiny_model_dir), "--store", str(store)]
     assert "is not an image" in fails(capsys, [*base, "--image", str(junk)])
     fails(capsys, [*base, "--image", str(tmp_path / "missing.png")], code=1)
+    bomb = tmp_path / "bomb.png"  # a header that says 20000x20000: PIL refuses to decode it
+    Image.new("RGB", (1, 1)).save(bomb)
+    data = bytearray(bomb.read_bytes())
+    data[16:24] = struct.pack(">II", 20_000, 20_000)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    bomb.write_bytes(bytes(data))
+    assert "decompression bomb" in fails(capsys, [*base, "--image", str(bomb)])
 
 
 def test_search_then(

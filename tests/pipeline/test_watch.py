@@ -309,3 +309,23 @@ def test_a_folder_that_cannot_be_read_is_waited_for_and_said_again_when_it_recur
     waiting = [n for n in notes if n.endswith("cannot be read (Permission denied); waiting for it")]
     assert len(waiting) == 2, notes  # when it began, and when it began again
     assert sum(n.endswith("can be read again") for n in notes) == 1, notes
+
+
+def test_a_store_of_another_model_is_refused_before_the_first_poll(
+    tiny_synth: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from clipsearch.store.edge import QdrantEdgeStore
+
+    folder, store, media = tmp_path / "videos", tmp_path / "store", tmp_path / "media"
+    make_folder(tiny_synth, folder, 1)
+    with QdrantEdgeStore(store) as other:
+        other.ensure_collection(7)  # no model here makes vectors of 7
+    done = subprocess.run(
+        watch_argv(folder, tiny_model_dir, store, media),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("clipsearch: error: store ")
+    assert "Traceback" not in done.stderr
