@@ -478,12 +478,13 @@ def _scan_packets(
             if packet.size == 0:
                 continue
             count += 1
-            if packet.pts is None or tb is None:
+            ts = packet.pts if packet.pts is not None else packet.dts
+            if ts is None or tb is None:
                 continue
             step = packet.duration * tb if packet.duration else 1.0 / fps
             if packet.dts is not None:
                 joins.see(packet.dts * tb, step)
-            t = joins.shift + packet.pts * tb + step
+            t = joins.shift + ts * tb + step
             end = t if end is None else max(end, t)
             if stop_after_s is not None and origin is not None and end - origin > stop_after_s:
                 break
