@@ -186,7 +186,7 @@ def validate_query(query: object, limits: SearchLimits) -> str:
     return text
 
 
-_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
+_INTEGER = re.compile(r"\s*[+-]?[0-9]{1,18}\s*")
 
 
 def _int_arg(value: object, name: str, code: str) -> int:

@@ -39,10 +39,13 @@ _EPS = 1e-6  # window times are rounded to the millisecond or finer
 
 
 def words(text: str) -> str:
-    """``text`` with each run of white space and of characters that do not show (controls,
-    zero-width spaces and other format characters) made one space, none at the ends."""
+    """``text`` with each run of white space and control characters made one space, none
+    at the ends; empty when nothing in it shows (only zero-width and other format
+    characters, which are kept inside words: soft hyphens, joiners)."""
     if not (text.isascii() and text.isprintable()):
-        text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
+        text = "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)
+        if all(c.isspace() or unicodedata.category(c) == "Cf" for c in text):
+            return ""
     return " ".join(text.split())
 
 

@@ -29,8 +29,9 @@ Design (see :func:`sample_frames`):
   else the first frame), so the first frame of an ordinary file is at 0.0.
   Frames with no pts get ``previous time + 1/fps``. Times never run backwards: a
   timestamp earlier than the one before (files joined with ``cat``, a glitch in a
-  recording) and, in formats whose timestamps may break (MPEG-TS, MPEG-PS), a leap of
-  more than 10 s either way, go on one frame after the time before, as ``ffmpeg`` does.
+  recording) and, in formats whose timestamps may break (FFmpeg's ``AVFMT_TS_DISCONT``:
+  MPEG-TS, MPEG-PS, Ogg), a leap of more than 10 s either way, go on one frame after the
+  time before, as ``ffmpeg`` does.
 - A truncated file that still yields frames is sampled over its decodable part
   (``duration_s`` is then the decodable duration) with a warning in the log;
   a file with no decodable video frame raises :class:`VideoDecodeError`.
@@ -91,7 +92,7 @@ _OPEN_ERRORS: tuple[type[BaseException], ...] = (*AV_ERRORS, ValueError)
 _MAX_BAD_PACKETS = 50
 # A frame starting this close after a sample time is the one showing at it (float noise).
 _TIME_EPS = 1e-6
-# FFmpeg's AVFMT_TS_DISCONT: a format whose timestamps may break (MPEG-TS and MPEG-PS:
+# FFmpeg's AVFMT_TS_DISCONT: a format whose timestamps may break (MPEG-TS, MPEG-PS and Ogg:
 # broadcast recordings, files joined with cat), where a leap of more than _MAX_LEAP_S
 # either way is a break, not a gap in the picture (ffmpeg's -dts_delta_threshold).
 _TS_DISCONT = 0x0200
@@ -328,7 +329,7 @@ class StreamTiming:
     n_frames: int  # frame count from the headers (0: unknown)
     fps: float
     container_s: float | None  # the container's duration (audio and start offsets count)
-    may_break: bool = False  # timestamps may break (MPEG-TS, MPEG-PS): the span may be wrong
+    may_break: bool = False  # timestamps may break (MPEG-TS, -PS, Ogg): the span may be wrong
 
     @property
     def length_s(self) -> float | None:
@@ -431,14 +432,17 @@ def shown_as_decoded(path: str | Path) -> bool:
 
 def decoded_as_before(path: str | Path) -> bool:
     """True when decoder 2 took the frames this one takes from ``path``: the stream FFmpeg
-    picks is the main one, and its decode timestamps never break (demuxing only)."""
+    picks is the main one and, in a format whose timestamps may break, its decode
+    timestamps never do (demuxing only)."""
     container, stream = open_video(path)
     try:
         videos = [s for s in container.streams.video if not s.disposition & _NOT_VIDEO]
         best = container.streams.best("video")
         if stream.index != (best if best in videos else videos[0]).index:
             return False
-        joins = Continuity(leaps=timestamps_break(container))
+        if not timestamps_break(container):
+            return True  # elsewhere a break is rare enough not to read every file for it
+        joins = Continuity(leaps=True)
         tb = stream.time_base
         for packet in container.demux(stream):
             if packet.size and packet.dts is not None and tb is not None:
@@ -525,7 +529,7 @@ def decode_frames(
 
 
 def timestamps_break(container: av.container.InputContainer) -> bool:
-    """Whether ``container``'s format lets timestamps break (MPEG-TS, MPEG-PS)."""
+    """Whether ``container``'s format lets timestamps break (MPEG-TS, MPEG-PS, Ogg)."""
     return bool(container.format.flags & _TS_DISCONT)
 
 
@@ -638,11 +642,13 @@ def sample_frames(
     def too_long(length: float | None) -> bool:
         return max_duration_s is not None and length is not None and length > max_duration_s
 
+    over = ""
     if too_long(estimate) and timing.may_break:  # its last timestamp may lie: read them all
         estimate = scanned_length(path, stop_after_s=max_duration_s) or estimate
+        over = "over "  # the scan stops at the limit
     if too_long(estimate):
         raise VideoDecodeError(
-            path, f"longer than the {max_duration_s:g}-s limit ({estimate:.0f} s)"
+            path, f"longer than the {max_duration_s:g}-s limit ({over}{estimate:.0f} s)"
         )
     container, stream = open_video(path)
     try:

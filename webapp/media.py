@@ -75,6 +75,7 @@ def _send(path: Path, mimetype: str) -> Response:
             request.environ["HTTP_RANGE"] = "bytes=0-"
     response = send_file(path, mimetype=mimetype, conditional=True, max_age=MAX_AGE_S)
     if response.status_code == 412:
+        response.close()  # the file send_file opened
         response.response, response.content_length = [], 0
     return response
 

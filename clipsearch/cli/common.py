@@ -37,7 +37,7 @@ EXIT_INTERRUPTED = 130
 
 # Processes or threads a command may be asked for: more is a slip of the keyboard (each
 # decode process holds frames; a million of them took a machine's memory), not a machine.
-MAX_WORKERS = 64
+MAX_WORKERS = max(64, 2 * (os.cpu_count() or 1))
 
 
 def int_in(low: int, high: int) -> Callable[[str], int]:
@@ -106,15 +106,22 @@ def output_file(text: str) -> str:
     if text == "-":
         return text
     path = Path(text)
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise argparse.ArgumentTypeError(f"cannot write {text}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK):
-        raise argparse.ArgumentTypeError(f"cannot write {text}: {parent} is not writable")
+    try:
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
+        if path.exists():
+            if not os.access(path, os.W_OK):
+                raise argparse.ArgumentTypeError(f"cannot write {text}: it is read-only")
+            return text
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise argparse.ArgumentTypeError(f"cannot write {text}: {parent} is not a folder")
+        if not os.access(parent, os.W_OK):
+            raise argparse.ArgumentTypeError(f"cannot write {text}: {parent} is not writable")
+    except OSError as exc:  # a parent that cannot be looked into
+        raise argparse.ArgumentTypeError(f"cannot write {text}: {exc.strerror or exc}") from None
     return text
 
 

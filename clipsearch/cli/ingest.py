@@ -152,7 +152,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         device=args.device,
     )
     store = open_store(store_settings(args))
-    try:  # a store of another model is refused now, not at every poll
+    try:  # a store of another vector size is refused now, not at every poll
         store.ensure_collection(encoder.dim)
     except BaseException:
         store.close()

@@ -606,7 +606,7 @@ class _Run:
             for item in batch:
                 w = work[item.index]
                 if isinstance(item, FailedClip):  # a file changed meanwhile is taken later
-                    changed = w.stamp.changed(w.clip.source)
+                    changed = w.stamp.changed(w.clip.source) and w.clip.source.exists()
                     _skip(report, w.clip, STILL_WRITTEN if changed else item.error.reason)
                     continue
                 if w.stamp.changed(w.clip.source):  # read while it was being written

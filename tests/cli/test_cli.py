@@ -334,7 +334,7 @@ def test_search_warns_when_the_store_was_filled_by_another_model(
 # flag -> a value that once ran (a million decode processes took a machine's memory) or
 # ended in a traceback, for the command that takes it
 OUT_OF_RANGE = [
-    (["ingest", "{folder}", "--model", "{model}", "--workers", "1000000"], "must be 1..64"),
+    (["ingest", "{folder}", "--model", "{model}", "--workers", "1000000"], "must be 1.."),
     (["ingest", "{folder}", "--model", "{model}", "--max-video-s", "-1"], "finite number >= 0"),
     (["ingest", "{folder}", "--model", "{model}", "--max-video-s", "nan"], "finite number >= 0"),
     (["watch", "{folder}", "--model", "{model}", "--interval", "1e308"], "at most 86400 s"),

@@ -532,3 +532,12 @@ def test_search_page_single_step_and_errors(client: FlaskClient) -> None:
     assert bad.status_code == 400
     page = html.unescape(bad.get_data(as_text=True))
     assert "Can't search that" in page and "empty step" in page
+
+
+def test_words_keep_what_shows_and_drop_what_does_not() -> None:
+    from clipsearch.sequence import words
+
+    assert words("  ball\tbouncing \x00 fast ") == "ball bouncing fast"
+    assert words("foot\u00adball") == "foot\u00adball"  # a soft hyphen stays in its word
+    assert words("\U0001f469\u200d\U0001f4bb coding") == "\U0001f469\u200d\U0001f4bb coding"
+    assert words("\u200b\u200b") == "" and words("\x00\u200b\ufeff ") == ""

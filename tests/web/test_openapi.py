@@ -483,6 +483,7 @@ CASES = [
     _get("get-k-text", SEARCH, 400, {"q": "ball", "k": "abc"}, code="invalid_k"),
     _get("get-k-zero", SEARCH, 400, {"q": "ball", "k": 0}, code="invalid_k"),
     _get("get-k-underscore", SEARCH, 400, {"q": "ball", "k": "1_0"}, code="invalid_k"),
+    _get("get-k-5000-digits", SEARCH, 400, {"q": "ball", "k": "9" * 5000}, code="invalid_k"),
     _get("get-k-other-digits", SEARCH, 400, {"q": "ball", "k": "\u0665"}, code="invalid_k"),
     _get("get-k-big", SEARCH, 400, {"q": "ball", "limit": MAX_K + 1}, code="invalid_k"),
     _get("get-offset-neg", SEARCH, 400, {"q": "ball", "offset": -1}, code="invalid_offset"),
