@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import runpy
 import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -68,14 +67,18 @@ def test_run_refuses_several_workers_on_an_edge_store(tmp_path: Path) -> None:
     assert not (tmp_path / "store").exists()
 
 
+@pytest.fixture(autouse=True)
+def scratch_metrics_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """on_starting prepares the workers' metrics directory: a scratch one per test."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+
+
 def load_conf(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
     names = ("CLIPSEARCH_QDRANT_URL", "QDRANT_URL", "CLIPSEARCH_STORE", "CLIPSEARCH_BIND")
     for name in (*names, "CLIPSEARCH_WATCH"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    # on_starting prepares the workers' metrics directory: a scratch one, forgotten after
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="clipsearch-test-"))
     return runpy.run_path(str(CONF))
 
 
