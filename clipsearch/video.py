@@ -236,10 +236,18 @@ def _main_video_stream(
     videos = [s for s in container.streams.video if not s.disposition & _NOT_VIDEO]
     if not videos:
         return None
-    best = container.streams.best("video")
-    best = best if best in videos else videos[0]
+    best = _ffmpeg_pick(container, videos)
     most = max(videos, key=_frame_count)
     return most if _frame_count(most) > 2 * _frame_count(best) else best
+
+
+def _ffmpeg_pick(
+    container: av.container.InputContainer, videos: list[av.video.stream.VideoStream]
+) -> av.video.stream.VideoStream:
+    """FFmpeg's best video stream among ``videos`` (those that are not pictures), else
+    the first of them: what decoder 2 took for the video."""
+    best = container.streams.best("video")
+    return best if best in videos else videos[0]
 
 
 def _frame_count(stream: av.video.stream.VideoStream) -> int:
@@ -437,8 +445,7 @@ def decoded_as_before(path: str | Path) -> bool:
     container, stream = open_video(path)
     try:
         videos = [s for s in container.streams.video if not s.disposition & _NOT_VIDEO]
-        best = container.streams.best("video")
-        if stream.index != (best if best in videos else videos[0]).index:
+        if stream.index != _ffmpeg_pick(container, videos).index:
             return False
         if not timestamps_break(container):
             return True  # elsewhere a break is rare enough not to read every file for it

@@ -115,6 +115,7 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
     from clipsearch.bench.ingest import UCF101_MEAN_S, bench_ingest
     from clipsearch.data.collection import load_collection
     from clipsearch.model import load_model
+    from clipsearch.pipeline.embed import check_pooled_frames
 
     collection = load_collection(args.data)
     if not collection.clips:
@@ -127,12 +128,7 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
         device=args.device,
     )
     if args.frames:
-        head = encoder.temporal
-        if head is not None and args.frames > head.max_frames:
-            raise InvalidInput(
-                f"--frames {args.frames}: this model's temporal head pools at most "
-                f"{head.max_frames} frames"
-            )
+        check_pooled_frames(encoder, args.frames, "clips (--frames)")
         encoder.video = replace(encoder.video, num_frames=args.frames)
     plan = window_plan(args) if args.windows else None
     result = bench_ingest(

@@ -122,11 +122,15 @@ def embed_clips(
 
 def check_window_frames(encoder: ClipEncoder, plan: WindowPlan) -> None:
     """The model's temporal head can pool a window of ``plan.frames`` frames."""
+    check_pooled_frames(encoder, plan.frames, "windows")
+
+
+def check_pooled_frames(encoder: ClipEncoder, frames: int, what: str) -> None:
+    """The model's temporal head can pool ``frames`` frames (of each of ``what``)."""
     head = encoder.temporal
-    if head is not None and plan.frames > head.max_frames:
+    if head is not None and frames > head.max_frames:
         raise InvalidInput(
-            f"windows of {plan.frames} frames: this model's temporal head pools at most "
-            f"{head.max_frames}"
+            f"{what} of {frames} frames: this model's temporal head pools at most {head.max_frames}"
         )
 
 

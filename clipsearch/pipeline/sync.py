@@ -288,16 +288,12 @@ def _legacy_ok(work: Work, stored: dict[str, Any]) -> bool:
     change and this decoder changes nothing for it: decoder 1 (no ``decoder``) neither
     turned, deinterlaced nor took the main stream; decoder 2 took a still stored first
     and let times run backwards."""
-    if "decoder" in stored:
-        unchanged = stored.get("content_hash") == work.content_hash
-    else:
-        unchanged = work.stamp.matches(stored)
     try:
-        return (
-            unchanged
-            and ("decoder" in stored or shown_as_decoded(work.clip.source))
-            and decoded_as_before(work.clip.source)
-        )
+        if "decoder" in stored:
+            alike = stored.get("content_hash") == work.content_hash
+        else:
+            alike = work.stamp.matches(stored) and shown_as_decoded(work.clip.source)
+        return alike and decoded_as_before(work.clip.source)
     except VideoDecodeError:
         return False
 
